@@ -1,0 +1,142 @@
+// StripeReceiver: chunks from many legs, in any order, written out in
+// sequence order with bounded memory.
+//
+// Contract
+// - Single-threaded: every method is called from the owner's thread. Not
+//   thread-safe. Time is passed in as `now_us`.
+// - Set-up (constructor) validates the config (throws std::invalid_argument)
+//   and allocates the reorder window once: window_chunks x max_chunk_bytes,
+//   independent of the number of legs. Nothing allocates or throws after.
+// - leg_input() consumes bytes a leg delivered and returns how many it took.
+//   Fewer than offered means back-pressure: the chunk that comes next on
+//   this leg is beyond the reorder window (or its slot is still being filled
+//   by another leg); the owner must leave the rest in the TCP receive buffer
+//   (so TCP closes its window) and offer it again later, after
+//   output_consumed() or poll(). leg_blocked() tells which legs wait.
+// - output() is the next run of in-order bytes for stdout; the owner writes
+//   what it can and reports output_consumed(n). Slow output holds chunk
+//   buffers, which fills the window, which stops reading legs: back-pressure
+//   all the way to the senders' TCP windows.
+// - A chunk is exposed by output() only after its CRC32C verified (native)
+//   or its viamillipede checksum verified in order (compat). Duplicates are
+//   dropped (and acknowledged again so the sender frees them).
+// - Native: acks, resend requests, hello replies and the end acknowledgement
+//   are written by poll() to the legs. DONE is emitted when the end record's
+//   chunk count, length and CRC64 matched and all output was consumed;
+//   FAILED with a message otherwise.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "millipede/stripe/leg_io.h"
+#include "millipede/stripe/wire.h"
+
+namespace millipede::stripe {
+
+struct ReceiverConfig {
+    Codec codec = Codec::NATIVE;
+    uint32_t max_legs = 16;            // leg indices 0..max_legs-1 (owner assigns)
+    uint32_t window_chunks = 16;       // reorder window; memory = window x max_chunk_bytes
+    uint32_t max_chunk_bytes = 1u << 20; // largest chunk accepted (<= 2 MiB)
+    uint64_t session_id = 0;           // native: 0 = adopt the first accepted hello's
+    char checkphrase[4] = {'y', 'o', 'e', 's'};
+};
+
+enum class ReceiverLegState : uint8_t {
+    DOWN,     // no connection
+    HELLO,    // waiting for hello / checkphrase
+    OPEN,     // carrying chunks
+    REFUSING, // refusal queued; CLOSE_LEG follows once it is written
+    CLOSED,   // CLOSE_LEG emitted
+};
+
+struct ReceiverStats {
+    uint64_t bytes_out = 0;        // consumed by output
+    uint64_t bytes_delivered = 0;  // verified, in order
+    uint64_t chunks_delivered = 0;
+    uint64_t duplicates = 0;
+    uint64_t crc_failures = 0;
+    uint64_t stalls = 0;           // leg_input() returned short
+    uint64_t acks_sent = 0;
+    uint64_t legs_refused = 0;
+    uint64_t errors[kErrorCount] = {};
+};
+
+class StripeReceiver {
+  public:
+    explicit StripeReceiver(const ReceiverConfig &cfg);
+    ~StripeReceiver();
+    StripeReceiver(const StripeReceiver &) = delete;
+    StripeReceiver &operator=(const StripeReceiver &) = delete;
+
+    // ---- legs (the owner assigns an index to each accepted connection)
+    void leg_up(uint32_t leg, uint64_t now_us);
+    void leg_down(uint32_t leg, uint64_t now_us);
+    size_t leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t now_us);
+    bool leg_blocked(uint32_t leg) const;
+
+    // ---- output (stdout)
+    std::span<const uint8_t> output() const;
+    void output_consumed(size_t n);
+
+    void poll(uint64_t now_us, LegIo &io);
+    bool next_event(StripeEvent &ev) { return events_.pop(ev); }
+
+    // ---- status
+    SessionState state() const { return state_; }
+    const char *message() const { return message_; }
+    const char *last_leg_message() const { return leg_message_; } // last refused/closed leg
+    ReceiverLegState leg_state(uint32_t leg) const;
+    uint64_t next_seq() const { return next_; }     // every chunk below is delivered
+    uint64_t buffered_bytes() const;                // held in the window
+    size_t window_bytes() const { return static_cast<size_t>(cfg_.window_chunks) * cfg_.max_chunk_bytes; }
+    uint64_t session_id() const { return session_; }
+    const ReceiverStats &stats() const { return stats_; }
+
+  private:
+    struct Slot;
+    struct Leg;
+    void fail(Error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    void close_leg(uint32_t leg, Error e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+    void release_leg(uint32_t leg);
+    bool place_chunk(uint32_t leg); // false: stalled
+    void on_hello(uint32_t leg, const Decoded &d);
+    void on_chunk_end(uint32_t leg, const Decoded &d);
+    void on_end(uint32_t leg, const Decoded &d);
+    void advance();
+    void check_end();
+    void write_leg(uint32_t leg, LegIo &io);
+    bool ctl_append(Leg &l, const uint8_t *p, size_t n);
+
+    ReceiverConfig cfg_;
+    std::unique_ptr<uint8_t[]> pool_;
+    std::vector<Slot> slots_;
+    std::vector<Leg> legs_;
+    std::unique_ptr<uint64_t[]> resend_pool_; // per-leg rings of seqs to ask for again
+    EventQueue events_;
+    SessionState state_ = SessionState::RUNNING;
+    char message_[256] = "running";
+    char leg_message_[256] = "";
+    uint64_t session_ = 0;
+    bool session_known_ = false;
+
+    uint64_t base_ = 0;   // oldest chunk still holding a buffer
+    uint64_t next_ = 0;   // in-order frontier
+    size_t out_off_ = 0;  // bytes of chunk base_ consumed by output
+    uint64_t digest_ = 0;
+    CompatChecksumChain compat_chain_;
+
+    bool end_known_ = false;
+    End end_;
+    uint32_t end_leg_ = 0;
+    enum class Verdict : uint8_t { PENDING, OK, BAD } verdict_ = Verdict::PENDING;
+    EndStatus end_status_ = EndStatus::OK;
+    bool end_ack_written_ = false;
+    ReceiverStats stats_;
+};
+
+} // namespace millipede::stripe

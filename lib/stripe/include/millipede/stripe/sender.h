@@ -1,0 +1,157 @@
+// StripeSender: one pipe cut into chunks and scheduled over many legs.
+//
+// Contract
+// - Single-threaded: every method is called from the owner's thread (the
+//   worker lcore that owns the legs). Not thread-safe. Time is passed in as
+//   `now_us` (any monotonic microsecond clock).
+// - Set-up (constructor) validates the config and throws std::invalid_argument
+//   with a message; it allocates every chunk buffer (max_chunks_in_flight x
+//   chunk_bytes) and per-leg state once. After that nothing allocates and
+//   nothing throws: the data path returns results.
+// - Input: push_input() copies pipe bytes into chunk buffers and returns how
+//   many it took; 0 means back-pressure (all chunk buffers are in flight):
+//   stop reading the pipe until input_space() > 0 again.
+// - Legs are in the user's preference order (index 0 first). poll() fills
+//   leg 0 up to its writable() capacity, then spills to leg 1, and so on.
+//   Chunks lost with a dead leg are re-sent first, on the other live legs.
+// - A chunk buffer is freed only when the receiver acknowledges the chunk
+//   (native codec) or, in viamillipede compat mode (no acks exist there),
+//   when its last byte was handed to a leg.
+// - Dead legs are retried with bounded exponential back-off: poll() emits
+//   CONNECT_LEG; the owner connects and reports leg_up()/leg_connect_failed().
+// - Completion: after finish_input() and every chunk acknowledged the end
+//   record is sent; DONE is emitted only when the receiver confirmed the
+//   stream length and CRC64 (native). In compat mode DONE means the end
+//   header was handed to a leg and confirmed() is false.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "millipede/stripe/leg_io.h"
+#include "millipede/stripe/wire.h"
+
+namespace millipede::stripe {
+
+struct SenderConfig {
+    Codec codec = Codec::NATIVE;
+    uint32_t legs = 1;                    // 1..kMaxLegs, in preference order
+    uint32_t chunk_bytes = 1u << 20;      // 1..2 MiB
+    uint32_t max_chunks_in_flight = 16;   // memory = this x chunk_bytes
+    uint64_t session_id = 1;              // native: identifies this run to the receiver
+    char checkphrase[4] = {'y', 'o', 'e', 's'};
+    uint64_t backoff_initial_us = 100'000;
+    uint64_t backoff_max_us = 10'000'000;
+    uint32_t max_resends = 3;             // CRC32C failures per chunk before giving up
+    uint64_t flush_partial_us = 0;        // seal a partial chunk after this long (0: full/flush/EOF only)
+    uint64_t no_leg_timeout_us = 0;       // fail when no leg is up for this long (0: never)
+    bool compat_checksums = false;        // compat: fill viamillipede's checksum field
+};
+
+enum class SenderLegState : uint8_t {
+    DOWN,       // waiting for its back-off to expire
+    CONNECTING, // CONNECT_LEG emitted, waiting for leg_up()/leg_connect_failed()
+    HELLO,      // connected, hello (or checkphrase) sent, waiting for the reply
+    OPEN,       // carrying chunks
+    CLOSED,     // closed for good (session over)
+};
+
+struct SenderStats {
+    uint64_t bytes_in = 0;
+    uint64_t chunks_sealed = 0;
+    uint64_t chunks_sent = 0;        // first transmissions
+    uint64_t chunks_resent = 0;      // after a dead leg or a CRC failure
+    uint64_t chunks_acked = 0;
+    uint64_t crc_resend_requests = 0;
+    uint64_t leg_deaths = 0;
+    uint64_t connect_attempts = 0;
+    uint64_t connect_failures = 0;
+    uint64_t compat_deaths_unconfirmed = 0; // compat: a leg died after carrying whole chunks
+    uint64_t errors[kErrorCount] = {};
+};
+
+class StripeSender {
+  public:
+    explicit StripeSender(const SenderConfig &cfg);
+    ~StripeSender();
+    StripeSender(const StripeSender &) = delete;
+    StripeSender &operator=(const StripeSender &) = delete;
+
+    // ---- pipe side
+    size_t input_space() const;
+    size_t push_input(const uint8_t *p, size_t n, uint64_t now_us);
+    void flush_input(uint64_t now_us);  // seal the partial chunk now
+    void finish_input(uint64_t now_us); // end of input (EOF)
+
+    // ---- leg side
+    void leg_up(uint32_t leg, uint64_t now_us);             // connection established
+    void leg_connect_failed(uint32_t leg, uint64_t now_us); // connect attempt failed
+    void leg_down(uint32_t leg, uint64_t now_us);           // connection died / was reset
+    // Bytes the receiver sent on `leg` (replies, acks, resend requests).
+    // Always consumes everything (these records are tiny).
+    size_t leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t now_us);
+
+    // Timers, connection requests, and writing to legs.
+    void poll(uint64_t now_us, LegIo &io);
+    bool next_event(StripeEvent &ev) { return events_.pop(ev); }
+    // Earliest time poll() has timer work (UINT64_MAX: none).
+    uint64_t next_wakeup_us() const;
+
+    // ---- status
+    SessionState state() const { return state_; }
+    bool confirmed() const { return confirmed_; } // receiver verified length + digest
+    const char *message() const { return message_; }
+    SenderLegState leg_state(uint32_t leg) const;
+    uint64_t leg_backoff_until(uint32_t leg) const;
+    size_t chunks_in_flight() const; // chunk buffers not free
+    uint64_t bytes_in() const { return stats_.bytes_in; }
+    uint64_t stream_digest() const { return digest_; } // CRC-64/XZ of input so far
+    const SenderStats &stats() const { return stats_; }
+    const SenderConfig &config() const { return cfg_; }
+
+  private:
+    struct Slot;
+    struct Leg;
+    int32_t grab_free_slot();
+    void seal(uint64_t now_us);
+    void fail(Error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    void schedule_retry(Leg &l, uint64_t now_us);
+    void requeue_leg(uint32_t leg);
+    int32_t pick_chunk(const Leg &l);
+    void start_chunk(Leg &l, uint32_t leg, int32_t slot);
+    void write_leg(uint32_t leg, LegIo &io);
+    void on_record(uint32_t leg, const Decoded &d, uint64_t now_us);
+    void free_slot(int32_t s);
+    void maybe_end();
+    void finish(bool confirmed);
+
+    SenderConfig cfg_;
+    std::unique_ptr<uint8_t[]> pool_;
+    std::vector<Slot> slots_;
+    std::vector<Leg> legs_;
+    EventQueue events_;
+    SessionState state_ = SessionState::RUNNING;
+    bool confirmed_ = false;
+    char message_[256] = "running";
+
+    int32_t filling_ = -1;         // slot receiving pipe bytes
+    uint64_t filling_since_ = 0;
+    bool eof_ = false;
+    uint64_t next_seq_ = 0;
+    uint64_t sealed_bytes_ = 0;
+    uint64_t digest_ = 0;
+    uint64_t cum_ack_ = 0;           // native: every chunk < this is held by the receiver
+    uint32_t recv_window_ = UINT32_MAX; // native: receiver's reorder window (chunks)
+    CompatChecksumChain compat_chain_;
+
+    enum class EndState : uint8_t { NOT_YET, QUEUED, ON_LEG, WRITTEN, DONE };
+    EndState end_state_ = EndState::NOT_YET;
+    uint32_t end_leg_ = 0;
+    bool started_ = false;
+    uint64_t last_open_us_ = 0;
+    SenderStats stats_;
+};
+
+} // namespace millipede::stripe

@@ -1,0 +1,554 @@
+// StripeReceiver: hello handling, the reorder window, in-order delivery,
+// acknowledgements, CRC resend requests and end-of-stream verification.
+// Design notes: docs/wire.md section 6.
+#include "millipede/stripe/receiver.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace millipede::stripe {
+
+struct StripeReceiver::Slot {
+    enum class St : uint8_t { FREE, RECEIVING, HELD };
+    uint8_t *buf = nullptr;
+    uint32_t len = 0;
+    uint32_t filled = 0;
+    uint64_t seq = 0;
+    uint64_t offset = 0;
+    uint64_t compat_sum = 0;
+    St st = St::FREE;
+    uint32_t leg = 0;
+};
+
+struct StripeReceiver::Leg {
+    Leg(Codec c, uint32_t max_chunk) : dec(c, Direction::FROM_SENDER, max_chunk) {}
+    ReceiverLegState st = ReceiverLegState::DOWN;
+    Decoder dec;
+    bool have_pending = false; // chunk header parsed, not yet given a slot
+    ChunkHeader pending;
+    uint64_t pending_sum = 0;
+    int32_t slot = -1;
+    bool discard = false;      // payload of a duplicate: drop it
+    bool ack_pending = false;
+    uint8_t ctl[128] = {};
+    uint32_t ctl_len = 0;
+    uint32_t ctl_off = 0;
+    bool ctl_has_end_ack = false;
+    uint64_t *ring = nullptr;  // resend requests (seq) for chunks that came on this leg
+    uint32_t ring_head = 0, ring_count = 0, ring_cap = 0;
+    uint32_t ring_crc[2] = {}; // last pair of CRCs, for the record's diagnostics
+};
+
+namespace {
+void printable_phrase(const char *in, char out[5]) {
+    for (int i = 0; i < 4; i++) out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : '?';
+    out[4] = 0;
+}
+} // namespace
+
+StripeReceiver::StripeReceiver(const ReceiverConfig &cfg)
+    : cfg_(cfg), events_(static_cast<size_t>(cfg.max_legs) * 2 + 8) {
+    if (cfg.max_legs == 0 || cfg.max_legs > kMaxLegs)
+        throw std::invalid_argument("stripe receiver: max_legs must be 1.." + std::to_string(kMaxLegs));
+    if (cfg.window_chunks == 0 || cfg.window_chunks > 65536)
+        throw std::invalid_argument("stripe receiver: window_chunks must be 1..65536");
+    uint32_t ceiling = cfg.codec == Codec::NATIVE ? kMaxChunkBytes : kCompatMaxChunkBytes;
+    if (cfg.max_chunk_bytes == 0 || cfg.max_chunk_bytes > ceiling)
+        throw std::invalid_argument("stripe receiver: max_chunk_bytes must be 1.." + std::to_string(ceiling));
+    pool_.reset(new uint8_t[static_cast<size_t>(cfg.window_chunks) * cfg.max_chunk_bytes]);
+    slots_.resize(cfg.window_chunks);
+    for (size_t i = 0; i < slots_.size(); i++)
+        slots_[i].buf = pool_.get() + i * static_cast<size_t>(cfg.max_chunk_bytes);
+    uint32_t ring_cap = 2 * cfg.window_chunks;
+    resend_pool_.reset(new uint64_t[static_cast<size_t>(ring_cap) * cfg.max_legs]);
+    legs_.reserve(cfg.max_legs);
+    for (uint32_t i = 0; i < cfg.max_legs; i++) {
+        legs_.emplace_back(cfg.codec, cfg.max_chunk_bytes);
+        legs_[i].ring = resend_pool_.get() + static_cast<size_t>(i) * ring_cap;
+        legs_[i].ring_cap = ring_cap;
+    }
+    session_ = cfg.session_id;
+    session_known_ = cfg.session_id != 0;
+}
+
+StripeReceiver::~StripeReceiver() = default;
+
+void StripeReceiver::fail(Error e, const char *fmt, ...) {
+    if (state_ != SessionState::RUNNING) return;
+    state_ = SessionState::FAILED;
+    stats_.errors[static_cast<unsigned>(e)]++;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message_, sizeof message_, fmt, ap);
+    va_end(ap);
+    events_.push({EventType::FAILED, 0, e});
+}
+
+void StripeReceiver::close_leg(uint32_t leg, Error e, const char *fmt, ...) {
+    Leg &l = legs_[leg];
+    stats_.errors[static_cast<unsigned>(e)]++;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(leg_message_, sizeof leg_message_, fmt, ap);
+    va_end(ap);
+    release_leg(leg);
+    if (l.st == ReceiverLegState::CLOSED) return;
+    l.st = ReceiverLegState::CLOSED;
+    events_.push({EventType::CLOSE_LEG, leg, e});
+}
+
+void StripeReceiver::release_leg(uint32_t leg) {
+    Leg &l = legs_[leg];
+    if (l.slot >= 0) {
+        Slot &s = slots_[l.slot];
+        if (s.st == Slot::St::RECEIVING && s.leg == leg) s.st = Slot::St::FREE;
+        l.slot = -1;
+    }
+    l.have_pending = false;
+    l.discard = false;
+    l.ack_pending = false;
+    l.ring_count = 0;
+}
+
+ReceiverLegState StripeReceiver::leg_state(uint32_t leg) const {
+    return leg < legs_.size() ? legs_[leg].st : ReceiverLegState::CLOSED;
+}
+
+bool StripeReceiver::leg_blocked(uint32_t leg) const {
+    return leg < legs_.size() && legs_[leg].have_pending;
+}
+
+uint64_t StripeReceiver::buffered_bytes() const {
+    uint64_t b = 0;
+    for (const auto &s : slots_)
+        if (s.st != Slot::St::FREE) b += s.filled;
+    return b;
+}
+
+void StripeReceiver::leg_up(uint32_t leg, uint64_t) {
+    if (leg >= legs_.size()) return;
+    Leg &l = legs_[leg];
+    release_leg(leg);
+    l.dec.reset();
+    l.dec.set_max_chunk_bytes(cfg_.max_chunk_bytes);
+    l.ctl_len = l.ctl_off = 0;
+    l.ctl_has_end_ack = false;
+    l.st = ReceiverLegState::HELLO;
+}
+
+void StripeReceiver::leg_down(uint32_t leg, uint64_t) {
+    if (leg >= legs_.size()) return;
+    Leg &l = legs_[leg];
+    release_leg(leg);
+    l.ctl_len = l.ctl_off = 0;
+    l.ctl_has_end_ack = false; // the sender re-sends its end record on another leg
+    l.st = ReceiverLegState::DOWN;
+}
+
+bool StripeReceiver::ctl_append(Leg &l, const uint8_t *p, size_t n) {
+    if (l.ctl_off == l.ctl_len) l.ctl_off = l.ctl_len = 0;
+    if (l.ctl_off > 0 && l.ctl_len + n > sizeof l.ctl) {
+        std::memmove(l.ctl, l.ctl + l.ctl_off, l.ctl_len - l.ctl_off);
+        l.ctl_len -= l.ctl_off;
+        l.ctl_off = 0;
+    }
+    if (l.ctl_len + n > sizeof l.ctl) return false;
+    std::memcpy(l.ctl + l.ctl_len, p, n);
+    l.ctl_len += static_cast<uint32_t>(n);
+    return true;
+}
+
+// ------------------------------------------------------------------ input
+
+size_t StripeReceiver::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t) {
+    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return n;
+    Leg &l = legs_[leg];
+    if (l.st != ReceiverLegState::HELLO && l.st != ReceiverLegState::OPEN) return n;
+    if (l.have_pending && !place_chunk(leg)) {
+        stats_.stalls++;
+        return 0;
+    }
+    size_t used = 0;
+    Decoded d;
+    while (state_ == SessionState::RUNNING &&
+           (l.st == ReceiverLegState::HELLO || l.st == ReceiverLegState::OPEN)) {
+        used += l.dec.feed(p + used, n - used, d);
+        switch (d.kind) {
+        case EventKind::NEED_MORE:
+            return used;
+        case EventKind::ERROR:
+            close_leg(leg, d.error, "leg %u: protocol error from the sender: %s (%s; value 0x%llx)", leg,
+                      error_name(d.error), error_description(d.error),
+                      static_cast<unsigned long long>(d.bad_value));
+            return n;
+        case EventKind::HELLO:
+        case EventKind::HELLO_VERSION:
+        case EventKind::COMPAT_PHRASE:
+            on_hello(leg, d);
+            break;
+        case EventKind::CHUNK_HEADER:
+            l.pending = d.chunk;
+            l.pending_sum = d.compat_checksum;
+            l.have_pending = true;
+            if (!place_chunk(leg)) {
+                stats_.stalls++;
+                return used;
+            }
+            break;
+        case EventKind::CHUNK_DATA:
+            if (l.slot >= 0) {
+                Slot &s = slots_[l.slot];
+                std::memcpy(s.buf + s.filled, d.data, d.data_len); // decoder bounds data_len by s.len
+                s.filled += static_cast<uint32_t>(d.data_len);
+            }
+            break;
+        case EventKind::CHUNK_END:
+            on_chunk_end(leg, d);
+            break;
+        case EventKind::END:
+            on_end(leg, d);
+            break;
+        default:
+            close_leg(leg, Error::UNEXPECTED_RECORD, "leg %u: unexpected record from the sender", leg);
+            return n;
+        }
+    }
+    return l.st == ReceiverLegState::HELLO || l.st == ReceiverLegState::OPEN ? used : n;
+}
+
+void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
+    Leg &l = legs_[leg];
+    if (d.kind == EventKind::COMPAT_PHRASE) {
+        if (std::memcmp(d.phrase, cfg_.checkphrase, 4) != 0) {
+            char got[5], want[5];
+            printable_phrase(d.phrase, got);
+            printable_phrase(cfg_.checkphrase, want);
+            stats_.legs_refused++;
+            close_leg(leg, Error::CHECKPHRASE_MISMATCH,
+                      "leg %u: checkphrase mismatch: the sender said \"%s\", this receiver expects \"%s\"",
+                      leg, got, want);
+            return;
+        }
+        static const uint8_t ok[2] = {'o', 'k'};
+        ctl_append(l, ok, 2);
+        l.st = ReceiverLegState::OPEN;
+        return;
+    }
+    HelloReply r;
+    r.version = kVersion;
+    r.hello_version = d.hello.version;
+    r.features = 0;
+    r.window_chunks = 0;
+    Error e = Error::NONE;
+    if (d.kind == EventKind::HELLO_VERSION) {
+        r.status = HelloStatus::VERSION_MISMATCH;
+        e = Error::VERSION_MISMATCH;
+        snprintf(leg_message_, sizeof leg_message_,
+                 "leg %u refused: version mismatch: the sender speaks millipede wire v%u, this "
+                 "receiver speaks v%u",
+                 leg, d.hello.version, kVersion);
+    } else if (std::memcmp(d.hello.checkphrase, cfg_.checkphrase, 4) != 0) {
+        char got[5], want[5];
+        printable_phrase(d.hello.checkphrase, got);
+        printable_phrase(cfg_.checkphrase, want);
+        r.status = HelloStatus::CHECKPHRASE_MISMATCH;
+        e = Error::CHECKPHRASE_MISMATCH;
+        snprintf(leg_message_, sizeof leg_message_,
+                 "leg %u refused: checkphrase mismatch: the sender said \"%s\", this receiver expects \"%s\"",
+                 leg, got, want);
+    } else if (session_known_ && d.hello.session_id != session_) {
+        r.status = HelloStatus::SESSION_MISMATCH;
+        e = Error::SESSION_MISMATCH;
+        snprintf(leg_message_, sizeof leg_message_,
+                 "leg %u refused: session mismatch: it belongs to session 0x%llx, this receiver serves 0x%llx",
+                 leg, static_cast<unsigned long long>(d.hello.session_id),
+                 static_cast<unsigned long long>(session_));
+    } else if (!(d.hello.features & kFeatureCrc32c)) {
+        r.status = HelloStatus::MISSING_FEATURE;
+        e = Error::MISSING_FEATURE;
+        snprintf(leg_message_, sizeof leg_message_, "leg %u refused: the sender does not send CRC32C", leg);
+    } else if (d.hello.chunk_bytes > cfg_.max_chunk_bytes) {
+        r.status = HelloStatus::BAD_HELLO;
+        e = Error::OVERSIZE_CHUNK;
+        snprintf(leg_message_, sizeof leg_message_,
+                 "leg %u refused: the sender's chunks of %u bytes exceed this receiver's limit of %u",
+                 leg, d.hello.chunk_bytes, cfg_.max_chunk_bytes);
+    }
+    uint8_t buf[kHelloReplySize];
+    if (e != Error::NONE) {
+        stats_.errors[static_cast<unsigned>(e)]++;
+        stats_.legs_refused++;
+        release_leg(leg);
+        l.ctl_len = l.ctl_off = 0;
+        ctl_append(l, buf, encode_hello_reply(buf, r));
+        l.st = ReceiverLegState::REFUSING;
+        return;
+    }
+    session_ = d.hello.session_id;
+    session_known_ = true;
+    r.status = HelloStatus::ACCEPT;
+    r.features = d.hello.features & kFeaturesV1;
+    r.window_chunks = cfg_.window_chunks;
+    ctl_append(l, buf, encode_hello_reply(buf, r));
+    l.st = ReceiverLegState::OPEN;
+}
+
+bool StripeReceiver::place_chunk(uint32_t leg) {
+    Leg &l = legs_[leg];
+    const ChunkHeader &c = l.pending;
+    uint64_t s = c.seq;
+    if (end_known_ && s >= end_.chunks) {
+        fail(Error::SEQ_OUT_OF_RANGE, "chunk %llu arrived on leg %u but the end record says %llu chunks",
+             static_cast<unsigned long long>(s), leg, static_cast<unsigned long long>(end_.chunks));
+        return true;
+    }
+    const uint64_t w = cfg_.window_chunks;
+    Slot *sl = (s >= next_ && s - base_ < w) ? &slots_[s % w] : nullptr;
+    if (s < next_ || (sl && sl->st == Slot::St::HELD)) {
+        // Already delivered or held: a re-send that raced the original.
+        stats_.duplicates++;
+        l.discard = true;
+        l.have_pending = false;
+        return true;
+    }
+    if (!sl || sl->st == Slot::St::RECEIVING) return false; // beyond the window, or another leg fills it
+    sl->st = Slot::St::RECEIVING;
+    sl->leg = leg;
+    sl->seq = s;
+    sl->len = c.length;
+    sl->filled = 0;
+    sl->offset = c.offset;
+    sl->compat_sum = l.pending_sum;
+    l.slot = static_cast<int32_t>(s % w);
+    l.discard = false;
+    l.have_pending = false;
+    return true;
+}
+
+void StripeReceiver::on_chunk_end(uint32_t leg, const Decoded &d) {
+    Leg &l = legs_[leg];
+    l.ack_pending = true;
+    if (l.discard || l.slot < 0) {
+        l.discard = false;
+        return;
+    }
+    Slot &s = slots_[l.slot];
+    l.slot = -1;
+    if (!d.crc_ok) {
+        // Never delivered: free the slot and ask for it again on the leg it
+        // came on (if that leg dies the sender re-sends it anyway).
+        s.st = Slot::St::FREE;
+        stats_.crc_failures++;
+        stats_.errors[static_cast<unsigned>(Error::CRC_MISMATCH)]++;
+        snprintf(leg_message_, sizeof leg_message_,
+                 "chunk %llu (leg %u) failed CRC32C: header 0x%08x, computed 0x%08x; asked for it again",
+                 static_cast<unsigned long long>(s.seq), leg, l.pending.crc32c, d.crc_computed);
+        if (l.ring_count == l.ring_cap) {
+            close_leg(leg, Error::CRC_MISMATCH, "leg %u: too many CRC32C failures queued", leg);
+            return;
+        }
+        l.ring[(l.ring_head + l.ring_count) % l.ring_cap] = s.seq;
+        l.ring_count++;
+        l.ring_crc[0] = l.pending.crc32c;
+        l.ring_crc[1] = d.crc_computed;
+        return;
+    }
+    s.st = Slot::St::HELD;
+    advance();
+}
+
+void StripeReceiver::on_end(uint32_t leg, const Decoded &d) {
+    if (end_known_ && (d.end.chunks != end_.chunks || d.end.bytes != end_.bytes || d.end.digest != end_.digest)) {
+        fail(Error::END_COUNT_MISMATCH, "two different end records (leg %u)", leg);
+        return;
+    }
+    end_ = d.end;
+    end_known_ = true;
+    end_leg_ = leg;
+    if (verdict_ != Verdict::PENDING && cfg_.codec == Codec::NATIVE) {
+        // A repeated end record (its first leg died): answer on this leg.
+        EndAck a{end_status_, next_, stats_.bytes_delivered, digest_};
+        uint8_t buf[kEndAckSize];
+        if (ctl_append(legs_[leg], buf, encode_end_ack(buf, a))) legs_[leg].ctl_has_end_ack = true;
+        return;
+    }
+    check_end();
+}
+
+void StripeReceiver::advance() {
+    const uint64_t w = cfg_.window_chunks;
+    while (state_ == SessionState::RUNNING) {
+        Slot &s = slots_[next_ % w];
+        if (s.st != Slot::St::HELD || s.seq != next_) break;
+        if (cfg_.codec == Codec::NATIVE && s.offset != stats_.bytes_delivered) {
+            fail(Error::OFFSET_MISMATCH, "chunk %llu claims stream offset %llu but %llu bytes precede it",
+                 static_cast<unsigned long long>(s.seq), static_cast<unsigned long long>(s.offset),
+                 static_cast<unsigned long long>(stats_.bytes_delivered));
+            return;
+        }
+        if (cfg_.codec == Codec::VIAMILLIPEDE && !compat_chain_.verify(s.seq, s.buf, s.len, s.compat_sum)) {
+            fail(Error::COMPAT_CHECKSUM,
+                 "viamillipede chunk %llu (stream bytes %llu..) failed its checksum 0x%llx; viamillipede's "
+                 "protocol cannot ask for it again",
+                 static_cast<unsigned long long>(s.seq),
+                 static_cast<unsigned long long>(stats_.bytes_delivered),
+                 static_cast<unsigned long long>(s.compat_sum));
+            return;
+        }
+        digest_ = crc64(s.buf, s.len, digest_);
+        stats_.bytes_delivered += s.len;
+        stats_.chunks_delivered++;
+        next_++;
+    }
+    output_consumed(0); // releases chunks with nothing left to write (empty compat chunks)
+    check_end();
+}
+
+void StripeReceiver::check_end() {
+    if (!end_known_ || verdict_ != Verdict::PENDING || state_ != SessionState::RUNNING) return;
+    if (next_ < end_.chunks) return;
+    if (cfg_.codec == Codec::VIAMILLIPEDE) {
+        verdict_ = next_ == end_.chunks ? Verdict::OK : Verdict::BAD;
+        if (verdict_ == Verdict::BAD)
+            fail(Error::END_COUNT_MISMATCH, "viamillipede end header says %llu chunks, %llu were received",
+                 static_cast<unsigned long long>(end_.chunks), static_cast<unsigned long long>(next_));
+        return;
+    }
+    EndStatus st = EndStatus::OK;
+    if (next_ != end_.chunks)
+        st = EndStatus::COUNT_MISMATCH;
+    else if (stats_.bytes_delivered != end_.bytes)
+        st = EndStatus::LENGTH_MISMATCH;
+    else if (digest_ != end_.digest)
+        st = EndStatus::DIGEST_MISMATCH;
+    end_status_ = st;
+    verdict_ = st == EndStatus::OK ? Verdict::OK : Verdict::BAD;
+    EndAck a{st, next_, stats_.bytes_delivered, digest_};
+    uint8_t buf[kEndAckSize];
+    Leg &l = legs_[end_leg_];
+    if (ctl_append(l, buf, encode_end_ack(buf, a))) l.ctl_has_end_ack = true;
+    const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+    switch (st) {
+    case EndStatus::OK:
+        break;
+    case EndStatus::COUNT_MISMATCH:
+        fail(Error::END_COUNT_MISMATCH, "end record: the sender sent %llu chunks, %llu were received",
+             u(end_.chunks), u(next_));
+        break;
+    case EndStatus::LENGTH_MISMATCH:
+        fail(Error::END_LENGTH_MISMATCH,
+             "end record: stream length mismatch: the sender sent %llu bytes, %llu were received; the "
+             "output is incomplete",
+             u(end_.bytes), u(stats_.bytes_delivered));
+        break;
+    case EndStatus::DIGEST_MISMATCH:
+        fail(Error::END_DIGEST_MISMATCH,
+             "end record: CRC64 digest mismatch over %llu bytes: the sender's is 0x%016llx, the received "
+             "data's is 0x%016llx; the output is corrupt",
+             u(end_.bytes), u(end_.digest), u(digest_));
+        break;
+    }
+}
+
+// ----------------------------------------------------------------- output
+
+std::span<const uint8_t> StripeReceiver::output() const {
+    if (base_ >= next_) return {};
+    const Slot &s = slots_[base_ % cfg_.window_chunks];
+    return {s.buf + out_off_, s.len - out_off_};
+}
+
+void StripeReceiver::output_consumed(size_t n) {
+    out_off_ += n;
+    stats_.bytes_out += n;
+    while (base_ < next_) {
+        Slot &s = slots_[base_ % cfg_.window_chunks];
+        if (out_off_ < s.len) break;
+        out_off_ -= s.len;
+        s.st = Slot::St::FREE;
+        s.filled = 0;
+        base_++;
+    }
+}
+
+// ------------------------------------------------------------------ legs
+
+void StripeReceiver::write_leg(uint32_t leg, LegIo &io) {
+    Leg &l = legs_[leg];
+    for (;;) {
+        if (l.ctl_off < l.ctl_len) {
+            size_t w = io.writable(leg);
+            if (w == 0) return;
+            size_t ask = std::min<size_t>(w, l.ctl_len - l.ctl_off);
+            size_t k = io.write(leg, l.ctl + l.ctl_off, ask);
+            l.ctl_off += static_cast<uint32_t>(k);
+            if (k < ask) return;
+            if (l.ctl_off < l.ctl_len) continue;
+            l.ctl_off = l.ctl_len = 0;
+            if (l.ctl_has_end_ack) {
+                l.ctl_has_end_ack = false;
+                end_ack_written_ = true;
+            }
+            if (l.st == ReceiverLegState::REFUSING) {
+                l.st = ReceiverLegState::CLOSED;
+                events_.push({EventType::CLOSE_LEG, leg, Error::HELLO_REFUSED});
+                return;
+            }
+        }
+        if (l.st != ReceiverLegState::OPEN || state_ != SessionState::RUNNING) return;
+        bool added = false;
+        while (l.ring_count > 0) {
+            Resend r;
+            r.seq = l.ring[l.ring_head];
+            r.crc_header = l.ring_crc[0];
+            r.crc_computed = l.ring_crc[1];
+            uint8_t buf[kResendSize];
+            if (!ctl_append(l, buf, encode_resend(buf, r))) break;
+            l.ring_head = (l.ring_head + 1) % l.ring_cap;
+            l.ring_count--;
+            added = true;
+        }
+        if (l.ack_pending && cfg_.codec == Codec::NATIVE) {
+            Ack a;
+            a.cumulative = next_;
+            const uint64_t w = cfg_.window_chunks;
+            for (uint64_t i = 0; i < 64; i++) {
+                uint64_t s = next_ + 1 + i;
+                if (s - base_ >= w) break;
+                const Slot &sl = slots_[s % w];
+                if (sl.st == Slot::St::HELD && sl.seq == s) a.bitmap |= 1ull << i;
+            }
+            uint8_t buf[kAckSize];
+            if (ctl_append(l, buf, encode_ack(buf, a))) {
+                l.ack_pending = false;
+                stats_.acks_sent++;
+                added = true;
+            }
+        } else {
+            l.ack_pending = false; // viamillipede has no acks
+        }
+        if (!added) return;
+    }
+}
+
+void StripeReceiver::poll(uint64_t, LegIo &io) {
+    for (uint32_t i = 0; i < legs_.size(); i++) {
+        ReceiverLegState st = legs_[i].st;
+        if (st == ReceiverLegState::HELLO || st == ReceiverLegState::OPEN || st == ReceiverLegState::REFUSING)
+            write_leg(i, io);
+    }
+    if (state_ == SessionState::RUNNING && verdict_ == Verdict::OK && base_ == next_ &&
+        (cfg_.codec == Codec::VIAMILLIPEDE || end_ack_written_)) {
+        state_ = SessionState::DONE;
+        snprintf(message_, sizeof message_, "complete: %llu bytes in %llu chunks%s",
+                 static_cast<unsigned long long>(stats_.bytes_delivered), static_cast<unsigned long long>(next_),
+                 cfg_.codec == Codec::NATIVE ? ", length and CRC64 verified" : " (viamillipede: not verifiable)");
+        events_.push({EventType::DONE, 0, Error::NONE});
+    }
+}
+
+} // namespace millipede::stripe

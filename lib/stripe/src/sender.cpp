@@ -1,0 +1,582 @@
+// StripeSender: chunking, preference-order scheduling with spill-over,
+// acknowledgement tracking, dead-leg re-queue and reconnect back-off.
+// Design notes: docs/wire.md section 5.
+#include "millipede/stripe/sender.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace millipede::stripe {
+
+struct StripeSender::Slot {
+    enum class St : uint8_t { FREE, FILLING, QUEUED, RESEND, SENDING, SENT };
+    uint8_t *buf = nullptr;
+    uint32_t len = 0;
+    uint64_t seq = 0;
+    uint64_t offset = 0;
+    uint32_t crc = 0;
+    uint64_t compat_sum = 0;
+    St st = St::FREE;
+    uint32_t leg = 0;
+    uint32_t resends = 0;
+    bool ever_sent = false;
+    bool acked_while_sending = false; // the ack overtook a re-send in progress
+};
+
+struct StripeSender::Leg {
+    explicit Leg(Codec c) : dec(c, Direction::FROM_RECEIVER) {}
+    SenderLegState st = SenderLegState::DOWN;
+    uint32_t failures = 0;
+    uint64_t next_attempt = 0;
+    Decoder dec;
+    uint8_t ctl[64] = {};
+    uint32_t ctl_len = 0;
+    uint32_t ctl_off = 0;
+    int32_t cur = -1;           // slot being written
+    uint8_t hdr[kMaxRecordHeader] = {};
+    uint32_t hdr_len = 0;
+    uint64_t cur_off = 0;       // bytes of header+payload written
+    bool fresh = true;          // no chunk bytes written since the hello
+};
+
+StripeSender::StripeSender(const SenderConfig &cfg)
+    : cfg_(cfg), events_(static_cast<size_t>(cfg.legs) * 2 + 8) {
+    if (cfg.legs == 0 || cfg.legs > kMaxLegs)
+        throw std::invalid_argument("stripe sender: legs must be 1.." + std::to_string(kMaxLegs));
+    uint32_t ceiling = cfg.codec == Codec::NATIVE ? kMaxChunkBytes : kCompatMaxChunkBytes;
+    if (cfg.chunk_bytes == 0 || cfg.chunk_bytes > ceiling)
+        throw std::invalid_argument("stripe sender: chunk_bytes must be 1.." + std::to_string(ceiling));
+    if (cfg.max_chunks_in_flight == 0 || cfg.max_chunks_in_flight > 65536)
+        throw std::invalid_argument("stripe sender: max_chunks_in_flight must be 1..65536");
+    if (cfg.backoff_initial_us == 0 || cfg.backoff_max_us < cfg.backoff_initial_us)
+        throw std::invalid_argument("stripe sender: need 0 < backoff_initial_us <= backoff_max_us");
+    size_t total = static_cast<size_t>(cfg.chunk_bytes) * cfg.max_chunks_in_flight;
+    pool_.reset(new uint8_t[total]);
+    slots_.resize(cfg.max_chunks_in_flight);
+    for (size_t i = 0; i < slots_.size(); i++) slots_[i].buf = pool_.get() + i * cfg.chunk_bytes;
+    legs_.reserve(cfg.legs);
+    for (uint32_t i = 0; i < cfg.legs; i++) legs_.emplace_back(cfg.codec);
+}
+
+StripeSender::~StripeSender() = default;
+
+void StripeSender::fail(Error e, const char *fmt, ...) {
+    if (state_ != SessionState::RUNNING) return;
+    state_ = SessionState::FAILED;
+    stats_.errors[static_cast<unsigned>(e)]++;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message_, sizeof message_, fmt, ap);
+    va_end(ap);
+    for (auto &l : legs_) l.st = SenderLegState::CLOSED;
+    events_.push({EventType::FAILED, 0, e});
+}
+
+void StripeSender::finish(bool confirmed) {
+    state_ = SessionState::DONE;
+    confirmed_ = confirmed;
+    snprintf(message_, sizeof message_,
+             "complete: %llu bytes in %llu chunks, CRC64 0x%016llx, %s",
+             static_cast<unsigned long long>(sealed_bytes_),
+             static_cast<unsigned long long>(next_seq_), static_cast<unsigned long long>(digest_),
+             confirmed ? "verified by the receiver"
+                       : "handed to the legs (viamillipede mode has no confirmation)");
+    for (auto &l : legs_) l.st = SenderLegState::CLOSED;
+    events_.push({EventType::DONE, 0, Error::NONE});
+}
+
+// ------------------------------------------------------------------ input
+
+size_t StripeSender::input_space() const {
+    if (eof_ || state_ != SessionState::RUNNING) return 0;
+    size_t room = filling_ >= 0 ? cfg_.chunk_bytes - slots_[filling_].len : 0;
+    for (const auto &s : slots_)
+        if (s.st == Slot::St::FREE) room += cfg_.chunk_bytes;
+    return room;
+}
+
+int32_t StripeSender::grab_free_slot() {
+    for (size_t i = 0; i < slots_.size(); i++)
+        if (slots_[i].st == Slot::St::FREE) return static_cast<int32_t>(i);
+    return -1;
+}
+
+size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
+    if (eof_ || state_ != SessionState::RUNNING) return 0;
+    size_t used = 0;
+    while (used < n) {
+        if (filling_ < 0) {
+            filling_ = grab_free_slot();
+            if (filling_ < 0) break; // back-pressure: every buffer is in flight
+            Slot &s = slots_[filling_];
+            s.st = Slot::St::FILLING;
+            s.len = 0;
+            filling_since_ = now_us;
+        }
+        Slot &s = slots_[filling_];
+        size_t k = std::min<size_t>(n - used, cfg_.chunk_bytes - s.len);
+        std::memcpy(s.buf + s.len, p + used, k);
+        s.len += static_cast<uint32_t>(k);
+        used += k;
+        if (s.len == cfg_.chunk_bytes) seal(now_us);
+    }
+    stats_.bytes_in += used;
+    return used;
+}
+
+void StripeSender::seal(uint64_t) {
+    if (filling_ < 0) return;
+    Slot &s = slots_[filling_];
+    filling_ = -1;
+    if (s.len == 0) {
+        s.st = Slot::St::FREE;
+        return;
+    }
+    s.seq = next_seq_++;
+    s.offset = sealed_bytes_;
+    sealed_bytes_ += s.len;
+    s.crc = crc32c(s.buf, s.len);
+    digest_ = crc64(s.buf, s.len, digest_);
+    s.compat_sum = cfg_.compat_checksums ? compat_chain_.next(s.seq, s.buf, s.len) : 0;
+    s.st = Slot::St::QUEUED;
+    s.resends = 0;
+    s.ever_sent = false;
+    s.acked_while_sending = false;
+    stats_.chunks_sealed++;
+}
+
+void StripeSender::flush_input(uint64_t now_us) { seal(now_us); }
+
+void StripeSender::finish_input(uint64_t now_us) {
+    seal(now_us);
+    eof_ = true;
+    maybe_end();
+}
+
+// ------------------------------------------------------------------- legs
+
+SenderLegState StripeSender::leg_state(uint32_t leg) const {
+    return leg < legs_.size() ? legs_[leg].st : SenderLegState::CLOSED;
+}
+
+uint64_t StripeSender::leg_backoff_until(uint32_t leg) const {
+    return leg < legs_.size() ? legs_[leg].next_attempt : 0;
+}
+
+size_t StripeSender::chunks_in_flight() const {
+    size_t n = 0;
+    for (const auto &s : slots_)
+        if (s.st != Slot::St::FREE) n++;
+    return n;
+}
+
+void StripeSender::schedule_retry(Leg &l, uint64_t now_us) {
+    uint64_t delay = cfg_.backoff_initial_us;
+    for (uint32_t k = 0; k < l.failures && delay < cfg_.backoff_max_us; k++) delay *= 2;
+    l.st = SenderLegState::DOWN;
+    l.next_attempt = now_us + std::min(delay, cfg_.backoff_max_us);
+}
+
+void StripeSender::free_slot(int32_t i) {
+    Slot &s = slots_[i];
+    s.st = Slot::St::FREE;
+    s.len = 0;
+    s.acked_while_sending = false;
+}
+
+void StripeSender::requeue_leg(uint32_t leg) {
+    for (size_t i = 0; i < slots_.size(); i++) {
+        Slot &s = slots_[i];
+        if (s.leg != leg) continue;
+        if (s.st == Slot::St::SENDING || s.st == Slot::St::SENT) {
+            if (s.acked_while_sending)
+                free_slot(static_cast<int32_t>(i));
+            else
+                s.st = Slot::St::RESEND;
+        }
+    }
+    legs_[leg].cur = -1;
+}
+
+void StripeSender::leg_up(uint32_t leg, uint64_t) {
+    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return;
+    Leg &l = legs_[leg];
+    if (l.st == SenderLegState::HELLO || l.st == SenderLegState::OPEN || l.st == SenderLegState::CLOSED)
+        return;
+    l.st = SenderLegState::HELLO;
+    l.dec.reset();
+    l.cur = -1;
+    l.fresh = true;
+    l.ctl_off = 0;
+    if (cfg_.codec == Codec::NATIVE) {
+        Hello h;
+        h.session_id = cfg_.session_id;
+        h.stream_index = leg;
+        h.features = kFeaturesV1;
+        std::memcpy(h.checkphrase, cfg_.checkphrase, 4);
+        h.chunk_bytes = cfg_.chunk_bytes;
+        l.ctl_len = static_cast<uint32_t>(encode_hello(l.ctl, h));
+    } else {
+        std::memcpy(l.ctl, cfg_.checkphrase, 4);
+        l.ctl_len = kCompatPhraseSize;
+    }
+}
+
+void StripeSender::leg_connect_failed(uint32_t leg, uint64_t now_us) {
+    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return;
+    Leg &l = legs_[leg];
+    if (l.st != SenderLegState::CONNECTING && l.st != SenderLegState::DOWN) return;
+    l.failures++;
+    stats_.connect_failures++;
+    schedule_retry(l, now_us);
+}
+
+void StripeSender::leg_down(uint32_t leg, uint64_t now_us) {
+    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return;
+    Leg &l = legs_[leg];
+    switch (l.st) {
+    case SenderLegState::CLOSED:
+    case SenderLegState::DOWN:
+        return;
+    case SenderLegState::CONNECTING:
+        leg_connect_failed(leg, now_us);
+        return;
+    case SenderLegState::HELLO:
+        l.failures++; // never got as far as carrying data: back off harder
+        break;
+    case SenderLegState::OPEN:
+        l.failures = 0;
+        break;
+    }
+    stats_.leg_deaths++;
+    if (cfg_.codec == Codec::VIAMILLIPEDE && !l.fresh) stats_.compat_deaths_unconfirmed++;
+    requeue_leg(leg);
+    l.ctl_len = l.ctl_off = 0;
+    l.dec.reset();
+    if ((end_state_ == EndState::ON_LEG || end_state_ == EndState::WRITTEN) && end_leg_ == leg)
+        end_state_ = EndState::QUEUED; // the end record is idempotent: send it again elsewhere
+    schedule_retry(l, now_us);
+}
+
+size_t StripeSender::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t now_us) {
+    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return n;
+    Leg &l = legs_[leg];
+    if (l.st != SenderLegState::HELLO && l.st != SenderLegState::OPEN) return n;
+    size_t used = 0;
+    Decoded d;
+    while (state_ == SessionState::RUNNING) {
+        size_t k = l.dec.feed(p + used, n - used, d);
+        used += k;
+        if (d.kind == EventKind::NEED_MORE) break;
+        if (d.kind == EventKind::ERROR) {
+            fail(d.error, "leg %u: protocol error from the receiver: %s (%s; value 0x%llx)", leg,
+                 error_name(d.error), error_description(d.error),
+                 static_cast<unsigned long long>(d.bad_value));
+            break;
+        }
+        on_record(leg, d, now_us);
+    }
+    return n;
+}
+
+void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
+    Leg &l = legs_[leg];
+    switch (d.kind) {
+    case EventKind::HELLO_REPLY: {
+        const HelloReply &r = d.reply;
+        if (r.status == HelloStatus::ACCEPT) {
+            if (!(r.features & kFeatureCrc32c)) {
+                fail(Error::MISSING_FEATURE, "leg %u: the receiver does not check CRC32C on chunks", leg);
+                return;
+            }
+            recv_window_ = std::min(recv_window_, r.window_chunks);
+            l.st = SenderLegState::OPEN;
+            l.failures = 0;
+            return;
+        }
+        switch (r.status) {
+        case HelloStatus::VERSION_MISMATCH:
+            fail(Error::VERSION_MISMATCH,
+                 "leg %u: receiver refused the hello: version mismatch: this sender speaks "
+                 "millipede wire v%u, the receiver speaks v%u (it saw v%u)",
+                 leg, kVersion, r.version, r.hello_version);
+            return;
+        case HelloStatus::CHECKPHRASE_MISMATCH:
+            fail(Error::CHECKPHRASE_MISMATCH,
+                 "leg %u: receiver refused the hello: checkphrase mismatch (we sent \"%.4s\"); "
+                 "start both sides with the same checkphrase",
+                 leg, cfg_.checkphrase);
+            return;
+        case HelloStatus::SESSION_MISMATCH:
+            fail(Error::SESSION_MISMATCH,
+                 "leg %u: receiver refused the hello: it is serving another session (ours is "
+                 "0x%llx); restart the receiver",
+                 leg, static_cast<unsigned long long>(cfg_.session_id));
+            return;
+        case HelloStatus::MISSING_FEATURE:
+            fail(Error::MISSING_FEATURE, "leg %u: receiver refused the hello: missing required feature", leg);
+            return;
+        default:
+            fail(Error::HELLO_REFUSED,
+                 "leg %u: receiver refused the hello: %s (our chunk size %u bytes may exceed its limit)",
+                 leg, hello_status_text(r.status), cfg_.chunk_bytes);
+            return;
+        }
+    }
+    case EventKind::COMPAT_OK:
+        l.st = SenderLegState::OPEN;
+        l.failures = 0;
+        return;
+    case EventKind::ACK: {
+        const Ack &a = d.ack;
+        if (a.cumulative > next_seq_) {
+            fail(Error::SEQ_OUT_OF_RANGE,
+                 "leg %u: receiver acknowledged chunks up to %llu but only %llu were sent", leg,
+                 static_cast<unsigned long long>(a.cumulative), static_cast<unsigned long long>(next_seq_));
+            return;
+        }
+        cum_ack_ = std::max(cum_ack_, a.cumulative);
+        for (size_t i = 0; i < slots_.size(); i++) {
+            Slot &s = slots_[i];
+            if (s.st == Slot::St::FREE || s.st == Slot::St::FILLING || s.st == Slot::St::QUEUED) continue;
+            bool acked = s.seq < cum_ack_;
+            if (!acked && s.seq > a.cumulative && s.seq - a.cumulative - 1 < 64)
+                acked = (a.bitmap >> (s.seq - a.cumulative - 1)) & 1;
+            if (!acked) continue;
+            stats_.chunks_acked++;
+            if (s.st == Slot::St::SENDING)
+                s.acked_while_sending = true;
+            else
+                free_slot(static_cast<int32_t>(i));
+        }
+        maybe_end();
+        return;
+    }
+    case EventKind::RESEND: {
+        stats_.crc_resend_requests++;
+        for (size_t i = 0; i < slots_.size(); i++) {
+            Slot &s = slots_[i];
+            if (s.st != Slot::St::SENT || s.seq != d.resend.seq) continue;
+            if (++s.resends > cfg_.max_resends) {
+                fail(Error::TOO_MANY_RESENDS,
+                     "chunk %llu (stream bytes %llu..%llu) failed CRC32C at the receiver %u times "
+                     "(header 0x%08x, computed 0x%08x); giving up",
+                     static_cast<unsigned long long>(s.seq), static_cast<unsigned long long>(s.offset),
+                     static_cast<unsigned long long>(s.offset + s.len - 1), s.resends,
+                     d.resend.crc_header, d.resend.crc_computed);
+                return;
+            }
+            s.st = Slot::St::RESEND;
+        }
+        return;
+    }
+    case EventKind::END_ACK: {
+        if (end_state_ != EndState::ON_LEG && end_state_ != EndState::WRITTEN) {
+            fail(Error::UNEXPECTED_RECORD, "leg %u: end acknowledgement before the end record", leg);
+            return;
+        }
+        const EndAck &e = d.end_ack;
+        if (e.status == EndStatus::OK && e.chunks == next_seq_ && e.bytes == sealed_bytes_ &&
+            e.digest == digest_) {
+            end_state_ = EndState::DONE;
+            finish(true);
+            return;
+        }
+        fail(Error::END_REFUSED,
+             "receiver could not verify the stream (%s): sent %llu bytes in %llu chunks with "
+             "CRC64 0x%016llx, receiver got %llu bytes in %llu chunks with CRC64 0x%016llx",
+             end_status_text(e.status), static_cast<unsigned long long>(sealed_bytes_),
+             static_cast<unsigned long long>(next_seq_), static_cast<unsigned long long>(digest_),
+             static_cast<unsigned long long>(e.bytes), static_cast<unsigned long long>(e.chunks),
+             static_cast<unsigned long long>(e.digest));
+        return;
+    }
+    default:
+        fail(Error::UNEXPECTED_RECORD, "leg %u: unexpected record from the receiver", leg);
+        return;
+    }
+}
+
+// -------------------------------------------------------------- scheduling
+
+void StripeSender::maybe_end() {
+    if (end_state_ != EndState::NOT_YET || !eof_ || filling_ >= 0) return;
+    for (const auto &s : slots_)
+        if (s.st != Slot::St::FREE) return;
+    end_state_ = EndState::QUEUED;
+}
+
+int32_t StripeSender::pick_chunk(const Leg &l) {
+    int32_t best = -1;
+    // Chunks lost with a dead leg (or failing their CRC) go first. In compat
+    // mode only a fresh connection may carry them: a stock viamillipede
+    // receiver thread that already read a later chunk on this connection
+    // waits for the earlier one forever.
+    if (cfg_.codec == Codec::NATIVE || l.fresh) {
+        for (size_t i = 0; i < slots_.size(); i++)
+            if (slots_[i].st == Slot::St::RESEND && (best < 0 || slots_[i].seq < slots_[best].seq))
+                best = static_cast<int32_t>(i);
+        if (best >= 0) return best;
+    }
+    for (size_t i = 0; i < slots_.size(); i++)
+        if (slots_[i].st == Slot::St::QUEUED && (best < 0 || slots_[i].seq < slots_[best].seq))
+            best = static_cast<int32_t>(i);
+    if (best >= 0 && cfg_.codec == Codec::NATIVE) {
+        // Never run further ahead of the receiver's in-order point than its
+        // reorder window: beyond it the receiver stops reading that leg.
+        uint64_t seq = slots_[best].seq;
+        if (seq >= cum_ack_ && seq - cum_ack_ >= recv_window_) return -1;
+    }
+    return best;
+}
+
+void StripeSender::start_chunk(Leg &l, uint32_t leg, int32_t si) {
+    Slot &s = slots_[si];
+    s.st = Slot::St::SENDING;
+    s.leg = leg;
+    if (s.ever_sent)
+        stats_.chunks_resent++;
+    else
+        stats_.chunks_sent++;
+    if (cfg_.codec == Codec::NATIVE) {
+        ChunkHeader h;
+        h.flags = s.ever_sent ? kChunkFlagResent : 0;
+        h.seq = s.seq;
+        h.offset = s.offset;
+        h.length = s.len;
+        h.crc32c = s.crc;
+        l.hdr_len = static_cast<uint32_t>(encode_chunk_header(l.hdr, h));
+    } else {
+        CompatHeader h;
+        h.chunk_seq = s.seq;
+        h.size = s.len;
+        h.checksum = s.compat_sum;
+        h.opcode = kCompatOpMore;
+        l.hdr_len = static_cast<uint32_t>(encode_compat_header(l.hdr, h));
+    }
+    s.ever_sent = true;
+    l.cur = si;
+    l.cur_off = 0;
+}
+
+void StripeSender::write_leg(uint32_t leg, LegIo &io) {
+    Leg &l = legs_[leg];
+    while (state_ == SessionState::RUNNING) {
+        size_t w = io.writable(leg);
+        if (w == 0) return;
+        if (l.ctl_off < l.ctl_len) {
+            size_t ask = std::min<size_t>(w, l.ctl_len - l.ctl_off);
+            size_t k = io.write(leg, l.ctl + l.ctl_off, ask);
+            l.ctl_off += static_cast<uint32_t>(k);
+            if (l.ctl_off == l.ctl_len) {
+                l.ctl_off = l.ctl_len = 0;
+                if (end_state_ == EndState::ON_LEG && end_leg_ == leg) {
+                    end_state_ = EndState::WRITTEN;
+                    if (cfg_.codec == Codec::VIAMILLIPEDE) {
+                        finish(false);
+                        return;
+                    }
+                }
+            }
+            if (k < ask) return;
+            continue;
+        }
+        if (l.st != SenderLegState::OPEN) return;
+        if (l.cur < 0) {
+            if (end_state_ == EndState::QUEUED) {
+                if (cfg_.codec == Codec::NATIVE) {
+                    End e{next_seq_, sealed_bytes_, digest_};
+                    l.ctl_len = static_cast<uint32_t>(encode_end(l.ctl, e));
+                } else {
+                    CompatHeader h;
+                    h.chunk_seq = next_seq_;
+                    h.size = 0;
+                    h.checksum = 0;
+                    h.opcode = kCompatOpEnd;
+                    l.ctl_len = static_cast<uint32_t>(encode_compat_header(l.ctl, h));
+                }
+                l.ctl_off = 0;
+                end_state_ = EndState::ON_LEG;
+                end_leg_ = leg;
+                continue;
+            }
+            int32_t si = pick_chunk(l);
+            if (si < 0) return;
+            start_chunk(l, leg, si);
+        }
+        Slot &s = slots_[l.cur];
+        size_t ask, k;
+        if (l.cur_off < l.hdr_len) {
+            ask = std::min<size_t>(w, l.hdr_len - l.cur_off);
+            k = io.write(leg, l.hdr + l.cur_off, ask);
+        } else {
+            uint64_t po = l.cur_off - l.hdr_len;
+            ask = std::min<size_t>(w, s.len - po);
+            k = io.write(leg, s.buf + po, ask);
+        }
+        l.cur_off += k;
+        if (l.cur_off == l.hdr_len + s.len) {
+            l.fresh = false;
+            int32_t si = l.cur;
+            l.cur = -1;
+            if (cfg_.codec == Codec::VIAMILLIPEDE || s.acked_while_sending) {
+                if (cfg_.codec == Codec::VIAMILLIPEDE) stats_.chunks_acked++;
+                free_slot(si);
+                maybe_end();
+            } else {
+                s.st = Slot::St::SENT;
+            }
+        }
+        if (k < ask) return;
+    }
+}
+
+void StripeSender::poll(uint64_t now_us, LegIo &io) {
+    if (state_ != SessionState::RUNNING) return;
+    if (!started_) {
+        started_ = true;
+        last_open_us_ = now_us;
+    }
+    bool any_open = false;
+    for (uint32_t i = 0; i < legs_.size(); i++) {
+        Leg &l = legs_[i];
+        if (l.st == SenderLegState::DOWN && now_us >= l.next_attempt) {
+            l.st = SenderLegState::CONNECTING;
+            stats_.connect_attempts++;
+            events_.push({EventType::CONNECT_LEG, i, Error::NONE});
+        }
+        if (l.st == SenderLegState::OPEN) any_open = true;
+    }
+    if (any_open) {
+        last_open_us_ = now_us;
+    } else if (cfg_.no_leg_timeout_us && now_us - last_open_us_ >= cfg_.no_leg_timeout_us) {
+        fail(Error::NO_LIVE_LEG, "no leg has been connected for %llu ms; giving up",
+             static_cast<unsigned long long>((now_us - last_open_us_) / 1000));
+        return;
+    }
+    if (cfg_.flush_partial_us && filling_ >= 0 && slots_[filling_].len > 0 &&
+        now_us - filling_since_ >= cfg_.flush_partial_us)
+        seal(now_us);
+    maybe_end();
+    for (uint32_t i = 0; i < legs_.size() && state_ == SessionState::RUNNING; i++) {
+        SenderLegState st = legs_[i].st;
+        if (st == SenderLegState::HELLO || st == SenderLegState::OPEN) write_leg(i, io);
+    }
+}
+
+uint64_t StripeSender::next_wakeup_us() const {
+    uint64_t t = UINT64_MAX;
+    if (state_ != SessionState::RUNNING) return t;
+    for (const auto &l : legs_)
+        if (l.st == SenderLegState::DOWN) t = std::min(t, l.next_attempt);
+    if (cfg_.flush_partial_us && filling_ >= 0 && slots_[filling_].len > 0)
+        t = std::min(t, filling_since_ + cfg_.flush_partial_us);
+    if (cfg_.no_leg_timeout_us) t = std::min(t, last_open_us_ + cfg_.no_leg_timeout_us);
+    return t;
+}
+
+} // namespace millipede::stripe
