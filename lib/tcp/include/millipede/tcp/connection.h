@@ -1,0 +1,373 @@
+// TCP-lite connection: one RFC 9293 connection state machine.
+//
+// Contract:
+//  - Single-threaded. The caller (one lcore) owns the object; nothing inside is
+//    thread-safe and nothing blocks. No EAL, no wall clock, no threads: time is
+//    the `now_us` argument of every call (monotonic microseconds), randomness
+//    (ISN, timestamp offset) comes from the injected `Random`.
+//  - Transmit is the injected SegmentSink. It is called synchronously from
+//    connect, send, recv (window update), shutdown_write, abort, on_segment,
+//    on_bytes and on_timer — and from nothing else. The sink must not call back
+//    into the connection; payload spans in the Segment point into the send ring
+//    and are valid only during the call (copy or serialize() them).
+//  - Events (Established, PeerFin, and exactly one terminal event: Closed,
+//    Reset or TimedOut with a CloseReason) are queued; drain with poll_event().
+//  - Memory: the send and receive rings are allocated in the constructor
+//    (sizes from Config); afterwards the data path never allocates and never
+//    throws. The constructor throws std::invalid_argument on a bad Config.
+//  - Call on_timer(now) when now >= next_timer_deadline().
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include "millipede/tcp/congestion.h"
+#include "millipede/tcp/segment.h"
+
+namespace millipede::tcp {
+
+enum class Drop : uint8_t {
+#define MILLIPEDE_TCP_DROP(sym, name, desc) sym,
+#include "millipede/tcp/drops.def"
+#undef MILLIPEDE_TCP_DROP
+    COUNT
+};
+inline constexpr size_t kDropCount = static_cast<size_t>(Drop::COUNT);
+const char *drop_name(Drop d);
+const char *drop_description(Drop d);
+
+enum class CloseReason : uint8_t {
+#define MILLIPEDE_TCP_CLOSE(sym, name, desc) sym,
+#include "millipede/tcp/close_reasons.def"
+#undef MILLIPEDE_TCP_CLOSE
+    COUNT
+};
+const char *close_reason_name(CloseReason r);
+
+enum class State : uint8_t {
+    Closed,
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    CloseWait,
+    Closing,
+    LastAck,
+    TimeWait,
+};
+const char *state_name(State s);
+
+enum class EventType : uint8_t {
+    Established, // handshake complete
+    PeerFin,     // in-order FIN: end of the peer's byte stream (EOF after recv drains)
+    Closed,      // terminal: orderly close or local abort (reason NORMAL / ABORTED / FIN_WAIT2_TIMEOUT)
+    Reset,       // terminal: RESET_BY_PEER or REFUSED
+    TimedOut,    // terminal: TIMED_OUT, SYN_TIMED_OUT, KEEPALIVE_TIMEOUT, PERSIST_TIMEOUT
+};
+
+struct Event {
+    EventType type;
+    CloseReason reason = CloseReason::NONE;
+};
+
+using SegmentSink = std::function<void(const Segment &)>;
+using Random = std::function<uint32_t()>;
+
+// Deterministic generator for tests and the simulator (SplitMix64).
+struct SeededRandom {
+    uint64_t state;
+    explicit SeededRandom(uint64_t seed) : state(seed) {}
+    uint32_t operator()() {
+        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return static_cast<uint32_t>((z ^ (z >> 31)) >> 16);
+    }
+};
+
+struct Config {
+    uint32_t send_buffer = 256 * 1024; // send ring bytes
+    uint32_t recv_buffer = 256 * 1024; // receive ring bytes (the largest window we offer)
+    uint16_t mss = 1460;               // our MSS option and our cap on sent payload
+    bool window_scale = true;          // offer RFC 7323 window scale
+    bool sack = true;                  // offer SACK-permitted (RFC 2018)
+    bool timestamps = true;            // offer RFC 7323 timestamps
+    CongestionAlgo cc = CongestionAlgo::NewReno;
+    uint32_t initial_cwnd_segments = 10; // RFC 6928
+    uint64_t rto_initial_us = 1'000'000; // RFC 6298 2.1
+    uint64_t rto_min_us = 200'000;       // RFC 6298 2.4 says 1 s; Linux uses 200 ms
+    uint64_t rto_max_us = 60'000'000;    // RFC 6298 2.5
+    uint32_t max_retransmits = 8;        // consecutive RTOs before TIMED_OUT (RFC 9293 3.8.3 R2)
+    uint32_t syn_retries = 6;
+    uint64_t delayed_ack_us = 40'000;    // 0: ACK every segment at once (RFC 9293 3.8.6.3)
+    bool nagle = false;                  // RFC 9293 3.7.4
+    uint64_t time_wait_us = 1'000'000;   // "2 MSL", short on purpose
+    uint64_t fin_wait2_timeout_us = 60'000'000; // 0: wait forever
+    bool keepalive = false;              // RFC 9293 3.8.4 / RFC 1122 4.2.3.6
+    uint64_t keepalive_idle_us = 7'200'000'000ull;
+    uint64_t keepalive_interval_us = 75'000'000;
+    uint32_t keepalive_probes = 9;
+    uint32_t challenge_ack_limit = 1000; // per second, RFC 5961 7 (0: unlimited)
+    bool checksum_offload = false;       // mark outgoing segments for TX offload
+};
+
+struct Endpoints {
+    IpAddr local_ip, remote_ip;
+    uint16_t local_port = 0, remote_port = 0;
+};
+
+struct Stats {
+    uint64_t bytes_sent = 0;     // payload bytes transmitted, retransmissions included
+    uint64_t bytes_acked = 0;    // payload bytes acknowledged by the peer
+    uint64_t bytes_received = 0; // payload bytes accepted in order
+    uint64_t segments_in = 0;
+    uint64_t segments_out = 0;
+    uint64_t retransmits_timeout = 0; // segments re-sent after RTO
+    uint64_t retransmits_fast = 0;    // segments re-sent by fast retransmit / SACK recovery
+    uint64_t rto_events = 0;
+    uint64_t fast_recoveries = 0;
+    uint64_t out_of_order_segments = 0;
+    uint64_t bad_checksums = 0;
+    uint64_t duplicate_segments = 0;
+    uint64_t challenge_acks = 0;
+    uint64_t zero_window_probes = 0;
+    uint64_t keepalive_probes = 0;
+    uint64_t srtt_us = 0, rttvar_us = 0, rto_us = 0;
+    uint32_t cwnd = 0, ssthresh = 0;
+    uint32_t peer_rwnd = 0; // SND.WND, scaled
+    uint32_t our_rwnd = 0;  // window we would advertise now
+    std::array<uint64_t, kDropCount> drops{};
+};
+
+// Negotiated state a Listener hands to the connection it creates.
+struct PassiveOpen {
+    Endpoints ep;
+    uint32_t iss = 0, irs = 0;
+    Options peer_syn; // options of the peer's SYN
+    uint16_t peer_window = 0;
+    uint32_t ts_offset = 0;
+    uint64_t syn_ack_sent_us = 0;
+};
+
+// Receive/send byte ring of fixed capacity. Internal helper, public because
+// Connection embeds it.
+class ByteRing {
+public:
+    void allocate(size_t capacity);
+    size_t capacity() const { return cap_; }
+    // Copy `src` into the ring at logical offset `off` from the head (wraps).
+    void write_at(size_t off, std::span<const uint8_t> src);
+    // Copy out `dst.size()` bytes starting at logical offset `off`.
+    void read_at(size_t off, std::span<uint8_t> dst) const;
+    // Up to two spans covering [off, off + len).
+    void spans_at(size_t off, size_t len, std::span<const uint8_t> &a, std::span<const uint8_t> &b) const;
+    void advance_head(size_t n) { head_ = (head_ + n) % (cap_ ? cap_ : 1); }
+
+private:
+    std::unique_ptr<uint8_t[]> buf_;
+    size_t cap_ = 0;
+    size_t head_ = 0;
+};
+
+class Connection {
+public:
+    static constexpr size_t kMaxOooIntervals = 16;  // receive-side holes we track
+    static constexpr size_t kMaxScoreboard = 16;    // SACKed intervals we track (RFC 6675)
+
+    // Active open (call connect()).
+    Connection(const Config &cfg, const Endpoints &ep, SegmentSink sink, Random rng);
+    // Passive open, used by Listener: starts in SYN-RECEIVED.
+    Connection(const Config &cfg, const PassiveOpen &po, SegmentSink sink, Random rng);
+    ~Connection();
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    void set_sink(SegmentSink sink) { sink_ = std::move(sink); }
+
+    // --- application ---
+    // Sends SYN (RFC 9293 3.10.1). Only from Closed before any other use.
+    bool connect(uint64_t now_us);
+    // Appends to the send ring; returns bytes accepted (0 when full or after
+    // shutdown_write). May transmit.
+    size_t send(std::span<const uint8_t> data, uint64_t now_us);
+    // Copies in-order bytes out; frees receive space and may send a window
+    // update (RFC 9293 3.8.6.2.2).
+    size_t recv(std::span<uint8_t> out, uint64_t now_us);
+    size_t writable_bytes() const;
+    size_t readable_bytes() const { return rcv_readable_; }
+    // True once the peer's FIN has been received in order (EOF after draining).
+    bool peer_closed() const { return peer_fin_; }
+    // Queues our FIN after the buffered data (RFC 9293 3.10.4).
+    void shutdown_write(uint64_t now_us);
+    // Sends RST and ends the connection (RFC 9293 3.10.5); event Closed/ABORTED.
+    void abort(uint64_t now_us);
+
+    // --- network ---
+    // Parses (verifying the checksum against the pseudo-header) and processes.
+    // A bad checksum is counted and the segment dropped.
+    void on_bytes(std::span<const uint8_t> bytes, const IpAddr &src, const IpAddr &dst, uint64_t now_us);
+    // Processes one parsed segment (RFC 9293 3.10.7).
+    void on_segment(const Segment &seg, uint64_t now_us);
+
+    // --- time ---
+    void on_timer(uint64_t now_us);
+    // Earliest deadline of any armed timer; UINT64_MAX when none.
+    uint64_t next_timer_deadline() const;
+
+    // --- observation ---
+    bool poll_event(Event &ev);
+    State state() const { return state_; }
+    CloseReason close_reason() const { return close_reason_; }
+    bool is_closed() const { return state_ == State::Closed; }
+    Stats stats() const;
+    const Endpoints &endpoints() const { return ep_; }
+    // Negotiated parameters (valid once established).
+    uint16_t send_mss() const { return eff_mss_; }
+    uint8_t snd_wscale() const { return snd_wscale_; }
+    uint8_t rcv_wscale() const { return rcv_wscale_; }
+    bool sack_enabled() const { return sack_ok_; }
+    bool timestamps_enabled() const { return ts_ok_; }
+    uint32_t snd_una() const { return snd_una_; }
+    uint32_t snd_nxt() const { return snd_nxt_; }
+    uint32_t rcv_nxt() const { return rcv_nxt_; }
+    uint32_t iss() const { return iss_; }
+    uint32_t irs() const { return irs_; }
+    bool in_recovery() const { return in_recovery_; }
+    const CongestionControl &congestion() const { return *cc_; }
+
+private:
+    struct Interval {
+        uint32_t left, right;
+    };
+
+    void init_common();
+    void negotiate(const Options &peer_syn, bool we_offered_all);
+    // Input helpers.
+    void input_syn_sent(const Segment &seg, uint64_t now);
+    void input_synchronized(const Segment &seg, uint64_t now);
+    bool acceptable(uint32_t seq, uint32_t len) const;
+    bool process_ack(const Segment &seg, uint64_t now); // false: drop the rest
+    void process_data(const Segment &seg, uint32_t seq, std::span<const uint8_t> data, bool fin, uint64_t now);
+    void on_new_ack(uint32_t ack, const Segment &seg, uint64_t now);
+    void on_dup_ack(uint64_t now);
+    void rtt_sample(uint64_t r_us);
+    void fin_acked(uint64_t now);
+
+    // Output helpers.
+    void output(uint64_t now);
+    void output_sack_recovery(uint64_t now);
+    enum class Tx : uint8_t { New, Timeout, Fast, Probe };
+    void send_data_segment(uint32_t seq, uint32_t len, bool fin, uint64_t now, Tx kind);
+    // Sends from `seq` at most one MSS, not past `limit` (data, then FIN if
+    // the range covers it); returns the sequence space used.
+    uint32_t send_range(uint32_t seq, uint32_t limit, uint64_t now, Tx kind);
+    bool update_scoreboard_blocks(const Segment &seg);
+    void send_control(uint8_t flags, uint32_t seq, uint64_t now, bool with_options);
+    void send_ack(uint64_t now) { send_control(flag::ACK, snd_nxt_, now, false); }
+    void send_challenge_ack(uint64_t now);
+    void send_rst(uint32_t seq, uint32_t ack, bool with_ack, uint64_t now);
+    void fill_common(Segment &s, uint64_t now);
+    uint16_t window_to_advertise();
+    uint32_t ts_now(uint64_t now) const { return static_cast<uint32_t>(now / 1000) + ts_offset_; }
+
+    // Timers and teardown.
+    void on_rto(uint64_t now);
+    void on_persist(uint64_t now);
+    void on_keepalive(uint64_t now);
+    void arm_rto(uint64_t now);
+    void enter_time_wait(uint64_t now);
+    void terminate(EventType type, CloseReason reason);
+    void push_event(EventType type, CloseReason reason = CloseReason::NONE);
+    void count(Drop d) { stats_.drops[static_cast<size_t>(d)]++; }
+
+    // Sender queries.
+    uint32_t data_start_seq() const { return snd_data_seq_; }
+    uint32_t data_end_seq() const { return snd_data_seq_ + static_cast<uint32_t>(snd_buffered_); }
+    bool fin_sent() const { return fin_queued_ && seq_gt_(snd_max_, data_end_seq()); }
+    static bool seq_gt_(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
+    uint32_t cwnd() const;
+    uint32_t sacked_above(uint32_t seq) const;
+    bool is_lost(uint32_t seq) const;
+    uint32_t pipe() const;
+    bool is_sacked(uint32_t seq, uint32_t *run_end) const;
+
+    Config cfg_;
+    Endpoints ep_;
+    SegmentSink sink_;
+    Random rng_;
+    std::unique_ptr<CongestionControl> cc_;
+    State state_ = State::Closed;
+    CloseReason close_reason_ = CloseReason::NONE;
+
+    // Send sequence space (RFC 9293 3.3.1).
+    uint32_t iss_ = 0, snd_una_ = 0, snd_nxt_ = 0, snd_max_ = 0;
+    uint32_t snd_wnd_ = 0, snd_wl1_ = 0, snd_wl2_ = 0, max_snd_wnd_ = 0;
+    uint32_t snd_data_seq_ = 0; // sequence number of the send ring's first byte
+    size_t snd_buffered_ = 0;   // bytes in the send ring (unacked + unsent)
+    ByteRing snd_ring_;
+    bool fin_queued_ = false;
+
+    // Receive sequence space.
+    uint32_t irs_ = 0, rcv_nxt_ = 0, rcv_adv_ = 0; // rcv_adv_: right edge last advertised
+    uint32_t last_ack_sent_ = 0;
+    ByteRing rcv_ring_;
+    size_t rcv_capacity_ = 0; // nominal (Config.recv_buffer)
+    size_t rcv_readable_ = 0;
+    bool peer_fin_ = false;
+    std::array<Interval, kMaxOooIntervals> ooo_{};
+    size_t ooo_count_ = 0;
+    Interval last_ooo_{0, 0}; // most recent OOO block, reported first (RFC 2018 4)
+
+    // Negotiated options.
+    uint16_t peer_mss_ = 536, eff_mss_ = 536;
+    uint8_t snd_wscale_ = 0, rcv_wscale_ = 0, rcv_wscale_offer_ = 0;
+    bool sack_ok_ = false, ts_ok_ = false;
+    uint32_t ts_offset_ = 0, ts_recent_ = 0;
+
+    // RTT / RTO (RFC 6298).
+    uint64_t srtt_us_ = 0, rttvar_us_ = 0, rto_us_ = 0;
+    bool have_rtt_ = false;
+    bool rtt_timing_ = false;
+    uint32_t rtt_seq_ = 0;
+    uint64_t rtt_start_us_ = 0;
+    uint32_t rto_retries_ = 0;
+
+    // Loss recovery.
+    uint32_t dupacks_ = 0;
+    bool in_recovery_ = false;
+    uint32_t recover_ = 0;  // RFC 6582 "recover" (one past highest sent at entry)
+    uint32_t high_rxt_ = 0; // RFC 6675 HighRxt
+    uint32_t recovery_cwnd_ = 0; // NewReno inflated window during recovery
+    std::array<Interval, kMaxScoreboard> sb_{};
+    size_t sb_count_ = 0;
+
+    // Persist / keepalive.
+    bool in_persist_ = false;
+    uint32_t persist_backoff_ = 0;
+    uint32_t persist_unanswered_ = 0;
+    bool syn_retransmitted_ = false;
+    uint32_t keepalive_sent_ = 0;
+
+    // Delayed ACK.
+    bool ack_now_ = false;
+    uint32_t unacked_segs_ = 0;
+
+    // RFC 5961 7 challenge ACK rate limit.
+    uint64_t challenge_window_start_ = 0;
+    uint32_t challenge_in_window_ = 0;
+
+    // Timers (UINT64_MAX = disarmed).
+    uint64_t t_rto_ = UINT64_MAX, t_persist_ = UINT64_MAX, t_delack_ = UINT64_MAX;
+    uint64_t t_keepalive_ = UINT64_MAX, t_close_ = UINT64_MAX; // TIME-WAIT / FIN-WAIT-2
+
+    std::array<Event, 8> events_{};
+    size_t ev_head_ = 0, ev_count_ = 0;
+    Stats stats_;
+};
+
+} // namespace millipede::tcp

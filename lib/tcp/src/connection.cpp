@@ -1,0 +1,1222 @@
+// TCP-lite connection state machine. Each step cites the RFC section it
+// implements; RFC 9293 is the base specification.
+#include "millipede/tcp/connection.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "internal.h"
+#include "millipede/tcp/seq.h"
+
+namespace millipede::tcp {
+
+namespace {
+constexpr uint64_t kNever = UINT64_MAX;
+constexpr uint32_t kDupThresh = 3; // RFC 5681 3.2, RFC 6675 2
+constexpr uint64_t kClockGranularityUs = 1000; // our TSval ticks in ms (RFC 6298 "G")
+
+const char *const kDropNames[] = {
+#define MILLIPEDE_TCP_DROP(sym, name, desc) name,
+#include "millipede/tcp/drops.def"
+#undef MILLIPEDE_TCP_DROP
+};
+const char *const kDropDescs[] = {
+#define MILLIPEDE_TCP_DROP(sym, name, desc) desc,
+#include "millipede/tcp/drops.def"
+#undef MILLIPEDE_TCP_DROP
+};
+const char *const kCloseNames[] = {
+#define MILLIPEDE_TCP_CLOSE(sym, name, desc) name,
+#include "millipede/tcp/close_reasons.def"
+#undef MILLIPEDE_TCP_CLOSE
+};
+} // namespace
+
+const char *drop_name(Drop d) { return d < Drop::COUNT ? kDropNames[static_cast<size_t>(d)] : "?"; }
+const char *drop_description(Drop d) { return d < Drop::COUNT ? kDropDescs[static_cast<size_t>(d)] : "?"; }
+const char *close_reason_name(CloseReason r) {
+    return r < CloseReason::COUNT ? kCloseNames[static_cast<size_t>(r)] : "?";
+}
+
+const char *state_name(State s) {
+    switch (s) {
+    case State::Closed: return "CLOSED";
+    case State::SynSent: return "SYN-SENT";
+    case State::SynReceived: return "SYN-RECEIVED";
+    case State::Established: return "ESTABLISHED";
+    case State::FinWait1: return "FIN-WAIT-1";
+    case State::FinWait2: return "FIN-WAIT-2";
+    case State::CloseWait: return "CLOSE-WAIT";
+    case State::Closing: return "CLOSING";
+    case State::LastAck: return "LAST-ACK";
+    case State::TimeWait: return "TIME-WAIT";
+    }
+    return "?";
+}
+
+// ---------------------------------------------------------------- ByteRing
+
+void ByteRing::allocate(size_t capacity) {
+    buf_ = std::make_unique<uint8_t[]>(capacity);
+    cap_ = capacity;
+    head_ = 0;
+}
+
+void ByteRing::write_at(size_t off, std::span<const uint8_t> src) {
+    if (src.empty()) return;
+    const size_t pos = (head_ + off) % cap_;
+    const size_t first = std::min(src.size(), cap_ - pos);
+    std::memcpy(buf_.get() + pos, src.data(), first);
+    if (first < src.size()) std::memcpy(buf_.get(), src.data() + first, src.size() - first);
+}
+
+void ByteRing::read_at(size_t off, std::span<uint8_t> dst) const {
+    if (dst.empty()) return;
+    const size_t pos = (head_ + off) % cap_;
+    const size_t first = std::min(dst.size(), cap_ - pos);
+    std::memcpy(dst.data(), buf_.get() + pos, first);
+    if (first < dst.size()) std::memcpy(dst.data() + first, buf_.get(), dst.size() - first);
+}
+
+void ByteRing::spans_at(size_t off, size_t len, std::span<const uint8_t> &a, std::span<const uint8_t> &b) const {
+    a = {};
+    b = {};
+    if (len == 0) return;
+    const size_t pos = (head_ + off) % cap_;
+    const size_t first = std::min(len, cap_ - pos);
+    a = std::span<const uint8_t>(buf_.get() + pos, first);
+    if (first < len) b = std::span<const uint8_t>(buf_.get(), len - first);
+}
+
+// ---------------------------------------------------------------- set-up
+
+Connection::Connection(const Config &cfg, const Endpoints &ep, SegmentSink sink, Random rng)
+    : cfg_(cfg), ep_(ep), sink_(std::move(sink)), rng_(std::move(rng)) {
+    init_common();
+}
+
+Connection::Connection(const Config &cfg, const PassiveOpen &po, SegmentSink sink, Random rng)
+    : cfg_(cfg), ep_(po.ep), sink_(std::move(sink)), rng_(std::move(rng)) {
+    init_common();
+    // RFC 9293 3.10.7.2: state after our SYN-ACK in answer to the peer's SYN.
+    iss_ = po.iss;
+    irs_ = po.irs;
+    ts_offset_ = po.ts_offset;
+    rcv_nxt_ = irs_ + 1;
+    rcv_adv_ = rcv_nxt_ + detail::syn_window(cfg_);
+    last_ack_sent_ = rcv_nxt_;
+    snd_una_ = iss_;
+    snd_nxt_ = snd_max_ = iss_ + 1;
+    snd_data_seq_ = iss_ + 1;
+    recover_ = iss_;
+    negotiate(po.peer_syn, true);
+    snd_wnd_ = po.peer_window; // unscaled in a SYN (RFC 7323 2.2)
+    max_snd_wnd_ = snd_wnd_;
+    snd_wl1_ = irs_;
+    snd_wl2_ = iss_;
+    if (ts_ok_) ts_recent_ = po.peer_syn.ts_val;
+    if (po.syn_ack_sent_us != 0) { // 0: SYN-ACK was retransmitted (Karn)
+        rtt_timing_ = true;
+        rtt_seq_ = iss_;
+        rtt_start_us_ = po.syn_ack_sent_us;
+    }
+    state_ = State::SynReceived;
+}
+
+Connection::~Connection() = default;
+
+void Connection::init_common() {
+    if (cfg_.send_buffer == 0 || cfg_.recv_buffer == 0) throw std::invalid_argument("tcp: buffers must be non-empty");
+    if (cfg_.mss < 64) throw std::invalid_argument("tcp: mss below 64");
+    if (cfg_.rto_min_us == 0 || cfg_.rto_min_us > cfg_.rto_max_us || cfg_.rto_initial_us == 0)
+        throw std::invalid_argument("tcp: bad RTO bounds");
+    if (!sink_) throw std::invalid_argument("tcp: no segment sink");
+    if (!rng_) throw std::invalid_argument("tcp: no random generator");
+    rcv_wscale_offer_ = cfg_.window_scale ? detail::wscale_for_buffer(cfg_.recv_buffer) : 0;
+    rcv_capacity_ = cfg_.recv_buffer;
+    // Slack of 2 scale units: the advertised right edge is rounded up to the
+    // window-scale unit so that it never moves left (RFC 9293 3.8.6.2.2), and
+    // every byte inside it must have a place in the ring.
+    rcv_ring_.allocate(rcv_capacity_ + (size_t{2} << rcv_wscale_offer_));
+    snd_ring_.allocate(cfg_.send_buffer);
+    cc_ = make_congestion_control(cfg_.cc);
+    cc_->init(cfg_.mss, cfg_.initial_cwnd_segments, 0);
+    rto_us_ = std::clamp(cfg_.rto_initial_us, cfg_.rto_min_us, cfg_.rto_max_us);
+}
+
+void Connection::negotiate(const Options &peer, bool) {
+    // RFC 9293 3.7.1: send MSS defaults to 536 (IPv4) / 1220 (IPv6) without
+    // the option; the effective MSS subtracts the TCP options we always send.
+    peer_mss_ = peer.has_mss ? peer.mss : (ep_.remote_ip.is_v6 ? 1220 : 536);
+    peer_mss_ = std::max<uint16_t>(peer_mss_, 64);
+    // RFC 7323 2.2 / 3.2, RFC 2018 2: an option is used only if both SYNs
+    // carried it.
+    const bool ws = cfg_.window_scale && peer.has_wscale;
+    snd_wscale_ = ws ? std::min<uint8_t>(peer.wscale, 14) : 0; // RFC 7323 2.3
+    rcv_wscale_ = ws ? rcv_wscale_offer_ : 0;
+    sack_ok_ = cfg_.sack && peer.sack_permitted;
+    ts_ok_ = cfg_.timestamps && peer.has_ts;
+    eff_mss_ = static_cast<uint16_t>(std::min(peer_mss_, cfg_.mss) - (ts_ok_ ? 12 : 0));
+    cc_->init(eff_mss_, cfg_.initial_cwnd_segments, 0);
+}
+
+// ---------------------------------------------------------------- application
+
+bool Connection::connect(uint64_t now) {
+    if (state_ != State::Closed || close_reason_ != CloseReason::NONE || iss_ != 0 || snd_max_ != 0) return false;
+    // RFC 9293 3.4.1 / RFC 6528: ISN from the injected generator; RFC 7323
+    // 5.4: a random timestamp offset per connection.
+    iss_ = rng_();
+    ts_offset_ = rng_();
+    snd_una_ = iss_;
+    snd_nxt_ = snd_max_ = iss_ + 1;
+    snd_data_seq_ = iss_ + 1;
+    recover_ = iss_;
+    state_ = State::SynSent;
+    rtt_timing_ = true;
+    rtt_seq_ = iss_;
+    rtt_start_us_ = now;
+    send_control(flag::SYN, iss_, now, true);
+    arm_rto(now);
+    return true;
+}
+
+size_t Connection::writable_bytes() const {
+    switch (state_) {
+    case State::SynSent:
+    case State::SynReceived:
+    case State::Established:
+    case State::CloseWait:
+        return fin_queued_ ? 0 : snd_ring_.capacity() - snd_buffered_;
+    default:
+        return 0;
+    }
+}
+
+size_t Connection::send(std::span<const uint8_t> data, uint64_t now) {
+    const size_t n = std::min(data.size(), writable_bytes());
+    if (n == 0) return 0;
+    snd_ring_.write_at(snd_buffered_, data.first(n));
+    snd_buffered_ += n;
+    if (state_ == State::Established || state_ == State::CloseWait) output(now);
+    return n;
+}
+
+size_t Connection::recv(std::span<uint8_t> out, uint64_t now) {
+    const size_t n = std::min(out.size(), rcv_readable_);
+    if (n == 0) return 0;
+    rcv_ring_.read_at(0, out.first(n));
+    rcv_ring_.advance_head(n);
+    rcv_readable_ -= n;
+    // RFC 9293 3.8.6.2.2 (receiver SWS avoidance) and 3.8.6.3: tell the peer
+    // about freed space once the right edge can move by min(buffer/2, MSS).
+    if (state_ == State::Established || state_ == State::FinWait1 || state_ == State::FinWait2) {
+        const size_t free = rcv_capacity_ > rcv_readable_ ? rcv_capacity_ - rcv_readable_ : 0;
+        const uint32_t edge = rcv_nxt_ + static_cast<uint32_t>(free);
+        const uint32_t thresh = static_cast<uint32_t>(std::min<size_t>(rcv_capacity_ / 2, cfg_.mss));
+        if (seq_geq(edge, rcv_adv_ + thresh)) send_ack(now);
+    }
+    return n;
+}
+
+void Connection::shutdown_write(uint64_t now) {
+    if (fin_queued_) return;
+    switch (state_) {
+    case State::SynSent:
+    case State::SynReceived:
+        fin_queued_ = true; // sent after establishment (RFC 9293 3.10.4)
+        return;
+    case State::Established:
+        fin_queued_ = true;
+        state_ = State::FinWait1;
+        break;
+    case State::CloseWait:
+        fin_queued_ = true;
+        state_ = State::LastAck;
+        break;
+    default:
+        return;
+    }
+    output(now);
+}
+
+void Connection::abort(uint64_t now) {
+    // RFC 9293 3.10.5: RST in synchronized states; none from SYN-SENT.
+    if (state_ == State::Closed) return;
+    if (state_ != State::SynSent) send_rst(snd_nxt_, rcv_nxt_, true, now);
+    terminate(EventType::Closed, CloseReason::ABORTED);
+}
+
+bool Connection::poll_event(Event &ev) {
+    if (ev_count_ == 0) return false;
+    ev = events_[ev_head_];
+    ev_head_ = (ev_head_ + 1) % events_.size();
+    ev_count_--;
+    return true;
+}
+
+void Connection::push_event(EventType type, CloseReason reason) {
+    if (ev_count_ == events_.size()) return; // at most 3 events per life; cannot happen
+    events_[(ev_head_ + ev_count_) % events_.size()] = Event{type, reason};
+    ev_count_++;
+}
+
+void Connection::terminate(EventType type, CloseReason reason) {
+    if (state_ == State::Closed && close_reason_ != CloseReason::NONE) return;
+    state_ = State::Closed;
+    close_reason_ = reason;
+    t_rto_ = t_persist_ = t_delack_ = t_keepalive_ = t_close_ = kNever;
+    push_event(type, reason);
+}
+
+Stats Connection::stats() const {
+    Stats s = stats_;
+    s.srtt_us = srtt_us_;
+    s.rttvar_us = rttvar_us_;
+    s.rto_us = rto_us_;
+    s.cwnd = cwnd();
+    s.ssthresh = cc_->ssthresh();
+    s.peer_rwnd = snd_wnd_;
+    s.our_rwnd = static_cast<uint32_t>(rcv_capacity_ > rcv_readable_ ? rcv_capacity_ - rcv_readable_ : 0);
+    return s;
+}
+
+uint32_t Connection::cwnd() const { return (in_recovery_ && !sack_ok_) ? recovery_cwnd_ : cc_->cwnd(); }
+
+// ---------------------------------------------------------------- input
+
+void Connection::on_bytes(std::span<const uint8_t> bytes, const IpAddr &src, const IpAddr &dst, uint64_t now) {
+    Segment seg;
+    switch (parse_segment(bytes, src, dst, seg)) {
+    case ParseResult::Ok:
+        on_segment(seg, now);
+        return;
+    case ParseResult::BadChecksum:
+        stats_.bad_checksums++;
+        count(Drop::BAD_CHECKSUM);
+        return;
+    case ParseResult::Truncated:
+        count(Drop::TRUNCATED);
+        return;
+    case ParseResult::BadDataOffset:
+        count(Drop::BAD_DATA_OFFSET);
+        return;
+    }
+}
+
+void Connection::on_segment(const Segment &seg, uint64_t now) {
+    stats_.segments_in++;
+    if (seg.dst_port != ep_.local_port || seg.src_port != ep_.remote_port) {
+        count(Drop::WRONG_PORT);
+        return;
+    }
+    switch (state_) {
+    case State::Closed:
+        // RFC 9293 3.10.7.1: CLOSED answers everything but RST with RST.
+        count(Drop::BAD_STATE);
+        if (!seg.has(flag::RST)) {
+            if (seg.has(flag::ACK)) send_rst(seg.ack, 0, false, now);
+            else send_rst(0, seg.seq + seg.seq_len(), true, now);
+        }
+        return;
+    case State::SynSent:
+        input_syn_sent(seg, now);
+        break;
+    default:
+        input_synchronized(seg, now);
+        break;
+    }
+    if (state_ != State::Closed) output(now);
+}
+
+void Connection::input_syn_sent(const Segment &seg, uint64_t now) {
+    // RFC 9293 3.10.7.3, first: the ACK must cover our SYN and nothing more.
+    if (seg.has(flag::ACK) && (seq_leq(seg.ack, iss_) || seq_gt(seg.ack, snd_max_))) {
+        count(Drop::ACK_UNSENT);
+        if (!seg.has(flag::RST)) send_rst(seg.ack, 0, false, now);
+        return;
+    }
+    // Second: RST is acceptable only with an acceptable ACK (RFC 5961 3.2
+    // leaves SYN-SENT to RFC 9293).
+    if (seg.has(flag::RST)) {
+        if (seg.has(flag::ACK)) terminate(EventType::Reset, CloseReason::REFUSED);
+        else count(Drop::RST_OUT_OF_WINDOW);
+        return;
+    }
+    // Fourth: SYN. Without ACK this would be a simultaneous open, which
+    // TCP-lite does not implement.
+    if (!seg.has(flag::SYN) || !seg.has(flag::ACK)) {
+        count(Drop::BAD_STATE);
+        return;
+    }
+    irs_ = seg.seq;
+    rcv_nxt_ = irs_ + 1;
+    rcv_adv_ = rcv_nxt_ + detail::syn_window(cfg_);
+    snd_una_ = seg.ack;
+    negotiate(seg.opt, true);
+    snd_wnd_ = seg.window; // RFC 7323 2.2: never scaled in a SYN
+    max_snd_wnd_ = snd_wnd_;
+    snd_wl1_ = seg.seq;
+    snd_wl2_ = seg.ack;
+    if (ts_ok_) {
+        ts_recent_ = seg.opt.ts_val;
+        if (seg.opt.ts_ecr != 0) rtt_sample(uint64_t(ts_now(now) - seg.opt.ts_ecr) * 1000);
+    } else if (rtt_timing_) {
+        rtt_sample(now - rtt_start_us_);
+    }
+    rtt_timing_ = false;
+    if (syn_retransmitted_ && !have_rtt_) rto_us_ = std::clamp<uint64_t>(3'000'000, cfg_.rto_min_us, cfg_.rto_max_us); // RFC 6298 5.7
+    rto_retries_ = 0;
+    t_rto_ = kNever;
+    state_ = State::Established;
+    push_event(EventType::Established);
+    if (cfg_.keepalive) t_keepalive_ = now + cfg_.keepalive_idle_us;
+    if (fin_queued_) state_ = State::FinWait1;
+    ack_now_ = true; // RFC 9293 3.10.7.3: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+    // Data or FIN in the SYN-ACK: continue at the sixth step.
+    if (seg.payload_len() || seg.has(flag::FIN)) {
+        std::span<const uint8_t> data = seg.payload;
+        const uint32_t wnd = rcv_adv_ - rcv_nxt_;
+        bool fin = seg.has(flag::FIN);
+        if (data.size() > wnd) {
+            data = data.first(wnd);
+            fin = false;
+        }
+        process_data(seg, rcv_nxt_, data, fin, now);
+    }
+}
+
+bool Connection::acceptable(uint32_t seq, uint32_t len) const {
+    // RFC 9293 3.10.7.4, the four cases of the acceptability test.
+    const uint32_t wnd = seq_gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+    if (len == 0) {
+        if (wnd == 0) return seq == rcv_nxt_;
+        return seq_in(seq, rcv_nxt_, rcv_nxt_ + wnd);
+    }
+    if (wnd == 0) return false;
+    return seq_in(seq, rcv_nxt_, rcv_nxt_ + wnd) || seq_in(seq + len - 1, rcv_nxt_, rcv_nxt_ + wnd);
+}
+
+void Connection::send_challenge_ack(uint64_t now) {
+    // RFC 5961 7: rate-limit challenge ACKs per connection.
+    if (cfg_.challenge_ack_limit) {
+        if (now - challenge_window_start_ >= 1'000'000) {
+            challenge_window_start_ = now;
+            challenge_in_window_ = 0;
+        }
+        if (++challenge_in_window_ > cfg_.challenge_ack_limit) return;
+    }
+    stats_.challenge_acks++;
+    send_ack(now);
+}
+
+void Connection::input_synchronized(const Segment &seg, uint64_t now) {
+    const uint32_t wnd = seq_gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+
+    // RFC 5961 3.2 (RFC 9293 3.10.7.4 second): RST exactly at RCV.NXT resets;
+    // in window but not exact draws a challenge ACK; outside is ignored.
+    if (seg.has(flag::RST)) {
+        if (seg.seq == rcv_nxt_) {
+            if (state_ == State::TimeWait) return; // RFC 1337: no TIME-WAIT assassination
+            terminate(EventType::Reset, CloseReason::RESET_BY_PEER);
+        } else if (seq_in(seg.seq, rcv_nxt_, rcv_nxt_ + std::max<uint32_t>(wnd, 1))) {
+            count(Drop::RST_NOT_EXACT);
+            send_challenge_ack(now);
+        } else {
+            count(Drop::RST_OUT_OF_WINDOW);
+        }
+        return;
+    }
+    // RFC 5961 4.2 (RFC 9293 3.10.7.4 fourth): any SYN in a synchronized state
+    // draws a challenge ACK, whatever its sequence number.
+    if (seg.has(flag::SYN)) {
+        count(Drop::SYN_IN_WINDOW);
+        send_challenge_ack(now);
+        return;
+    }
+    // RFC 7323 5.3 R1 (PAWS): a timestamp older than TS.Recent is a stale
+    // duplicate; acknowledge and drop. (Segments without TSopt are accepted,
+    // as Linux does, though 3.2 says SHOULD drop.)
+    if (ts_ok_ && seg.opt.has_ts && seq_lt(seg.opt.ts_val, ts_recent_)) {
+        count(Drop::PAWS);
+        stats_.duplicate_segments++;
+        send_ack(now);
+        return;
+    }
+    // RFC 9293 3.10.7.4 first: acceptability.
+    const uint32_t len = seg.seq_len();
+    std::span<const uint8_t> data = seg.payload;
+    bool fin = seg.has(flag::FIN);
+    uint32_t seq = seg.seq;
+    if (!acceptable(seq, len)) {
+        if (wnd == 0 && seq == rcv_nxt_) {
+            // "Special allowance should be made to accept valid ACKs": a
+            // zero-window probe still carries the peer's ACK and window.
+            data = {};
+            fin = false;
+            ack_now_ = true;
+        } else {
+            if (len > 0 && seq_leq(seq + len, rcv_nxt_)) stats_.duplicate_segments++;
+            count(Drop::NOT_ACCEPTABLE);
+            if (state_ == State::TimeWait && fin) t_close_ = now + cfg_.time_wait_us; // RFC 9293 3.10.7.4 eighth
+            send_ack(now);
+            return;
+        }
+    }
+    // Any acceptable segment proves the peer alive (RFC 1122 4.2.3.6).
+    keepalive_sent_ = 0;
+    if (cfg_.keepalive && t_keepalive_ != kNever) t_keepalive_ = now + cfg_.keepalive_idle_us;
+    if (state_ == State::FinWait2 && cfg_.fin_wait2_timeout_us) t_close_ = now + cfg_.fin_wait2_timeout_us;
+
+    // Trim to the window (RFC 9293 3.10.7.4 "segments ... trimmed").
+    if (seq_lt(seq, rcv_nxt_)) {
+        const uint32_t d = rcv_nxt_ - seq;
+        if (d > data.size()) fin = false; // the FIN too is old (already received)
+        const size_t cut = std::min<size_t>(d, data.size());
+        data = data.subspan(cut);
+        seq = rcv_nxt_;
+    }
+    if (!data.empty() && seq_gt(seq + static_cast<uint32_t>(data.size()), rcv_adv_)) {
+        const uint32_t over = seq + static_cast<uint32_t>(data.size()) - rcv_adv_;
+        data = data.first(data.size() - std::min<size_t>(over, data.size()));
+        fin = false;
+    }
+
+    // RFC 9293 3.10.7.4 fifth: the ACK field.
+    if (!seg.has(flag::ACK)) {
+        count(Drop::NO_ACK);
+        return;
+    }
+    if (state_ == State::SynReceived) {
+        if (!(seq_lt(snd_una_, seg.ack) && seq_leq(seg.ack, snd_max_))) {
+            count(Drop::ACK_UNSENT);
+            send_rst(seg.ack, 0, false, now);
+            return;
+        }
+        state_ = State::Established;
+        push_event(EventType::Established);
+        if (cfg_.keepalive) t_keepalive_ = now + cfg_.keepalive_idle_us;
+        if (fin_queued_) state_ = State::FinWait1;
+        // SND.WND from this segment, now scaled (RFC 7323 2.2).
+        snd_wnd_ = uint32_t(seg.window) << snd_wscale_;
+        max_snd_wnd_ = std::max(max_snd_wnd_, snd_wnd_);
+        snd_wl1_ = seg.seq;
+        snd_wl2_ = seg.ack;
+    }
+    if (!process_ack(seg, now)) return;
+    if (state_ == State::Closed) return;
+
+    // RFC 7323 4.3: TS.Recent follows the segment that occupies
+    // Last.ACK.sent.
+    if (ts_ok_ && seg.opt.has_ts && seq_geq(seg.opt.ts_val, ts_recent_) && seq_leq(seg.seq, last_ack_sent_))
+        ts_recent_ = seg.opt.ts_val;
+
+    // Seventh/eighth: text and FIN, only while the peer may still send.
+    switch (state_) {
+    case State::Established:
+    case State::FinWait1:
+    case State::FinWait2:
+        process_data(seg, seq, data, fin, now);
+        break;
+    case State::TimeWait:
+        if (fin) { // retransmitted FIN: re-ACK and restart 2 MSL
+            ack_now_ = true;
+            t_close_ = now + cfg_.time_wait_us;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+bool Connection::update_scoreboard_blocks(const Segment &seg) {
+    // RFC 6675 4 "Update()": record SACKed ranges above SND.UNA (D-SACK
+    // blocks at or below SND.UNA, RFC 2883, are ignored).
+    bool changed = false;
+    for (size_t i = 0; i < seg.opt.sack_count; ++i) {
+        uint32_t l = seg.opt.sack[i].left, r = seg.opt.sack[i].right;
+        if (!seq_lt(l, r) || !seq_gt(r, snd_una_) || seq_gt(r, snd_max_)) continue;
+        if (seq_lt(l, snd_una_)) l = snd_una_;
+        // Merge into the sorted interval list.
+        size_t pos = 0;
+        while (pos < sb_count_ && seq_lt(sb_[pos].right, l)) ++pos;
+        if (pos < sb_count_ && seq_leq(sb_[pos].left, r)) {
+            // Overlaps or touches sb_[pos]: extend and absorb followers.
+            const Interval before = sb_[pos];
+            sb_[pos].left = seq_min(sb_[pos].left, l);
+            sb_[pos].right = seq_max(sb_[pos].right, r);
+            size_t j = pos + 1;
+            while (j < sb_count_ && seq_leq(sb_[j].left, sb_[pos].right)) {
+                sb_[pos].right = seq_max(sb_[pos].right, sb_[j].right);
+                ++j;
+            }
+            const size_t removed = j - pos - 1;
+            for (size_t k = pos + 1; k + removed < sb_count_; ++k) sb_[k] = sb_[k + removed];
+            sb_count_ -= removed;
+            if (before.left != sb_[pos].left || before.right != sb_[pos].right) changed = true;
+        } else {
+            if (sb_count_ == sb_.size()) continue; // full: forget this block, data will be resent
+            for (size_t k = sb_count_; k > pos; --k) sb_[k] = sb_[k - 1];
+            sb_[pos] = {l, r};
+            sb_count_++;
+            changed = true;
+        }
+    }
+    return changed;
+}
+
+uint32_t Connection::sacked_above(uint32_t seq) const {
+    uint32_t n = 0;
+    for (size_t i = 0; i < sb_count_; ++i) {
+        if (seq_geq(sb_[i].left, seq)) n += sb_[i].right - sb_[i].left;
+        else if (seq_gt(sb_[i].right, seq)) n += sb_[i].right - seq;
+    }
+    return n;
+}
+
+bool Connection::is_lost(uint32_t seq) const {
+    // RFC 6675 4 IsLost(): DupThresh discontiguous SACKed blocks above, or
+    // more than (DupThresh - 1) * SMSS SACKed bytes above.
+    size_t blocks = 0;
+    for (size_t i = 0; i < sb_count_; ++i)
+        if (seq_gt(sb_[i].left, seq)) ++blocks;
+    return blocks >= kDupThresh || sacked_above(seq) > (kDupThresh - 1) * eff_mss_;
+}
+
+bool Connection::is_sacked(uint32_t seq, uint32_t *run_end) const {
+    for (size_t i = 0; i < sb_count_; ++i)
+        if (seq_in(seq, sb_[i].left, sb_[i].right)) {
+            if (run_end) *run_end = sb_[i].right;
+            return true;
+        }
+    return false;
+}
+
+uint32_t Connection::pipe() const {
+    // RFC 6675 4 SetPipe(): every unSACKed octet not deemed lost counts once,
+    // and once more if it was retransmitted (below HighRxt).
+    uint32_t p = 0;
+    uint32_t cursor = snd_una_;
+    auto hole = [&](uint32_t a, uint32_t b) {
+        if (!seq_lt(a, b)) return;
+        if (!is_lost(a)) p += b - a;
+        if (in_recovery_ && seq_lt(a, high_rxt_)) p += seq_min(b, high_rxt_) - a;
+    };
+    for (size_t i = 0; i < sb_count_; ++i) {
+        hole(cursor, sb_[i].left);
+        cursor = seq_max(cursor, sb_[i].right);
+    }
+    hole(cursor, snd_max_);
+    return p;
+}
+
+void Connection::rtt_sample(uint64_t r) {
+    // RFC 6298 2.2 / 2.3 with alpha = 1/8, beta = 1/4, K = 4.
+    if (!have_rtt_) {
+        srtt_us_ = r;
+        rttvar_us_ = r / 2;
+        have_rtt_ = true;
+    } else {
+        const uint64_t diff = srtt_us_ > r ? srtt_us_ - r : r - srtt_us_;
+        rttvar_us_ = (3 * rttvar_us_ + diff) / 4;
+        srtt_us_ = (7 * srtt_us_ + r) / 8;
+    }
+    rto_us_ = std::clamp(srtt_us_ + std::max(kClockGranularityUs, 4 * rttvar_us_), cfg_.rto_min_us, cfg_.rto_max_us);
+}
+
+bool Connection::process_ack(const Segment &seg, uint64_t now) {
+    const uint32_t ack = seg.ack;
+    // RFC 9293 3.10.7.4 fifth: an ACK for something not yet sent is answered
+    // with an ACK and dropped.
+    if (seq_gt(ack, snd_max_)) {
+        count(Drop::ACK_UNSENT);
+        send_ack(now);
+        return false;
+    }
+    // RFC 5961 5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
+    if (seq_lt(ack, snd_una_ - max_snd_wnd_)) {
+        count(Drop::ACK_TOO_OLD);
+        send_challenge_ack(now);
+        return false;
+    }
+    persist_unanswered_ = 0;
+    bool new_sack = false;
+    if (sack_ok_ && seg.opt.sack_count) new_sack = update_scoreboard_blocks(seg);
+
+    const uint32_t scaled_wnd = uint32_t(seg.window) << snd_wscale_;
+    if (seq_gt(ack, snd_una_)) {
+        on_new_ack(ack, seg, now);
+        if (state_ == State::Closed) return false;
+    } else if (ack == snd_una_ && snd_max_ != snd_una_ && seg.payload_len() == 0 &&
+               !seg.has(flag::SYN) && !seg.has(flag::FIN) &&
+               ((sack_ok_ && new_sack) || scaled_wnd == snd_wnd_)) {
+        // RFC 5681 2 "duplicate acknowledgment" (with SACK: new SACK info,
+        // RFC 6675 2).
+        on_dup_ack(now);
+    }
+    // RFC 9293 3.10.7.4: window update guarded by SND.WL1 / SND.WL2.
+    if (seq_lt(snd_wl1_, seg.seq) || (snd_wl1_ == seg.seq && seq_leq(snd_wl2_, ack))) {
+        snd_wnd_ = scaled_wnd;
+        snd_wl1_ = seg.seq;
+        snd_wl2_ = ack;
+        max_snd_wnd_ = std::max(max_snd_wnd_, snd_wnd_);
+    }
+    if (in_persist_ && snd_wnd_ > 0) {
+        // The window opened: leave persist (RFC 9293 3.8.6.1).
+        in_persist_ = false;
+        persist_backoff_ = 0;
+        t_persist_ = kNever;
+    }
+    return true;
+}
+
+void Connection::on_new_ack(uint32_t ack, const Segment &seg, uint64_t now) {
+    const uint32_t flight_before = snd_max_ - snd_una_;
+    const bool fin_was_sent = fin_sent();
+    const uint32_t data_end = data_end_seq();
+    // Free acknowledged bytes from the send ring.
+    uint32_t acked_bytes = 0;
+    const uint32_t new_start = seq_min(ack, data_end);
+    if (seq_gt(new_start, snd_data_seq_)) {
+        acked_bytes = new_start - snd_data_seq_;
+        snd_ring_.advance_head(acked_bytes);
+        snd_buffered_ -= acked_bytes;
+        snd_data_seq_ = new_start;
+        stats_.bytes_acked += acked_bytes;
+    }
+    const bool fin_ack = fin_was_sent && seq_gt(ack, data_end);
+    snd_una_ = ack;
+    if (seq_lt(snd_nxt_, snd_una_)) snd_nxt_ = snd_una_;
+    rto_retries_ = 0;
+    // Drop scoreboard entries now below SND.UNA.
+    size_t keep = 0;
+    for (size_t i = 0; i < sb_count_; ++i) {
+        if (seq_leq(sb_[i].right, snd_una_)) continue;
+        Interval iv = sb_[i];
+        if (seq_lt(iv.left, snd_una_)) iv.left = snd_una_;
+        sb_[keep++] = iv;
+    }
+    sb_count_ = keep;
+
+    // RTT: RFC 7323 4.1 (TSecr of an ACK that advances SND.UNA) or RFC 6298
+    // with Karn's rule (timed segment never retransmitted).
+    uint64_t rtt = 0;
+    if (ts_ok_ && seg.opt.has_ts && seg.opt.ts_ecr != 0) {
+        const int32_t r_ms = static_cast<int32_t>(ts_now(now) - seg.opt.ts_ecr);
+        if (r_ms >= 0) {
+            rtt = uint64_t(r_ms) * 1000;
+            rtt_sample(rtt);
+        }
+    } else if (rtt_timing_ && seq_gt(ack, rtt_seq_)) {
+        rtt = now - rtt_start_us_;
+        rtt_sample(rtt);
+        rtt_timing_ = false;
+    }
+    if (rtt == 0) rtt = srtt_us_;
+
+    if (in_recovery_) {
+        if (seq_geq(ack, recover_)) {
+            // Full ACK: RFC 6582 3.2 step 3 / RFC 6675 5 (RecoveryPoint).
+            in_recovery_ = false;
+            dupacks_ = 0;
+            cc_->on_recovery_exit(now);
+        } else if (!sack_ok_) {
+            // Partial ACK, RFC 6582 3.2 step 4: retransmit the first
+            // unacknowledged segment, deflate by the amount acked, add back
+            // one SMSS if that was at least one SMSS.
+            const uint32_t acked_space = flight_before - (snd_max_ - snd_una_);
+            recovery_cwnd_ = recovery_cwnd_ > acked_space ? recovery_cwnd_ - acked_space : 0;
+            if (acked_space >= eff_mss_) recovery_cwnd_ += eff_mss_;
+            recovery_cwnd_ = std::max<uint32_t>(recovery_cwnd_, eff_mss_);
+            send_range(snd_una_, snd_max_, now, Tx::Fast);
+        } else {
+            // SACK recovery: retransmissions continue from HighRxt.
+            high_rxt_ = seq_max(high_rxt_, snd_una_);
+        }
+    } else {
+        dupacks_ = 0;
+        if (acked_bytes) cc_->on_ack(acked_bytes, flight_before, rtt, now);
+    }
+
+    // RFC 6298 5.2 / 5.3: stop the timer when all is acknowledged, else
+    // restart it.
+    if (snd_una_ == snd_max_) t_rto_ = kNever;
+    else if (!in_persist_) arm_rto(now);
+
+    if (fin_ack) fin_acked(now);
+}
+
+void Connection::fin_acked(uint64_t now) {
+    // RFC 9293 3.10.7.4 fifth, state-specific ACK processing.
+    switch (state_) {
+    case State::FinWait1:
+        state_ = State::FinWait2;
+        if (cfg_.fin_wait2_timeout_us) t_close_ = now + cfg_.fin_wait2_timeout_us;
+        break;
+    case State::Closing:
+        enter_time_wait(now);
+        break;
+    case State::LastAck:
+        terminate(EventType::Closed, CloseReason::NORMAL);
+        break;
+    default:
+        break;
+    }
+}
+
+void Connection::on_dup_ack(uint64_t now) {
+    dupacks_++;
+    if (in_recovery_) {
+        // RFC 5681 3.2 step 4 / RFC 6582: inflate by one SMSS per dup ACK.
+        if (!sack_ok_) recovery_cwnd_ += eff_mss_;
+        return;
+    }
+    const bool trigger = dupacks_ >= kDupThresh || (sack_ok_ && is_lost(snd_una_));
+    // RFC 6582 3.2 step 2: no new recovery unless the ACK covers "recover".
+    if (!trigger || !seq_geq(snd_una_, recover_)) return;
+    in_recovery_ = true;
+    recover_ = snd_max_;
+    stats_.fast_recoveries++;
+    rtt_timing_ = false; // Karn
+    cc_->on_congestion_event(snd_max_ - snd_una_, now);
+    if (!sack_ok_) {
+        // RFC 5681 3.2 steps 2-3 / RFC 6582: retransmit, cwnd = ssthresh + 3 SMSS.
+        recovery_cwnd_ = cc_->ssthresh() + kDupThresh * eff_mss_;
+        send_range(snd_una_, snd_max_, now, Tx::Fast);
+    } else {
+        // RFC 6675 5 step 4: RecoveryPoint = HighData, retransmit the first
+        // segment presumed lost, then continue with NextSeg() in output().
+        high_rxt_ = snd_una_;
+        uint32_t limit = snd_max_;
+        if (sb_count_) limit = seq_min(limit, sb_[0].left);
+        const uint32_t used = send_range(snd_una_, limit, now, Tx::Fast);
+        high_rxt_ = snd_una_ + used;
+    }
+}
+
+void Connection::process_data(const Segment &, uint32_t seq, std::span<const uint8_t> data, bool fin, uint64_t now) {
+    if (data.empty() && !fin) return;
+    const uint32_t len = static_cast<uint32_t>(data.size());
+    if (peer_fin_) return; // nothing after the FIN
+    if (seq == rcv_nxt_) {
+        // In order: append, then absorb out-of-order intervals that are now
+        // contiguous (RFC 9293 3.10.7.4 seventh).
+        rcv_ring_.write_at(rcv_readable_, data);
+        rcv_readable_ += len;
+        rcv_nxt_ += len;
+        stats_.bytes_received += len;
+        const bool had_ooo = ooo_count_ > 0;
+        while (ooo_count_ && seq_leq(ooo_[0].left, rcv_nxt_)) {
+            if (seq_gt(ooo_[0].right, rcv_nxt_)) {
+                const uint32_t d = ooo_[0].right - rcv_nxt_;
+                rcv_readable_ += d;
+                stats_.bytes_received += d;
+                rcv_nxt_ = ooo_[0].right;
+            }
+            for (size_t k = 1; k < ooo_count_; ++k) ooo_[k - 1] = ooo_[k];
+            ooo_count_--;
+        }
+        if (had_ooo) ack_now_ = true; // RFC 5681 4.2: ACK at once when a gap fills
+        if (fin && seq + len == rcv_nxt_) {
+            // RFC 9293 3.10.7.4 eighth: FIN.
+            rcv_nxt_++;
+            peer_fin_ = true;
+            ooo_count_ = 0;
+            push_event(EventType::PeerFin);
+            ack_now_ = true;
+            switch (state_) {
+            case State::SynReceived:
+            case State::Established:
+                state_ = State::CloseWait;
+                break;
+            case State::FinWait1:
+                state_ = State::Closing; // our FIN not yet acknowledged (else we'd be in FIN-WAIT-2)
+                break;
+            case State::FinWait2:
+                enter_time_wait(now);
+                break;
+            default:
+                break;
+            }
+            return;
+        }
+        if (len) {
+            // RFC 9293 3.8.6.3 / RFC 5681 4.2: delayed ACK, at least every
+            // second full-sized segment.
+            unacked_segs_++;
+            if (cfg_.delayed_ack_us == 0 || unacked_segs_ >= 2) ack_now_ = true;
+            else if (t_delack_ == kNever) t_delack_ = now + cfg_.delayed_ack_us;
+        }
+        return;
+    }
+    // Out of order (seq > RCV.NXT after trimming): keep it at its offset in
+    // the ring, remember the interval, ACK at once (RFC 5681 4.2). A FIN out
+    // of order is dropped; the peer will retransmit it.
+    stats_.out_of_order_segments++;
+    ack_now_ = true;
+    if (len == 0) return;
+    const uint32_t l = seq, r = seq + len;
+    size_t pos = 0;
+    while (pos < ooo_count_ && seq_lt(ooo_[pos].right, l)) ++pos;
+    if (pos < ooo_count_ && seq_leq(ooo_[pos].left, r)) {
+        ooo_[pos].left = seq_min(ooo_[pos].left, l);
+        ooo_[pos].right = seq_max(ooo_[pos].right, r);
+        size_t j = pos + 1;
+        while (j < ooo_count_ && seq_leq(ooo_[j].left, ooo_[pos].right)) {
+            ooo_[pos].right = seq_max(ooo_[pos].right, ooo_[j].right);
+            ++j;
+        }
+        const size_t removed = j - pos - 1;
+        for (size_t k = pos + 1; k + removed < ooo_count_; ++k) ooo_[k] = ooo_[k + removed];
+        ooo_count_ -= removed;
+    } else {
+        if (ooo_count_ == ooo_.size()) {
+            count(Drop::OOO_NO_SPACE);
+            return;
+        }
+        for (size_t k = ooo_count_; k > pos; --k) ooo_[k] = ooo_[k - 1];
+        ooo_[pos] = {l, r};
+        ooo_count_++;
+    }
+    rcv_ring_.write_at(rcv_readable_ + (seq - rcv_nxt_), data);
+    last_ooo_ = ooo_[pos];
+}
+
+// ---------------------------------------------------------------- output
+
+uint16_t Connection::window_to_advertise() {
+    // RFC 9293 3.8.6.2.2: offer free buffer space, but move the right edge
+    // only by at least min(buffer / 2, MSS) (receiver SWS avoidance) and
+    // never move it left. The value is rounded up to the scale unit; the
+    // ring's slack holds the difference.
+    const size_t free = rcv_capacity_ > rcv_readable_ ? rcv_capacity_ - rcv_readable_ : 0;
+    const uint32_t cur = seq_gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+    const uint32_t thresh = static_cast<uint32_t>(std::min<size_t>(rcv_capacity_ / 2, cfg_.mss));
+    uint64_t win = cur;
+    if (free >= uint64_t(cur) + thresh) win = free;
+    const uint32_t unit = 1u << rcv_wscale_;
+    uint64_t units = (win + unit - 1) >> rcv_wscale_;
+    // The physical edge: first unread byte + ring size.
+    const uint32_t phys_edge = rcv_nxt_ - static_cast<uint32_t>(rcv_readable_) + static_cast<uint32_t>(rcv_ring_.capacity());
+    if (units && seq_gt(rcv_nxt_ + static_cast<uint32_t>(units << rcv_wscale_), phys_edge)) units = win >> rcv_wscale_;
+    if (units > 65535) units = 65535;
+    rcv_adv_ = seq_max(rcv_adv_, rcv_nxt_ + static_cast<uint32_t>(units << rcv_wscale_));
+    return static_cast<uint16_t>(units);
+}
+
+void Connection::fill_common(Segment &s, uint64_t now) {
+    s.src_ip = ep_.local_ip;
+    s.dst_ip = ep_.remote_ip;
+    s.src_port = ep_.local_port;
+    s.dst_port = ep_.remote_port;
+    s.checksum_offload = cfg_.checksum_offload;
+    if (s.has(flag::ACK)) s.ack = rcv_nxt_;
+    if (s.has(flag::SYN)) {
+        s.window = detail::syn_window(cfg_);
+        rcv_adv_ = seq_max(rcv_adv_, rcv_nxt_ + s.window);
+    } else {
+        s.window = window_to_advertise();
+        // RFC 7323 3.2: once negotiated, TSopt goes on every non-RST segment.
+        if (ts_ok_) {
+            s.opt.has_ts = true;
+            s.opt.ts_val = ts_now(now);
+            s.opt.ts_ecr = ts_recent_;
+        }
+        // RFC 2018 4: SACK blocks, the most recently changed first.
+        if (sack_ok_ && ooo_count_ && s.has(flag::ACK)) {
+            const size_t maxb = ts_ok_ ? 3 : 4;
+            size_t n = 0;
+            size_t first = ooo_count_;
+            for (size_t i = 0; i < ooo_count_; ++i)
+                if (seq_in(last_ooo_.left, ooo_[i].left, ooo_[i].right) || ooo_[i].left == last_ooo_.left) first = i;
+            if (first < ooo_count_) s.opt.sack[n++] = {ooo_[first].left, ooo_[first].right};
+            for (size_t i = 0; i < ooo_count_ && n < maxb; ++i)
+                if (i != first) s.opt.sack[n++] = {ooo_[i].left, ooo_[i].right};
+            s.opt.sack_count = static_cast<uint8_t>(n);
+        }
+    }
+    if (s.has(flag::ACK)) {
+        last_ack_sent_ = rcv_nxt_;
+        ack_now_ = false;
+        unacked_segs_ = 0;
+        t_delack_ = kNever;
+    }
+    stats_.segments_out++;
+}
+
+void Connection::send_control(uint8_t flags, uint32_t seq, uint64_t now, bool with_syn_options) {
+    Segment s;
+    s.flags = flags;
+    s.seq = seq;
+    if (with_syn_options) s.opt = detail::syn_options(cfg_, nullptr, ts_now(now));
+    fill_common(s, now);
+    sink_(s);
+}
+
+void Connection::send_rst(uint32_t seq, uint32_t ack, bool with_ack, uint64_t now) {
+    // RFC 9293 3.10.7: RSTs carry no options and no window.
+    (void)now;
+    Segment s;
+    s.src_ip = ep_.local_ip;
+    s.dst_ip = ep_.remote_ip;
+    s.src_port = ep_.local_port;
+    s.dst_port = ep_.remote_port;
+    s.flags = static_cast<uint8_t>(flag::RST | (with_ack ? flag::ACK : 0));
+    s.seq = seq;
+    s.ack = with_ack ? ack : 0;
+    s.checksum_offload = cfg_.checksum_offload;
+    stats_.segments_out++;
+    sink_(s);
+}
+
+void Connection::send_data_segment(uint32_t seq, uint32_t len, bool fin, uint64_t now, Tx kind) {
+    Segment s;
+    s.flags = flag::ACK;
+    if (fin) s.flags |= flag::FIN;
+    if (len && seq + len == data_end_seq()) s.flags |= flag::PSH;
+    s.seq = seq;
+    snd_ring_.spans_at(seq - snd_data_seq_, len, s.payload, s.payload2);
+    fill_common(s, now);
+    stats_.bytes_sent += len;
+    if (kind == Tx::Timeout) stats_.retransmits_timeout++;
+    else if (kind == Tx::Fast) stats_.retransmits_fast++;
+    else if (kind == Tx::Probe) stats_.zero_window_probes++;
+    if (kind == Tx::Timeout || kind == Tx::Fast) {
+        rtt_timing_ = false; // RFC 6298 3 (Karn): no sample across a retransmission
+    } else if (kind == Tx::New && !rtt_timing_ && !ts_ok_ && len && seq == snd_max_) {
+        rtt_timing_ = true;
+        rtt_seq_ = seq;
+        rtt_start_us_ = now;
+    }
+    sink_(s);
+    if (t_rto_ == kNever && !in_persist_) arm_rto(now); // RFC 6298 5.1
+}
+
+uint32_t Connection::send_range(uint32_t seq, uint32_t limit, uint64_t now, Tx kind) {
+    const uint32_t end = data_end_seq();
+    uint32_t len = 0;
+    if (seq_lt(seq, end)) len = std::min<uint32_t>({end - seq, limit - seq, eff_mss_});
+    const bool fin = fin_queued_ && seq + len == end && seq_gt(limit, end);
+    if (len == 0 && !fin) return 0;
+    send_data_segment(seq, len, fin, now, kind);
+    return len + (fin ? 1 : 0);
+}
+
+void Connection::output_sack_recovery(uint64_t now) {
+    // RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg().
+    for (int guard = 0; guard < 1024; ++guard) {
+        const uint32_t p = pipe();
+        const uint32_t cw = cc_->cwnd();
+        if (cw < p + eff_mss_) break;
+        // NextSeg() rule 1: lowest unSACKed, lost sequence >= HighRxt below
+        // the highest SACKed byte.
+        bool sent = false;
+        uint32_t cursor = snd_una_;
+        for (size_t i = 0; i < sb_count_ && !sent; ++i) {
+            const uint32_t a = seq_max(cursor, high_rxt_), b = sb_[i].left;
+            if (seq_lt(a, b) && is_lost(a)) {
+                const uint32_t used = send_range(a, b, now, Tx::Fast);
+                if (used) {
+                    high_rxt_ = a + used;
+                    sent = true;
+                }
+            }
+            cursor = seq_max(cursor, sb_[i].right);
+        }
+        if (sent) continue;
+        // Rule 2: new data, if the receive window allows.
+        const uint32_t end = data_end_seq();
+        const uint32_t wnd_edge = snd_una_ + snd_wnd_;
+        const bool fin_pending = fin_queued_ && seq_leq(snd_nxt_, end);
+        if ((seq_lt(snd_nxt_, end) && seq_lt(snd_nxt_, wnd_edge)) || (fin_pending && snd_nxt_ == end)) {
+            const uint32_t limit = seq_lt(snd_nxt_, end) ? seq_min(wnd_edge, end + 1) : end + 1;
+            const uint32_t used = send_range(snd_nxt_, limit, now, Tx::New);
+            if (!used) break;
+            snd_nxt_ += used;
+            snd_max_ = seq_max(snd_max_, snd_nxt_);
+            continue;
+        }
+        break; // rules 3 and 4 (optional) not implemented
+    }
+}
+
+void Connection::output(uint64_t now) {
+    switch (state_) {
+    case State::Established:
+    case State::CloseWait:
+    case State::FinWait1:
+    case State::Closing:
+    case State::LastAck:
+        break;
+    case State::FinWait2:
+    case State::TimeWait:
+    case State::SynReceived:
+        if (ack_now_) send_ack(now);
+        return;
+    default:
+        return;
+    }
+    if (in_recovery_ && sack_ok_) {
+        output_sack_recovery(now);
+    } else if (!in_persist_) {
+        for (int guard = 0; guard < 4096; ++guard) {
+            const uint32_t end = data_end_seq();
+            const uint32_t avail = seq_lt(snd_nxt_, end) ? end - snd_nxt_ : 0;
+            const bool fin_pending = fin_queued_ && seq_leq(snd_nxt_, end);
+            if (!avail && !fin_pending) break;
+            // After an RTO this resends from SND.UNA (go-back-N); the SACK
+            // scoreboard was cleared then (RFC 2018 8), so nothing is skipped.
+            const uint32_t wnd = std::min(snd_wnd_, cwnd());
+            const uint32_t in_flight = snd_nxt_ - snd_una_;
+            const uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
+            const uint32_t len = std::min<uint32_t>({avail, usable, eff_mss_});
+            const bool fin = fin_pending && len == avail;
+            if (len == 0 && !fin) break;
+            if (len < eff_mss_ && len < avail) {
+                // RFC 9293 3.8.6.2.1 sender SWS avoidance: a short segment
+                // only when nothing is in flight or it is >= half the
+                // largest window the peer offered.
+                if (in_flight > 0 && len < max_snd_wnd_ / 2) break;
+            }
+            // RFC 9293 3.7.4 Nagle: hold a short segment while data is unacked.
+            if (cfg_.nagle && len < eff_mss_ && !fin && in_flight > 0) break;
+            const Tx kind = seq_lt(snd_nxt_, snd_max_) ? Tx::Timeout : Tx::New;
+            send_data_segment(snd_nxt_, len, fin, now, kind);
+            snd_nxt_ += len + (fin ? 1 : 0);
+            snd_max_ = seq_max(snd_max_, snd_nxt_);
+        }
+        // RFC 9293 3.8.6.1: data waiting, zero window, nothing in flight:
+        // start the persist timer.
+        if (snd_wnd_ == 0 && snd_una_ == snd_max_ && seq_lt(snd_nxt_, data_end_seq())) {
+            in_persist_ = true;
+            persist_backoff_ = 0;
+            t_rto_ = kNever;
+            t_persist_ = now + rto_us_;
+        }
+    }
+    if (ack_now_) send_ack(now);
+}
+
+// ---------------------------------------------------------------- timers
+
+void Connection::arm_rto(uint64_t now) { t_rto_ = now + rto_us_; }
+
+uint64_t Connection::next_timer_deadline() const {
+    return std::min({t_rto_, t_persist_, t_delack_, t_keepalive_, t_close_});
+}
+
+void Connection::on_timer(uint64_t now) {
+    if (t_delack_ <= now) {
+        t_delack_ = kNever;
+        if (state_ != State::Closed) send_ack(now);
+    }
+    if (t_rto_ <= now) {
+        t_rto_ = kNever;
+        on_rto(now);
+    }
+    if (t_persist_ <= now) {
+        t_persist_ = kNever;
+        on_persist(now);
+    }
+    if (t_keepalive_ <= now) {
+        t_keepalive_ = kNever;
+        on_keepalive(now);
+    }
+    if (t_close_ <= now) {
+        t_close_ = kNever;
+        if (state_ == State::TimeWait) terminate(EventType::Closed, CloseReason::NORMAL);
+        else if (state_ == State::FinWait2) terminate(EventType::Closed, CloseReason::FIN_WAIT2_TIMEOUT);
+    }
+}
+
+void Connection::on_rto(uint64_t now) {
+    if (state_ == State::SynSent) {
+        // RFC 6298 5.5 applied to the SYN; bounded retries.
+        if (++rto_retries_ > cfg_.syn_retries) {
+            terminate(EventType::TimedOut, CloseReason::SYN_TIMED_OUT);
+            return;
+        }
+        syn_retransmitted_ = true;
+        rtt_timing_ = false;
+        rto_us_ = std::min(rto_us_ * 2, cfg_.rto_max_us);
+        stats_.retransmits_timeout++;
+        send_control(flag::SYN, iss_, now, true);
+        arm_rto(now);
+        return;
+    }
+    if (state_ == State::Closed || state_ == State::TimeWait || snd_una_ == snd_max_) return;
+    if (snd_wnd_ == 0) {
+        // Peer closed its window on data in flight: probe instead (3.8.6.1).
+        snd_nxt_ = snd_una_;
+        in_persist_ = true;
+        t_persist_ = now + rto_us_;
+        return;
+    }
+    // RFC 9293 3.8.3 R2: give up after the retry bound.
+    if (++rto_retries_ > cfg_.max_retransmits) {
+        terminate(EventType::TimedOut, CloseReason::TIMED_OUT);
+        return;
+    }
+    stats_.rto_events++;
+    // RFC 5681 3.1 eq. 4 + loss window; RFC 6582 4: recover = HighData so
+    // stale dup ACKs do not start fast retransmit; RFC 2018 8 / RFC 6675 5.1:
+    // forget SACK state; RFC 6298 5.5: back off; 5.4: retransmit the earliest
+    // unacknowledged segment (go-back-N from SND.UNA).
+    cc_->on_rto(snd_max_ - snd_una_, now);
+    in_recovery_ = false;
+    dupacks_ = 0;
+    recover_ = snd_max_;
+    sb_count_ = 0;
+    rtt_timing_ = false;
+    rto_us_ = std::min(rto_us_ * 2, cfg_.rto_max_us);
+    snd_nxt_ = snd_una_;
+    output(now);
+    if (state_ != State::Closed && snd_una_ != snd_max_) arm_rto(now); // RFC 6298 5.6
+}
+
+void Connection::on_persist(uint64_t now) {
+    if (!in_persist_ || state_ == State::Closed) return;
+    // RFC 1122 4.2.2.17: probe as long as the peer answers; give up only when
+    // probes go unanswered for the retry bound.
+    if (++persist_unanswered_ > cfg_.max_retransmits) {
+        terminate(EventType::TimedOut, CloseReason::PERSIST_TIMEOUT);
+        return;
+    }
+    // RFC 9293 3.8.6.1: send one byte of new data beyond the zero window.
+    if (seq_lt(snd_nxt_, data_end_seq())) {
+        send_data_segment(snd_nxt_, 1, false, now, Tx::Probe);
+        snd_max_ = seq_max(snd_max_, snd_nxt_ + 1);
+    }
+    if (persist_backoff_ < 16) persist_backoff_++;
+    t_persist_ = now + std::min(rto_us_ << persist_backoff_, cfg_.rto_max_us);
+}
+
+void Connection::on_keepalive(uint64_t now) {
+    if (!cfg_.keepalive || (state_ != State::Established && state_ != State::CloseWait)) return;
+    if (snd_una_ != snd_max_ || in_persist_ || snd_buffered_ > 0) {
+        // Data outstanding: the retransmission timer watches liveness.
+        t_keepalive_ = now + cfg_.keepalive_idle_us;
+        return;
+    }
+    if (keepalive_sent_ >= cfg_.keepalive_probes) {
+        terminate(EventType::TimedOut, CloseReason::KEEPALIVE_TIMEOUT);
+        return;
+    }
+    // RFC 1122 4.2.3.6 / RFC 9293 3.8.4: SEG.SEQ = SND.NXT - 1, no data, so
+    // the peer must answer with an ACK.
+    keepalive_sent_++;
+    stats_.keepalive_probes++;
+    send_control(flag::ACK, snd_una_ - 1, now, false);
+    t_keepalive_ = now + cfg_.keepalive_interval_us;
+}
+
+void Connection::enter_time_wait(uint64_t now) {
+    // RFC 9293 3.10.7.4: TIME-WAIT for 2 MSL (configurable, short).
+    state_ = State::TimeWait;
+    t_rto_ = t_persist_ = t_keepalive_ = kNever;
+    t_close_ = now + cfg_.time_wait_us;
+    ack_now_ = true;
+}
+
+} // namespace millipede::tcp
