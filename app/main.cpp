@@ -1,0 +1,75 @@
+// dpdk-millipede: one data plane, three modes (tx, rx, tap).
+//   dpdk-millipede [EAL options] -- MODE [mode options]
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include "modes.h"
+
+namespace {
+
+void usage(FILE *f) {
+    std::fprintf(f,
+                 "dpdk-millipede %s - kernel-bypass pipe striping and flow-pinned DPI tap on DPDK\n"
+                 "\n"
+                 "usage: dpdk-millipede [EAL options] -- MODE [options]\n"
+                 "\n"
+                 "modes:\n"
+                 "  tap     classify traffic from DPDK ports by flow, pin flows to workers\n"
+                 "          (dpdk-millipede -- tap --help)\n"
+                 "\n"
+                 "examples:\n"
+                 "  dpdk-millipede --no-pci --vdev 'net_pcap0,rx_pcap=capture.pcap' -- tap --summary -\n"
+                 "  dpdk-millipede -l 0-3 -a 03:00.0 -- tap --policy busy --migrate\n"
+                 "\n"
+                 "  --help, --version   (before or after --)\n",
+                 MILLIPEDE_VERSION);
+}
+
+bool is_flag(const char *a, const char *name) { return std::strcmp(a, name) == 0; }
+
+} // namespace
+
+int main(int argc, char **argv) {
+    // --help/--version work without EAL (no hugepages, no root needed).
+    for (int i = 1; i < argc; ++i) {
+        if (is_flag(argv[i], "--version")) {
+            std::printf("dpdk-millipede %s\n", MILLIPEDE_VERSION);
+            return 0;
+        }
+        if (is_flag(argv[i], "--help") && (i == 1 || is_flag(argv[i - 1], "--"))) {
+            usage(stdout);
+            return 0;
+        }
+    }
+    int dashdash = -1;
+    for (int i = 1; i < argc; ++i)
+        if (is_flag(argv[i], "--")) {
+            dashdash = i;
+            break;
+        }
+    if (dashdash < 0 || dashdash + 1 >= argc) {
+        std::fprintf(stderr, "dpdk-millipede: no mode given: dpdk-millipede [EAL options] -- MODE (see --help)\n");
+        return 2;
+    }
+    std::string_view mode = argv[dashdash + 1];
+    if (mode != "tap") {
+        std::fprintf(stderr, "dpdk-millipede: unknown mode '%.*s' (see --help)\n", int(mode.size()), mode.data());
+        return 2;
+    }
+    for (int i = dashdash + 2; i < argc; ++i)
+        if (is_flag(argv[i], "--help") || is_flag(argv[i], "-h")) return millipede::app::run_tap(argc - dashdash - 2, argv + dashdash + 2);
+
+    int eal_argc = dashdash; // argv[0] .. before "--"
+    int rc = rte_eal_init(eal_argc, argv);
+    if (rc < 0) {
+        std::fprintf(stderr, "dpdk-millipede: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+        return 1;
+    }
+    int status = millipede::app::run_tap(argc - dashdash - 2, argv + dashdash + 2);
+    rte_eal_cleanup();
+    return status;
+}

@@ -1,0 +1,240 @@
+// The classifier stage: bursts of packets in, each flow pinned to one worker,
+// packets handed to workers through one single-producer/single-consumer
+// rte_ring per worker.
+//
+// Contract
+// - Classifier: every method is called from the one classifier lcore, except
+//   worker_ring() / worker_shared() / checker(), which workers use.
+// - process_burst() takes ownership of every mbuf: each is enqueued to a
+//   worker, or counted (reject reason, ring-full per worker, table full) and
+//   released through the configured release function. It never blocks: a
+//   full ring drops and counts (tap mode's documented choice).
+// - Every packet handed over carries a FlowMeta (an mbuf dynamic field): the
+//   flow slot, its uid, a per-flow sequence number and its migration epoch,
+//   so workers can prove order and pinning (OrderChecker).
+// - A flow moves to another worker (--migrate) only when none of its packets
+//   is in flight on its current worker: its last packet's ring position is at
+//   or below the worker's published completion count. Order is thus kept.
+// - Nothing on the data path allocates or throws.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_cycles.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+
+#include "millipede/flow/balancer.h"
+#include "millipede/flow/flow_table.h"
+#include "millipede/net/parse.h"
+
+namespace millipede::flow {
+
+inline constexpr unsigned kBurst = 32;
+
+// Stamped into each mbuf handed to a worker.
+struct FlowMeta {
+    uint32_t slot;
+    uint32_t uid;
+    uint32_t seq;
+    uint16_t epoch;    // the flow's migration count when stamped
+    uint8_t direction; // Direction
+    uint8_t flags;
+};
+static_assert(sizeof(FlowMeta) == 16);
+
+// Registers the mbuf dynamic field (after rte_eal_init, before any use).
+// Returns false with a message on failure.
+bool register_flow_meta(std::string &err);
+extern int g_flow_meta_offset;
+inline FlowMeta *flow_meta(rte_mbuf *m) { return RTE_MBUF_DYNFIELD(m, g_flow_meta_offset, FlowMeta *); }
+
+// Figures a worker publishes for the classifier (written only by its worker).
+struct alignas(64) WorkerShared {
+    std::atomic<uint64_t> completed{0};   // packets fully processed, in ring order
+    std::atomic<uint64_t> busy_cycles{0}; // TSC cycles spent on packets
+};
+
+// Worker-side correctness counters (each worker owns one; readers sum).
+struct alignas(64) WorkerCounters {
+    uint64_t packets = 0;
+    uint64_t bursts = 0;
+    uint64_t order_inversions = 0; // a packet whose flow sequence did not increase
+    uint64_t split_flows = 0;      // flows whose two directions reached different workers
+    uint64_t unrecorded_moves = 0; // flows seen on two workers without a recorded migration
+    uint64_t stale_packets = 0;    // packets of a flow generation already superseded in its slot
+};
+
+// Per-flow-slot state shared by the workers to check order and pinning. A
+// slot is only written by the worker that currently owns its flow; the
+// happens-before chain (worker publishes completion, classifier reads it
+// before migrating, ring hands over) makes the hand-off clean. Relaxed
+// atomics keep an actual violation well-defined so that it can be counted.
+class OrderChecker {
+public:
+    explicit OrderChecker(uint32_t slots, int socket_id);
+    ~OrderChecker();
+    OrderChecker(const OrderChecker &) = delete;
+    OrderChecker &operator=(const OrderChecker &) = delete;
+    void check(unsigned worker, const FlowMeta &m, WorkerCounters &c);
+
+private:
+    struct Slot {
+        std::atomic<uint32_t> uid;
+        std::atomic<uint32_t> last_seq;
+        std::atomic<uint16_t> epoch;
+        std::atomic<uint8_t> owner;
+        std::atomic<uint8_t> flags;
+        std::atomic<uint8_t> dir_owner[2];
+        uint8_t pad_[2];
+    };
+    static_assert(sizeof(Slot) == 16);
+    Slot *slots_;
+    uint32_t count_;
+};
+
+#define MILLIPEDE_CLASSIFIER_DROPS(X)                                                                              \
+    X(TableFull, "table_full", "no flow slot even after evicting the oldest flow")                                 \
+    X(RingFull, "ring_full", "the worker's ring was full (see per-worker drops)")
+
+enum class ClassifierDrop : uint8_t {
+#define X(sym, name, desc) sym,
+    MILLIPEDE_CLASSIFIER_DROPS(X)
+#undef X
+        Count_
+};
+inline constexpr unsigned kClassifierDropCount = static_cast<unsigned>(ClassifierDrop::Count_);
+const char *classifier_drop_name(ClassifierDrop d);
+
+struct alignas(64) ClassifierStats {
+    uint64_t packets = 0; // everything offered to process_burst
+    uint64_t bursts = 0;
+    uint64_t rejects[net::kRejectCount] = {};
+    uint64_t drops[kClassifierDropCount] = {};
+    uint64_t migrations = 0;
+    uint64_t fragments_joined = 0;   // non-first fragments joined to their first fragment's flow
+    uint64_t fragments_unjoined = 0; // non-first fragments whose first fragment was not seen
+    uint64_t dispatch_cycles = 0;    // TSC cycles inside process_burst
+};
+
+using ReleaseFn = void (*)(rte_mbuf **pkts, unsigned n);
+
+struct ClassifierConfig {
+    unsigned workers = 1;
+    Policy policy = Policy::Busy;
+    bool migrate = false;
+    unsigned ring_size = 4096; // per worker, power of two
+    FlowTableConfig table;
+    BalancerTuning tuning;
+    // Releases dropped/rejected mbufs. Default rte_pktmbuf_free_bulk; the
+    // benchmark replays a static trace and passes a no-op.
+    ReleaseFn release = nullptr;
+    uint64_t tsc_hz = 0; // for busy-share averaging; 0 = rte_get_tsc_hz()
+};
+
+class Classifier {
+public:
+    static std::unique_ptr<Classifier> create(const ClassifierConfig &cfg, FlowEndSink *sink, std::string &err);
+    ~Classifier();
+    Classifier(const Classifier &) = delete;
+    Classifier &operator=(const Classifier &) = delete;
+
+    // Classifies and hands over up to kBurst packets. `now_ns` drives flow
+    // timestamps and expiry (the capture's time when replaying a file).
+    void process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns);
+
+    // Ends flows idle past their timeouts (bounded work per call).
+    void expire(uint64_t now_ns, unsigned budget = 64) { table_->expire(now_ns, budget); }
+
+    // End of input: ends every flow.
+    void flush() { table_->flush(FlowEndReason::EndOfInput); }
+
+    unsigned workers() const { return cfg_.workers; }
+    rte_ring *worker_ring(unsigned w) const { return rings_[w]; }
+    WorkerShared &worker_shared(unsigned w) { return shared_[w]; }
+    OrderChecker &checker() { return *checker_; }
+    FlowTable &table() { return *table_; }
+    const ClassifierStats &stats() const { return stats_; }
+    uint64_t dispatched(unsigned w) const { return dispatched_[w]; }
+    uint64_t ring_drops(unsigned w) const { return ring_drops_[w]; }
+    const Balancer &balancer() const { return balancer_; }
+    float busy_share(unsigned w) const { return loads_[w].busy_share; }
+
+private:
+    Classifier(const ClassifierConfig &cfg);
+    void refresh_loads(uint64_t tsc);
+    bool resolve_fragment(const net::PacketInfo &p, FlowKey &key);
+    void remember_fragment(const net::PacketInfo &p, const FlowKey &key);
+
+    ClassifierConfig cfg_;
+    std::unique_ptr<FlowTable> table_;
+    std::unique_ptr<OrderChecker> checker_;
+    Balancer balancer_;
+    std::vector<rte_ring *> rings_;
+    WorkerShared *shared_ = nullptr; // cache-aligned array, one per worker
+    std::vector<uint64_t> enqueued_;   // ring positions handed over per worker
+    std::vector<uint64_t> dispatched_; // packets offered per worker (incl. ring drops)
+    std::vector<uint64_t> ring_drops_;
+    std::vector<WorkerLoad> loads_;
+    std::vector<uint64_t> last_busy_;
+    uint64_t last_refresh_tsc_ = 0;
+    uint64_t refresh_interval_tsc_ = 0;
+    ClassifierStats stats_;
+
+    // Non-first fragments carry no ports: a small direct-mapped cache from
+    // (addresses, protocol, fragment id) to the key of the first fragment.
+    struct FragmentSlot {
+        uint8_t src[16], dst[16];
+        uint32_t id;
+        uint8_t proto;
+        bool used;
+        FlowKey key;
+    };
+    std::vector<FragmentSlot> fragments_;
+};
+
+// The worker side of one ring. Not thread-safe: one per worker lcore.
+class WorkerPort {
+public:
+    WorkerPort(Classifier &c, unsigned id) : c_(c), id_(id), ring_(c.worker_ring(id)), shared_(c.worker_shared(id)) {}
+
+    // Dequeues a burst, checks order and pinning, calls on_packet(mbuf, meta)
+    // for each in ring order, then publishes completion and busy cycles.
+    // on_packet owns the mbuf (frees or forwards it). Returns packets done.
+    template <class OnPacket> unsigned poll(OnPacket &&on_packet) {
+        rte_mbuf *pkts[kBurst];
+        unsigned n = rte_ring_sc_dequeue_burst(ring_, reinterpret_cast<void **>(pkts), kBurst, nullptr);
+        if (n == 0) return 0;
+        uint64_t t0 = rte_rdtsc();
+        for (unsigned i = 0; i < n; ++i) {
+            if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+            FlowMeta &m = *flow_meta(pkts[i]);
+            c_.checker().check(id_, m, counters);
+            on_packet(pkts[i], m);
+        }
+        counters.packets += n;
+        ++counters.bursts;
+        shared_.busy_cycles.fetch_add(rte_rdtsc() - t0, std::memory_order_relaxed);
+        // Release: the checker's writes happen-before the classifier sees
+        // this completion and may migrate one of these flows.
+        shared_.completed.fetch_add(n, std::memory_order_release);
+        return n;
+    }
+
+    unsigned id() const { return id_; }
+    WorkerCounters counters;
+
+private:
+    Classifier &c_;
+    unsigned id_;
+    rte_ring *ring_;
+    WorkerShared &shared_;
+};
+
+} // namespace millipede::flow

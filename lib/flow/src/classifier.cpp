@@ -1,0 +1,357 @@
+#include "millipede/flow/classifier.h"
+
+#include <cstring>
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_malloc.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_prefetch.h>
+
+namespace millipede::flow {
+
+int g_flow_meta_offset = -1;
+
+bool register_flow_meta(std::string &err) {
+    if (g_flow_meta_offset >= 0) return true;
+    static const rte_mbuf_dynfield desc = {
+        "millipede_flow_meta", sizeof(FlowMeta), alignof(FlowMeta), 0,
+    };
+    g_flow_meta_offset = rte_mbuf_dynfield_register(&desc);
+    if (g_flow_meta_offset < 0) {
+        err = std::string("cannot register the flow metadata mbuf field: ") + rte_strerror(rte_errno);
+        return false;
+    }
+    return true;
+}
+
+namespace {
+constexpr const char *kDropNames[] = {
+#define X(sym, name, desc) name,
+    MILLIPEDE_CLASSIFIER_DROPS(X)
+#undef X
+};
+constexpr uint8_t kNoOwner = 0xff;
+constexpr uint8_t kCountedInversion = 0x1, kCountedSplit = 0x2, kCountedMove = 0x4;
+constexpr unsigned kFragmentSlots = 4096; // power of two
+
+void free_bulk(rte_mbuf **pkts, unsigned n) { rte_pktmbuf_free_bulk(pkts, n); }
+} // namespace
+
+const char *classifier_drop_name(ClassifierDrop d) {
+    auto i = static_cast<unsigned>(d);
+    return i < kClassifierDropCount ? kDropNames[i] : "?";
+}
+
+OrderChecker::OrderChecker(uint32_t slots, int socket_id) : count_(slots) {
+    slots_ = static_cast<Slot *>(rte_zmalloc_socket("order_checker", sizeof(Slot) * slots, 64, socket_id));
+}
+
+OrderChecker::~OrderChecker() { rte_free(slots_); }
+
+void OrderChecker::check(unsigned worker, const FlowMeta &m, WorkerCounters &c) {
+    if (!slots_ || m.slot >= count_) return;
+    Slot &s = slots_[m.slot];
+    constexpr auto rlx = std::memory_order_relaxed;
+    auto w = static_cast<uint8_t>(worker);
+    uint32_t uid = s.uid.load(rlx);
+    if (uid != m.uid) {
+        if (uid != 0 && static_cast<int32_t>(m.uid - uid) < 0) {
+            ++c.stale_packets; // an older flow that used this slot, still draining
+            return;
+        }
+        s.uid.store(m.uid, rlx);
+        s.last_seq.store(m.seq, rlx);
+        s.epoch.store(m.epoch, rlx);
+        s.owner.store(w, rlx);
+        s.flags.store(0, rlx);
+        s.dir_owner[m.direction & 1].store(w, rlx);
+        s.dir_owner[(m.direction & 1) ^ 1].store(kNoOwner, rlx);
+        return;
+    }
+    uint8_t flags = s.flags.load(rlx);
+    if (static_cast<int32_t>(m.seq - s.last_seq.load(rlx)) <= 0) {
+        ++c.order_inversions;
+        flags |= kCountedInversion;
+    } else {
+        s.last_seq.store(m.seq, rlx);
+    }
+    if (m.epoch != s.epoch.load(rlx)) {
+        // A recorded migration: a new owner and a fresh direction record.
+        s.epoch.store(m.epoch, rlx);
+        s.owner.store(w, rlx);
+        s.dir_owner[0].store(kNoOwner, rlx);
+        s.dir_owner[1].store(kNoOwner, rlx);
+    } else if (s.owner.load(rlx) != w && !(flags & kCountedMove)) {
+        ++c.unrecorded_moves;
+        flags |= kCountedMove;
+    }
+    unsigned d = m.direction & 1;
+    s.dir_owner[d].store(w, rlx);
+    uint8_t other = s.dir_owner[d ^ 1].load(rlx);
+    if (other != kNoOwner && other != w && !(flags & kCountedSplit)) {
+        ++c.split_flows;
+        flags |= kCountedSplit;
+    }
+    s.flags.store(flags, rlx);
+}
+
+Classifier::Classifier(const ClassifierConfig &cfg)
+    : cfg_(cfg), balancer_(cfg.policy, cfg.workers, cfg.tuning), enqueued_(cfg.workers, 0),
+      dispatched_(cfg.workers, 0), ring_drops_(cfg.workers, 0), loads_(cfg.workers),
+      last_busy_(cfg.workers, 0), fragments_(kFragmentSlots) {
+    if (!cfg_.release) cfg_.release = free_bulk;
+}
+
+Classifier::~Classifier() {
+    for (auto *r : rings_) rte_ring_free(r);
+    rte_free(shared_);
+}
+
+std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, FlowEndSink *sink, std::string &err) {
+    if (cfg.workers == 0 || cfg.workers > 64) {
+        err = "worker count must be between 1 and 64, got " + std::to_string(cfg.workers);
+        return nullptr;
+    }
+    if (cfg.ring_size < kBurst || (cfg.ring_size & (cfg.ring_size - 1))) {
+        err = "worker ring size must be a power of two of at least 32, got " + std::to_string(cfg.ring_size);
+        return nullptr;
+    }
+    if (!register_flow_meta(err)) return nullptr;
+    std::unique_ptr<Classifier> c(new Classifier(cfg));
+    c->table_ = FlowTable::create(cfg.table, sink, err);
+    if (!c->table_) return nullptr;
+    c->checker_ = std::make_unique<OrderChecker>(c->table_->slots(), cfg.table.socket_id);
+    c->shared_ = static_cast<WorkerShared *>(
+        rte_zmalloc_socket("worker_shared", sizeof(WorkerShared) * cfg.workers, 64, cfg.table.socket_id));
+    if (!c->shared_) {
+        err = "cannot allocate worker state";
+        return nullptr;
+    }
+    for (unsigned w = 0; w < cfg.workers; ++w) {
+        std::string name = cfg.table.name.substr(0, 16) + "_w" + std::to_string(w);
+        rte_ring *r = rte_ring_create(name.c_str(), cfg.ring_size, cfg.table.socket_id,
+                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (!r) {
+            err = "cannot create worker ring " + name + ": " + rte_strerror(rte_errno);
+            return nullptr;
+        }
+        c->rings_.push_back(r);
+    }
+    c->refresh_interval_tsc_ = (cfg.tsc_hz ? cfg.tsc_hz : rte_get_tsc_hz()) / 10000; // 100 us
+    return c;
+}
+
+void Classifier::refresh_loads(uint64_t tsc) {
+    bool sample_busy = tsc - last_refresh_tsc_ >= refresh_interval_tsc_;
+    uint64_t elapsed = tsc - last_refresh_tsc_;
+    for (unsigned w = 0; w < cfg_.workers; ++w) {
+        uint64_t done = shared_[w].completed.load(std::memory_order_acquire);
+        loads_[w].backlog = static_cast<uint32_t>(enqueued_[w] - done);
+        if (sample_busy) {
+            uint64_t busy = shared_[w].busy_cycles.load(std::memory_order_relaxed);
+            float share = elapsed ? static_cast<float>(busy - last_busy_[w]) / static_cast<float>(elapsed) : 0.0f;
+            if (share > 1.0f) share = 1.0f;
+            // EWMA, alpha 1/8: smooths bursts, follows a shift within ~1 ms.
+            loads_[w].busy_share += (share - loads_[w].busy_share) * 0.125f;
+            last_busy_[w] = busy;
+        }
+    }
+    if (sample_busy) last_refresh_tsc_ = tsc;
+    balancer_.refresh(loads_);
+}
+
+namespace {
+uint32_t fragment_index(const net::PacketInfo &p) {
+    uint32_t h = p.fragment_id * 0x9e3779b1u;
+    for (unsigned i = 0; i < 16; i += 4) {
+        uint32_t a, b;
+        std::memcpy(&a, p.src.bytes + i, 4);
+        std::memcpy(&b, p.dst.bytes + i, 4);
+        h = (h ^ a ^ b) * 0x85ebca6bu; // symmetric in src/dst, like the flow key
+    }
+    return (h ^ (h >> 15) ^ p.l4_proto) & (kFragmentSlots - 1);
+}
+} // namespace
+
+void Classifier::remember_fragment(const net::PacketInfo &p, const FlowKey &key) {
+    FragmentSlot &f = fragments_[fragment_index(p)];
+    std::memcpy(f.src, p.src.bytes, 16);
+    std::memcpy(f.dst, p.dst.bytes, 16);
+    f.id = p.fragment_id;
+    f.proto = p.l4_proto;
+    f.used = true;
+    f.key = key;
+}
+
+bool Classifier::resolve_fragment(const net::PacketInfo &p, FlowKey &key) {
+    const FragmentSlot &f = fragments_[fragment_index(p)];
+    if (f.used && f.id == p.fragment_id && f.proto == p.l4_proto && !std::memcmp(f.src, p.src.bytes, 16) &&
+        !std::memcmp(f.dst, p.dst.bytes, 16)) {
+        key = f.key;
+        return true;
+    }
+    return false;
+}
+
+void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
+    if (n == 0) return;
+    if (n > kBurst) n = kBurst;
+    uint64_t t0 = rte_rdtsc();
+    stats_.packets += n;
+    ++stats_.bursts;
+
+    FlowKey keys[kBurst];
+    const void *key_ptrs[kBurst];
+    uint32_t hashes[kBurst];
+    int32_t slots[kBurst];
+    uint8_t dirs[kBurst];
+    uint8_t tcp_flags[kBurst];
+    uint32_t tcp_seqs[kBurst];
+    rte_mbuf *valid[kBurst];
+    rte_mbuf *dropped[kBurst];
+    unsigned nvalid = 0, ndropped = 0;
+
+    // Parse and key every packet. Prefetch the next packet's headers while
+    // parsing this one.
+    rte_prefetch0(rte_pktmbuf_mtod(pkts[0], void *));
+    for (unsigned i = 0; i < n; ++i) {
+        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+        rte_mbuf *m = pkts[i];
+        net::PacketInfo p;
+        net::Reject r = net::parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), p);
+        if (r != net::Reject::NONE) {
+            ++stats_.rejects[static_cast<unsigned>(r)];
+            dropped[ndropped++] = m;
+            continue;
+        }
+        FlowKey &k = keys[nvalid];
+        Direction d = make_flow_key(p, k);
+        if (p.is_fragment) {
+            if (p.is_first_fragment) {
+                remember_fragment(p, k);
+            } else {
+                FlowKey joined;
+                if (resolve_fragment(p, joined)) {
+                    // The first fragment's direction is the packet's own
+                    // when the addresses keep their order.
+                    d = std::memcmp(p.src.bytes, joined.addr_lo, 16) == 0 ? kFromLo : kFromHi;
+                    k = joined;
+                    ++stats_.fragments_joined;
+                } else {
+                    // Ports unknown: its own address-pair flow, marked so it
+                    // is never mistaken for a real TCP/UDP 5-tuple.
+                    k.pad_[0] = 1;
+                    ++stats_.fragments_unjoined;
+                }
+            }
+        }
+        key_ptrs[nvalid] = &k;
+        hashes[nvalid] = flow_hash(k);
+        dirs[nvalid] = d;
+        tcp_flags[nvalid] = p.tcp_flags;
+        tcp_seqs[nvalid] = p.tcp_seq;
+        valid[nvalid++] = m;
+    }
+
+    if (nvalid) table_->lookup_bulk(key_ptrs, hashes, nvalid, slots);
+    refresh_loads(t0);
+
+    rte_mbuf *out[64][kBurst]; // per worker staging; workers <= 64
+    unsigned nout[64];
+    for (unsigned w = 0; w < cfg_.workers; ++w) nout[w] = 0;
+
+    for (unsigned i = 0; i < nvalid; ++i) {
+        const FlowKey &k = keys[i];
+        int32_t slot = slots[i];
+        if (slot < 0) {
+            // Absent at lookup time; an earlier packet of this burst may have
+            // created it since, in which case insert returns the same slot.
+            slot = table_->insert(k, hashes[i], now_ns);
+            if (slot < 0) {
+                ++stats_.drops[static_cast<unsigned>(ClassifierDrop::TableFull)];
+                dropped[ndropped++] = valid[i];
+                continue;
+            }
+        }
+        FlowEntry *e = &table_->entry(slot);
+        uint8_t flags = tcp_flags[i];
+        bool is_tcp = k.proto == net::kProtoTCP && !k.pad_[0];
+        if (e->uid != 0 && is_tcp && (flags & (net::kTcpSyn | net::kTcpAck)) == net::kTcpSyn &&
+            (e->tcp_state & (kClosed | kSynSeen))) {
+            // A new connection on a used 5-tuple: a SYN after the old one
+            // closed, or a SYN with another initial sequence number.
+            bool reuse = (e->tcp_state & kClosed) || e->syn_seq != tcp_seqs[i];
+            if (reuse) {
+                table_->end_flow(static_cast<uint32_t>(slot),
+                                 (e->tcp_state & kClosed) ? ((e->tcp_state & kRstSeen) ? FlowEndReason::Rst
+                                                                                        : FlowEndReason::Fin)
+                                                          : FlowEndReason::Reused,
+                                 /*remove=*/false);
+            }
+        }
+        unsigned worker;
+        if (e->uid == 0) {
+            FlowClass cls = k.pad_[0] ? FlowClass::Other : flow_class_of(k.proto);
+            table_->start_flow(static_cast<uint32_t>(slot), cls, k.proto, dirs[i], now_ns);
+            worker = balancer_.pick_new(hashes[i]);
+            e->worker = static_cast<uint16_t>(worker);
+        } else {
+            worker = e->worker;
+            if (cfg_.migrate) {
+                uint64_t done = shared_[worker].completed.load(std::memory_order_acquire);
+                bool idle = static_cast<int32_t>(static_cast<uint32_t>(done) - e->last_pos) >= 0;
+                if (idle) {
+                    unsigned target = balancer_.migration_target(worker);
+                    if (target != worker) {
+                        worker = target;
+                        e->worker = static_cast<uint16_t>(target);
+                        ++e->migrations;
+                        ++stats_.migrations;
+                    }
+                }
+            }
+            table_->touch(static_cast<uint32_t>(slot), now_ns);
+        }
+        if (is_tcp) {
+            if ((flags & net::kTcpSyn) && !(e->tcp_state & kSynSeen)) {
+                e->tcp_state |= kSynSeen;
+                e->syn_seq = tcp_seqs[i];
+            }
+            if (flags & net::kTcpFin) e->tcp_state |= dirs[i] == kFromLo ? kFinFromLo : kFinFromHi;
+            if (flags & net::kTcpRst) e->tcp_state |= kRstSeen;
+            if (!(e->tcp_state & kClosed) &&
+                ((e->tcp_state & kRstSeen) || (e->tcp_state & (kFinFromLo | kFinFromHi)) == (kFinFromLo | kFinFromHi)))
+                table_->mark_closed(static_cast<uint32_t>(slot), now_ns);
+        }
+        ++e->packets[dirs[i]];
+        FlowMeta &m = *flow_meta(valid[i]);
+        m.slot = static_cast<uint32_t>(slot);
+        m.uid = e->uid;
+        m.seq = ++e->seq;
+        m.epoch = e->migrations;
+        m.direction = dirs[i];
+        m.flags = 0;
+        // Position this packet will have once enqueued (see contract).
+        e->last_pos = static_cast<uint32_t>(enqueued_[worker] + nout[worker] + 1);
+        out[worker][nout[worker]++] = valid[i];
+        balancer_.note_dispatch(worker);
+    }
+
+    for (unsigned w = 0; w < cfg_.workers; ++w) {
+        if (!nout[w]) continue;
+        unsigned sent = rte_ring_sp_enqueue_burst(rings_[w], reinterpret_cast<void **>(out[w]), nout[w], nullptr);
+        enqueued_[w] += sent;
+        dispatched_[w] += nout[w];
+        if (sent < nout[w]) {
+            unsigned lost = nout[w] - sent;
+            ring_drops_[w] += lost;
+            stats_.drops[static_cast<unsigned>(ClassifierDrop::RingFull)] += lost;
+            cfg_.release(out[w] + sent, lost);
+        }
+    }
+    if (ndropped) cfg_.release(dropped, ndropped);
+    stats_.dispatch_cycles += rte_rdtsc() - t0;
+}
+
+} // namespace millipede::flow

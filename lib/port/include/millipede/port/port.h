@@ -1,0 +1,44 @@
+// EAL and ethdev set-up: ports, queues, mempools, link state.
+//
+// Contract: called from the main lcore during set-up and shutdown only; not
+// thread-safe. Every failure returns false with a one-line message in `err`
+// naming the port and the DPDK error, so the application can exit cleanly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+struct rte_mempool;
+
+namespace millipede::port {
+
+struct PortConfig {
+    uint16_t port_id = 0;
+    uint16_t rx_queues = 1;
+    uint16_t tx_queues = 1;
+    uint16_t rx_desc = 1024;
+    uint16_t tx_desc = 1024;
+    bool promiscuous = true; // a mirror port sees traffic for other MACs
+};
+
+// A mempool on the port's NUMA socket, sized for its descriptors plus
+// `in_flight` mbufs held in rings and by workers.
+rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err);
+
+// Configures and starts one port with `pool` for every RX queue.
+bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err);
+
+// Stops and closes a port started with start_port().
+void stop_port(uint16_t port_id);
+
+// The NUMA socket of a port (0 when unknown, e.g. virtual devices).
+int port_socket(uint16_t port_id);
+
+// Every available port id.
+std::vector<uint16_t> available_ports();
+
+// The port's device name (e.g. "net_pcap0", "0000:03:00.0").
+std::string port_name(uint16_t port_id);
+
+} // namespace millipede::port

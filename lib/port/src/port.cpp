@@ -1,0 +1,97 @@
+#include "millipede/port/port.h"
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+namespace millipede::port {
+
+rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err) {
+    rte_mempool *mp = rte_pktmbuf_pool_create(name.c_str(), mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
+    if (!mp)
+        err = "cannot create mbuf pool '" + name + "' of " + std::to_string(mbufs) +
+              " mbufs: " + rte_strerror(rte_errno) + " (more EAL memory with -m, or hugepages)";
+    return mp;
+}
+
+int port_socket(uint16_t port_id) {
+    int s = rte_eth_dev_socket_id(port_id);
+    return s < 0 ? 0 : s;
+}
+
+std::vector<uint16_t> available_ports() {
+    std::vector<uint16_t> ids;
+    uint16_t p;
+    RTE_ETH_FOREACH_DEV(p) ids.push_back(p);
+    return ids;
+}
+
+std::string port_name(uint16_t port_id) {
+    char name[RTE_ETH_NAME_MAX_LEN] = {};
+    if (rte_eth_dev_get_name_by_port(port_id, name) != 0) return "port" + std::to_string(port_id);
+    return name;
+}
+
+bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
+    const uint16_t p = cfg.port_id;
+    const std::string who = "port " + std::to_string(p) + " (" + port_name(p) + ")";
+    if (!rte_eth_dev_is_valid_port(p)) {
+        err = "port " + std::to_string(p) + " does not exist (" + std::to_string(rte_eth_dev_count_avail()) +
+              " ports available)";
+        return false;
+    }
+    rte_eth_dev_info info{};
+    int rc = rte_eth_dev_info_get(p, &info);
+    if (rc != 0) {
+        err = who + ": cannot read device info: " + rte_strerror(-rc);
+        return false;
+    }
+    if (cfg.rx_queues > info.max_rx_queues || cfg.tx_queues > info.max_tx_queues) {
+        err = who + ": wants " + std::to_string(cfg.rx_queues) + " RX / " + std::to_string(cfg.tx_queues) +
+              " TX queues, device has " + std::to_string(info.max_rx_queues) + " / " +
+              std::to_string(info.max_tx_queues);
+        return false;
+    }
+    rte_eth_conf conf{};
+    if (cfg.rx_queues > 1) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads & RTE_ETH_RSS_IP;
+    }
+    rc = rte_eth_dev_configure(p, cfg.rx_queues, cfg.tx_queues, &conf);
+    if (rc != 0) {
+        err = who + ": configure failed: " + rte_strerror(-rc);
+        return false;
+    }
+    uint16_t rxd = cfg.rx_desc, txd = cfg.tx_desc;
+    rte_eth_dev_adjust_nb_rx_tx_desc(p, &rxd, &txd);
+    int socket = port_socket(p);
+    for (uint16_t q = 0; q < cfg.rx_queues; ++q) {
+        rc = rte_eth_rx_queue_setup(p, q, rxd, socket, nullptr, pool);
+        if (rc != 0) {
+            err = who + ": RX queue " + std::to_string(q) + " set-up failed: " + rte_strerror(-rc);
+            return false;
+        }
+    }
+    for (uint16_t q = 0; q < cfg.tx_queues; ++q) {
+        rc = rte_eth_tx_queue_setup(p, q, txd, socket, nullptr);
+        if (rc != 0) {
+            err = who + ": TX queue " + std::to_string(q) + " set-up failed: " + rte_strerror(-rc);
+            return false;
+        }
+    }
+    rc = rte_eth_dev_start(p);
+    if (rc != 0) {
+        err = who + ": start failed: " + rte_strerror(-rc);
+        return false;
+    }
+    // Not every virtual device supports promiscuous mode; that is no error.
+    if (cfg.promiscuous) rte_eth_promiscuous_enable(p);
+    return true;
+}
+
+void stop_port(uint16_t port_id) {
+    rte_eth_dev_stop(port_id);
+    rte_eth_dev_close(port_id);
+}
+
+} // namespace millipede::port

@@ -1,0 +1,147 @@
+// Pure tests of the flow key (symmetry) and the balancer policies.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "millipede/flow/balancer.h"
+#include "millipede/flow/flow_key.h"
+
+using namespace millipede;
+using namespace millipede::flow;
+
+namespace {
+
+net::PacketInfo v4_packet(uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport, uint8_t proto) {
+    net::PacketInfo p{};
+    p.ip_version = 4;
+    p.l4_proto = proto;
+    for (int i = 0; i < 4; ++i) {
+        p.src.bytes[i] = static_cast<uint8_t>(src >> (24 - 8 * i));
+        p.dst.bytes[i] = static_cast<uint8_t>(dst >> (24 - 8 * i));
+    }
+    p.src_port = sport;
+    p.dst_port = dport;
+    return p;
+}
+
+} // namespace
+
+TEST(FlowKey, BothDirectionsGiveTheSameKeyAndHash) {
+    std::mt19937 rng(7);
+    for (int i = 0; i < 10000; ++i) {
+        uint32_t a = rng(), b = rng();
+        uint16_t pa = static_cast<uint16_t>(rng()), pb = static_cast<uint16_t>(rng());
+        uint8_t proto = (i & 1) ? net::kProtoTCP : net::kProtoUDP;
+        FlowKey k1{}, k2{};
+        Direction d1 = make_flow_key(v4_packet(a, b, pa, pb, proto), k1);
+        Direction d2 = make_flow_key(v4_packet(b, a, pb, pa, proto), k2);
+        ASSERT_EQ(k1, k2);
+        ASSERT_EQ(flow_hash(k1), flow_hash(k2));
+        if (a != b || pa != pb) ASSERT_NE(d1, d2) << "the two directions must be told apart";
+    }
+}
+
+TEST(FlowKey, SameAddressesDifferentPortsOrderByPort) {
+    FlowKey k1{}, k2{};
+    EXPECT_EQ(make_flow_key(v4_packet(1, 1, 80, 1000, net::kProtoTCP), k1), kFromLo);
+    EXPECT_EQ(make_flow_key(v4_packet(1, 1, 1000, 80, net::kProtoTCP), k2), kFromHi);
+    EXPECT_EQ(k1, k2);
+}
+
+TEST(FlowKey, DistinctTuplesGiveDistinctKeys) {
+    FlowKey a{}, b{}, c{};
+    make_flow_key(v4_packet(1, 2, 3, 4, net::kProtoTCP), a);
+    make_flow_key(v4_packet(1, 2, 3, 4, net::kProtoUDP), b);
+    make_flow_key(v4_packet(1, 2, 3, 5, net::kProtoTCP), c);
+    EXPECT_FALSE(a == b);
+    EXPECT_FALSE(a == c);
+}
+
+TEST(FlowKey, ClassOfProtocol) {
+    EXPECT_EQ(flow_class_of(net::kProtoTCP), FlowClass::Tcp);
+    EXPECT_EQ(flow_class_of(net::kProtoUDP), FlowClass::Udp);
+    EXPECT_EQ(flow_class_of(net::kProtoICMP), FlowClass::Other);
+    EXPECT_EQ(flow_class_of(net::kProtoSCTP), FlowClass::Other);
+}
+
+TEST(Policy, ParseAndName) {
+    for (auto p : {Policy::Hash, Policy::Pending, Policy::Busy}) EXPECT_EQ(parse_policy(policy_name(p)), p);
+    EXPECT_FALSE(parse_policy("least"));
+    EXPECT_FALSE(parse_policy(""));
+}
+
+TEST(Balancer, RejectsZeroWorkers) { EXPECT_THROW(Balancer(Policy::Busy, 0), std::invalid_argument); }
+
+TEST(Balancer, HashIsStaticAndSpreads) {
+    Balancer b(Policy::Hash, 8);
+    std::array<unsigned, 8> count{};
+    std::mt19937 rng(3);
+    for (int i = 0; i < 80000; ++i) {
+        uint32_t h = rng();
+        unsigned w = b.pick_new(h);
+        ASSERT_LT(w, 8u);
+        ASSERT_EQ(w, b.pick_new(h)) << "hash must not depend on load";
+        ++count[w];
+    }
+    for (unsigned c : count) EXPECT_NEAR(c, 10000, 600);
+    // Load never moves a hashed flow.
+    std::vector<WorkerLoad> loads(8);
+    loads[0].backlog = 1000;
+    b.refresh(loads);
+    EXPECT_EQ(b.migration_target(0), 0u);
+}
+
+TEST(Balancer, PendingPicksFewestWaiting) {
+    Balancer b(Policy::Pending, 4);
+    std::vector<WorkerLoad> loads(4);
+    loads[0].backlog = 10;
+    loads[1].backlog = 3;
+    loads[2].backlog = 7;
+    loads[3].backlog = 3;
+    loads[1].busy_share = 1.0f; // ignored by pending
+    b.refresh(loads);
+    EXPECT_EQ(b.pick_new(0), 1u);
+}
+
+TEST(Balancer, BusyAddsTheMovingAverageOfBusyCycles) {
+    Balancer b(Policy::Busy, 3);
+    std::vector<WorkerLoad> loads(3);
+    loads[0] = {4, 0.9f};  // short queue, but busy
+    loads[1] = {6, 0.1f};  // longer queue, mostly idle
+    loads[2] = {40, 0.0f}; // far behind
+    b.refresh(loads);
+    EXPECT_EQ(b.pick_new(0), 1u);
+    Balancer p(Policy::Pending, 3);
+    p.refresh(loads);
+    EXPECT_EQ(p.pick_new(0), 0u) << "the seed's policy only sees the queue";
+}
+
+TEST(Balancer, ABurstOfNewFlowsSpreads) {
+    Balancer b(Policy::Pending, 4);
+    std::vector<WorkerLoad> loads(4);
+    b.refresh(loads);
+    std::array<unsigned, 4> got{};
+    for (int i = 0; i < 32; ++i) {
+        unsigned w = b.pick_new(static_cast<uint32_t>(i));
+        b.note_dispatch(w);
+        ++got[w];
+    }
+    for (unsigned g : got) EXPECT_EQ(g, 8u);
+}
+
+TEST(Balancer, MigrationNeedsAMargin) {
+    BalancerTuning t;
+    t.migrate_margin = 8;
+    Balancer b(Policy::Pending, 2, t);
+    std::vector<WorkerLoad> loads(2);
+    loads[0].backlog = 5;
+    b.refresh(loads);
+    EXPECT_EQ(b.migration_target(0), 0u) << "within the margin: stay";
+    loads[0].backlog = 20;
+    b.refresh(loads);
+    EXPECT_EQ(b.migration_target(0), 1u);
+    EXPECT_EQ(b.migration_target(1), 1u) << "the best worker never moves its flows";
+}
