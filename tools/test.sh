@@ -64,12 +64,12 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   log "build with ASan+UBSan into build-asan/"
   if build_into build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
        -Dbenchmarks=disabled && timeout 2400 ninja -C build-asan; then
-    log "tests under ASan+UBSan: unit, eal"
+    log "tests under ASan+UBSan: unit, eal, sim (fewer seeds)"
     # halt_on_error: any UBSan report fails the test, not just a line in a log.
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     MILLIPEDE_SIM_SEEDS=${MILLIPEDE_SIM_SEEDS_ASAN:-200} \
-      timeout 3000 meson test -C build-asan --no-rebuild --print-errorlogs --suite unit --suite eal \
+      timeout 3000 meson test -C build-asan --no-rebuild --print-errorlogs --suite unit --suite eal --suite sim \
         --timeout-multiplier 3
     tally_meson build-asan "asan"
   else

@@ -2,6 +2,7 @@
 // back-pressure, CRC resend, end verification.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -310,4 +311,54 @@ TEST(StripeReceiver, CompatChecksumFailureStopsBeforeDelivery) {
     EXPECT_NE(std::string(rx.message()).find("chunk 1"), std::string::npos) << rx.message();
     auto o = rx.output();
     EXPECT_EQ(o.size(), 100u); // chunk 0 only
+}
+
+TEST(StripeReceiver, ResendTakesOverAChunkADeadLegWasStillFilling) {
+    // Leg 0 delivers half of chunk 0 and goes silent (its link died; the
+    // receiver has not noticed). The sender re-sends chunk 0 on leg 1: it
+    // must not wait for leg 0, whose rest may never come.
+    Rig r;
+    r.open(0);
+    r.open(1);
+    auto c0 = chunk_bytes(0, 0, payload(0));
+    std::vector<uint8_t> half(c0.begin(), c0.begin() + 60);
+    EXPECT_EQ(r.send(0, half), half.size());
+    EXPECT_EQ(r.chunk(1, 0), c0.size());
+    EXPECT_EQ(r.rx.stats().takeovers, 1u);
+    EXPECT_EQ(r.drain(), expected(1));
+    // If leg 0 was alive after all, the rest of its copy is read and dropped.
+    std::vector<uint8_t> rest(c0.begin() + 60, c0.end());
+    EXPECT_EQ(r.send(0, rest), rest.size());
+    r.chunk(0, 1);
+    EXPECT_EQ(r.drain(), payload(1));
+    EXPECT_EQ(r.rx.next_seq(), 2u);
+    EXPECT_EQ(r.rx.stats().crc_failures, 0u);
+}
+
+TEST(StripeReceiver, AfterDoneARepeatedEndOnANewLegIsAnsweredAgain) {
+    // The end ack went out on leg 0, which died before delivering it: the
+    // sender sends the same end record on a new leg and must be answered.
+    Rig r;
+    r.open(0);
+    r.chunk(0, 0);
+    auto all = expected(1);
+    std::vector<uint8_t> e(kEndSize);
+    encode_end(e.data(), End{1, 100, crc64(all.data(), all.size())});
+    r.send(0, e);
+    r.drain();
+    r.rx.poll(0, r.io);
+    ASSERT_EQ(r.rx.state(), SessionState::DONE);
+    r.rx.leg_down(0, 0);
+    r.open(1);
+    r.chunk(1, 0); // a re-send: a duplicate, acknowledged again
+    r.send(1, e);
+    auto rep = r.replies(1);
+    ASSERT_GE(rep.size(), 2u);
+    EXPECT_EQ(rep.front().kind, EventKind::HELLO_REPLY);
+    auto ea = std::find_if(rep.begin(), rep.end(), [](const Rec &x) { return x.kind == EventKind::END_ACK; });
+    ASSERT_NE(ea, rep.end());
+    EXPECT_EQ(ea->d.end_ack.status, EndStatus::OK);
+    EXPECT_EQ(ea->d.end_ack.chunks, 1u);
+    EXPECT_EQ(r.rx.state(), SessionState::DONE);
+    EXPECT_TRUE(r.drain().empty());
 }

@@ -859,3 +859,77 @@ TEST(Api, DelayedAckEverySecondSegment) {
 
 } // namespace
 } // namespace tcptest
+
+namespace tcptest {
+namespace {
+
+TEST(ConnectionLiveness, ConsecutiveRtosCountUntilNewDataIsAcked) {
+    Pair p;
+    p.handshake();
+    EXPECT_EQ(p.client->consecutive_rtos(), 0u);
+    const auto data = pattern(1000);
+    p.client->send(data, p.now);
+    p.cout.take(); // lost
+    const uint64_t rto = p.client->rto_us();
+    p.advance(rto);
+    EXPECT_EQ(p.client->consecutive_rtos(), 1u);
+    EXPECT_EQ(p.client->rto_us(), 2 * rto); // RFC 6298 5.5
+    p.cout.take(); // the retransmission is lost too
+    p.advance(2 * rto);
+    EXPECT_EQ(p.client->consecutive_rtos(), 2u);
+    p.pump(); // the next retransmission arrives and is acknowledged
+    p.advance(p.ccfg.delayed_ack_us);
+    p.pump();
+    EXPECT_EQ(p.client->consecutive_rtos(), 0u);
+    EXPECT_EQ(p.client->unanswered_probes(), 0u);
+}
+
+TEST(ConnectionZeroCopy, PeekConsumeMatchRecvAndReopenTheWindow) {
+    Config small;
+    small.recv_buffer = 4096;
+    Pair p(Config{}, small);
+    p.handshake();
+    const auto data = pattern(4096 + 3000, 5);
+    size_t sent = p.client->send(data, p.now);
+    p.pump();
+    ASSERT_EQ(p.server->readable_bytes(), 4096u);
+    EXPECT_EQ(p.server->stats().our_rwnd, 0u);
+    std::span<const uint8_t> a, b;
+    p.server->peek(a, b);
+    ASSERT_EQ(a.size() + b.size(), 4096u);
+    EXPECT_TRUE(std::equal(a.begin(), a.end(), data.begin()));
+    // Consuming frees space: a window update goes out, more data comes.
+    EXPECT_EQ(p.server->consume(1000, p.now), 1000u);
+    p.pump();
+    sent += p.client->send(std::span(data).subspan(sent), p.now);
+    p.pump();
+    std::vector<uint8_t> got(data.begin(), data.begin() + 1000);
+    for (int i = 0; i < 20 && got.size() < data.size(); i++) {
+        p.server->peek(a, b); // the ring wraps: two spans
+        got.insert(got.end(), a.begin(), a.end());
+        got.insert(got.end(), b.begin(), b.end());
+        p.server->consume(a.size() + b.size(), p.now);
+        p.pump();
+        sent += p.client->send(std::span(data).subspan(sent), p.now);
+        p.pump();
+    }
+    EXPECT_EQ(got, data);
+}
+
+TEST(ConnectionCork, SendCorkedTransmitsNothingUntilFlush) {
+    Pair p;
+    p.handshake();
+    p.cout.take();
+    const auto hdr = pattern(32, 1), body = pattern(1000, 2);
+    EXPECT_EQ(p.client->send_corked(hdr), 32u);
+    EXPECT_EQ(p.client->send_corked(body), 1000u);
+    EXPECT_TRUE(p.cout.out.empty());
+    p.client->flush(p.now);
+    ASSERT_EQ(p.cout.out.size(), 1u); // one segment with header and body
+    EXPECT_EQ(p.cout.last().payload_len(), 1032u);
+    p.pump();
+    EXPECT_EQ(p.drain_server().size(), 1032u);
+}
+
+} // namespace
+} // namespace tcptest

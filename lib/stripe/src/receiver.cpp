@@ -165,7 +165,10 @@ bool StripeReceiver::ctl_append(Leg &l, const uint8_t *p, size_t n) {
 // ------------------------------------------------------------------ input
 
 size_t StripeReceiver::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t) {
-    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return n;
+    // After DONE the legs are still served: a sender whose end acknowledgement
+    // was lost with its leg sends the end record again on another leg
+    // (section 2.7) and must get its answer; chunks can only be duplicates.
+    if (leg >= legs_.size() || state_ == SessionState::FAILED) return n;
     Leg &l = legs_[leg];
     if (l.st != ReceiverLegState::HELLO && l.st != ReceiverLegState::OPEN) return n;
     if (l.have_pending && !place_chunk(leg)) {
@@ -174,7 +177,7 @@ size_t StripeReceiver::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint6
     }
     size_t used = 0;
     Decoded d;
-    while (state_ == SessionState::RUNNING &&
+    while (state_ != SessionState::FAILED &&
            (l.st == ReceiverLegState::HELLO || l.st == ReceiverLegState::OPEN)) {
         used += l.dec.feed(p + used, n - used, d);
         switch (d.kind) {
@@ -304,6 +307,8 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
     if (end_known_ && s >= end_.chunks) {
         fail(Error::SEQ_OUT_OF_RANGE, "chunk %llu arrived on leg %u but the end record says %llu chunks",
              static_cast<unsigned long long>(s), leg, static_cast<unsigned long long>(end_.chunks));
+        l.have_pending = false; // (after DONE fail() does nothing: drop the payload)
+        l.discard = true;
         return true;
     }
     const uint64_t w = cfg_.window_chunks;
@@ -315,7 +320,19 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
         l.have_pending = false;
         return true;
     }
-    if (!sl || sl->st == Slot::St::RECEIVING) return false; // beyond the window, or another leg fills it
+    if (!sl) return false; // beyond the window: back-pressure
+    if (sl->st == Slot::St::RECEIVING) {
+        // Another leg is filling this chunk: this is a re-send racing it, and
+        // the sender only re-sends when it gave that leg up (dead, or dead
+        // but not yet noticed here: its TCP connection may never deliver the
+        // rest). Waiting for it could wait forever, so the newer copy takes
+        // the buffer over; the older leg's remaining payload is read and
+        // dropped like a duplicate's.
+        Leg &old = legs_[sl->leg];
+        old.slot = -1;
+        old.discard = true;
+        stats_.takeovers++;
+    }
     sl->st = Slot::St::RECEIVING;
     sl->leg = leg;
     sl->seq = s;
@@ -499,7 +516,7 @@ void StripeReceiver::write_leg(uint32_t leg, LegIo &io) {
                 return;
             }
         }
-        if (l.st != ReceiverLegState::OPEN || state_ != SessionState::RUNNING) return;
+        if (l.st != ReceiverLegState::OPEN || state_ == SessionState::FAILED) return;
         bool added = false;
         while (l.ring_count > 0) {
             Resend r;

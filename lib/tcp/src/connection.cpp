@@ -203,10 +203,32 @@ size_t Connection::send(std::span<const uint8_t> data, uint64_t now) {
     return n;
 }
 
+size_t Connection::send_corked(std::span<const uint8_t> data) {
+    const size_t n = std::min(data.size(), writable_bytes());
+    if (n == 0) return 0;
+    snd_ring_.write_at(snd_buffered_, data.first(n));
+    snd_buffered_ += n;
+    return n;
+}
+
+void Connection::flush(uint64_t now) {
+    if (state_ == State::Established || state_ == State::CloseWait) output(now);
+}
+
+void Connection::peek(std::span<const uint8_t> &first, std::span<const uint8_t> &second) const {
+    rcv_ring_.spans_at(0, rcv_readable_, first, second);
+}
+
 size_t Connection::recv(std::span<uint8_t> out, uint64_t now) {
     const size_t n = std::min(out.size(), rcv_readable_);
     if (n == 0) return 0;
     rcv_ring_.read_at(0, out.first(n));
+    return consume(n, now);
+}
+
+size_t Connection::consume(size_t n, uint64_t now) {
+    n = std::min(n, rcv_readable_);
+    if (n == 0) return 0;
     rcv_ring_.advance_head(n);
     rcv_readable_ -= n;
     // RFC 9293 3.8.6.2.2 (receiver SWS avoidance) and 3.8.6.3: tell the peer

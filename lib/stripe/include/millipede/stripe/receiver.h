@@ -9,8 +9,8 @@
 //   independent of the number of legs. Nothing allocates or throws after.
 // - leg_input() consumes bytes a leg delivered and returns how many it took.
 //   Fewer than offered means back-pressure: the chunk that comes next on
-//   this leg is beyond the reorder window (or its slot is still being filled
-//   by another leg); the owner must leave the rest in the TCP receive buffer
+//   this leg is beyond the reorder window; the owner must leave the rest in
+//   the TCP receive buffer
 //   (so TCP closes its window) and offer it again later, after
 //   output_consumed() or poll(). leg_blocked() tells which legs wait.
 // - output() is the next run of in-order bytes for stdout; the owner writes
@@ -19,11 +19,17 @@
 //   all the way to the senders' TCP windows.
 // - A chunk is exposed by output() only after its CRC32C verified (native)
 //   or its viamillipede checksum verified in order (compat). Duplicates are
-//   dropped (and acknowledged again so the sender frees them).
+//   dropped (and acknowledged again so the sender frees them). A chunk that
+//   arrives while another leg is still filling the same chunk (a re-send
+//   after the sender gave that leg up) takes the buffer over; the other
+//   leg's copy is dropped (stats().takeovers).
 // - Native: acks, resend requests, hello replies and the end acknowledgement
 //   are written by poll() to the legs. DONE is emitted when the end record's
 //   chunk count, length and CRC64 matched and all output was consumed;
-//   FAILED with a message otherwise.
+//   FAILED with a message otherwise. After DONE the legs are still served
+//   (hellos accepted, duplicates acknowledged, a repeated end record answered
+//   again) so that a sender whose end acknowledgement was lost with its leg
+//   gets its answer on another leg.
 #pragma once
 
 #include <cstddef>
@@ -61,6 +67,7 @@ struct ReceiverStats {
     uint64_t duplicates = 0;
     uint64_t crc_failures = 0;
     uint64_t stalls = 0;           // leg_input() returned short
+    uint64_t takeovers = 0;        // a re-send took over a chunk another leg was still filling
     uint64_t acks_sent = 0;
     uint64_t legs_refused = 0;
     uint64_t errors[kErrorCount] = {};

@@ -200,6 +200,18 @@ public:
     size_t recv(std::span<uint8_t> out, uint64_t now_us);
     size_t writable_bytes() const;
     size_t readable_bytes() const { return rcv_readable_; }
+    // Like send() but only appends to the send ring, transmitting nothing:
+    // a caller that writes a record in several pieces (header, payload)
+    // calls flush() once afterwards so the pieces leave as full segments.
+    size_t send_corked(std::span<const uint8_t> data);
+    // Transmits what send_corked() queued (what send() would have sent).
+    void flush(uint64_t now_us);
+    // Zero-copy read: the in-order readable bytes as up to two spans (the
+    // receive ring may wrap). Valid until the next call into the connection.
+    void peek(std::span<const uint8_t> &first, std::span<const uint8_t> &second) const;
+    // Frees the first `n` readable bytes (after peek()); returns the number
+    // freed. Sends a window update exactly like recv() would.
+    size_t consume(size_t n, uint64_t now_us);
     // True once the peer's FIN has been received in order (EOF after draining).
     bool peer_closed() const { return peer_fin_; }
     // Queues our FIN after the buffered data (RFC 9293 3.10.4).
@@ -238,6 +250,14 @@ public:
     uint32_t iss() const { return iss_; }
     uint32_t irs() const { return irs_; }
     bool in_recovery() const { return in_recovery_; }
+    // Liveness, for callers that fail over faster than the RFC 9293 3.8.3
+    // retry bound (e.g. a striping session re-sending a dead leg's data on
+    // other legs): RTO expirations since the last acknowledgement of new
+    // data (SYN retransmissions in SYN-SENT); zero-window probes sent since
+    // the peer last answered; and the current RTO (backed off, RFC 6298 5.5).
+    uint32_t consecutive_rtos() const { return rto_retries_; }
+    uint32_t unanswered_probes() const { return persist_unanswered_; }
+    uint64_t rto_us() const { return rto_us_; }
     const CongestionControl &congestion() const { return *cc_; }
 
 private:

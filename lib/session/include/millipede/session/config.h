@@ -1,0 +1,114 @@
+// Configuration shared by TxSession and RxSession (lib/session).
+//
+// Contract: plain data, validated by the session constructors (which throw
+// std::invalid_argument with a message). Nothing here is used after set-up
+// except by the session that copied it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "millipede/stripe/receiver.h"
+#include "millipede/stripe/sender.h"
+#include "millipede/tcp/connection.h"
+
+namespace millipede::session {
+
+// Session outcome, as the pipe side sees it.
+enum class State : uint8_t {
+    RUNNING,
+    DONE,   // tx: the receiver verified length and CRC64 (native); rx: verified and all output consumed
+    FAILED, // message() says why
+};
+const char *state_name(State s);
+
+// Fast dead-leg detection. TCP's own retry bound (RFC 9293 3.8.3 R2, with
+// RFC 6298 5.5 back-off) takes minutes; a striping session has other legs
+// and fails a leg over long before that: its unacknowledged chunks are
+// re-sent elsewhere (the receiver drops duplicates) and the leg reconnects
+// with the stripe sender's back-off.
+struct Watchdog {
+    // Consecutive RTO expirations without an acknowledgement of new data
+    // that make a leg suspect (0: never).
+    uint32_t suspect_after_rtos = 1;
+    // A suspect leg's retransmission then has this share (per mille) of the
+    // RTO before the first expiration to be acknowledged; otherwise the leg
+    // is dead. The default (500) fails a leg over ~1.5 RTOs after it stopped
+    // answering; because RTOs back off, waiting for a second expiration
+    // instead would take 3 RTOs.
+    uint32_t grace_permille = 500;
+    // Unanswered zero-window probes (the receiver closed its window, then
+    // went silent) after which the leg is dead (0: never).
+    uint32_t dead_after_probes = 4;
+    // A connection still in SYN-SENT after this long counts as a failed
+    // connect (the stripe sender's back-off schedules the next attempt).
+    uint64_t connect_timeout_us = 3'000'000;
+};
+
+// One TX leg: a TCP connection from local to remote. Several legs may share
+// a destination (viamillipede's `threads N`) or a local address.
+struct LegSpec {
+    tcp::IpAddr local_ip;
+    uint16_t local_port = 0; // 0 (recommended): a fresh ephemeral port for every (re)connect
+    tcp::IpAddr remote_ip;
+    uint16_t remote_port = 0;
+};
+
+struct TxConfig {
+    std::vector<LegSpec> legs;    // the user's preference order; 1..stripe::kMaxLegs
+    tcp::Config tcp = default_tx_tcp(); // every leg's connection
+    stripe::SenderConfig stripe;  // .legs is set from legs.size(); .session_id 0: drawn from the Random
+    Watchdog watchdog;
+    uint16_t ephemeral_first = 32768; // ephemeral port range (inclusive)
+    uint16_t ephemeral_last = 60999;
+    // After DONE or FAILED: how long connections may take to close with FIN
+    // before they are aborted and finished() turns true.
+    uint64_t linger_us = 2'000'000;
+
+    // Keep-alive on (RFC 1122 4.2.3.6), short: a leg whose every byte TCP
+    // delivered may still wait for the receiver's chunk acknowledgements;
+    // if the receiver lost that connection (and its RST was lost too) the
+    // leg would wait forever without sending. The idle probe meets the
+    // receiver's RST (or silence) and the leg's chunks are re-queued.
+    static tcp::Config default_tx_tcp() {
+        tcp::Config c;
+        c.keepalive = true;
+        c.keepalive_idle_us = 2'000'000;
+        c.keepalive_interval_us = 1'000'000;
+        c.keepalive_probes = 5;
+        return c;
+    }
+};
+
+struct RxConfig {
+    std::vector<tcp::IpAddr> local_ips; // one listener per address (one per NIC port), >= 1
+    uint16_t port = 0;                  // listening port
+    tcp::Config tcp = default_rx_tcp(); // accepted connections
+    stripe::ReceiverConfig stripe;      // .max_legs bounds simultaneous connections
+    size_t max_half_open = 64;          // per listener
+    // Off by default: the sender holds the data and decides when a leg is
+    // dead. A receiver that aborted a leg whose RST is then lost would leave
+    // the sender waiting on a half-open connection (keep-alive resolves it,
+    // but only after seconds).
+    Watchdog watchdog = Watchdog{0, 500, 0, 3'000'000};
+    // After DONE: how long to keep answering a sender that has not closed
+    // its legs yet (its end acknowledgement may have been lost); after
+    // FAILED: how long legs may take to close.
+    uint64_t linger_us = 30'000'000;
+    uint64_t refuse_linger_us = 2'000'000; // a refused/closed leg gets this long to flush its reply
+
+    // Keep-alive on (RFC 1122 4.2.3.6): a leg whose sender gave it up while
+    // the link was down stays ESTABLISHED here and may hold a stripe leg
+    // slot; the probe reaches the sender, which answers with RST (or nothing
+    // answers), and the connection is reaped.
+    static tcp::Config default_rx_tcp() {
+        tcp::Config c;
+        c.keepalive = true;
+        c.keepalive_idle_us = 10'000'000;
+        c.keepalive_interval_us = 1'000'000;
+        c.keepalive_probes = 5;
+        return c;
+    }
+};
+
+} // namespace millipede::session
