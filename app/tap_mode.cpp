@@ -206,8 +206,9 @@ unsigned classify_step(TapRun &r, uint64_t &last_rx_tsc, uint64_t &iter) {
     if (total) {
         last_rx_tsc = tsc;
         r.rx_packets += total;
-    } else if (r.exit_on_idle_tsc && tsc - last_rx_tsc > r.exit_on_idle_tsc) {
-        r.input_done.store(true);
+    } else {
+        r.cls->flush_staged(); // the input went quiet: nothing waits for the next burst
+        if (r.exit_on_idle_tsc && tsc - last_rx_tsc > r.exit_on_idle_tsc) r.input_done.store(true);
     }
     return total;
 }

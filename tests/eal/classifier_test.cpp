@@ -4,6 +4,7 @@
 // sequence number the test writes into each packet's payload.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <map>
@@ -129,6 +130,7 @@ void send(Classifier &c, std::vector<rte_mbuf *> &pkts, uint64_t now) {
         unsigned n = static_cast<unsigned>(std::min<size_t>(kBurst, pkts.size() - i));
         c.process_burst(pkts.data() + i, n, now);
     }
+    c.flush_staged();
     pkts.clear();
 }
 
@@ -531,4 +533,58 @@ TEST(OrderChecker, CountsInversionsSplitsAndUnrecordedMoves) {
     chk.check(3, {2, 11, 4, 1, kFromLo, 0}, c);
     EXPECT_EQ(c.stale_packets, 1u);
     EXPECT_EQ(c.order_inversions, 0u);
+}
+
+// A new flow that evicts the oldest flow while a later packet of that same
+// burst belongs to the evicted flow: the later packet's slot from the bulk
+// lookup is stale and must not be used for another flow's key.
+TEST(Classifier, EvictionInsideABurstNeverMixesUpFlows) {
+    Collector sink;
+    std::string err;
+    ClassifierConfig cfg = small_config(1, Policy::Busy, false, "evburst");
+    cfg.table.capacity = 64;
+    auto c = Classifier::create(cfg, &sink, err);
+    ASSERT_TRUE(c) << err;
+    WorkerPort w(*c, 0);
+    auto drain_one = [&] { while (w.poll([](rte_mbuf *m, const FlowMeta &) { rte_pktmbuf_free(m); })) {} };
+    // Fill the table exactly: one packet per flow, oldest first.
+    std::vector<rte_mbuf *> pk;
+    // Fill until the table is full (the first eviction), oldest first.
+    uint32_t f = 0;
+    auto evicted = [&] { return c->table().stats().ended[static_cast<unsigned>(FlowEndReason::Evicted)]; };
+    for (; evicted() == 0 && f < 100000; ++f) {
+        pk.push_back(make_packet({1000 + f, 1, 5, 6, net::kProtoUDP}));
+        send(*c, pk, (f + 1) * 1000);
+        drain_one();
+    }
+    ASSERT_EQ(evicted(), 1u);
+    const uint32_t oldest = 1; // flow 0 was evicted to make room for the last one
+    // One burst: several new flows (each evicts the then-oldest), then
+    // packets of the flows that were oldest when the burst was looked up.
+    for (uint32_t n = 0; n < 4; ++n) pk.push_back(make_packet({900000 + n, 1, 5, 6, net::kProtoUDP}));
+    for (uint32_t old = oldest; old < oldest + 4; ++old) pk.push_back(make_packet({1000 + old, 1, 5, 6, net::kProtoUDP}));
+    std::vector<FlowKey> sent_keys;
+    for (auto *m : pk) {
+        net::PacketInfo p;
+        ASSERT_EQ(net::parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), p), net::Reject::NONE);
+        FlowKey k;
+        make_flow_key(p, k);
+        sent_keys.push_back(k);
+    }
+    std::vector<rte_mbuf *> burst = pk;
+    send(*c, pk, (f + 10) * 1000);
+    // Every packet's stamped slot must hold that packet's own key.
+    unsigned checked = 0;
+    while (w.poll([&](rte_mbuf *m, const FlowMeta &meta) {
+        auto it = std::find(burst.begin(), burst.end(), m);
+        if (it != burst.end()) {
+            EXPECT_TRUE(c->table().key(meta.slot) == sent_keys[size_t(it - burst.begin())])
+                << "packet " << (it - burst.begin()) << " was stamped with another flow's slot";
+            ++checked;
+        }
+        rte_pktmbuf_free(m);
+    })) {
+    }
+    EXPECT_EQ(checked, 8u);
+    EXPECT_GE(evicted(), 5u);
 }

@@ -1,5 +1,6 @@
 #include "millipede/flow/flow_table.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -31,6 +32,9 @@ const char *flow_end_reason_name(FlowEndReason r) {
 
 FlowTable::FlowTable(const FlowTableConfig &cfg, FlowEndSink *sink) : cfg_(cfg), sink_(sink) {
     for (unsigned l = 0; l < kListCount; ++l) head_[l] = tail_[l] = kNil;
+    uint64_t shortest = cfg.closed_linger_ns;
+    for (uint64_t t : cfg.idle_timeout_ns) shortest = std::min(shortest, t);
+    granularity_ns_ = std::min(cfg.touch_granularity_ns, shortest / 64);
 }
 
 FlowTable::~FlowTable() {
@@ -106,7 +110,7 @@ void FlowTable::start_flow(uint32_t slot, FlowClass cls, uint8_t proto, uint8_t 
     FlowEntry &e = entries_[slot];
     e.uid = next_uid_++;
     if (next_uid_ == 0) next_uid_ = 1; // 0 means free
-    e.first_seen_ns = e.last_seen_ns = now_ns;
+    e.first_seen_ns = e.last_seen_ns = e.listed_ns = now_ns;
     e.first_dir = dir;
     e.proto = proto;
     e.seq = 0;
@@ -139,8 +143,11 @@ void FlowTable::list_append(uint32_t slot, uint8_t list) {
 void FlowTable::touch(uint32_t slot, uint64_t now_ns) {
     FlowEntry &e = entries_[slot];
     e.last_seen_ns = now_ns;
-    // Lists stay sorted by last-seen time, so expiry only looks at heads. A
+    // Lists stay sorted by requeue time, which trails last-seen by less than
+    // the granularity, so expiry only looks at heads (see the contract). A
     // closed flow's linger therefore counts from its last packet.
+    if (now_ns - e.listed_ns < granularity_ns_) return;
+    e.listed_ns = now_ns;
     if (tail_[e.list] == slot) return;
     list_unlink(slot);
     list_append(slot, e.list);
@@ -150,7 +157,7 @@ void FlowTable::mark_closed(uint32_t slot, uint64_t now_ns) {
     FlowEntry &e = entries_[slot];
     if (e.list == kListClosed) return;
     e.tcp_state |= kClosed;
-    e.last_seen_ns = now_ns;
+    e.last_seen_ns = e.listed_ns = now_ns;
     list_unlink(slot);
     list_append(slot, kListClosed);
 }
@@ -168,7 +175,12 @@ void FlowTable::end_flow(uint32_t slot, FlowEndReason why, bool remove) {
     list_unlink(slot);
     e.uid = 0;
     --active_;
-    if (remove) rte_hash_del_key_with_hash(hash_, &keys_[slot], flow_hash(keys_[slot]));
+    if (remove) {
+        rte_hash_del_key_with_hash(hash_, &keys_[slot], flow_hash(keys_[slot]));
+        // No real key has pad_[1] set: the stale copy can never match again.
+        keys_[slot].pad_[1] = 0xff;
+        ++removals_;
+    }
 }
 
 bool FlowTable::evict_oldest() {

@@ -7,10 +7,14 @@
 // - Slots are rte_hash positions; entries() is indexed by them. A slot's
 //   `uid` is 0 while free and a fresh, increasing number per flow, so a
 //   reused slot is never mistaken for its previous flow.
-// - Expiry is exact: each flow class (TCP, UDP, other) and closed TCP flows
-//   keep an LRU list ordered by last-seen time, so the idle scan only looks at
-//   list heads and a full table evicts the globally oldest flow (closed ones
-//   first). Every end, for any reason, is reported once to the FlowEndSink.
+// - Expiry never ends a flow early and at most touch_granularity late: each
+//   flow class (TCP, UDP, other) and closed TCP flows keep an LRU list ordered
+//   by the time a flow was last (re)queued, which trails its last-seen time by
+//   less than the granularity (a flow seen again within it is not requeued:
+//   that relink costs two random cache misses per packet). The idle scan thus
+//   only looks at list heads, and a full table evicts the oldest flow to
+//   within the granularity (closed ones first). Every end, for any reason, is
+//   reported once to the FlowEndSink.
 // - Allocation happens only in create(); lookups and updates never allocate.
 #pragma once
 
@@ -67,6 +71,7 @@ struct alignas(64) FlowEntry {
     uint8_t tcp_state;   // TcpStateBits
     uint8_t first_dir;   // direction of the first packet: who initiated
     uint8_t proto;
+    uint64_t listed_ns;  // when it was last (re)queued on its LRU list
 };
 static_assert(sizeof(FlowEntry) == 64);
 
@@ -84,6 +89,9 @@ struct FlowTableConfig {
     std::array<uint64_t, kFlowClassCount> idle_timeout_ns{300'000'000'000ull, 120'000'000'000ull,
                                                           60'000'000'000ull};
     uint64_t closed_linger_ns = 5'000'000'000ull;
+    // A flow seen again within this time of its last requeue keeps its LRU
+    // place (see the contract); capped at 1/64 of the shortest timeout.
+    uint64_t touch_granularity_ns = 10'000'000ull;
     int socket_id = -1; // SOCKET_ID_ANY
     std::string name = "millipede_flows";
 };
@@ -138,6 +146,9 @@ public:
     const FlowEntry &entry(uint32_t slot) const { return entries_[slot]; }
     const FlowKey &key(uint32_t slot) const;
     uint32_t active() const { return active_; }
+    // Increases whenever a key leaves the table: a slot found by an earlier
+    // lookup is only trustworthy while this is unchanged.
+    uint64_t removals() const { return removals_; }
     uint32_t capacity() const { return cfg_.capacity; }
     uint32_t slots() const { return slots_; } // slot indices are below this
     const FlowTableStats &stats() const { return stats_; }
@@ -159,7 +170,9 @@ private:
     uint32_t head_[kListCount];
     uint32_t tail_[kListCount];
     uint32_t active_ = 0;
+    uint64_t removals_ = 0;
     uint32_t next_uid_ = 1;
+    uint64_t granularity_ns_ = 0;
     FlowTableStats stats_;
 };
 
