@@ -7,6 +7,7 @@
 // receives and classifies and the rest poll the workers' rings (logical
 // workers are spread over them, so --workers may exceed the lcore count).
 #include <atomic>
+#include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <rte_pause.h>
 
 #include "millipede/flow/classifier.h"
+#include "millipede/flow/community_id.h"
 #include "millipede/port/port.h"
 #include "modes.h"
 #include "options.h"
@@ -38,6 +40,7 @@ struct TapOptions {
     flow::ClassifierConfig cls;
     std::vector<uint16_t> ports;
     std::string summary_path; // JSON summary at exit; "-" = stdout
+    std::string flows_path;   // one JSON record per ended flow; "-" = stdout
     uint64_t exit_on_idle_ms = UINT64_MAX; // UINT64_MAX = automatic
     uint64_t duration_ns = 0;
     uint64_t stats_interval_ns = 0;
@@ -60,6 +63,8 @@ void tap_usage(FILE *f) {
                  "                              net_pcap ports, never otherwise; 0 = never)\n"
                  "  --duration S                stop after S seconds\n"
                  "  --stats-interval S          print per-worker figures every S seconds\n"
+                 "  --flows-out FILE|-          one JSON record per ended flow (Community ID, 5-tuple,\n"
+                 "                              first/last seen, packets per direction, worker, end reason)\n"
                  "  --summary FILE|-            write a JSON summary at exit\n");
 }
 
@@ -148,6 +153,10 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             auto ns = v ? parse_seconds_ns(*v) : std::nullopt;
             if (!ns) return "--stats-interval needs seconds";
             o.stats_interval_ns = *ns;
+        } else if (a == "--flows-out") {
+            auto v = value("flows-out");
+            if (!v) return "--flows-out needs a file name or -";
+            o.flows_path = std::string(*v);
         } else if (a == "--summary") {
             auto v = value("summary");
             if (!v) return "--summary needs a file name or -";
@@ -283,8 +292,45 @@ void print_stats_line(TapRun &r) {
     std::fprintf(stderr, "\n");
 }
 
-struct FlowCounter : flow::FlowEndSink {
-    void on_flow_end(const flow::FlowKey &, const flow::FlowEntry &, flow::FlowEndReason) override {}
+// Writes one JSON line per ended flow. Runs on the classifier lcore and
+// writes through a large stdio buffer; handing records to a writer thread so
+// a slow disk can never stall the classifier is the tap-mode issue's work.
+class FlowRecorder : public flow::FlowEndSink {
+public:
+    explicit FlowRecorder(FILE *out) : out_(out) {
+        if (out_) std::setvbuf(out_, nullptr, _IOFBF, 1 << 20);
+    }
+    void on_flow_end(const flow::FlowKey &k, const flow::FlowEntry &e, flow::FlowEndReason why) override {
+        if (!out_) return;
+        // The initiator (first packet's sender) is the record's source.
+        bool lo_first = e.first_dir == flow::kFromLo;
+        net::IpAddr src{}, dst{};
+        std::memcpy(src.bytes, lo_first ? k.addr_lo : k.addr_hi, 16);
+        std::memcpy(dst.bytes, lo_first ? k.addr_hi : k.addr_lo, 16);
+        uint16_t sport = lo_first ? k.port_lo : k.port_hi, dport = lo_first ? k.port_hi : k.port_lo;
+        bool icmp = k.proto == net::kProtoICMP || k.proto == net::kProtoICMPv6;
+        if (icmp) {
+            sport = static_cast<uint16_t>(e.syn_seq & 0xff); // first packet's type
+            dport = static_cast<uint16_t>((e.syn_seq >> 8) & 0xff); // and code
+        }
+        // Computed once per flow, here, never per packet.
+        flow::CommunityIdText id = flow::community_id_v1(src, dst, k.ip_version, k.proto, sport, dport);
+        char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+        int family = k.ip_version == 6 ? AF_INET6 : AF_INET;
+        inet_ntop(family, src.bytes, a, sizeof a);
+        inet_ntop(family, dst.bytes, b, sizeof b);
+        std::fprintf(out_,
+                     "{\"community_id\":\"%s\",\"proto\":%u,\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\","
+                     "\"dport\":%u,\"first_seen_ns\":%llu,\"last_seen_ns\":%llu,\"packets_fwd\":%u,"
+                     "\"packets_rev\":%u,\"worker\":%u,\"migrations\":%u,\"end\":\"%s\"%s}\n",
+                     id.text, k.proto, a, icmp ? 0u : sport, b, icmp ? 0u : dport,
+                     (unsigned long long)e.first_seen_ns, (unsigned long long)e.last_seen_ns,
+                     e.packets[lo_first ? 0 : 1], e.packets[lo_first ? 1 : 0], e.worker, e.migrations,
+                     flow::flow_end_reason_name(why), k.pad_[0] ? ",\"unjoined_fragments\":true" : "");
+    }
+
+private:
+    FILE *out_;
 };
 
 void write_summary(TapRun &r, FILE *f, double seconds) {
@@ -373,7 +419,16 @@ int run_tap(int argc, char **argv) {
     }
     r.opt.cls.table.socket_id = socket;
     r.opt.cls.table.name = "tap_flows";
-    FlowCounter sink;
+    FILE *records = nullptr;
+    if (!r.opt.flows_path.empty()) {
+        records = r.opt.flows_path == "-" ? stdout : std::fopen(r.opt.flows_path.c_str(), "w");
+        if (!records) {
+            std::fprintf(stderr, "dpdk-millipede tap: cannot write %s: %s\n", r.opt.flows_path.c_str(),
+                         std::strerror(errno));
+            return 1;
+        }
+    }
+    FlowRecorder sink(records);
     r.cls = Classifier::create(r.opt.cls, &sink, err);
     if (!r.cls) {
         std::fprintf(stderr, "dpdk-millipede tap: %s\n", err.c_str());
@@ -415,6 +470,10 @@ int run_tap(int argc, char **argv) {
     }
     double seconds = static_cast<double>(rte_rdtsc() - r.start_tsc) / static_cast<double>(r.tsc_hz);
     r.cls->flush();
+    if (records) {
+        std::fflush(records);
+        if (records != stdout) std::fclose(records);
+    }
     print_stats_line(r);
     if (!r.opt.summary_path.empty()) {
         FILE *f = r.opt.summary_path == "-" ? stdout : std::fopen(r.opt.summary_path.c_str(), "w");

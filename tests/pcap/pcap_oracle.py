@@ -9,6 +9,9 @@ per protocol: a comma list is silently ignored). The deliberately malformed
 captures (fuzz-*) must run to the end with every packet accounted for:
 classified, or rejected under a named reason.
 
+The flow records' Community IDs (computed once per flow) must equal the set
+tshark's own Community ID dissector computes for the TCP and UDP packets.
+
 Each capture also runs with four logical workers, the busy policy and
 migration, where the three correctness counters must be zero.
 
@@ -40,6 +43,13 @@ def tshark_conversations(path):
     return counts
 
 
+def tshark_community_ids(path):
+    out = subprocess.run(["tshark", "-r", path, "--enable-protocol", "communityid", "-Y", "tcp || udp",
+                          "-T", "fields", "-e", "communityid"] + TUNNEL_FLAGS,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return {l.strip() for l in out.splitlines() if l.strip()}
+
+
 def run_tap(app, path, tag, extra_eal, tap_args):
     cmd = [app, "--no-huge", "--no-pci", "-m", "512", "--log-level=lib.eal:error",
            "--file-prefix", f"pcaporacle_{os.getpid()}_{tag}",
@@ -47,8 +57,10 @@ def run_tap(app, path, tag, extra_eal, tap_args):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         raise RuntimeError(f"exit {p.returncode}: {p.stderr.strip()[-500:]}")
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    return json.loads(lines[-1])
+    docs = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    summary = docs[-1]
+    summary["records"] = [d for d in docs[:-1] if "community_id" in d]
+    return summary
 
 
 def main():
@@ -68,7 +80,7 @@ def main():
     for i, name in enumerate(captures):
         path = os.path.join(folder, name)
         try:
-            ours = run_tap(app, path, f"{i}a", ["-l", "0"], [])
+            ours = run_tap(app, path, f"{i}a", ["-l", "0"], ["--flows-out", "-"])
             pinned = run_tap(app, path, f"{i}b", ["-l", "0"],
                              ["--workers", "4", "--policy", "busy", "--migrate"])
         except Exception as e:  # a crash or a hang is a failure of this capture
@@ -86,6 +98,12 @@ def main():
             for proto in ("tcp", "udp"):
                 if ours["flows"][proto] != theirs[proto]:
                     failures.append(f"{name}: {proto} flows {ours['flows'][proto]} != tshark {theirs[proto]}")
+            our_ids = {r["community_id"] for r in ours["records"]
+                       if r["proto"] in (6, 17) and not r.get("unjoined_fragments")}
+            their_ids = tshark_community_ids(path)
+            if our_ids != their_ids:
+                failures.append(f"{name}: community IDs differ: only ours {sorted(our_ids - their_ids)[:3]}, "
+                                f"only tshark {sorted(their_ids - our_ids)[:3]}")
         print(f"{name:28} {theirs_text:>15} {ours['flows']['tcp']:>6}/{ours['flows']['udp']:<6}  {reasons}")
         if accounted != ours["packets"]:
             failures.append(f"{name}: {ours['packets']} packets but {accounted} accounted for")
@@ -96,6 +114,8 @@ def main():
         for counter, value in pinned["correctness"].items():
             if value:
                 failures.append(f"{name}: {counter} = {value} with 4 workers (busy, migrate)")
+        if len(ours["records"]) != sum(ours["flows"].values()):
+            failures.append(f"{name}: {len(ours['records'])} flow records for {sum(ours['flows'].values())} flows")
         ended = sum(ours["flows_ended"].values())
         created = sum(ours["flows"].values())
         if ended != created:

@@ -262,7 +262,9 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
         hashes[nvalid] = flow_hash(k);
         dirs[nvalid] = d;
         tcp_flags[nvalid] = p.tcp_flags;
-        tcp_seqs[nvalid] = p.tcp_seq;
+        tcp_seqs[nvalid] = (p.l4_proto == net::kProtoICMP || p.l4_proto == net::kProtoICMPv6)
+                               ? uint32_t(p.icmp_type) | uint32_t(p.icmp_code) << 8
+                               : p.tcp_seq;
         valid[nvalid++] = m;
     }
 
@@ -311,6 +313,7 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
         if (e->uid == 0) {
             FlowClass cls = k.pad_[0] ? FlowClass::Other : flow_class_of(k.proto);
             table_->start_flow(static_cast<uint32_t>(slot), cls, k.proto, dirs[i], now_ns);
+            if (k.proto == net::kProtoICMP || k.proto == net::kProtoICMPv6) e->syn_seq = tcp_seqs[i];
             worker = balancer_.pick_new(hashes[i]);
             e->worker = static_cast<uint16_t>(worker);
         } else {

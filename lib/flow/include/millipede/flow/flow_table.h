@@ -63,7 +63,9 @@ struct alignas(64) FlowEntry {
     uint32_t uid;        // 0: slot free
     uint32_t seq;        // sequence number of the last packet stamped
     uint32_t last_pos;   // worker ring position of the last packet handed over
-    uint32_t syn_seq;    // ISN of the first SYN (detects 5-tuple reuse)
+    // TCP: ISN of the first SYN (detects 5-tuple reuse). ICMP/ICMPv6: the
+    // first packet's type | code << 8, which Community ID needs.
+    uint32_t syn_seq;
     uint32_t packets[2]; // per direction (kFromLo, kFromHi)
     uint16_t worker;
     uint16_t migrations; // also the "epoch" stamped on packets
