@@ -8,6 +8,7 @@
 #include <rte_errno.h>
 
 #include "modes.h"
+#include "transport_mode.h"
 
 namespace {
 
@@ -18,10 +19,17 @@ void usage(FILE *f) {
                  "usage: dpdk-millipede [EAL options] -- MODE [options]\n"
                  "\n"
                  "modes:\n"
+                 "  tx      stdin striped over TCP connections on DPDK ports to an rx\n"
+                 "          (dpdk-millipede -- tx --help)\n"
+                 "  rx      accept a tx's connections, write the stream to stdout in order\n"
+                 "          (dpdk-millipede -- rx --help)\n"
                  "  tap     classify traffic from DPDK ports by flow, pin flows to workers\n"
                  "          (dpdk-millipede -- tap --help)\n"
                  "\n"
                  "examples:\n"
+                 "  dpdk-millipede -l 0-1 -a 03:00.0 -a 03:00.1 -- rx 8834 --ip 0=10.0.0.2/24 --ip 1=10.0.1.2/24 > out\n"
+                 "  dpdk-millipede -l 0-1 -a 03:00.0 -a 03:00.1 -- tx 10.0.0.2 8834 tx 10.0.1.2 8834 threads 8 \\\n"
+                 "      --ip 0=10.0.0.1/24 --ip 1=10.0.1.1/24 < in\n"
                  "  dpdk-millipede --no-pci --vdev 'net_pcap0,rx_pcap=capture.pcap' -- tap --summary -\n"
                  "  dpdk-millipede -l 0-3 -a 03:00.0 -- tap --policy busy --migrate\n"
                  "\n"
@@ -56,6 +64,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     std::string_view mode = argv[dashdash + 1];
+    if (mode == "tx" || mode == "rx")
+        return millipede::app::run_transport(argc - dashdash - 1, argv + dashdash + 1, dashdash, argv);
     if (mode != "tap") {
         std::fprintf(stderr, "dpdk-millipede: unknown mode '%.*s' (see --help)\n", int(mode.size()), mode.data());
         return 2;

@@ -57,7 +57,7 @@ fi
 
 log "tests: unit, eal, pcap, sim"
 timeout 3000 meson test -C build --no-rebuild --print-errorlogs \
-  --suite unit --suite eal --suite pcap --suite sim
+  --suite unit --suite eal --suite pcap --suite sim --suite transport
 tally_meson build "release"
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then

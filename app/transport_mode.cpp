@@ -1,0 +1,1148 @@
+// `tx` / `rx`: stdin -> chunks -> TCP-lite legs over DPDK ports -> stdout.
+//
+// One data-plane loop (the collapsed role of docs/architecture.md) does, per
+// iteration: rx_burst on every port, ARP (answer, learn, resolve through the
+// port's NeighbourCache), ICMP echo, TCP to our addresses into the session;
+// the pipe side (PipeReader chunks into TxSession::push_input, or
+// RxSession::output() to the PipeWriter); session.poll() when something
+// happened or a deadline passed; neighbour timers; then one tx_burst per
+// port. The session's SegmentSink builds Ethernet + IPv4 + TCP frames
+// straight into mbufs. With one lcore the loop runs on it; with more, on the
+// first worker lcore while the main lcore waits. Pipe I/O stays on the
+// PipeReader/PipeWriter threads (blocking syscalls never on the lcore).
+#include "transport_mode.h"
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_prefetch.h>
+
+#include "millipede/net/arp.h"
+#include "millipede/net/bytes.h"
+#include "millipede/net/checksum.h"
+#include "millipede/net/icmp_echo.h"
+#include "millipede/net/neighbour.h"
+#include "millipede/net/parse.h"
+#include "millipede/pipeio/reader.h"
+#include "millipede/pipeio/writer.h"
+#include "millipede/port/port.h"
+#include "millipede/session/rx_session.h"
+#include "millipede/session/tx_session.h"
+#include "millipede/tcp/segment.h"
+#include "options.h"
+
+namespace millipede::app {
+
+void transport_usage(FILE *f) {
+    std::fprintf(
+        f,
+        "usage: dpdk-millipede [EAL options] -- tx HOST PORT [tx HOST PORT ...] [words] [options]  < input\n"
+        "       dpdk-millipede [EAL options] -- rx PORT [words] [options]                       > output\n"
+        "  viamillipede's words:\n"
+        "    tx HOST PORT       a receiver address (IPv4); repeat for more, in preference order\n"
+        "    rx PORT            listen on PORT at every --ip address\n"
+        "    threads N          TCP connections in total, spread over the tx destinations (1-64;\n"
+        "                       default 2 per destination)\n"
+        "    checksum           viamillipede checksums (--compat); native chunks always carry CRC32C\n"
+        "    chaos N            tx: every N chunks sent, abort the TCP connection that carried the\n"
+        "                       latest data (RST both ways); its chunks are re-sent on other legs\n"
+        "    verbose N          0-20: leg events (1), counters at exit (2)\n"
+        "    checkphrase WXYZ   4 characters both sides must agree on (default yoes)\n"
+        "    prbs SEED          tx: send a PRBS stream (--size bytes) instead of stdin;\n"
+        "                       rx: verify the PRBS stream instead of writing stdout\n"
+        "    leglimit N         tx: send at most N chunks, then end the stream\n"
+        "  options:\n"
+        "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required)\n"
+        "    --neigh ADDR=MAC          static neighbour, no ARP for it (repeatable)\n"
+        "    --compat viamillipede     speak stock viamillipede's wire format\n"
+        "    --size BYTES              PRBS stream length (K/M/G suffixes; default 1G)\n"
+        "    --chunk BYTES             chunk size (default 1M, at most 2M)\n"
+        "    --progress, --no-progress progress line on stderr (default: when stderr is a terminal)\n"
+        "    --connect-timeout S       tx: give up when no connection is up for S seconds (default 30)\n"
+        "    --stall-timeout S         give up after S seconds without progress (default 60)\n"
+        "    --wait S                  rx: give up when no sender connects within S seconds (default: wait)\n"
+        "    --help\n"
+        "  Exit status 0 only when every byte was delivered and verified end to end.\n");
+}
+
+namespace {
+
+std::optional<uint64_t> parse_bytes(std::string_view s, uint64_t lo, uint64_t hi) {
+    uint64_t mult = 1;
+    if (!s.empty()) {
+        char c = s.back();
+        if (c == 'k' || c == 'K') mult = 1ull << 10;
+        else if (c == 'm' || c == 'M') mult = 1ull << 20;
+        else if (c == 'g' || c == 'G') mult = 1ull << 30;
+        else if (c == 't' || c == 'T') mult = 1ull << 40;
+        if (mult != 1) s.remove_suffix(1);
+    }
+    auto v = parse_uint(s, 0, UINT64_MAX / mult);
+    if (!v) return std::nullopt;
+    uint64_t r = *v * mult;
+    if (r < lo || r > hi) return std::nullopt;
+    return r;
+}
+
+} // namespace
+
+std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
+    bool mode_set = false;
+    for (int i = 0; i < argc; ++i)
+        if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
+            o.help = true;
+            return {};
+        }
+    for (int i = 0; i < argc; ++i) {
+        std::string_view a = argv[i];
+        auto need = [&](int n) { return i + n < argc; };
+        if (a == "--help" || a == "-h" || a == "help") {
+            o.help = true;
+            return {};
+        } else if (a == "tx") {
+            if (mode_set && !o.tx) return "'tx' and 'rx' in one command: a process is either the sender or the receiver";
+            if (!need(2)) return "tx needs HOST PORT, e.g. tx 10.0.0.2 8834";
+            TxDestination d;
+            if (!net::parse_ipv4(argv[i + 1], d.addr))
+                return "tx HOST must be an IPv4 address (no name resolution on the DPDK data plane): '" +
+                       std::string(argv[i + 1]) + "'";
+            auto p = parse_uint(argv[i + 2], 1, 65535);
+            if (!p) return "tx PORT must be 1-65535: '" + std::string(argv[i + 2]) + "'";
+            d.port = static_cast<uint16_t>(*p);
+            o.dests.push_back(d);
+            o.tx = true;
+            mode_set = true;
+            i += 2;
+        } else if (a == "rx") {
+            if (mode_set) return o.tx ? "'tx' and 'rx' in one command: a process is either the sender or the receiver"
+                                      : "rx given twice";
+            if (!need(1)) return "rx needs PORT, e.g. rx 8834";
+            auto p = parse_uint(argv[i + 1], 1, 65535);
+            if (!p) return "rx PORT must be 1-65535: '" + std::string(argv[i + 1]) + "'";
+            o.listen_port = static_cast<uint16_t>(*p);
+            o.tx = false;
+            mode_set = true;
+            i += 1;
+        } else if (a == "threads") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, 64) : std::nullopt;
+            if (!n) return "threads needs a number from 1 to 64";
+            o.threads = static_cast<uint32_t>(*n);
+        } else if (a == "checksum") {
+            o.checksum = true;
+        } else if (a == "chaos") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, UINT64_MAX) : std::nullopt;
+            if (!n) return "chaos needs a number of operations >= 1";
+            o.chaos = *n;
+        } else if (a == "verbose") {
+            auto n = need(1) ? parse_uint(argv[++i], 0, 20) : std::nullopt;
+            if (!n) return "verbose needs a level from 0 to 20";
+            o.verbose = static_cast<unsigned>(*n);
+        } else if (a == "checkphrase") {
+            if (!need(1) || std::strlen(argv[i + 1]) != 4)
+                return "checkphrase needs exactly 4 characters, e.g. checkphrase yoes";
+            std::memcpy(o.checkphrase, argv[++i], 4);
+        } else if (a == "prbs") {
+            auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
+            if (!n) return "prbs needs a seed (a decimal number)";
+            o.prbs = true;
+            o.prbs_seed = *n;
+        } else if (a == "leglimit") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, UINT64_MAX) : std::nullopt;
+            if (!n) return "leglimit needs a number of chunks >= 1";
+            o.leglimit = *n;
+        } else if (a == "--ip") {
+            if (!need(1)) return "--ip needs PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
+            net::IpAssignment ip;
+            std::string err;
+            if (!net::parse_ip_option(argv[++i], ip, err)) return err;
+            for (const auto &x : o.ips)
+                if (x.addr == ip.addr) return "--ip: address " + net::format_ipv4(ip.addr) + " given twice";
+            o.ips.push_back(ip);
+        } else if (a == "--neigh") {
+            if (!need(1)) return "--neigh needs ADDR=MAC, e.g. --neigh 10.0.0.2=02:00:00:00:00:02";
+            net::StaticNeighbour n;
+            std::string err;
+            if (!net::parse_neigh_option(argv[++i], n, err)) return err;
+            o.neighs.push_back(n);
+        } else if (a == "--compat") {
+            if (!need(1) || std::string_view(argv[i + 1]) != "viamillipede")
+                return "--compat needs 'viamillipede'";
+            ++i;
+            o.compat = true;
+        } else if (a == "--size") {
+            auto n = need(1) ? parse_bytes(argv[++i], 0, UINT64_MAX - 1) : std::nullopt;
+            if (!n) return "--size needs a byte count (K/M/G/T suffixes allowed)";
+            o.size = *n;
+            o.size_given = true;
+        } else if (a == "--chunk") {
+            auto n = need(1) ? parse_bytes(argv[++i], 1024, 2u << 20) : std::nullopt;
+            if (!n) return "--chunk needs a byte count from 1K to 2M";
+            o.chunk_bytes = static_cast<uint32_t>(*n);
+        } else if (a == "--progress") {
+            o.progress = 1;
+        } else if (a == "--no-progress") {
+            o.progress = 0;
+        } else if (a == "--connect-timeout" || a == "--stall-timeout" || a == "--wait") {
+            auto ns = need(1) ? parse_seconds_ns(argv[++i]) : std::nullopt;
+            if (!ns) return std::string(a) + " needs seconds > 0";
+            uint64_t us = *ns / 1000;
+            if (a == "--connect-timeout") o.connect_timeout_us = us;
+            else if (a == "--stall-timeout") o.stall_timeout_us = us;
+            else o.wait_us = us;
+        } else {
+            return "unknown word '" + std::string(a) + "' (see -- tx --help)";
+        }
+    }
+    if (!mode_set) return "no mode: give 'tx HOST PORT' or 'rx PORT'";
+    if (o.ips.empty())
+        return "no address: give each DPDK port its IPv4 address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
+    if (!o.tx) {
+        if (o.chaos) return "chaos is a sender word (tx)";
+        if (o.leglimit) return "leglimit is a sender word (tx)";
+        if (o.threads) return "threads is a sender word (tx)";
+    }
+    if (o.tx && o.dests.size() > 64) return "at most 64 tx destinations";
+    if (o.tx && o.threads && o.threads < o.dests.size())
+        return "threads " + std::to_string(o.threads) + " is fewer than the " + std::to_string(o.dests.size()) +
+               " tx destinations";
+    return {};
+}
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+
+constexpr unsigned kBurst = 32;
+constexpr unsigned kTxCap = 512;
+constexpr size_t kEthLen = 14;
+constexpr size_t kIpLen = 20;
+
+struct Backoff {
+    unsigned empty = 0;
+    void reset() { empty = 0; }
+    void idle() {
+        if (++empty < 64) {
+            rte_pause();
+        } else {
+            unsigned shift = std::min(empty / 64, 5u);
+            rte_delay_us_sleep(10u << shift); // 10 us .. 320 us
+        }
+    }
+};
+
+struct PortCtx {
+    uint16_t id = 0;
+    net::MacAddr mac;
+    uint16_t mtu = 1500;
+    std::vector<net::IpAssignment> addrs;
+    std::unique_ptr<net::NeighbourCache> neigh;
+    rte_mbuf *txq[kTxCap];
+    unsigned ntx = 0;
+    // counters (this lcore only)
+    uint64_t rx_pkts = 0, tx_pkts = 0, tx_drops = 0, rx_drops = 0, arp_replies = 0, arp_requests = 0,
+             icmp_replies = 0, tcp_in = 0;
+
+    bool ours(uint32_t ip) const {
+        for (const auto &a : addrs)
+            if (a.addr == ip) return true;
+        return false;
+    }
+    uint32_t source_for(uint32_t dst) const {
+        for (const auto &a : addrs)
+            if (a.on_link(dst)) return a.addr;
+        return addrs.empty() ? 0 : addrs[0].addr;
+    }
+};
+
+struct Counters {
+    uint64_t no_route = 0, oversize = 0, no_mbuf = 0, neigh_drops = 0, bad_ip = 0, chaos_breaks = 0;
+};
+
+struct Chaos {
+    bool pending = false;
+    tcp::Endpoints ep; // local = ours
+};
+
+class Transport {
+  public:
+    explicit Transport(const TransportOptions &o) : o_(o) {}
+    ~Transport() { teardown(); }
+    int run();
+
+  private:
+    bool setup(std::string &err);
+    void teardown();
+    int loop();
+    uint64_t now_us() const {
+        return static_cast<uint64_t>((unsigned __int128)(rte_get_tsc_cycles() - tsc0_) * 1'000'000 / hz_);
+    }
+    PortCtx *port_for_local(uint32_t ip) {
+        for (auto &p : ports_)
+            if (p->ours(ip)) return p.get();
+        return nullptr;
+    }
+    void emit(const tcp::Segment &s);
+    void enqueue(PortCtx &p, rte_mbuf *m) {
+        if (p.ntx == kTxCap) flush(p);
+        p.txq[p.ntx++] = m;
+    }
+    void flush(PortCtx &p);
+    void send_arp_request(PortCtx &p, uint32_t target);
+    void send_gratuitous(PortCtx &p);
+    void take_released(PortCtx &p);
+    unsigned rx_port(PortCtx &p, uint64_t now);
+    void handle_frame(PortCtx &p, rte_mbuf *m, uint64_t now);
+    bool pipe_step_tx(uint64_t now);
+    bool pipe_step_rx(uint64_t now);
+    void apply_chaos(uint64_t now);
+    void progress(uint64_t now, bool final);
+    uint64_t delivered_bytes() const;
+
+    TransportOptions o_;
+    uint64_t hz_ = 1, tsc0_ = 0;
+    rte_mempool *pool_ = nullptr;
+    std::vector<std::unique_ptr<PortCtx>> ports_;
+    std::vector<uint16_t> started_;
+    std::unique_ptr<session::TxSession> tx_;
+    std::unique_ptr<session::RxSession> rx_;
+    std::unique_ptr<pipeio::PipeReader> reader_;
+    std::unique_ptr<pipeio::PipeWriter> writer_;
+    tcp::SeededRandom rng_{0};
+    uint64_t now_ = 0; // the sink's clock (set by the loop before each session call)
+    uint16_t ip_id_ = 0;
+    Counters c_;
+    Chaos chaos_;
+    tcp::Endpoints last_data_;    // the connection of the latest data segment (chaos's victim)
+    uint64_t next_chaos_ = 0;     // chunks sent at which chaos strikes next
+
+    // tx pipe side
+    pipeio::Chunk *cur_ = nullptr;
+    uint32_t cur_pos_ = 0;
+    bool input_done_ = false;
+    uint64_t pushed_ = 0;
+    uint64_t limit_bytes_ = UINT64_MAX;
+    // rx pipe side
+    uint64_t inflight_ = 0; // submitted to the writer, not yet consumed
+    bool end_submitted_ = false;
+    bool writer_done_ = false;
+
+    std::string fail_; // the one line, when failing outside the session
+    bool progress_on_ = false;
+    uint64_t next_progress_ = 0, last_progress_bytes_ = 0, last_progress_t_ = 0;
+    std::string last_leg_msg_;
+};
+
+void Transport::flush(PortCtx &p) {
+    unsigned sent = 0, tries = 0;
+    while (sent < p.ntx) {
+        uint16_t n = rte_eth_tx_burst(p.id, 0, p.txq + sent, static_cast<uint16_t>(p.ntx - sent));
+        sent += n;
+        if (n == 0 && ++tries > 16) break;
+    }
+    p.tx_pkts += sent;
+    if (sent < p.ntx) {
+        // The device is full: TCP retransmits what was lost; never leak.
+        rte_pktmbuf_free_bulk(p.txq + sent, p.ntx - sent);
+        p.tx_drops += p.ntx - sent;
+    }
+    p.ntx = 0;
+}
+
+void Transport::send_arp_request(PortCtx &p, uint32_t target) {
+    rte_mbuf *m = rte_pktmbuf_alloc(pool_);
+    if (!m) {
+        c_.no_mbuf++;
+        return;
+    }
+    uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
+    size_t n = net::build_arp_request(d, rte_pktmbuf_tailroom(m), p.mac, p.source_for(target), target);
+    if (!n) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    m->data_len = m->pkt_len = static_cast<uint32_t>(n);
+    p.arp_requests++;
+    enqueue(p, m);
+}
+
+void Transport::send_gratuitous(PortCtx &p) {
+    for (const auto &a : p.addrs) {
+        rte_mbuf *m = rte_pktmbuf_alloc(pool_);
+        if (!m) return;
+        size_t n = net::build_gratuitous_arp(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m), p.mac, a.addr);
+        if (!n) {
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        m->data_len = m->pkt_len = static_cast<uint32_t>(n);
+        enqueue(p, m);
+    }
+}
+
+void Transport::take_released(PortCtx &p) {
+    net::NeighRelease rel[32];
+    size_t n;
+    while ((n = p.neigh->take_released(rel, 32)) > 0)
+        for (size_t i = 0; i < n; i++) {
+            auto *m = reinterpret_cast<rte_mbuf *>(rel[i].pkt);
+            if (!rel[i].send) {
+                c_.neigh_drops++;
+                rte_pktmbuf_free(m);
+                continue;
+            }
+            std::memcpy(rte_pktmbuf_mtod(m, uint8_t *), rel[i].mac.b, 6);
+            enqueue(p, m);
+        }
+}
+
+// The session's SegmentSink: Ethernet + IPv4 + TCP into one mbuf.
+void Transport::emit(const tcp::Segment &s) {
+    const uint32_t src = s.src_ip.v4_host_order(), dst = s.dst_ip.v4_host_order();
+    PortCtx *p = port_for_local(src);
+    if (!p) {
+        c_.no_route++;
+        return;
+    }
+    const size_t l4 = tcp::serialized_length(s);
+    const size_t len = kEthLen + kIpLen + l4;
+    if (len > kEthLen + p->mtu) {
+        c_.oversize++;
+        return;
+    }
+    rte_mbuf *m = rte_pktmbuf_alloc(pool_);
+    if (!m) {
+        c_.no_mbuf++;
+        return;
+    }
+    auto *d = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, static_cast<uint16_t>(len)));
+    if (!d) {
+        rte_pktmbuf_free(m);
+        c_.oversize++;
+        return;
+    }
+    std::memset(d, 0, 6);
+    std::memcpy(d + 6, p->mac.b, 6);
+    net::store_be16(d + 12, net::kEtherTypeIPv4);
+    uint8_t *ip = d + kEthLen;
+    ip[0] = 0x45;
+    ip[1] = 0;
+    net::store_be16(ip + 2, static_cast<uint16_t>(kIpLen + l4));
+    net::store_be16(ip + 4, ip_id_++);
+    net::store_be16(ip + 6, 0x4000); // DF
+    ip[8] = 64;
+    ip[9] = net::kProtoTCP;
+    net::store_be16(ip + 10, 0);
+    net::store_be32(ip + 12, src);
+    net::store_be32(ip + 16, dst);
+    net::store_be16(ip + 10, net::checksum_finish(net::checksum_partial(ip, kIpLen)));
+    if (tcp::serialize(s, {ip + kIpLen, l4}) == 0) {
+        rte_pktmbuf_free(m);
+        c_.oversize++;
+        return;
+    }
+    if (o_.chaos && s.payload_len() > 0) last_data_ = tcp::Endpoints{s.src_ip, s.dst_ip, s.src_port, s.dst_port};
+    const net::NeighLookup r = p->neigh->resolve(dst, now_, reinterpret_cast<uint64_t>(m));
+    if (r.send_request) send_arp_request(*p, dst);
+    switch (r.kind) {
+    case net::NeighLookup::Kind::RESOLVED:
+        std::memcpy(d, r.mac.b, 6);
+        enqueue(*p, m);
+        break;
+    case net::NeighLookup::Kind::PENDING:
+        break; // the cache holds it
+    case net::NeighLookup::Kind::DROPPED:
+        c_.neigh_drops++;
+        rte_pktmbuf_free(m);
+        break;
+    }
+}
+
+void Transport::handle_frame(PortCtx &p, rte_mbuf *m, uint64_t now) {
+    p.rx_pkts++;
+    if (m->nb_segs != 1) {
+        p.rx_drops++;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
+    const uint32_t len = m->data_len;
+    if (len < kEthLen) {
+        p.rx_drops++;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    net::MacAddr dmac, smac;
+    std::memcpy(dmac.b, f, 6);
+    std::memcpy(smac.b, f + 6, 6);
+    if (smac == p.mac || (dmac != p.mac && !dmac.is_broadcast())) {
+        rte_pktmbuf_free(m); // our own frame looped back, or not for us
+        return;
+    }
+    const uint16_t et = net::load_be16(f + 12);
+    if (et == net::kEtherTypeARP || et == net::kEtherTypeVLAN || et == net::kEtherTypeQinQ) {
+        net::ArpPacket a;
+        if (net::parse_arp(f, len, a) == net::ArpError::NONE) {
+            const bool for_us = p.ours(a.target_ip);
+            p.neigh->on_arp(a, for_us, now);
+            take_released(p);
+            if (for_us && net::arp_should_reply(a, a.target_ip)) {
+                net::arp_reply_in_place(f, len, a, p.mac);
+                p.arp_replies++;
+                enqueue(p, m);
+                return;
+            }
+            rte_pktmbuf_free(m);
+            return;
+        }
+        if (et == net::kEtherTypeARP) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+    }
+    net::PacketInfo pi;
+    if (net::parse_packet(f, len, pi) != net::Reject::NONE || pi.ip_version != 4 || pi.is_fragment) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    const uint32_t dst = net::load_be32(pi.dst.bytes);
+    if (!p.ours(dst)) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    const uint32_t ihl = (f[pi.l3_offset] & 0x0f) * 4u;
+    if (net::checksum_finish(net::checksum_partial(f + pi.l3_offset, ihl)) != 0) {
+        c_.bad_ip++;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    if (pi.l4_proto == net::kProtoICMP) {
+        uint32_t rlen = 0;
+        if (net::icmp_echo_reply_in_place(f, len, dst, p.mac, rlen) == net::IcmpEchoError::NONE) {
+            m->data_len = m->pkt_len = rlen;
+            p.icmp_replies++;
+            enqueue(p, m);
+            return;
+        }
+        rte_pktmbuf_free(m);
+        return;
+    }
+    if (pi.l4_proto != net::kProtoTCP || pi.l4_offset == 0) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    const uint32_t ip_end = pi.l3_offset + pi.ip_total_len;
+    if (ip_end > len || ip_end <= pi.l4_offset) {
+        p.rx_drops++;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    tcp::IpAddr src_ip, dst_ip;
+    std::memcpy(src_ip.bytes.data(), pi.src.bytes, 4);
+    std::memcpy(dst_ip.bytes.data(), pi.dst.bytes, 4);
+    std::span<const uint8_t> seg(f + pi.l4_offset, ip_end - pi.l4_offset);
+    p.tcp_in++;
+    now_ = now;
+    if (tx_)
+        tx_->on_bytes(seg, src_ip, dst_ip, now);
+    else
+        rx_->on_bytes(seg, src_ip, dst_ip, now);
+    rte_pktmbuf_free(m);
+}
+
+unsigned Transport::rx_port(PortCtx &p, uint64_t now) {
+    rte_mbuf *pkts[kBurst];
+    const uint16_t n = rte_eth_rx_burst(p.id, 0, pkts, kBurst);
+    for (uint16_t i = 0; i < n; i++) {
+        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+        handle_frame(p, pkts[i], now);
+    }
+    return n;
+}
+
+// stdin chunks into the sender; true when something moved.
+bool Transport::pipe_step_tx(uint64_t now) {
+    bool moved = false;
+    for (int rounds = 0; rounds < 4 && !input_done_; rounds++) {
+        if (!cur_) {
+            cur_ = reader_->poll();
+            cur_pos_ = 0;
+            if (!cur_) break;
+            if (cur_->flags & pipeio::CHUNK_ERROR) {
+                fail_ = std::string("reading stdin: ") + reader_->message();
+                return moved;
+            }
+        }
+        uint32_t avail = cur_->len - cur_pos_;
+        if (limit_bytes_ != UINT64_MAX && pushed_ + avail > limit_bytes_)
+            avail = static_cast<uint32_t>(limit_bytes_ - pushed_);
+        if (avail) {
+            size_t k = tx_->push_input(cur_->data + cur_pos_, avail, now);
+            cur_pos_ += static_cast<uint32_t>(k);
+            pushed_ += k;
+            moved |= k > 0;
+            if (k < avail) break; // back-pressure: keep the chunk, retry later
+        }
+        const bool limit_hit = pushed_ >= limit_bytes_;
+        if (cur_pos_ >= cur_->len || limit_hit) {
+            const bool end = (cur_->flags & pipeio::CHUNK_END) != 0;
+            reader_->release(cur_);
+            cur_ = nullptr;
+            if (end || limit_hit) {
+                tx_->finish_input(now);
+                input_done_ = true;
+                moved = true;
+            }
+        }
+    }
+    return moved;
+}
+
+// Verified output to the writer; true when something moved.
+bool Transport::pipe_step_rx(uint64_t) {
+    bool moved = false;
+    pipeio::Completion c;
+    while (writer_->poll_done(c)) {
+        moved = true;
+        if (c.end) {
+            writer_done_ = c.written;
+            if (!c.written) fail_ = std::string("writing stdout: ") + writer_->message();
+            continue;
+        }
+        if (!c.written) {
+            fail_ = std::string("writing stdout: ") + writer_->message();
+            return moved;
+        }
+        rx_->output_consumed(c.len);
+        inflight_ -= c.len;
+    }
+    auto out = rx_->output();
+    if (out.size() > inflight_) {
+        const size_t n = std::min<size_t>(out.size() - inflight_, 1u << 30);
+        if (writer_->submit(out.data() + inflight_, static_cast<uint32_t>(n), 0)) {
+            inflight_ += n;
+            moved = true;
+        }
+    }
+    if (!end_submitted_ && rx_->state() == session::State::DONE && inflight_ == 0 && rx_->output().empty()) {
+        if (writer_->submit_end()) {
+            end_submitted_ = true;
+            moved = true;
+        }
+    }
+    return moved;
+}
+
+// Abort the connection that carried the chosen segment, as a real failure
+// would: a RST to the peer, and our own side reset (its RFC 5961 check
+// passes because the RST carries exactly our RCV.NXT).
+void Transport::apply_chaos(uint64_t now) {
+    chaos_.pending = false;
+    for (uint32_t i = 0; i < tx_->legs(); i++) {
+        const tcp::Connection *cn = tx_->leg_connection(i);
+        if (!cn) continue;
+        const tcp::Endpoints &ep = cn->endpoints();
+        if (!(ep.local_ip == chaos_.ep.local_ip && ep.local_port == chaos_.ep.local_port &&
+              ep.remote_ip == chaos_.ep.remote_ip && ep.remote_port == chaos_.ep.remote_port))
+            continue;
+        tcp::Segment out;
+        out.src_ip = ep.local_ip;
+        out.dst_ip = ep.remote_ip;
+        out.src_port = ep.local_port;
+        out.dst_port = ep.remote_port;
+        out.seq = cn->snd_nxt();
+        out.flags = tcp::flag::RST;
+        tcp::Segment in;
+        in.src_ip = ep.remote_ip;
+        in.dst_ip = ep.local_ip;
+        in.src_port = ep.remote_port;
+        in.dst_port = ep.local_port;
+        in.seq = cn->rcv_nxt();
+        in.flags = tcp::flag::RST;
+        c_.chaos_breaks++;
+        now_ = now;
+        emit(out);
+        tx_->on_segment(in, now);
+        if (o_.verbose) std::fprintf(stderr, "dpdk-millipede tx: chaos: aborted leg %u\n", i);
+        return;
+    }
+}
+
+uint64_t Transport::delivered_bytes() const {
+    if (tx_) return tx_->stripe().bytes_in();
+    return rx_->stripe().stats().bytes_out;
+}
+
+void Transport::progress(uint64_t now, bool final) {
+    if (!progress_on_) return;
+    if (!final && now < next_progress_) return;
+    next_progress_ = now + 1'000'000;
+    const uint64_t b = delivered_bytes();
+    const double dt = (now - last_progress_t_) / 1e6;
+    const double rate = dt > 0 ? (b - last_progress_bytes_) / dt / 1e6 : 0;
+    last_progress_bytes_ = b;
+    last_progress_t_ = now;
+    unsigned up = 0, legs = 0;
+    if (tx_) {
+        legs = tx_->legs();
+        for (uint32_t i = 0; i < legs; i++) up += tx_->leg_state(i) == session::TxLegState::ESTABLISHED;
+    } else {
+        up = static_cast<unsigned>(rx_->connections());
+    }
+    std::fprintf(stderr, "%s: %.1f MB, %.1f MB/s, %u%s%u legs%s\n", tx_ ? "tx" : "rx", b / 1e6, rate, up,
+                 tx_ ? "/" : "", tx_ ? legs : 0u, final ? " (end)" : "");
+}
+
+bool Transport::setup(std::string &err) {
+    hz_ = rte_get_tsc_hz();
+    tsc0_ = rte_get_tsc_cycles();
+    rng_ = tcp::SeededRandom(rte_get_tsc_cycles() ^ (uint64_t(getpid()) << 32));
+
+    // Ports from --ip, in order of first mention.
+    for (const auto &ip : o_.ips) {
+        PortCtx *pc = nullptr;
+        for (auto &p : ports_)
+            if (p->id == ip.port_id) pc = p.get();
+        if (!pc) {
+            if (!rte_eth_dev_is_valid_port(ip.port_id)) {
+                err = "--ip " + std::to_string(ip.port_id) + "=" + net::format_ipv4(ip.addr) + ": port " +
+                      std::to_string(ip.port_id) + " does not exist (" + std::to_string(rte_eth_dev_count_avail()) +
+                      " DPDK ports: add one with -a PCI or --vdev)";
+                return false;
+            }
+            ports_.push_back(std::make_unique<PortCtx>());
+            pc = ports_.back().get();
+            pc->id = ip.port_id;
+        }
+        pc->addrs.push_back(ip);
+    }
+    const uint32_t mbufs = 8192 * static_cast<uint32_t>(ports_.size()) + 8191;
+    pool_ = port::make_pool("millipede_tr", mbufs, port::port_socket(ports_[0]->id), err);
+    if (!pool_) return false;
+    for (auto &p : ports_) {
+        port::PortConfig pc;
+        pc.port_id = p->id;
+        pc.promiscuous = false;
+        if (!port::start_port(pc, pool_, err)) return false;
+        started_.push_back(p->id);
+        rte_ether_addr ea;
+        if (rte_eth_macaddr_get(p->id, &ea) != 0) {
+            err = "port " + std::to_string(p->id) + ": cannot read its MAC address";
+            return false;
+        }
+        std::memcpy(p->mac.b, ea.addr_bytes, 6);
+        uint16_t mtu = 0;
+        if (rte_eth_dev_get_mtu(p->id, &mtu) == 0 && mtu >= 576) p->mtu = std::min<uint16_t>(mtu, 9000);
+        net::NeighbourConfig nc;
+        nc.max_queued = 16;
+        p->neigh = std::make_unique<net::NeighbourCache>(nc);
+    }
+    for (const auto &n : o_.neighs) {
+        bool placed = false;
+        for (auto &p : ports_)
+            for (const auto &a : p->addrs)
+                if (a.on_link(n.addr) && !placed) {
+                    if (!p->neigh->add_static(n.addr, n.mac)) {
+                        err = "--neigh " + net::format_ipv4(n.addr) + "=" + net::format_mac(n.mac) +
+                              ": not a usable unicast neighbour";
+                        return false;
+                    }
+                    placed = true;
+                }
+        if (!placed) {
+            err = "--neigh " + net::format_ipv4(n.addr) + ": no --ip subnet contains it";
+            return false;
+        }
+    }
+    uint16_t mss = 1460;
+    for (auto &p : ports_) mss = std::min<uint16_t>(mss, static_cast<uint16_t>(p->mtu - 40));
+
+    auto sink = [this](const tcp::Segment &s) { emit(s); };
+    auto rnd = [this] { return rng_(); };
+    try {
+        if (o_.tx) {
+            session::TxConfig tc;
+            const uint32_t nd = static_cast<uint32_t>(o_.dests.size());
+            const uint32_t threads = o_.threads ? o_.threads : std::min<uint32_t>(64, 2 * nd);
+            for (uint32_t d = 0; d < nd; d++) {
+                const TxDestination &dst = o_.dests[d];
+                uint32_t local = 0;
+                for (auto &p : ports_)
+                    for (const auto &a : p->addrs)
+                        if (!local && a.on_link(dst.addr)) local = a.addr;
+                if (!local) {
+                    err = "tx " + net::format_ipv4(dst.addr) + " " + std::to_string(dst.port) +
+                          ": no --ip subnet contains this address (no routing: give a port an address on its network)";
+                    return false;
+                }
+                const uint32_t k = threads / nd + (d < threads % nd ? 1 : 0);
+                for (uint32_t j = 0; j < k; j++)
+                    tc.legs.push_back(session::LegSpec{tcp::IpAddr::v4(local), 0, tcp::IpAddr::v4(dst.addr), dst.port});
+            }
+            tc.tcp.mss = mss;
+            tc.tcp.recv_buffer = 64 * 1024;
+            tc.stripe.codec = o_.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
+            tc.stripe.chunk_bytes = o_.chunk_bytes;
+            tc.stripe.max_chunks_in_flight = std::max<uint32_t>(16, std::min<uint32_t>(64, (32u << 20) / o_.chunk_bytes));
+            std::memcpy(tc.stripe.checkphrase, o_.checkphrase, 4);
+            tc.stripe.flush_partial_us = 5'000;
+            tc.stripe.no_leg_timeout_us = o_.connect_timeout_us;
+            tc.stripe.compat_checksums = o_.checksum;
+            tc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o_.connect_timeout_us);
+            tx_ = std::make_unique<session::TxSession>(tc, sink, rnd);
+            if (o_.leglimit) limit_bytes_ = o_.leglimit * uint64_t(o_.chunk_bytes);
+            pipeio::ReaderConfig rc;
+            rc.source = o_.prbs ? pipeio::ReaderSource::PRBS : pipeio::ReaderSource::FD;
+            rc.fd = 0;
+            rc.chunk_bytes = 256 * 1024;
+            rc.chunks = 16;
+            rc.prbs_seed = o_.prbs_seed;
+            rc.prbs_bytes = o_.size;
+            reader_ = std::make_unique<pipeio::PipeReader>(rc);
+        } else {
+            session::RxConfig rc;
+            for (auto &p : ports_)
+                for (const auto &a : p->addrs) rc.local_ips.push_back(tcp::IpAddr::v4(a.addr));
+            rc.port = o_.listen_port;
+            rc.tcp.mss = mss;
+            rc.stripe.codec = o_.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
+            rc.stripe.max_legs = 64;
+            rc.stripe.max_chunk_bytes = 2u << 20;
+            rc.stripe.window_chunks = 32;
+            std::memcpy(rc.stripe.checkphrase, o_.checkphrase, 4);
+            rc.linger_us = 3'000'000; // serve a sender whose end acknowledgement was lost; then exit
+            rx_ = std::make_unique<session::RxSession>(rc, sink, rnd);
+            pipeio::WriterConfig wc;
+            wc.sink = o_.prbs ? pipeio::WriterSink::PRBS_VERIFY : pipeio::WriterSink::FD;
+            wc.fd = 1;
+            wc.prbs_seed = o_.prbs_seed;
+            writer_ = std::make_unique<pipeio::PipeWriter>(wc);
+        }
+    } catch (const std::exception &e) {
+        err = e.what();
+        return false;
+    }
+    return true;
+}
+
+void Transport::teardown() {
+    if (reader_) {
+        if (cur_) {
+            reader_->release(cur_);
+            cur_ = nullptr;
+        }
+        reader_->stop();
+    }
+    if (writer_) {
+        writer_->stop();
+        pipeio::Completion c;
+        while (writer_->poll_done(c)) {
+        }
+    }
+    for (auto &p : ports_) {
+        if (p->ntx) {
+            rte_pktmbuf_free_bulk(p->txq, p->ntx);
+            p->ntx = 0;
+        }
+        if (p->neigh) {
+            // Release every packet still waiting for ARP: time jumps far
+            // ahead so every INCOMPLETE entry runs out of retries.
+            net::NeighRelease rel[64];
+            uint32_t req[64];
+            uint64_t t = now_us() + 3'600'000'000ull;
+            for (int k = 0; k < 16; k++, t += 3'600'000'000ull) p->neigh->poll(t, req, 64);
+            size_t n;
+            while ((n = p->neigh->take_released(rel, 64)) > 0)
+                for (size_t i = 0; i < n; i++) rte_pktmbuf_free(reinterpret_cast<rte_mbuf *>(rel[i].pkt));
+        }
+    }
+    tx_.reset();
+    rx_.reset();
+    for (uint16_t id : started_) port::stop_port(id);
+    started_.clear();
+    ports_.clear();
+    if (pool_) {
+        rte_mempool_free(pool_);
+        pool_ = nullptr;
+    }
+}
+
+int Transport::loop() {
+    Backoff b;
+    const char *who = tx_ ? "tx" : "rx";
+    uint64_t next_neigh = 0;
+    uint64_t last_progress_us = now_us(), last_mark = UINT64_MAX;
+    uint64_t refused_seen = 0, refused_at = 0;
+    bool saw_sender = false;
+    uint64_t done_at = 0;
+    const uint64_t t_start = now_us();
+    if (reader_) reader_->start();
+    if (writer_) writer_->start();
+    for (auto &p : ports_) {
+        send_gratuitous(*p);
+        flush(*p);
+    }
+    for (;;) {
+        const uint64_t now = now_us();
+        now_ = now;
+        unsigned work = 0;
+        for (auto &p : ports_) work += rx_port(*p, now);
+        bool piped = tx_ ? pipe_step_tx(now) : pipe_step_rx(now);
+        if (!fail_.empty()) break;
+        if (o_.chaos && tx_) {
+            const auto &st = tx_->stripe().stats();
+            const uint64_t sent = st.chunks_sent + st.chunks_resent;
+            if (!next_chaos_) next_chaos_ = o_.chaos;
+            if (sent >= next_chaos_ && tx_->state() == session::State::RUNNING) {
+                next_chaos_ = sent + o_.chaos;
+                chaos_.pending = true;
+                chaos_.ep = last_data_;
+            }
+        }
+        if (chaos_.pending) apply_chaos(now);
+        const uint64_t dl = tx_ ? tx_->next_deadline() : rx_->next_deadline();
+        if (work || piped || now >= dl) {
+            now_ = now;
+            if (tx_)
+                tx_->poll(now);
+            else
+                rx_->poll(now);
+            if (!tx_) piped |= pipe_step_rx(now); // output verified by this poll
+        }
+        if (now >= next_neigh) {
+            next_neigh = now + 10'000;
+            for (auto &p : ports_) {
+                uint32_t req[32];
+                size_t n = p->neigh->poll(now, req, 32);
+                for (size_t i = 0; i < n; i++) send_arp_request(*p, req[i]);
+                take_released(*p);
+            }
+        }
+        for (auto &p : ports_)
+            if (p->ntx) flush(*p);
+        progress(now, false);
+
+        const char *lm = tx_ ? tx_->last_leg_message() : rx_->last_leg_message();
+        if (o_.verbose && lm && *lm && last_leg_msg_ != lm) {
+            last_leg_msg_ = lm;
+            std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, lm);
+        }
+
+        // Progress marks for the stall bound.
+        const uint64_t mark = tx_ ? tx_->stripe().stats().chunks_acked + tx_->stripe().bytes_in() +
+                                        tx_->stats().segments_in
+                                  : rx_->stats().segments_in + rx_->stripe().stats().bytes_out;
+        if (mark != last_mark) {
+            last_mark = mark;
+            last_progress_us = now;
+        }
+
+        if (g_stop.load(std::memory_order_relaxed)) {
+            fail_ = "interrupted";
+            break;
+        }
+        if (tx_) {
+            if (tx_->state() == session::State::FAILED) {
+                if (!done_at) done_at = now;
+                if (tx_->finished() || now - done_at > 200'000) { // let the RSTs go out
+                    fail_ = tx_->message();
+                    const char *l = tx_->last_leg_message();
+                    if (l && *l && std::strstr(fail_.c_str(), "no leg") != nullptr)
+                        fail_ += std::string(" (is dpdk-millipede rx listening there? last leg event: ") + l + ")";
+                    break;
+                }
+            } else if (tx_->state() == session::State::DONE) {
+                if (!done_at) done_at = now;
+                if (tx_->finished()) break;
+            } else if (o_.stall_timeout_us && now - last_progress_us > o_.stall_timeout_us) {
+                fail_ = "no progress for " + std::to_string(o_.stall_timeout_us / 1'000'000) +
+                        " s; giving up (last leg event: " + std::string(tx_->last_leg_message()) + ")";
+                break;
+            }
+        } else {
+            if (rx_->stats().accepted) saw_sender = true;
+            if (rx_->state() == session::State::FAILED) {
+                if (!done_at) done_at = now;
+                if (rx_->finished() || now - done_at > 2'000'000) {
+                    fail_ = rx_->message();
+                    break;
+                }
+            } else if (rx_->state() == session::State::DONE) {
+                // finished(): the sender closed its legs after its end
+                // acknowledgement. A sender whose FIN arrived while stdout was
+                // still draining is counted by RxSession as "closed mid-stream"
+                // and finished() then waits for the linger: no connection left
+                // after DONE means nobody is left to serve either.
+                if (writer_done_ && (rx_->finished() || rx_->connections() == 0)) break;
+                if (writer_->state() == pipeio::WriterState::FAILED) {
+                    fail_ = std::string("writing stdout: ") + writer_->message();
+                    break;
+                }
+            } else {
+                // A refused sender (checkphrase, foreign session) before any
+                // session was adopted: report it and give up, like viamillipede.
+                const uint64_t refused = rx_->stripe().stats().legs_refused;
+                if (refused != refused_seen) {
+                    refused_seen = refused;
+                    if (rx_->stripe().session_id() == 0 && !refused_at) refused_at = now;
+                }
+                if (refused_at && rx_->stripe().session_id() == 0 &&
+                    (rx_->connections() == 0 || now - refused_at > 2'000'000) && now - refused_at > 200'000) {
+                    fail_ = std::string("refused the sender: ") + rx_->last_leg_message();
+                    break;
+                }
+                if (o_.wait_us && !saw_sender && now - t_start > o_.wait_us) {
+                    fail_ = "no sender connected within " + std::to_string(o_.wait_us / 1'000'000) + " s";
+                    break;
+                }
+                if (saw_sender && o_.stall_timeout_us && now - last_progress_us > o_.stall_timeout_us) {
+                    fail_ = "no progress for " + std::to_string(o_.stall_timeout_us / 1'000'000) +
+                            " s; the sender went away (last leg event: " + std::string(rx_->last_leg_message()) + ")";
+                    break;
+                }
+            }
+        }
+        (work || piped) ? b.reset() : b.idle();
+    }
+    for (auto &p : ports_)
+        if (p->ntx) flush(*p);
+    progress(now_us(), true);
+    const double secs = (now_us() - t_start) / 1e6;
+    if (o_.verbose >= 2) {
+        for (auto &p : ports_) {
+            rte_eth_stats es{};
+            rte_eth_stats_get(p->id, &es);
+            std::fprintf(stderr, "dpdk-millipede %s: port %u: ipackets %lu opackets %lu imissed %lu ierrors %lu "
+                                 "oerrors %lu rx_nombuf %lu\n",
+                         who, p->id, (unsigned long)es.ipackets, (unsigned long)es.opackets,
+                         (unsigned long)es.imissed, (unsigned long)es.ierrors, (unsigned long)es.oerrors,
+                         (unsigned long)es.rx_nombuf);
+        }
+        for (auto &p : ports_)
+            std::fprintf(stderr,
+                         "dpdk-millipede %s: port %u: rx %lu tx %lu tx_drops %lu tcp_in %lu arp_req %lu arp_rep %lu "
+                         "icmp %lu\n",
+                         who, p->id, (unsigned long)p->rx_pkts, (unsigned long)p->tx_pkts, (unsigned long)p->tx_drops,
+                         (unsigned long)p->tcp_in, (unsigned long)p->arp_requests, (unsigned long)p->arp_replies,
+                         (unsigned long)p->icmp_replies);
+        std::fprintf(stderr,
+                     "dpdk-millipede %s: no_route %lu oversize %lu no_mbuf %lu neigh_drops %lu bad_ip %lu chaos %lu\n",
+                     who, (unsigned long)c_.no_route, (unsigned long)c_.oversize, (unsigned long)c_.no_mbuf,
+                     (unsigned long)c_.neigh_drops, (unsigned long)c_.bad_ip, (unsigned long)c_.chaos_breaks);
+        std::fprintf(stderr, "dpdk-millipede %s: segments_in %lu bad_segments %lu unknown_segments %lu\n", who,
+                     (unsigned long)(tx_ ? tx_->stats().segments_in : rx_->stats().segments_in),
+                     (unsigned long)(tx_ ? tx_->stats().bad_segments : rx_->stats().bad_segments),
+                     (unsigned long)(tx_ ? tx_->stats().unknown_segments : rx_->stats().unknown_segments));
+        if (tx_)
+            std::fprintf(stderr, "dpdk-millipede tx: connects %lu connect_failures %lu legs_lost %lu resent %lu\n",
+                         (unsigned long)tx_->stats().connects, (unsigned long)tx_->stats().connect_failures,
+                         (unsigned long)tx_->stats().legs_lost, (unsigned long)tx_->stripe().stats().chunks_resent);
+    }
+    if (!fail_.empty()) {
+        std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, fail_.c_str());
+        return 1;
+    }
+    if (tx_) {
+        if (tx_->state() != session::State::DONE || (!o_.compat && !tx_->confirmed())) {
+            std::fprintf(stderr, "dpdk-millipede tx: %s\n", tx_->message());
+            return 1;
+        }
+    } else if (rx_->state() != session::State::DONE || !writer_done_) {
+        std::fprintf(stderr, "dpdk-millipede rx: %s\n", rx_->message());
+        return 1;
+    }
+    if (o_.verbose)
+        std::fprintf(stderr, "dpdk-millipede %s: %s (%.3f s)\n", who, tx_ ? tx_->message() : rx_->message(), secs);
+    return 0;
+}
+
+struct LoopArg {
+    Transport *t;
+    int status;
+};
+
+} // namespace
+
+int Transport::run() {
+    std::string err;
+    if (!setup(err)) {
+        std::fprintf(stderr, "dpdk-millipede %s: %s\n", o_.tx ? "tx" : "rx", err.c_str());
+        return 1;
+    }
+    progress_on_ = o_.progress < 0 ? isatty(2) : o_.progress == 1;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    unsigned worker = RTE_MAX_LCORE;
+    unsigned l;
+    RTE_LCORE_FOREACH_WORKER(l) {
+        worker = l;
+        break;
+    }
+    if (worker == RTE_MAX_LCORE) return loop();
+    LoopArg arg{this, 1};
+    rte_eal_remote_launch([](void *a) -> int {
+        auto *la = static_cast<LoopArg *>(a);
+        la->status = la->t->loop();
+        return 0;
+    }, &arg, worker);
+    rte_eal_wait_lcore(worker);
+    return arg.status;
+}
+
+int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
+    TransportOptions o;
+    std::string e = parse_transport_args(argc, argv, o);
+    if (o.help) {
+        transport_usage(stdout);
+        return 0;
+    }
+    const char *who = argc > 0 && std::strcmp(argv[0], "rx") == 0 ? "rx" : "tx";
+    if (!e.empty()) {
+        std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, e.c_str());
+        return 2;
+    }
+    // EAL's informational lines would bury the one line that matters.
+    std::vector<char *> args(eal_argv, eal_argv + eal_argc);
+    bool has_log = false, has_telemetry = false;
+    for (int i = 0; i < eal_argc; i++) {
+        if (std::strncmp(eal_argv[i], "--log-level", 11) == 0) has_log = true;
+        if (std::strcmp(eal_argv[i], "--telemetry") == 0 || std::strcmp(eal_argv[i], "--no-telemetry") == 0)
+            has_telemetry = true;
+    }
+    static char quiet[] = "--log-level=*:warning";
+    static char no_telemetry[] = "--no-telemetry"; // it prints an info line on stderr; --telemetry keeps it
+    if (!has_log) args.insert(args.begin() + 1, quiet);
+    if (!has_telemetry) args.insert(args.begin() + 1, no_telemetry);
+    args.push_back(nullptr);
+    int rc = rte_eal_init(static_cast<int>(args.size() - 1), args.data());
+    if (rc < 0) {
+        std::fprintf(stderr, "dpdk-millipede %s: EAL initialisation failed: %s\n", who, rte_strerror(rte_errno));
+        return 1;
+    }
+    int status;
+    {
+        Transport t(o);
+        status = t.run();
+    }
+    rte_eal_cleanup();
+    return status;
+}
+
+} // namespace millipede::app

@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""tests/transport: dpdk-millipede tx -> rx between two processes.
+
+Each process has its own --file-prefix, --no-huge and one lcore, and its
+own network namespace (unique names per run); veth pairs join the two
+namespaces and each process opens its ends through DPDK's af_packet vdev.
+(One namespace each, because af_packet's PACKET_FANOUT group id is
+pid ^ ifindex, which two processes in one namespace can share by chance.)
+Every process runs under `timeout -s KILL`; the namespaces (and with them
+the veths) are deleted on every exit path (finally, atexit, SIGTERM).
+
+usage: transport_test.py DPDK_MILLIPEDE CASE
+Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs.
+Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable).
+"""
+import atexit
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/dpdk-millipede"
+CASE = sys.argv[2] if len(sys.argv) > 2 else "sizes"
+TAG = f"mp{os.getpid() % 100000}"
+NS = {"tx": f"{TAG}tx", "rx": f"{TAG}rx"}
+MADE_NS = []
+EAL = ["--no-pci", "--no-huge", "-m", "512"]
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def cleanup():
+    while MADE_NS:
+        subprocess.run(["ip", "netns", "del", MADE_NS.pop()], stderr=subprocess.DEVNULL)
+
+
+atexit.register(cleanup)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, lambda *_: sys.exit(1))
+
+
+def skip(why):
+    log(f"SKIP: {why}")
+    sys.exit(77)
+
+
+def make_links(n):
+    """Two namespaces and n veth pairs between them; returns [(a, b)] (a in tx's)."""
+    if os.geteuid() != 0:
+        skip("needs root to create network namespaces and veth pairs")
+    for ns in NS.values():
+        r = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True)
+        if r.returncode != 0:
+            skip(f"cannot create a network namespace: {r.stderr.strip()}")
+        MADE_NS.append(ns)
+    pairs = []
+    for i in range(n):
+        a, b = f"{TAG}a{i}", f"{TAG}b{i}"
+        r = subprocess.run(["ip", "link", "add", a, "netns", NS["tx"], "type", "veth", "peer", "name", b,
+                            "netns", NS["rx"]], capture_output=True, text=True)
+        if r.returncode != 0:
+            skip(f"cannot create a veth pair: {r.stderr.strip()}")
+        for ns, d in ((NS["tx"], a), (NS["rx"], b)):
+            # The kernel must stay quiet on these links and hand frames over
+            # one by one (no GRO/GSO merging), as a wire would.
+            nx = ["ip", "netns", "exec", ns]
+            subprocess.run(nx + ["sysctl", "-qw", f"net.ipv6.conf.{d}.disable_ipv6=1"], capture_output=True)
+            subprocess.run(nx + ["ethtool", "-K", d, "gro", "off", "gso", "off", "tso", "off", "tx", "off", "rx",
+                                 "off"], capture_output=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", d, "up"], check=True)
+        pairs.append((a, b))
+    return pairs
+
+
+def vdevs(ifaces):
+    out = []
+    for i, name in enumerate(ifaces):
+        out += ["--vdev", f"net_af_packet{i},iface={name},framecnt=4096"]
+    return out
+
+
+def addrs(side, n):
+    # link i: 10.<77+i>.<pid-ish>.1 (tx) / .2 (rx)
+    third = os.getpid() % 250
+    return [f"10.{77 + i}.{third}.{side}" for i in range(n)]
+
+
+class Proc:
+    def __init__(self, args, stdin, stdout, limit, lcore):
+        self.err = tempfile.TemporaryFile()
+        cmd = ["ip", "netns", "exec", NS["rx" if lcore else "tx"],
+               "timeout", "-s", "KILL", str(limit), BIN, *EAL, "-l", str(lcore),
+               "--file-prefix", f"{TAG}{'rx' if lcore else 'tx'}", *args]
+        self.p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=self.err)
+
+    def wait(self):
+        rc = self.p.wait()
+        self.err.seek(0)
+        return rc, self.err.read().decode(errors="replace")
+
+
+def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, rx_first_delay=0.5, feeder=None,
+             during=None, start_rx=True):
+    """Runs rx and tx; returns (tx_rc, tx_err, rx_rc, rx_err, out_bytes_path)."""
+    n = len(pairs)
+    tx_ip, rx_ip = addrs(1, n), addrs(2, n)
+    tmp = tempfile.mkdtemp(prefix="mpt")
+    out_path = os.path.join(tmp, "out")
+    rx = None
+    if start_rx:
+        rx_args = vdevs([b for _, b in pairs]) + ["--", "rx", "8834", *rx_words]
+        for i in range(n):
+            rx_args += ["--ip", f"{i}={rx_ip[i]}/24"]
+        with open(out_path, "wb") as out:
+            rx = Proc(rx_args, subprocess.DEVNULL, out, limit, 1)
+        time.sleep(rx_first_delay)
+    tx_args = vdevs([a for a, _ in pairs]) + ["--"]
+    for i in range(n):
+        tx_args += ["tx", rx_ip[i], "8834"]
+    tx_args += list(tx_words)
+    for i in range(n):
+        tx_args += ["--ip", f"{i}={tx_ip[i]}/24"]
+    if feeder is not None:
+        tx = Proc(tx_args, subprocess.PIPE, subprocess.DEVNULL, limit, 0)
+        t = threading.Thread(target=feeder, args=(tx.p.stdin,), daemon=True)
+        t.start()
+    else:
+        src = open(data, "rb") if data else subprocess.DEVNULL
+        tx = Proc(tx_args, src, subprocess.DEVNULL, limit, 0)
+    if during:
+        during()
+    tx_rc, tx_err = tx.wait()
+    rx_rc, rx_err = rx.wait() if rx else (None, "")
+    return tx_rc, tx_err, rx_rc, rx_err, out_path
+
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def random_file(n):
+    fd, path = tempfile.mkstemp(prefix="mpin")
+    with os.fdopen(fd, "wb") as f:
+        left = n
+        while left:
+            k = min(left, 1 << 20)
+            f.write(os.urandom(k))
+            left -= k
+    return path
+
+
+FAILS = []
+
+
+def check(cond, what, *details):
+    if cond:
+        log(f"ok   {what}")
+    else:
+        log(f"FAIL {what}")
+        for d in details:
+            log("     " + str(d).strip().replace("\n", "\n     "))
+        FAILS.append(what)
+
+
+def exact(name, pairs, size, tx_words=(), rx_words=(), limit=60):
+    path = random_file(size)
+    t0 = time.time()
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, tx_words, rx_words, data=path, limit=limit)
+    dt = time.time() - t0
+    same = os.path.getsize(out) == size and sha(out) == sha(path)
+    check(tx_rc == 0 and rx_rc == 0 and same,
+          f"{name}: {size} bytes byte-exact ({dt:.1f} s)",
+          f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}", f"out {os.path.getsize(out)} bytes")
+    os.unlink(path)
+    return tx_err, rx_err
+
+
+def case_sizes():
+    pairs = make_links(1)
+    for n in (0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1):
+        exact("sizes", pairs, n, limit=40)
+
+
+def case_bulk2():
+    pairs = make_links(2)
+    exact("two links", pairs, 32 << 20, tx_words=["threads", "4"], limit=120)
+
+
+def case_prbs():
+    pairs = make_links(1)
+    tx_rc, tx_err, rx_rc, rx_err, _ = transfer(pairs, ["prbs", "7", "--size", "16M"], ["prbs", "7"], limit=60)
+    check(tx_rc == 0 and rx_rc == 0, "prbs 16 MiB verified on rx", f"tx {tx_rc}: {tx_err}", f"rx {rx_rc}: {rx_err}")
+    # A different seed on rx must fail the verification.
+    tx_rc, tx_err, rx_rc, rx_err, _ = transfer(pairs, ["prbs", "7", "--size", "1M", "--connect-timeout", "5"],
+                                               ["prbs", "8"], limit=60)
+    check(rx_rc not in (0, None) and tx_rc != 0, "prbs seed mismatch detected (both non-zero)",
+          f"tx {tx_rc}: {tx_err}", f"rx {rx_rc}: {rx_err}")
+
+
+def case_checkphrase():
+    pairs = make_links(1)
+    t0 = time.time()
+    tx_rc, tx_err, rx_rc, rx_err, _ = transfer(pairs, ["checkphrase", "abcd", "--connect-timeout", "5"],
+                                               ["checkphrase", "wxyz"], limit=40)
+    dt = time.time() - t0
+    check(tx_rc == 1 and "checkphrase" in tx_err and len(tx_err.strip().splitlines()) == 1,
+          f"tx refuses a checkphrase mismatch with one line ({dt:.1f} s)", f"tx {tx_rc}: {tx_err}")
+    check(rx_rc == 1 and "checkphrase" in rx_err and len(rx_err.strip().splitlines()) == 1,
+          "rx refuses a checkphrase mismatch with one line", f"rx {rx_rc}: {rx_err}")
+
+
+def case_absent():
+    pairs = make_links(1)
+    path = random_file(100000)
+    t0 = time.time()
+    tx_rc, tx_err, _, _, _ = transfer(pairs, ["--connect-timeout", "4"], data=path, limit=60, start_rx=False)
+    dt = time.time() - t0
+    check(tx_rc == 1 and dt < 20 and len(tx_err.strip().splitlines()) == 1 and "giving up" in tx_err,
+          f"rx absent: tx gives up with one line in {dt:.1f} s", f"tx {tx_rc}: {tx_err}")
+    os.unlink(path)
+
+
+def case_chaos():
+    pairs = make_links(2)
+    # 64 chunks of 256 KiB; a leg aborted every 6 chunks sent.
+    tx_err, _ = exact("chaos 6", pairs, 16 << 20,
+                      tx_words=["threads", "4", "chaos", "6", "--chunk", "256K", "verbose", "2"], limit=120)
+    breaks = tx_err.count("chaos: aborted leg")
+    check(breaks >= 5, f"chaos broke {breaks} legs (>= 5 expected)", tx_err)
+
+
+def case_linkdown():
+    """Link 1 goes down for good in the middle of a paced transfer."""
+    pairs = make_links(2)
+    size, rate = 48 << 20, 12 << 20  # bytes, bytes/s: ~4 s of input
+    path = random_file(size)
+
+    def feeder(pipe):
+        try:
+            with open(path, "rb") as f:
+                t0 = time.time()
+                sent = 0
+                while True:
+                    b = f.read(256 << 10)
+                    if not b:
+                        break
+                    pipe.write(b)
+                    sent += len(b)
+                    ahead = sent / rate - (time.time() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        finally:
+            pipe.close()
+
+    def during():
+        time.sleep(2.0)
+        subprocess.run(["ip", "-n", NS["tx"], "link", "set", pairs[1][0], "down"])
+        log(f"     link {pairs[1][0]} down at +2 s")
+
+    t0 = time.time()
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4", "verbose", "1"], ["verbose", "1"],
+                                                 feeder=feeder, during=during, limit=120)
+    dt = time.time() - t0
+    same = os.path.getsize(out) == size and sha(out) == sha(path)
+    check(tx_rc == 0 and rx_rc == 0 and same, f"link down mid-transfer: byte-exact ({dt:.1f} s)",
+          f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}", f"out {os.path.getsize(out)} bytes")
+    os.unlink(path)
+
+
+def run_plain(args, limit=20, ns=None):
+    nx = ["ip", "netns", "exec", ns] if ns else []
+    r = subprocess.run(nx + ["timeout", "-s", "KILL", str(limit), BIN, *EAL, "-l", "0", "--file-prefix", f"{TAG}ba",
+                        *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return r.returncode, r.stderr
+
+
+def case_badargs():
+    for args, want in (
+        (["--", "tx", "10.0.0.2"], "tx needs HOST PORT"),
+        (["--", "tx", "host.example", "8834", "--ip", "0=10.0.0.1/24"], "IPv4 address"),
+        (["--", "rx", "8834"], "--ip"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/33"], "prefix"),
+        (["--", "rx", "8834", "--ip", "5=10.0.0.1/24"], "port 5 does not exist"),
+        (["--", "tx", "10.0.0.2", "8834", "checkphrase", "toolong"], "4 characters"),
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "bogus"], "unknown word"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834"], "either"),
+    ):
+        rc, err = run_plain(args)
+        lines = err.strip().splitlines()
+        check(rc in (1, 2) and len(lines) == 1 and want in err, f"bad args {' '.join(args[1:])}: one line, rc {rc}",
+              err)
+    # A destination on no --ip subnet: needs a port to get that far.
+    pairs = make_links(1)
+    rc, err = run_plain(vdevs([pairs[0][0]]) + ["--", "tx", "192.168.9.9", "8834", "--ip", "0=10.0.0.1/24"],
+                        ns=NS["tx"])
+    check(rc == 1 and len(err.strip().splitlines()) == 1 and "no --ip subnet" in err,
+          "tx destination off every subnet: one line", err)
+
+
+CASES = {
+    "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
+    "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
+}
+
+if __name__ == "__main__":
+    if CASE not in CASES:
+        log(f"unknown case {CASE}; cases: {' '.join(CASES)}")
+        sys.exit(2)
+    if not os.access(BIN, os.X_OK):
+        log(f"no binary {BIN}")
+        sys.exit(1)
+    try:
+        CASES[CASE]()
+    finally:
+        cleanup()
+    sys.exit(1 if FAILS else 0)
