@@ -223,3 +223,11 @@ TEST(Session, CorruptionIsCaughtByTheTcpChecksum) {
 }
 
 } // namespace
+
+TEST(Session, LegRtoMinDefaultIsForLanLegs) {
+    // 100 ms: well above the 40 ms delayed-ACK timers, half Linux's 200 ms.
+    EXPECT_EQ(session::TxConfig{}.tcp.rto_min_us, 100'000u);
+    EXPECT_EQ(session::RxConfig{}.tcp.rto_min_us, 100'000u);
+    EXPECT_EQ(session::TxConfig{}.tcp.rto_min_us, session::kLegRtoMinUs);
+    EXPECT_EQ(tcp::Config{}.rto_min_us, 200'000u); // the TCP library keeps Linux's value
+}

@@ -288,7 +288,7 @@ void Connection::terminate(EventType type, CloseReason reason) {
     if (state_ == State::Closed && close_reason_ != CloseReason::NONE) return;
     state_ = State::Closed;
     close_reason_ = reason;
-    t_rto_ = t_persist_ = t_delack_ = t_keepalive_ = t_close_ = kNever;
+    t_rto_ = t_persist_ = t_delack_ = t_keepalive_ = t_close_ = t_probe_ = kNever;
     push_event(type, reason);
 }
 
@@ -615,6 +615,83 @@ bool Connection::is_sacked(uint32_t seq, uint32_t *run_end) const {
     return false;
 }
 
+uint32_t Connection::sacked_in(uint32_t left, uint32_t right) const {
+    uint32_t n = 0;
+    for (size_t i = 0; i < sb_count_; ++i) {
+        const uint32_t a = seq_max(left, sb_[i].left), b = seq_min(right, sb_[i].right);
+        if (seq_lt(a, b)) n += b - a;
+    }
+    return n;
+}
+
+void Connection::note_retransmit(uint32_t left, uint32_t right) {
+    if (!seq_lt(left, right)) return;
+    if (rtx_count_ && !rtx_[rtx_count_ - 1].lost && rtx_[rtx_count_ - 1].right == left) {
+        rtx_[rtx_count_ - 1].right = right;
+        rtx_[rtx_count_ - 1].mark = snd_max_; // the later (more conservative) mark
+        return;
+    }
+    if (rtx_count_ == rtx_.size()) return; // not watched: an RTO recovers it
+    rtx_[rtx_count_++] = RtxRange{left, right, snd_max_, false};
+}
+
+void Connection::detect_lost_retransmits() {
+    // Lost retransmissions (RFC 6675 cannot see them: its NextSeg never goes
+    // below HighRxt, so each one used to cost an RTO). RFC 8985 2 / 6.2: a
+    // segment is lost when a segment sent after it has been delivered and
+    // the reordering allowance has passed. Here "sent after" is "above SND.MAX
+    // at the retransmission" and the allowance is RFC 6675's IsLost() margin:
+    // more than (DupThresh - 1) * SMSS such bytes SACKed while the range is
+    // still a hole.
+    size_t keep = 0;
+    for (size_t i = 0; i < rtx_count_; ++i) {
+        RtxRange r = rtx_[i];
+        if (!seq_gt(r.right, snd_una_)) continue; // cumulatively acknowledged
+        if (seq_lt(r.left, snd_una_)) r.left = snd_una_;
+        if (sacked_in(r.left, r.right) == r.right - r.left) continue; // delivered
+        if (!r.lost && sacked_above(r.mark) > (kDupThresh - 1) * eff_mss_) {
+            r.lost = true;
+            stats_.lost_retransmits++;
+        }
+        rtx_[keep++] = r;
+    }
+    rtx_count_ = keep;
+}
+
+bool Connection::resend_lost_retransmit(uint64_t now) {
+    // Re-send the lowest retransmitted range found lost (below HighRxt, which
+    // stays put: RFC 6675 C.3 concerns first retransmissions).
+    for (;;) {
+        size_t best = rtx_count_;
+        for (size_t i = 0; i < rtx_count_; ++i)
+            if (rtx_[i].lost && (best == rtx_count_ || seq_lt(rtx_[i].left, rtx_[best].left))) best = i;
+        if (best == rtx_count_) return false;
+        RtxRange &r = rtx_[best];
+        uint32_t a = seq_max(r.left, snd_una_), run_end = 0;
+        while (seq_lt(a, r.right) && is_sacked(a, &run_end)) a = run_end;
+        uint32_t b = r.right;
+        for (size_t i = 0; i < sb_count_; ++i)
+            if (seq_gt(sb_[i].left, a)) b = seq_min(b, sb_[i].left);
+        const uint32_t used = seq_lt(a, b) ? send_range(a, b, now, Tx::Fast) : 0;
+        if (!used) { // nothing left to send in it
+            rtx_[best] = rtx_[--rtx_count_];
+            continue;
+        }
+        if (seq_geq(a + used, r.right)) {
+            r.left = a;
+            r.mark = snd_max_;
+            r.lost = false;
+        } else if (rtx_count_ < rtx_.size()) {
+            r.left = a + used; // the rest stays lost
+            rtx_[rtx_count_++] = RtxRange{a, a + used, snd_max_, false};
+        } else {
+            r.mark = snd_max_; // no room to split: watch the whole range again
+            r.lost = false;
+        }
+        return true;
+    }
+}
+
 uint32_t Connection::pipe() const {
     // RFC 6675 4 SetPipe(): every unSACKed octet not deemed lost counts once,
     // and once more if it was retransmitted (below HighRxt).
@@ -630,6 +707,14 @@ uint32_t Connection::pipe() const {
         cursor = seq_max(cursor, sb_[i].right);
     }
     hole(cursor, snd_max_);
+    // A retransmission found lost is no longer in the network.
+    for (size_t i = 0; i < rtx_count_; ++i) {
+        if (!rtx_[i].lost || !in_recovery_) continue;
+        const uint32_t a = seq_max(rtx_[i].left, snd_una_), b = seq_min(rtx_[i].right, high_rxt_);
+        if (!seq_lt(a, b)) continue;
+        const uint32_t gone = (b - a) - sacked_in(a, b);
+        p = p > gone ? p - gone : 0;
+    }
     return p;
 }
 
@@ -670,6 +755,7 @@ bool Connection::process_ack(const Segment &seg, uint64_t now) {
     if (seq_gt(ack, snd_una_)) {
         on_new_ack(ack, seg, now);
         if (state_ == State::Closed) return false;
+        if (in_recovery_ && sack_ok_) detect_lost_retransmits();
     } else if (ack == snd_una_ && snd_max_ != snd_una_ && seg.payload_len() == 0 &&
                !seg.has(flag::SYN) && !seg.has(flag::FIN) &&
                ((sack_ok_ && new_sack) || scaled_wnd == snd_wnd_)) {
@@ -677,6 +763,14 @@ bool Connection::process_ack(const Segment &seg, uint64_t now) {
         // RFC 6675 2).
         on_dup_ack(now);
     }
+    if (in_recovery_ && sack_ok_ && new_sack) detect_lost_retransmits();
+    // Rescue probe (send_rescue()): PTO = 2 SRTT from the latest ACK, at
+    // least 2 clock ticks; 1 s without an RTT sample (RFC 8985 7.2). Like a
+    // TLP probe it may exceed cwnd by one segment.
+    if (in_recovery_ && sack_ok_ && !rescue_used_)
+        t_probe_ = now + (have_rtt_ ? std::max<uint64_t>(2 * srtt_us_, 2 * kClockGranularityUs) : 1'000'000);
+    else
+        t_probe_ = kNever;
     // RFC 9293 3.10.7.4: window update guarded by SND.WL1 / SND.WL2.
     if (seq_lt(snd_wl1_, seg.seq) || (snd_wl1_ == seg.seq && seq_leq(snd_wl2_, ack))) {
         snd_wnd_ = scaled_wnd;
@@ -742,6 +836,7 @@ void Connection::on_new_ack(uint32_t ack, const Segment &seg, uint64_t now) {
             // Full ACK: RFC 6582 3.2 step 3 / RFC 6675 5 (RecoveryPoint).
             in_recovery_ = false;
             dupacks_ = 0;
+            rtx_count_ = 0;
             cc_->on_recovery_exit(now);
         } else if (!sack_ok_) {
             // Partial ACK, RFC 6582 3.2 step 4: retransmit the first
@@ -810,10 +905,13 @@ void Connection::on_dup_ack(uint64_t now) {
         // RFC 6675 5 step 4: RecoveryPoint = HighData, retransmit the first
         // segment presumed lost, then continue with NextSeg() in output().
         high_rxt_ = snd_una_;
+        rtx_count_ = 0;
+        rescue_used_ = false;
         uint32_t limit = snd_max_;
         if (sb_count_) limit = seq_min(limit, sb_[0].left);
         const uint32_t used = send_range(snd_una_, limit, now, Tx::Fast);
         high_rxt_ = snd_una_ + used;
+        note_retransmit(snd_una_, high_rxt_);
     }
 }
 
@@ -1031,22 +1129,28 @@ void Connection::output_sack_recovery(uint64_t now) {
         const uint32_t p = pipe();
         const uint32_t cw = cc_->cwnd();
         if (cw < p + eff_mss_) break;
+        // First a retransmission found lost (detect_lost_retransmits()).
+        if (resend_lost_retransmit(now)) continue;
         // NextSeg() rule 1: lowest unSACKed, lost sequence >= HighRxt below
-        // the highest SACKed byte.
-        bool sent = false;
-        uint32_t cursor = snd_una_;
-        for (size_t i = 0; i < sb_count_ && !sent; ++i) {
-            const uint32_t a = seq_max(cursor, high_rxt_), b = sb_[i].left;
-            if (seq_lt(a, b) && is_lost(a)) {
-                const uint32_t used = send_range(a, b, now, Tx::Fast);
-                if (used) {
-                    high_rxt_ = a + used;
-                    sent = true;
+        // the highest SACKed byte; rule 3 (below, when rules 1 and 2 fail):
+        // the same without IsLost(). C.3: HighRxt follows both.
+        auto first_hole = [&](bool need_lost) {
+            uint32_t cursor = snd_una_;
+            for (size_t i = 0; i < sb_count_; ++i) {
+                const uint32_t a = seq_max(cursor, high_rxt_), b = sb_[i].left;
+                if (seq_lt(a, b) && (!need_lost || is_lost(a))) {
+                    const uint32_t used = send_range(a, b, now, Tx::Fast);
+                    if (used) {
+                        high_rxt_ = a + used;
+                        note_retransmit(a, a + used);
+                        return true;
+                    }
                 }
+                cursor = seq_max(cursor, sb_[i].right);
             }
-            cursor = seq_max(cursor, sb_[i].right);
-        }
-        if (sent) continue;
+            return false;
+        };
+        if (first_hole(true)) continue;
         // Rule 2: new data, if the receive window allows.
         const uint32_t end = data_end_seq();
         const uint32_t wnd_edge = snd_una_ + snd_wnd_;
@@ -1059,8 +1163,32 @@ void Connection::output_sack_recovery(uint64_t now) {
             snd_max_ = seq_max(snd_max_, snd_nxt_);
             continue;
         }
-        break; // rules 3 and 4 (optional) not implemented
+        // Rule 3: an unSACKed hole with SACKed data above it, not yet lost.
+        if (first_hole(false)) continue;
+        break;
     }
+}
+
+bool Connection::send_rescue(uint64_t now) {
+    // RFC 6675 NextSeg() rule 4: one rescue retransmission per recovery
+    // (RescueRxt), of the segment holding the highest unSACKed octet, so a
+    // loss at the tail is repaired by this recovery instead of an RTO.
+    // HighRxt is not updated. Sent only when the ACK clock has stopped for a
+    // probe timeout (RFC 8985 7.2, PTO = 2 SRTT): sent while later segments
+    // are merely still on their way, it would be a needless copy.
+    if (rescue_used_ || !in_recovery_ || !sack_ok_ || !seq_lt(snd_una_, snd_max_)) return false;
+    uint32_t top = snd_max_;
+    size_t i = sb_count_;
+    while (i > 0 && sb_[i - 1].right == top) top = sb_[--i].left;
+    // Below HighRxt too: the highest unSACKed octet may be a retransmission
+    // that was lost with nothing sent after it to reveal that.
+    const uint32_t low = i > 0 ? seq_max(snd_una_, sb_[i - 1].right) : snd_una_;
+    if (!seq_gt(top, low)) return false;
+    const uint32_t start = top - std::min<uint32_t>(top - low, eff_mss_);
+    rescue_used_ = true;
+    if (!send_range(start, top, now, Tx::Fast)) return false;
+    stats_.rescue_retransmits++;
+    return true;
 }
 
 void Connection::output(uint64_t now) {
@@ -1089,7 +1217,13 @@ void Connection::output(uint64_t now) {
             if (!avail && !fin_pending) break;
             // After an RTO this resends from SND.UNA (go-back-N); the SACK
             // scoreboard was cleared then (RFC 2018 8), so nothing is skipped.
-            const uint32_t wnd = std::min(snd_wnd_, cwnd());
+            // RFC 3042 limited transmit: on the first two duplicate ACKs, one
+            // new segment each beyond cwnd (never a go-back-N resend), so a
+            // small window still yields DupThresh duplicates.
+            uint32_t cw = cwnd();
+            const bool limited = !in_recovery_ && dupacks_ > 0 && dupacks_ < kDupThresh && snd_nxt_ == snd_max_;
+            if (limited) cw += dupacks_ * eff_mss_;
+            const uint32_t wnd = std::min(snd_wnd_, cw);
             const uint32_t in_flight = snd_nxt_ - snd_una_;
             const uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
             const uint32_t len = std::min<uint32_t>({avail, usable, eff_mss_});
@@ -1104,6 +1238,7 @@ void Connection::output(uint64_t now) {
             // RFC 9293 3.7.4 Nagle: hold a short segment while data is unacked.
             if (cfg_.nagle && len < eff_mss_ && !fin && in_flight > 0) break;
             const Tx kind = seq_lt(snd_nxt_, snd_max_) ? Tx::Timeout : Tx::New;
+            if (limited && in_flight + len > cwnd()) stats_.limited_transmits++;
             send_data_segment(snd_nxt_, len, fin, now, kind);
             snd_nxt_ += len + (fin ? 1 : 0);
             snd_max_ = seq_max(snd_max_, snd_nxt_);
@@ -1125,13 +1260,17 @@ void Connection::output(uint64_t now) {
 void Connection::arm_rto(uint64_t now) { t_rto_ = now + rto_us_; }
 
 uint64_t Connection::next_timer_deadline() const {
-    return std::min({t_rto_, t_persist_, t_delack_, t_keepalive_, t_close_});
+    return std::min({t_rto_, t_persist_, t_delack_, t_keepalive_, t_close_, t_probe_});
 }
 
 void Connection::on_timer(uint64_t now) {
     if (t_delack_ <= now) {
         t_delack_ = kNever;
         if (state_ != State::Closed) send_ack(now);
+    }
+    if (t_probe_ <= now) {
+        t_probe_ = kNever;
+        if (state_ != State::Closed && send_rescue(now)) output(now);
     }
     if (t_rto_ <= now) {
         t_rto_ = kNever;
@@ -1187,9 +1326,11 @@ void Connection::on_rto(uint64_t now) {
     // unacknowledged segment (go-back-N from SND.UNA).
     cc_->on_rto(snd_max_ - snd_una_, now);
     in_recovery_ = false;
+    t_probe_ = kNever;
     dupacks_ = 0;
     recover_ = snd_max_;
     sb_count_ = 0;
+    rtx_count_ = 0;
     rtt_timing_ = false;
     rto_us_ = std::min(rto_us_ * 2, cfg_.rto_max_us);
     snd_nxt_ = snd_una_;
@@ -1236,7 +1377,7 @@ void Connection::on_keepalive(uint64_t now) {
 void Connection::enter_time_wait(uint64_t now) {
     // RFC 9293 3.10.7.4: TIME-WAIT for 2 MSL (configurable, short).
     state_ = State::TimeWait;
-    t_rto_ = t_persist_ = t_keepalive_ = kNever;
+    t_rto_ = t_persist_ = t_keepalive_ = t_probe_ = kNever;
     t_close_ = now + cfg_.time_wait_us;
     ack_now_ = true;
 }

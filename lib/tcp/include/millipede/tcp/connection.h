@@ -131,6 +131,9 @@ struct Stats {
     uint64_t retransmits_fast = 0;    // segments re-sent by fast retransmit / SACK recovery
     uint64_t rto_events = 0;
     uint64_t fast_recoveries = 0;
+    uint64_t lost_retransmits = 0;    // retransmissions found lost by SACKs of later data (then re-sent)
+    uint64_t rescue_retransmits = 0;  // RFC 6675 NextSeg rule 4
+    uint64_t limited_transmits = 0;   // RFC 3042 new segments on the first two duplicate ACKs
     uint64_t out_of_order_segments = 0;
     uint64_t bad_checksums = 0;
     uint64_t duplicate_segments = 0;
@@ -178,6 +181,7 @@ class Connection {
 public:
     static constexpr size_t kMaxOooIntervals = 16;  // receive-side holes we track
     static constexpr size_t kMaxScoreboard = 16;    // SACKed intervals we track (RFC 6675)
+    static constexpr size_t kMaxRtx = 32;           // retransmitted ranges watched for loss, per recovery
 
     // Active open (call connect()).
     Connection(const Config &cfg, const Endpoints &ep, SegmentSink sink, Random rng);
@@ -264,6 +268,15 @@ private:
     struct Interval {
         uint32_t left, right;
     };
+    // A range retransmitted during SACK recovery. `mark` is SND.MAX when it
+    // was (re)sent: SACKs covering data above `mark` were sent after it, so
+    // enough of them arriving while the range is still a hole means the
+    // retransmission itself was lost (RFC 8985 2/6.2 reasoning, on sequence
+    // numbers instead of send times).
+    struct RtxRange {
+        uint32_t left, right, mark;
+        bool lost;
+    };
 
     void init_common();
     void negotiate(const Options &peer_syn, bool we_offered_all);
@@ -287,6 +300,11 @@ private:
     // the range covers it); returns the sequence space used.
     uint32_t send_range(uint32_t seq, uint32_t limit, uint64_t now, Tx kind);
     bool update_scoreboard_blocks(const Segment &seg);
+    void note_retransmit(uint32_t left, uint32_t right);
+    void detect_lost_retransmits();
+    bool resend_lost_retransmit(uint64_t now);
+    bool send_rescue(uint64_t now);
+    uint32_t sacked_in(uint32_t left, uint32_t right) const;
     void send_control(uint8_t flags, uint32_t seq, uint64_t now, bool with_options);
     void send_ack(uint64_t now) { send_control(flag::ACK, snd_nxt_, now, false); }
     void send_challenge_ack(uint64_t now);
@@ -365,6 +383,9 @@ private:
     uint32_t recovery_cwnd_ = 0; // NewReno inflated window during recovery
     std::array<Interval, kMaxScoreboard> sb_{};
     size_t sb_count_ = 0;
+    std::array<RtxRange, kMaxRtx> rtx_{};
+    size_t rtx_count_ = 0;
+    bool rescue_used_ = false; // RFC 6675 RescueRxt: one rescue retransmission per recovery
 
     // Persist / keepalive.
     bool in_persist_ = false;
@@ -384,6 +405,7 @@ private:
     // Timers (UINT64_MAX = disarmed).
     uint64_t t_rto_ = UINT64_MAX, t_persist_ = UINT64_MAX, t_delack_ = UINT64_MAX;
     uint64_t t_keepalive_ = UINT64_MAX, t_close_ = UINT64_MAX; // TIME-WAIT / FIN-WAIT-2
+    uint64_t t_probe_ = UINT64_MAX; // rescue retransmission in SACK recovery
 
     std::array<Event, 8> events_{};
     size_t ev_head_ = 0, ev_count_ = 0;
