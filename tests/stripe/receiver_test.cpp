@@ -287,6 +287,45 @@ TEST(StripeReceiver, DoneWaitsForOutputToDrain) {
     EXPECT_EQ(r.rx.state(), SessionState::DONE);
 }
 
+// The sender may only report success (and tx exit 0) once the bytes were
+// written: a successful end acknowledgement waits for the output to drain.
+TEST(StripeReceiver, SuccessfulEndAckWaitsUntilTheOutputTookEveryByte) {
+    Rig r;
+    r.open(0);
+    r.replies(0);
+    r.chunk(0, 0);
+    r.chunk(0, 1);
+    auto all = expected(2);
+    std::vector<uint8_t> e(kEndSize);
+    encode_end(e.data(), End{2, 200, crc64(all.data(), all.size())});
+    r.send(0, e);
+    auto has_end_ack = [](const std::vector<Rec> &rep) {
+        return std::any_of(rep.begin(), rep.end(), [](const Rec &x) { return x.kind == EventKind::END_ACK; });
+    };
+    EXPECT_FALSE(has_end_ack(r.replies(0))) << "nothing was written yet";
+    auto o = r.rx.output();
+    r.rx.output_consumed(o.size() / 2);
+    EXPECT_FALSE(has_end_ack(r.replies(0))) << "half of the output is still unwritten";
+    r.drain();
+    EXPECT_TRUE(has_end_ack(r.replies(0)));
+    EXPECT_EQ(r.rx.state(), SessionState::DONE);
+}
+
+// A mismatch is reported at once, whatever the output does.
+TEST(StripeReceiver, FailedEndAckIsNotDeferred) {
+    Rig r;
+    r.open(0);
+    r.replies(0);
+    r.chunk(0, 0);
+    std::vector<uint8_t> e(kEndSize);
+    encode_end(e.data(), End{1, 100, 12345});
+    r.send(0, e);
+    auto rep = r.replies(0);
+    auto ea = std::find_if(rep.begin(), rep.end(), [](const Rec &x) { return x.kind == EventKind::END_ACK; });
+    ASSERT_NE(ea, rep.end());
+    EXPECT_EQ(ea->d.end_ack.status, EndStatus::DIGEST_MISMATCH);
+}
+
 TEST(StripeReceiver, CompatChecksumFailureStopsBeforeDelivery) {
     auto c = rcfg();
     c.codec = Codec::VIAMILLIPEDE;

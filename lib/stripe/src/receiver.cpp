@@ -387,10 +387,9 @@ void StripeReceiver::on_end(uint32_t leg, const Decoded &d) {
     end_known_ = true;
     end_leg_ = leg;
     if (verdict_ != Verdict::PENDING && cfg_.codec == Codec::NATIVE) {
-        // A repeated end record (its first leg died): answer on this leg.
-        EndAck a{end_status_, next_, stats_.bytes_delivered, digest_};
-        uint8_t buf[kEndAckSize];
-        if (ctl_append(legs_[leg], buf, encode_end_ack(buf, a))) legs_[leg].ctl_has_end_ack = true;
+        // A repeated end record (its first leg died): answer on this leg,
+        // unless the answer is still waiting for the output to drain.
+        if (!end_ack_deferred_) send_end_ack(leg);
         return;
     }
     check_end();
@@ -444,10 +443,12 @@ void StripeReceiver::check_end() {
         st = EndStatus::DIGEST_MISMATCH;
     end_status_ = st;
     verdict_ = st == EndStatus::OK ? Verdict::OK : Verdict::BAD;
-    EndAck a{st, next_, stats_.bytes_delivered, digest_};
-    uint8_t buf[kEndAckSize];
-    Leg &l = legs_[end_leg_];
-    if (ctl_append(l, buf, encode_end_ack(buf, a))) l.ctl_has_end_ack = true;
+    // A mismatch is reported at once; success only once the output took
+    // every byte (output_consumed / poll send it then).
+    if (st == EndStatus::OK && base_ < next_)
+        end_ack_deferred_ = true;
+    else
+        send_end_ack(end_leg_);
     const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
     switch (st) {
     case EndStatus::OK:
@@ -477,6 +478,12 @@ std::span<const uint8_t> StripeReceiver::output() const {
     if (base_ >= next_) return {};
     const Slot &s = slots_[base_ % cfg_.window_chunks];
     return {s.buf + out_off_, s.len - out_off_};
+}
+
+void StripeReceiver::send_end_ack(uint32_t leg) {
+    EndAck a{end_status_, next_, stats_.bytes_delivered, digest_};
+    uint8_t buf[kEndAckSize];
+    if (ctl_append(legs_[leg], buf, encode_end_ack(buf, a))) legs_[leg].ctl_has_end_ack = true;
 }
 
 void StripeReceiver::output_consumed(size_t n) {
@@ -553,6 +560,10 @@ void StripeReceiver::write_leg(uint32_t leg, LegIo &io) {
 }
 
 void StripeReceiver::poll(uint64_t, LegIo &io) {
+    if (end_ack_deferred_ && base_ == next_) {
+        end_ack_deferred_ = false;
+        send_end_ack(end_leg_);
+    }
     for (uint32_t i = 0; i < legs_.size(); i++) {
         ReceiverLegState st = legs_[i].st;
         if (st == ReceiverLegState::HELLO || st == ReceiverLegState::OPEN || st == ReceiverLegState::REFUSING)

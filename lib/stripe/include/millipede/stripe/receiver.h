@@ -143,6 +143,11 @@ class StripeReceiver {
     enum class Verdict : uint8_t { PENDING, OK, BAD } verdict_ = Verdict::PENDING;
     EndStatus end_status_ = EndStatus::OK;
     bool end_ack_written_ = false;
+    // A successful end acknowledgement waits until every byte has been
+    // consumed by the output (written to stdout), so the sender's "done"
+    // means delivered, not merely received.
+    bool end_ack_deferred_ = false;
+    void send_end_ack(uint32_t leg);
     ReceiverStats stats_;
 };
 
