@@ -146,16 +146,8 @@ std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, Flow
 void Classifier::refresh_loads(uint64_t tsc) {
     bool sample_busy = tsc - last_refresh_tsc_ >= refresh_interval_tsc_;
     uint64_t elapsed = tsc - last_refresh_tsc_;
-    // Each worker's completion counter is a cache line the worker keeps
-    // writing: reading all of them costs one cross-core transfer per worker
-    // (~350 cycles each on the benchmark VM), so they are read every
-    // kCompletionReadBursts bursts. In between, done_ is older than the
-    // truth, which only overstates backlogs and in-flight packets: flows
-    // migrate later, never early, and order is unaffected.
-    bool read_completions = (++bursts_since_completion_read_ >= kCompletionReadBursts) || sample_busy;
-    if (read_completions) bursts_since_completion_read_ = 0;
     for (unsigned w = 0; w < cfg_.workers; ++w) {
-        if (read_completions) done_[w] = shared_[w].completed.load(std::memory_order_acquire);
+        done_[w] = shared_[w].completed.load(std::memory_order_acquire);
         loads_[w].backlog = static_cast<uint32_t>(enqueued_[w] + staged_[w] - done_[w]);
         if (sample_busy) {
             uint64_t busy = shared_[w].busy_cycles.load(std::memory_order_relaxed);

@@ -216,8 +216,6 @@ private:
     std::vector<WorkerLoad> loads_;
     std::vector<uint64_t> last_busy_;
     uint64_t last_refresh_tsc_ = 0;
-    static constexpr unsigned kCompletionReadBursts = 4;
-    unsigned bursts_since_completion_read_ = 0;
     uint64_t refresh_interval_tsc_ = 0;
     ClassifierStats stats_;
 
