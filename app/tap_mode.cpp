@@ -24,6 +24,7 @@
 #include "millipede/flow/classifier.h"
 #include "millipede/flow/community_id.h"
 #include "millipede/port/port.h"
+#include "backoff.h"
 #include "modes.h"
 #include "options.h"
 
@@ -186,19 +187,6 @@ uint64_t now_ns(const TapRun &r) {
     return static_cast<uint64_t>(static_cast<double>(rte_rdtsc() - r.start_tsc) * 1e9 / static_cast<double>(r.tsc_hz));
 }
 
-// Exponential idle back-off so an oversubscribed core stays usable.
-struct Backoff {
-    unsigned empty = 0;
-    void reset() { empty = 0; }
-    void idle() {
-        if (++empty < 64) {
-            rte_pause();
-        } else {
-            unsigned shift = std::min(empty / 64, 5u);
-            rte_delay_us_sleep(10u << shift); // 10 us .. 320 us
-        }
-    }
-};
 
 // One step of receive + classify. Returns packets received.
 unsigned classify_step(TapRun &r, uint64_t &last_rx_tsc, uint64_t &iter) {

@@ -46,6 +46,7 @@
 #include "millipede/session/rx_session.h"
 #include "millipede/session/tx_session.h"
 #include "millipede/tcp/segment.h"
+#include "backoff.h"
 #include "options.h"
 
 namespace millipede::app {
@@ -235,18 +236,6 @@ constexpr unsigned kTxCap = 512;
 constexpr size_t kEthLen = 14;
 constexpr size_t kIpLen = 20;
 
-struct Backoff {
-    unsigned empty = 0;
-    void reset() { empty = 0; }
-    void idle() {
-        if (++empty < 64) {
-            rte_pause();
-        } else {
-            unsigned shift = std::min(empty / 64, 5u);
-            rte_delay_us_sleep(10u << shift); // 10 us .. 320 us
-        }
-    }
-};
 
 struct PortCtx {
     uint16_t id = 0;
