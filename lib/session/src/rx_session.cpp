@@ -170,7 +170,10 @@ void RxSession::handle_conn(uint32_t i, uint64_t now) {
     }
     if (l.conn->peer_closed() && l.conn->readable_bytes() == 0) {
         // The sender closed this leg (it finished, or gave the leg up).
-        if (state_ == State::DONE) sender_closed_ = true; // it only closes with FIN once confirmed
+        // The sender only closes with FIN once its end was acknowledged, i.e.
+        // once the stripe receiver is DONE, even if this session has not
+        // handled that event yet: an orderly close either way.
+        if (state_ == State::DONE || stripe_.state() == stripe::SessionState::DONE) sender_closed_ = true;
         if (state_ == State::RUNNING && stripe_.state() == stripe::SessionState::RUNNING) {
             char ep[128];
             detail::format_endpoints(l.conn->endpoints(), ep, sizeof ep);
