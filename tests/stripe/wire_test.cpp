@@ -245,3 +245,15 @@ TEST(StripeWireErrors, NamesAndDescriptions) {
     }
     EXPECT_STREQ(error_name(Error::CRC_MISMATCH), "crc_mismatch");
 }
+
+// Feeding nothing (a null pointer with length 0, as an empty read gives)
+// is a no-op for both decoders, never undefined behaviour.
+TEST(Wire, FeedingZeroBytesIsANoOp) {
+    for (auto codec : {Codec::NATIVE, Codec::VIAMILLIPEDE})
+        for (auto dir : {Direction::FROM_SENDER, Direction::FROM_RECEIVER}) {
+            Decoder d(codec, dir);
+            Decoded out;
+            EXPECT_EQ(d.feed(nullptr, 0, out), 0u);
+            EXPECT_EQ(out.kind, EventKind::NEED_MORE);
+        }
+}

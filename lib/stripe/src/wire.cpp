@@ -227,7 +227,7 @@ size_t Decoder::feed_native(const uint8_t *p, size_t n, Decoded &out) {
             [[fallthrough]];
         case State::HEADER: {
             size_t k = std::min(n - used, need_ - have_);
-            std::memcpy(hdr_ + have_, p + used, k);
+            if (k) std::memcpy(hdr_ + have_, p + used, k); // p may be null when n == 0
             have_ += k;
             used += k;
             if (have_ < need_) return used;
@@ -443,7 +443,7 @@ size_t Decoder::feed_compat(const uint8_t *p, size_t n, Decoded &out) {
                 return fail(out, Error::COMPAT_UNEXPECTED, p[used], used + 1);
             }
             size_t k = std::min(n - used, need_ - have_);
-            std::memcpy(hdr_ + have_, p + used, k);
+            if (k) std::memcpy(hdr_ + have_, p + used, k); // p may be null when n == 0
             have_ += k;
             used += k;
             if (have_ < need_) return used;
