@@ -79,6 +79,8 @@ void transport_usage(FILE *f) {
         "    --connect-timeout S       tx: give up when no connection is up for S seconds (default 30)\n"
         "    --stall-timeout S         give up after S seconds without progress (default 60)\n"
         "    --wait S                  rx: give up when no sender connects within S seconds (default: wait)\n"
+        "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
+        "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
         "  Exit status 0 only when every byte was delivered and verified end to end.\n");
 }
@@ -100,6 +102,24 @@ std::optional<uint64_t> parse_bytes(std::string_view s, uint64_t lo, uint64_t hi
     uint64_t r = *v * mult;
     if (r < lo || r > hi) return std::nullopt;
     return r;
+}
+
+// "0.5" -> 5000 parts per million; at most three decimals, at most `max_ppm`.
+std::optional<uint32_t> parse_percent_ppm(std::string_view s, uint32_t max_ppm) {
+    const size_t dot = s.find('.');
+    std::string_view whole = s.substr(0, dot), frac = dot == std::string_view::npos ? "" : s.substr(dot + 1);
+    if (whole.empty() || frac.size() > 4 || (dot != std::string_view::npos && frac.empty())) return std::nullopt;
+    auto w = parse_uint(whole, 0, 100);
+    if (!w) return std::nullopt;
+    uint64_t ppm = *w * 10'000;
+    uint64_t scale = 1000;
+    for (char c : frac) {
+        if (c < '0' || c > '9') return std::nullopt;
+        ppm += uint64_t(c - '0') * scale;
+        scale /= 10;
+    }
+    if (ppm > max_ppm) return std::nullopt;
+    return static_cast<uint32_t>(ppm);
 }
 
 } // namespace
@@ -207,6 +227,14 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             if (a == "--connect-timeout") o.connect_timeout_us = us;
             else if (a == "--stall-timeout") o.stall_timeout_us = us;
             else o.wait_us = us;
+        } else if (a == "--drop-rx" || a == "--drop-tx") {
+            auto ppm = need(1) ? parse_percent_ppm(argv[++i], 500'000) : std::nullopt;
+            if (!ppm) return std::string(a) + " needs a percentage from 0 to 50, e.g. 0.5";
+            (a == "--drop-rx" ? o.drop_rx_ppm : o.drop_tx_ppm) = *ppm;
+        } else if (a == "--drop-seed") {
+            auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
+            if (!n) return "--drop-seed needs a decimal number";
+            o.drop_seed = *n;
         } else {
             return "unknown word '" + std::string(a) + "' (see -- tx --help)";
         }
@@ -263,6 +291,7 @@ struct PortCtx {
 
 struct Counters {
     uint64_t no_route = 0, oversize = 0, no_mbuf = 0, neigh_drops = 0, bad_ip = 0, chaos_breaks = 0;
+    uint64_t injected_rx_drops = 0, injected_tx_drops = 0;
 };
 
 struct Chaos {
@@ -315,6 +344,8 @@ class Transport {
     std::unique_ptr<pipeio::PipeReader> reader_;
     std::unique_ptr<pipeio::PipeWriter> writer_;
     tcp::SeededRandom rng_{0};
+    tcp::SeededRandom drop_rng_{1}; // fault injection only: its own stream, so runs repeat
+    bool inject_drop(uint32_t ppm) { return ppm && drop_rng_() % 1'000'000 < ppm; }
     uint64_t now_ = 0; // the sink's clock (set by the loop before each session call)
     uint16_t ip_id_ = 0;
     Counters c_;
@@ -448,6 +479,11 @@ void Transport::emit(const tcp::Segment &s) {
         return;
     }
     if (o_.chaos && s.payload_len() > 0) last_data_ = tcp::Endpoints{s.src_ip, s.dst_ip, s.src_port, s.dst_port};
+    if (inject_drop(o_.drop_tx_ppm)) {
+        c_.injected_tx_drops++;
+        rte_pktmbuf_free(m);
+        return;
+    }
     const net::NeighLookup r = p->neigh->resolve(dst, now_, reinterpret_cast<uint64_t>(m));
     if (r.send_request) send_arp_request(*p, dst);
     switch (r.kind) {
@@ -547,6 +583,11 @@ void Transport::handle_frame(PortCtx &p, rte_mbuf *m, uint64_t now) {
     std::memcpy(src_ip.bytes.data(), pi.src.bytes, 4);
     std::memcpy(dst_ip.bytes.data(), pi.dst.bytes, 4);
     std::span<const uint8_t> seg(f + pi.l4_offset, ip_end - pi.l4_offset);
+    if (inject_drop(o_.drop_rx_ppm)) {
+        c_.injected_rx_drops++;
+        rte_pktmbuf_free(m);
+        return;
+    }
     p.tcp_in++;
     now_ = now;
     if (tx_)
@@ -703,6 +744,7 @@ bool Transport::setup(std::string &err) {
     hz_ = rte_get_tsc_hz();
     tsc0_ = rte_get_tsc_cycles();
     rng_ = tcp::SeededRandom(rte_get_tsc_cycles() ^ (uint64_t(getpid()) << 32));
+    drop_rng_ = tcp::SeededRandom(o_.drop_seed);
 
     // Ports from --ip, in order of first mention.
     for (const auto &ip : o_.ips) {
@@ -1032,9 +1074,11 @@ int Transport::loop() {
                          (unsigned long)p->tcp_in, (unsigned long)p->arp_requests, (unsigned long)p->arp_replies,
                          (unsigned long)p->icmp_replies);
         std::fprintf(stderr,
-                     "dpdk-millipede %s: no_route %lu oversize %lu no_mbuf %lu neigh_drops %lu bad_ip %lu chaos %lu\n",
+                     "dpdk-millipede %s: no_route %lu oversize %lu no_mbuf %lu neigh_drops %lu bad_ip %lu chaos %lu "
+                     "injected_rx_drops %lu injected_tx_drops %lu\n",
                      who, (unsigned long)c_.no_route, (unsigned long)c_.oversize, (unsigned long)c_.no_mbuf,
-                     (unsigned long)c_.neigh_drops, (unsigned long)c_.bad_ip, (unsigned long)c_.chaos_breaks);
+                     (unsigned long)c_.neigh_drops, (unsigned long)c_.bad_ip, (unsigned long)c_.chaos_breaks,
+                     (unsigned long)c_.injected_rx_drops, (unsigned long)c_.injected_tx_drops);
         std::fprintf(stderr, "dpdk-millipede %s: segments_in %lu bad_segments %lu unknown_segments %lu\n", who,
                      (unsigned long)(tx_ ? tx_->stats().segments_in : rx_->stats().segments_in),
                      (unsigned long)(tx_ ? tx_->stats().bad_segments : rx_->stats().bad_segments),

@@ -48,6 +48,12 @@ struct TransportOptions {
     uint64_t connect_timeout_us = 30'000'000; // tx: no leg up this long -> give up
     uint64_t stall_timeout_us = 60'000'000;   // no progress this long -> give up
     uint64_t wait_us = 0;                     // rx: no sender within this -> give up (0: wait forever)
+    // Fault injection (tests and demos: the kernel peer has no netem here):
+    // drop this share of TCP frames we receive / we transmit, in parts per
+    // million, decided by a generator seeded with drop_seed (deterministic).
+    uint32_t drop_rx_ppm = 0;
+    uint32_t drop_tx_ppm = 0;
+    uint64_t drop_seed = 1;
     bool help = false;
 };
 
