@@ -30,6 +30,7 @@
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_pause.h>
 #include <rte_prefetch.h>
@@ -48,6 +49,7 @@
 #include "millipede/tcp/segment.h"
 #include "backoff.h"
 #include "options.h"
+#include "transport_stats.h"
 
 namespace millipede::app {
 
@@ -73,7 +75,8 @@ void transport_usage(FILE *f) {
         "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required)\n"
         "    --neigh ADDR=MAC          static neighbour, no ARP for it (repeatable)\n"
         "    --compat viamillipede     speak stock viamillipede's wire format\n"
-        "    --size BYTES              PRBS stream length (K/M/G suffixes; default 1G)\n"
+        "    --size BYTES              prbs: the stream length (K/M/G suffixes; default 1G); with stdin:\n"
+        "                              the expected total, for the progress line's ETA\n"
         "    --chunk BYTES             chunk size (default 1M, at most 2M)\n"
         "    --progress, --no-progress progress line on stderr (default: when stderr is a terminal)\n"
         "    --connect-timeout S       tx: give up when no connection is up for S seconds (default 30)\n"
@@ -82,6 +85,9 @@ void transport_usage(FILE *f) {
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
         "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
+        "  While running: SIGUSR1 prints a table of the streams and lcores on stderr; the same figures\n"
+        "  through DPDK telemetry (dpdk-telemetry.py -f PREFIX): /millipede/transfer, /millipede/streams,\n"
+        "  /millipede/lcores.\n"
         "  Exit status 0 only when every byte was delivered and verified end to end.\n");
 }
 
@@ -257,7 +263,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_table{false}; // SIGUSR1: print the stream table
 void on_signal(int) { g_stop.store(true); }
+void on_usr1(int) { g_table.store(true); }
 
 constexpr unsigned kBurst = 32;
 constexpr unsigned kTxCap = 512;
@@ -331,8 +339,10 @@ class Transport {
     bool pipe_step_tx(uint64_t now);
     bool pipe_step_rx(uint64_t now);
     void apply_chaos(uint64_t now);
-    void progress(uint64_t now, bool final);
     uint64_t delivered_bytes() const;
+    void publish(uint64_t now, bool final);
+    void control_tick(uint64_t now);
+    int control_loop(unsigned data_lcore);
 
     TransportOptions o_;
     uint64_t hz_ = 1, tsc0_ = 0;
@@ -365,9 +375,23 @@ class Transport {
     bool writer_done_ = false;
 
     std::string fail_; // the one line, when failing outside the session
-    bool progress_on_ = false;
-    uint64_t next_progress_ = 0, last_progress_bytes_ = 0, last_progress_t_ = 0;
     std::string last_leg_msg_;
+
+    // What the user sees (transport_stats.h). The data loop publishes;
+    // the control loop (the main lcore, or the data loop itself when it is
+    // the only lcore) prints the progress line and the SIGUSR1 table.
+    StatsBoard board_;
+    TransferSnapshot scratch_;       // filled by publish(), fixed size: no allocation
+    uint64_t next_publish_ = 0, last_pub_t_ = 0, last_pub_bytes_ = 0;
+    uint64_t leg_prev_bytes_[TransferSnapshot::kMaxStreams] = {};
+    uint64_t busy_tsc_ = 0, last_busy_tsc_ = 0, last_pub_tsc_ = 0;
+    unsigned data_lcore_ = 0;
+    bool control_separate_ = false;  // a main lcore of its own runs control_loop()
+    std::atomic<uint32_t> control_busy_permille_{0};
+    std::atomic<bool> data_done_{false};
+    bool progress_on_ = false;
+    uint64_t next_progress_ = 0;
+    uint64_t t_start_ = 0;
 };
 
 void Transport::flush(PortCtx &p) {
@@ -720,24 +744,112 @@ uint64_t Transport::delivered_bytes() const {
     return rx_->stripe().stats().bytes_out;
 }
 
-void Transport::progress(uint64_t now, bool final) {
-    if (!progress_on_) return;
-    if (!final && now < next_progress_) return;
-    next_progress_ = now + 1'000'000;
-    const uint64_t b = delivered_bytes();
-    const double dt = (now - last_progress_t_) / 1e6;
-    const double rate = dt > 0 ? (b - last_progress_bytes_) / dt / 1e6 : 0;
-    last_progress_bytes_ = b;
-    last_progress_t_ = now;
-    unsigned up = 0, legs = 0;
-    if (tx_) {
-        legs = tx_->legs();
-        for (uint32_t i = 0; i < legs; i++) up += tx_->leg_state(i) == session::TxLegState::ESTABLISHED;
-    } else {
-        up = static_cast<unsigned>(rx_->connections());
+// Fills the snapshot the user-facing side reads (progress line, SIGUSR1
+// table, telemetry). Data lcore only; every ~100 ms, at the end, and when a
+// table was asked for.
+void Transport::publish(uint64_t now, bool final) {
+    TransferSnapshot &sn = scratch_;
+    const uint64_t tsc = rte_rdtsc();
+    const double dt = last_pub_t_ ? (now - last_pub_t_) / 1e6 : 0;
+    sn.valid = true;
+    sn.tx = tx_ != nullptr;
+    sn.final = final;
+    sn.elapsed_us = now - t_start_;
+    sn.bytes = delivered_bytes();
+    sn.size = o_.size_given || (o_.tx && o_.prbs) ? o_.size : 0;
+    if (dt > 0) sn.rate_mbs = (sn.bytes - last_pub_bytes_) / dt / 1e6;
+    if (final && sn.elapsed_us) sn.rate_mbs = sn.bytes / (sn.elapsed_us / 1e6) / 1e6;
+    sn.state = session::state_name(tx_ ? tx_->state() : rx_->state());
+    sn.injected_drops = c_.injected_rx_drops + c_.injected_tx_drops;
+    sn.nstreams = 0;
+    sn.legs_up = 0;
+    const uint32_t slots = tx_ ? tx_->legs() : TransferSnapshot::kMaxStreams;
+    sn.legs = tx_ ? slots : 0;
+    for (uint32_t i = 0; i < slots && i < TransferSnapshot::kMaxStreams; i++) {
+        const tcp::Connection *cn = tx_ ? tx_->leg_connection(i) : rx_->leg_connection(i);
+        if (!cn) {
+            leg_prev_bytes_[i] = 0;
+            continue;
+        }
+        const tcp::Stats st = cn->stats();
+        const tcp::Endpoints &ep = cn->endpoints();
+        StreamRow &r = sn.streams[sn.nstreams++];
+        r.leg = i;
+        r.local_ip = ep.local_ip.v4_host_order();
+        r.remote_ip = ep.remote_ip.v4_host_order();
+        r.local_port = ep.local_port;
+        r.remote_port = ep.remote_port;
+        const PortCtx *p = port_for_local(r.local_ip);
+        r.port_id = p ? p->id : 0;
+        r.state = tcp::state_name(cn->state());
+        r.bytes = tx_ ? st.bytes_acked : st.bytes_received;
+        r.rate_mbs = dt > 0 && r.bytes >= leg_prev_bytes_[i] ? (r.bytes - leg_prev_bytes_[i]) / dt / 1e6 : 0;
+        leg_prev_bytes_[i] = r.bytes;
+        r.cwnd = st.cwnd;
+        r.srtt_us = st.srtt_us;
+        r.retransmits = st.retransmits_timeout + st.retransmits_fast;
+        if (cn->state() == tcp::State::Established) sn.legs_up++;
     }
-    std::fprintf(stderr, "%s: %.1f MB, %.1f MB/s, %u%s%u legs%s\n", tx_ ? "tx" : "rx", b / 1e6, rate, up,
-                 tx_ ? "/" : "", tx_ ? legs : 0u, final ? " (end)" : "");
+    if (tx_) {
+        sn.chunks_sent = tx_->stripe().stats().chunks_sent;
+        sn.chunks_resent = tx_->stripe().stats().chunks_resent;
+        sn.legs_lost = tx_->stats().legs_lost;
+        sn.segments_in = tx_->stats().segments_in;
+        sn.bad_segments = tx_->stats().bad_segments;
+    } else {
+        sn.chunks_sent = 0;
+        sn.chunks_resent = 0;
+        sn.legs_lost = rx_->stats().legs_lost;
+        sn.segments_in = rx_->stats().segments_in;
+        sn.bad_segments = rx_->stats().bad_segments;
+    }
+    const double dtsc = static_cast<double>(tsc - last_pub_tsc_);
+    const double busy = last_pub_tsc_ && dtsc > 0 ? (busy_tsc_ - last_busy_tsc_) / dtsc : 0;
+    sn.nlcores = 0;
+    if (control_separate_)
+        sn.lcores[sn.nlcores++] = LcoreRow{rte_get_main_lcore(), "control",
+                                           control_busy_permille_.load(std::memory_order_relaxed) / 1000.0};
+    sn.lcores[sn.nlcores++] =
+        LcoreRow{data_lcore_, control_separate_ ? "rx+tcp" : "control+rx+tcp", std::min(1.0, busy)};
+    last_busy_tsc_ = busy_tsc_;
+    last_pub_tsc_ = tsc;
+    last_pub_t_ = now;
+    last_pub_bytes_ = sn.bytes;
+    board_.publish(sn);
+}
+
+// Prints what the user asked for from the latest snapshot: the progress
+// line once a second, the table on SIGUSR1. Never touches the session.
+void Transport::control_tick(uint64_t now) {
+    const bool table = g_table.exchange(false, std::memory_order_relaxed);
+    const bool line = progress_on_ && now >= next_progress_;
+    if (!table && !line) return;
+    const TransferSnapshot s = board_.read();
+    if (table) print_table(stderr, s);
+    if (line && s.valid) {
+        next_progress_ = now + 1'000'000;
+        std::fprintf(stderr, "%s\n", format_progress(s).c_str());
+    }
+}
+
+// The main lcore while another lcore moves the data: control only.
+int Transport::control_loop(unsigned data_lcore) {
+    uint64_t last = now_us(), work_us = 0;
+    (void)data_lcore;
+    while (!data_done_.load(std::memory_order_acquire)) {
+        const uint64_t t0 = now_us();
+        control_tick(t0);
+        const uint64_t t1 = now_us();
+        work_us += t1 - t0;
+        if (t1 - last >= 1'000'000) {
+            control_busy_permille_.store(static_cast<uint32_t>(work_us * 1000 / (t1 - last)),
+                                         std::memory_order_relaxed);
+            last = t1;
+            work_us = 0;
+        }
+        rte_delay_us_sleep(20'000);
+    }
+    return 0;
 }
 
 bool Transport::setup(std::string &err) {
@@ -923,7 +1035,7 @@ int Transport::loop() {
     uint64_t refused_seen = 0, refused_at = 0;
     bool saw_sender = false;
     uint64_t done_at = 0;
-    const uint64_t t_start = now_us();
+    const uint64_t t_start = t_start_;
     if (reader_) reader_->start();
     if (writer_) writer_->start();
     for (auto &p : ports_) {
@@ -931,6 +1043,7 @@ int Transport::loop() {
         flush(*p);
     }
     for (;;) {
+        const uint64_t iter_tsc = rte_rdtsc();
         const uint64_t now = now_us();
         now_ = now;
         unsigned work = 0;
@@ -968,7 +1081,11 @@ int Transport::loop() {
         }
         for (auto &p : ports_)
             if (p->ntx) flush(*p);
-        progress(now, false);
+        if (now >= next_publish_ || g_table.load(std::memory_order_relaxed)) {
+            next_publish_ = now + 100'000;
+            publish(now, false);
+        }
+        if (!control_separate_) control_tick(now);
 
         const char *lm = tx_ ? tx_->last_leg_message() : rx_->last_leg_message();
         if (o_.verbose && lm && *lm && last_leg_msg_ != lm) {
@@ -1050,11 +1167,17 @@ int Transport::loop() {
                 }
             }
         }
-        (work || piped) ? b.reset() : b.idle();
+        if (work || piped) {
+            busy_tsc_ += rte_rdtsc() - iter_tsc;
+            b.reset();
+        } else {
+            b.idle();
+        }
     }
     for (auto &p : ports_)
         if (p->ntx) flush(*p);
-    progress(now_us(), true);
+    publish(now_us(), true);
+    if (progress_on_) std::fprintf(stderr, "%s\n", format_progress(board_.read()).c_str());
     const double secs = (now_us() - t_start) / 1e6;
     if (o_.verbose >= 2) {
         for (auto &p : ports_) {
@@ -1122,21 +1245,48 @@ int Transport::run() {
     progress_on_ = o_.progress < 0 ? isatty(2) : o_.progress == 1;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGUSR1, on_usr1);
+    t_start_ = now_us();
+    const int trc = register_transport_telemetry(&board_);
+    if (trc != 0)
+        std::fprintf(stderr, "dpdk-millipede %s: warning: telemetry commands not registered (%s)\n",
+                     o_.tx ? "tx" : "rx", rte_strerror(-trc));
     unsigned worker = RTE_MAX_LCORE;
     unsigned l;
     RTE_LCORE_FOREACH_WORKER(l) {
         worker = l;
         break;
     }
-    if (worker == RTE_MAX_LCORE) return loop();
+    if (worker == RTE_MAX_LCORE) {
+        data_lcore_ = rte_lcore_id();
+        return loop();
+    }
+    data_lcore_ = worker;
+    control_separate_ = true;
     LoopArg arg{this, 1};
     rte_eal_remote_launch([](void *a) -> int {
         auto *la = static_cast<LoopArg *>(a);
         la->status = la->t->loop();
+        la->t->data_done_.store(true, std::memory_order_release);
         return 0;
     }, &arg, worker);
+    control_loop(worker);
     rte_eal_wait_lcore(worker);
     return arg.status;
+}
+
+// DPDK's log, minus one line: DPDK 22.11's telemetry warns "No legacy
+// callbacks, legacy socket not created" on every start, which would be the
+// first thing a user sees, about a socket nobody asked for.
+FILE *quiet_log_stream() {
+    cookie_io_functions_t io{};
+    io.write = [](void *, const char *buf, size_t n) -> ssize_t {
+        if (std::string_view(buf, n).find("No legacy callbacks") != std::string_view::npos) return static_cast<ssize_t>(n);
+        return static_cast<ssize_t>(std::fwrite(buf, 1, n, stderr));
+    };
+    FILE *f = fopencookie(nullptr, "w", io);
+    if (f) setvbuf(f, nullptr, _IOLBF, 1024);
+    return f;
 }
 
 int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
@@ -1160,10 +1310,10 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
             has_telemetry = true;
     }
     static char quiet[] = "--log-level=*:warning";
-    static char no_telemetry[] = "--no-telemetry"; // it prints an info line on stderr; --telemetry keeps it
     if (!has_log) args.insert(args.begin() + 1, quiet);
-    if (!has_telemetry) args.insert(args.begin() + 1, no_telemetry);
+    (void)has_telemetry; // on unless the user says --no-telemetry: /millipede/* commands need it
     args.push_back(nullptr);
+    if (FILE *log = quiet_log_stream()) rte_openlog_stream(log);
     int rc = rte_eal_init(static_cast<int>(args.size() - 1), args.data());
     if (rc < 0) {
         std::fprintf(stderr, "dpdk-millipede %s: EAL initialisation failed: %s\n", who, rte_strerror(rte_errno));

@@ -10,7 +10,8 @@ Every process runs under `timeout -s KILL`; the namespaces (and with them
 the veths) are deleted on every exit path (finally, atexit, SIGTERM).
 
 usage: transport_test.py DPDK_MILLIPEDE CASE
-Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs.
+Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
+checksum, observe.
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable).
 """
 import atexit
@@ -92,12 +93,27 @@ def addrs(side, n):
 
 
 class Proc:
-    def __init__(self, args, stdin, stdout, limit, lcore):
+    def __init__(self, args, stdin, stdout, limit, lcore, lcores=None):
         self.err = tempfile.TemporaryFile()
+        self.prefix = f"{TAG}{'rx' if lcore else 'tx'}"
+        cpus = ["--lcores", lcores] if lcores else ["-l", str(lcore)]
         cmd = ["ip", "netns", "exec", NS["rx" if lcore else "tx"],
-               "timeout", "-s", "KILL", str(limit), BIN, *EAL, "-l", str(lcore),
-               "--file-prefix", f"{TAG}{'rx' if lcore else 'tx'}", *args]
+               "timeout", "-s", "KILL", str(limit), BIN, *EAL, *cpus,
+               "--file-prefix", self.prefix, *args]
         self.p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=self.err)
+
+    def app_pid(self):
+        """The dpdk-millipede process itself (under ip netns exec and timeout)."""
+        r = subprocess.run(["pgrep", "-f", "--", f"--file-prefix {self.prefix} "], capture_output=True, text=True)
+        pids = [int(x) for x in r.stdout.split()]
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip().startswith("dpdk-millipede"):
+                        return pid
+            except OSError:
+                pass
+        return None
 
     def wait(self):
         rc = self.p.wait()
@@ -106,7 +122,7 @@ class Proc:
 
 
 def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, rx_first_delay=0.5, feeder=None,
-             during=None, start_rx=True):
+             during=None, start_rx=True, tx_lcores=None, rx_lcores=None):
     """Runs rx and tx; returns (tx_rc, tx_err, rx_rc, rx_err, out_bytes_path)."""
     n = len(pairs)
     tx_ip, rx_ip = addrs(1, n), addrs(2, n)
@@ -118,7 +134,7 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, rx_first_delay=0
         for i in range(n):
             rx_args += ["--ip", f"{i}={rx_ip[i]}/24"]
         with open(out_path, "wb") as out:
-            rx = Proc(rx_args, subprocess.DEVNULL, out, limit, 1)
+            rx = Proc(rx_args, subprocess.DEVNULL, out, limit, 1, rx_lcores)
         time.sleep(rx_first_delay)
     tx_args = vdevs([a for a, _ in pairs]) + ["--"]
     for i in range(n):
@@ -127,14 +143,14 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, rx_first_delay=0
     for i in range(n):
         tx_args += ["--ip", f"{i}={tx_ip[i]}/24"]
     if feeder is not None:
-        tx = Proc(tx_args, subprocess.PIPE, subprocess.DEVNULL, limit, 0)
+        tx = Proc(tx_args, subprocess.PIPE, subprocess.DEVNULL, limit, 0, tx_lcores)
         t = threading.Thread(target=feeder, args=(tx.p.stdin,), daemon=True)
         t.start()
     else:
         src = open(data, "rb") if data else subprocess.DEVNULL
-        tx = Proc(tx_args, src, subprocess.DEVNULL, limit, 0)
+        tx = Proc(tx_args, src, subprocess.DEVNULL, limit, 0, tx_lcores)
     if during:
-        during()
+        during(tx, rx)
     tx_rc, tx_err = tx.wait()
     rx_rc, rx_err = rx.wait() if rx else (None, "")
     return tx_rc, tx_err, rx_rc, rx_err, out_path
@@ -174,10 +190,10 @@ def check(cond, what, *details):
         FAILS.append(what)
 
 
-def exact(name, pairs, size, tx_words=(), rx_words=(), limit=60):
+def exact(name, pairs, size, tx_words=(), rx_words=(), limit=60, **kw):
     path = random_file(size)
     t0 = time.time()
-    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, tx_words, rx_words, data=path, limit=limit)
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, tx_words, rx_words, data=path, limit=limit, **kw)
     dt = time.time() - t0
     same = os.path.getsize(out) == size and sha(out) == sha(path)
     check(tx_rc == 0 and rx_rc == 0 and same,
@@ -234,11 +250,112 @@ def case_absent():
 
 def case_chaos():
     pairs = make_links(2)
-    # 64 chunks of 256 KiB; a leg aborted every 6 chunks sent.
-    tx_err, _ = exact("chaos 6", pairs, 16 << 20,
-                      tx_words=["threads", "4", "chaos", "6", "--chunk", "256K", "verbose", "2"], limit=120)
-    breaks = tx_err.count("chaos: aborted leg")
-    check(breaks >= 5, f"chaos broke {breaks} legs (>= 5 expected)", tx_err)
+    # 64 chunks of 256 KiB; a leg aborted every N chunks sent: N = 2 breaks
+    # a leg while the previous victim's chunks are still being re-sent.
+    for n in (2, 6, 17):
+        tx_err, _ = exact(f"chaos {n}", pairs, 16 << 20,
+                          tx_words=["threads", "4", "chaos", str(n), "--chunk", "256K", "verbose", "2"], limit=120)
+        breaks = tx_err.count("chaos: aborted leg")
+        check(breaks >= 64 // n - 1, f"chaos {n} broke {breaks} legs (>= {64 // n - 1} expected)", tx_err)
+
+
+def case_big():
+    """256 MiB over two links, each process with a control lcore and a data lcore."""
+    pairs = make_links(2)
+    exact("256 MiB, 2 lcores each", pairs, 256 << 20, tx_words=["threads", "4"], limit=240,
+          tx_lcores="0@0,1@(0-1)", rx_lcores="0@1,1@(0-1)")
+
+
+def case_checksum():
+    """viamillipede's wire format, with and without its checksum word."""
+    pairs = make_links(2)
+    exact("compat", pairs, (3 << 20) + 7, tx_words=["--compat", "viamillipede", "threads", "3"],
+          rx_words=["--compat", "viamillipede"])
+    exact("compat + checksum", pairs, (3 << 20) + 7,
+          tx_words=["--compat", "viamillipede", "checksum", "threads", "3"],
+          rx_words=["--compat", "viamillipede", "checksum"])
+
+
+def telemetry(prefix, cmd, timeout=5):
+    """One command on a DPDK process's telemetry socket; the parsed reply."""
+    import json
+    import socket
+    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        json.loads(s.recv(1 << 16))  # the greeting
+        s.send(cmd.encode())
+        return json.loads(s.recv(1 << 20))[cmd.split(",")[0]]
+
+
+def case_observe():
+    """While a paced transfer runs: SIGUSR1 tables, telemetry, progress lines."""
+    pairs = make_links(2)
+    size, rate = 24 << 20, 6 << 20  # ~4 s of input
+    path = random_file(size)
+    seen = {}
+
+    def feeder(pipe):
+        try:
+            with open(path, "rb") as f:
+                t0 = time.time()
+                sent = 0
+                while True:
+                    b = f.read(128 << 10)
+                    if not b:
+                        break
+                    pipe.write(b)
+                    sent += len(b)
+                    ahead = sent / rate - (time.time() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        finally:
+            pipe.close()
+
+    def during(tx, rx):
+        time.sleep(2.0)
+        for who, p in (("tx", tx), ("rx", rx)):
+            pid = p.app_pid()
+            seen[f"{who}_pid"] = pid
+            if pid:
+                os.kill(pid, signal.SIGUSR1)
+            try:
+                seen[f"{who}_transfer"] = telemetry(p.prefix, "/millipede/transfer")
+                seen[f"{who}_streams"] = telemetry(p.prefix, "/millipede/streams")
+                seen[f"{who}_lcores"] = telemetry(p.prefix, "/millipede/lcores")
+                seen[f"{who}_leg0"] = telemetry(p.prefix, "/millipede/streams,0")
+            except (OSError, ValueError, KeyError) as e:
+                seen[f"{who}_error"] = repr(e)
+
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(
+        pairs, ["threads", "4", "--progress", "--size", str(size)], ["--progress"], feeder=feeder, during=during,
+        limit=60, tx_lcores="0@0,1@(0-1)")
+    same = os.path.getsize(out) == size and sha(out) == sha(path)
+    check(tx_rc == 0 and rx_rc == 0 and same, "observed transfer byte-exact", f"tx {tx_rc}: {tx_err}",
+          f"rx {rx_rc}: {rx_err}")
+    check("tx_error" not in seen and "rx_error" not in seen, "telemetry answered on both sides", seen)
+    t, st, lc = seen.get("tx_transfer") or {}, seen.get("tx_streams") or {}, seen.get("tx_lcores") or {}
+    check(t.get("mode") == "tx" and t.get("legs") == 4 and 0 < t.get("bytes", 0) <= size,
+          f"tx /millipede/transfer: mode tx, 4 legs, bytes {t.get('bytes')}", t)
+    check(len(st.get("leg", [])) == 4 and all(x == "ESTABLISHED" for x in st.get("state", [])) and
+          all(x > 0 for x in st.get("srtt_us", [])) and all(x > 0 for x in st.get("cwnd", [])) and
+          sorted(set(st.get("port", []))) == [0, 1],
+          "tx /millipede/streams: 4 established streams on ports 0 and 1 with srtt and cwnd", st)
+    check(lc.get("role") == ["control", "rx+tcp"] and lc.get("lcore") == [0, 1],
+          "tx /millipede/lcores: control on lcore 0, data on lcore 1", lc)
+    leg0 = seen.get("tx_leg0") or {}
+    check(leg0.get("leg") == 0 and ":" in leg0.get("remote", ""), "tx /millipede/streams,0: one stream", leg0)
+    r = seen.get("rx_transfer") or {}
+    check(r.get("mode") == "rx" and r.get("legs_up") == 4, "rx /millipede/transfer: 4 legs up", r)
+    for who, err in (("tx", tx_err), ("rx", rx_err)):
+        rows = [l for l in err.splitlines() if l.strip() and l.split()[0].isdigit() and "ESTABLISHED" in l]
+        check("retrans" in err and len(rows) >= 4, f"{who}: SIGUSR1 printed the stream table ({len(rows)} rows)",
+              err)
+        prog = [l for l in err.splitlines() if l.startswith(f"{who}: ") and "MB/s" in l]
+        check(len(prog) >= 2 and prog[-1].endswith("(end)"), f"{who}: progress lines ({len(prog)})", err)
+    check(any("ETA" in l for l in tx_err.splitlines()), "tx progress shows an ETA with --size", tx_err)
+    os.unlink(path)
 
 
 def case_linkdown():
@@ -264,7 +381,7 @@ def case_linkdown():
         finally:
             pipe.close()
 
-    def during():
+    def during(tx, rx):
         time.sleep(2.0)
         subprocess.run(["ip", "-n", NS["tx"], "link", "set", pairs[1][0], "down"])
         log(f"     link {pairs[1][0]} down at +2 s")
@@ -312,6 +429,7 @@ def case_badargs():
 CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
+    "big": case_big, "checksum": case_checksum, "observe": case_observe,
 }
 
 if __name__ == "__main__":
