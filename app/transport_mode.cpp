@@ -1034,6 +1034,7 @@ int Transport::loop() {
     uint64_t last_progress_us = now_us(), last_mark = UINT64_MAX;
     uint64_t refused_seen = 0, refused_at = 0;
     bool saw_sender = false;
+    bool repoll = false;
     uint64_t done_at = 0;
     const uint64_t t_start = t_start_;
     if (reader_) reader_->start();
@@ -1048,7 +1049,11 @@ int Transport::loop() {
         now_ = now;
         unsigned work = 0;
         for (auto &p : ports_) work += rx_port(*p, now);
-        bool piped = tx_ ? pipe_step_tx(now) : pipe_step_rx(now);
+        // Output the writer finished after the last poll must reach the
+        // session: with every leg closed (viamillipede's sender closes
+        // right after its end header) no timer would call poll() again.
+        bool piped = (tx_ ? pipe_step_tx(now) : pipe_step_rx(now)) || repoll;
+        repoll = false;
         if (!fail_.empty()) break;
         if (o_.chaos && tx_) {
             const auto &st = tx_->stripe().stats();
@@ -1068,7 +1073,7 @@ int Transport::loop() {
                 tx_->poll(now);
             else
                 rx_->poll(now);
-            if (!tx_) piped |= pipe_step_rx(now); // output verified by this poll
+            if (!tx_) piped |= repoll = pipe_step_rx(now); // output verified by this poll
         }
         if (now >= next_neigh) {
             next_neigh = now + 10'000;
