@@ -34,6 +34,7 @@
 #include <rte_mbuf.h>
 #include <rte_pause.h>
 #include <rte_prefetch.h>
+#include <rte_ring.h>
 
 #include "millipede/net/arp.h"
 #include "millipede/net/bytes.h"
@@ -298,8 +299,15 @@ struct PortCtx {
 };
 
 struct Counters {
-    uint64_t no_route = 0, oversize = 0, no_mbuf = 0, neigh_drops = 0, bad_ip = 0, chaos_breaks = 0;
+    uint64_t no_route = 0, oversize = 0, no_mbuf = 0, neigh_drops = 0, bad_ip = 0, bad_tcp = 0, chaos_breaks = 0;
     uint64_t injected_rx_drops = 0, injected_tx_drops = 0;
+};
+
+// The RX/classifier lcore's counters (it alone writes them; the data lcore
+// reads them only after it stopped). Own cache lines: the data lcore's
+// counters sit next to them in Transport.
+struct alignas(RTE_CACHE_LINE_SIZE) ClassifierCounters {
+    uint64_t rx = 0, to_tcp = 0, not_ours = 0, bad_ip = 0, bad_tcp = 0, malformed = 0, backpressure = 0;
 };
 
 struct Chaos {
@@ -335,7 +343,10 @@ class Transport {
     void send_gratuitous(PortCtx &p);
     void take_released(PortCtx &p);
     unsigned rx_port(PortCtx &p, uint64_t now);
+    unsigned rx_ring(uint64_t now);
     void handle_frame(PortCtx &p, rte_mbuf *m, uint64_t now);
+    bool classify(const PortCtx &p, rte_mbuf *m);
+    int classify_loop();
     bool pipe_step_tx(uint64_t now);
     bool pipe_step_rx(uint64_t now);
     void apply_chaos(uint64_t now);
@@ -380,10 +391,22 @@ class Transport {
     // What the user sees (transport_stats.h). The data loop publishes;
     // the control loop (the main lcore, or the data loop itself when it is
     // the only lcore) prints the progress line and the SIGUSR1 table.
+    // With three or more lcores an RX/classifier lcore polls the ports,
+    // drops what is not ours, verifies IP and TCP checksums and hands the
+    // rest over this ring to the data lcore (which then never polls a port).
+    rte_ring *rx_ring_ = nullptr;
+    unsigned classifier_lcore_ = RTE_MAX_LCORE;
+    std::atomic<bool> classifier_stop_{false};
+    ClassifierCounters cls_;
+    uint64_t cls_busy_tsc_ = 0;            // written by the classifier lcore only
+    std::atomic<uint32_t> cls_busy_permille_{0};
+    PortCtx *port_by_id_[RTE_MAX_ETHPORTS] = {};
+
     StatsBoard board_;
     TransferSnapshot scratch_;       // filled by publish(), fixed size: no allocation
     uint64_t next_publish_ = 0, last_pub_t_ = 0, last_pub_bytes_ = 0;
     uint64_t leg_prev_bytes_[TransferSnapshot::kMaxStreams] = {};
+    double leg_rate_[TransferSnapshot::kMaxStreams] = {};
     uint64_t busy_tsc_ = 0, last_busy_tsc_ = 0, last_pub_tsc_ = 0;
     unsigned data_lcore_ = 0;
     bool control_separate_ = false;  // a main lcore of its own runs control_loop()
@@ -577,7 +600,8 @@ void Transport::handle_frame(PortCtx &p, rte_mbuf *m, uint64_t now) {
         return;
     }
     const uint32_t ihl = (f[pi.l3_offset] & 0x0f) * 4u;
-    if (net::checksum_finish(net::checksum_partial(f + pi.l3_offset, ihl)) != 0) {
+    const bool ip_ok = (m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+    if (!ip_ok && net::checksum_finish(net::checksum_partial(f + pi.l3_offset, ihl)) != 0) {
         c_.bad_ip++;
         rte_pktmbuf_free(m);
         return;
@@ -614,11 +638,149 @@ void Transport::handle_frame(PortCtx &p, rte_mbuf *m, uint64_t now) {
     }
     p.tcp_in++;
     now_ = now;
-    if (tx_)
+    if ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD) {
+        // Verified by the classifier lcore (or the NIC): parse only.
+        tcp::Segment s;
+        if (tcp::parse_segment(seg, src_ip, dst_ip, s, false) == tcp::ParseResult::Ok) {
+            if (tx_)
+                tx_->on_segment(s, now);
+            else
+                rx_->on_segment(s, now);
+        } else {
+            c_.bad_tcp++;
+        }
+    } else if (tx_) {
         tx_->on_bytes(seg, src_ip, dst_ip, now);
-    else
+    } else {
         rx_->on_bytes(seg, src_ip, dst_ip, now);
+    }
     rte_pktmbuf_free(m);
+}
+
+// Classifier lcore: is this frame for the data lcore? Drops (and counts)
+// what is not; marks verified checksums in ol_flags so the data lcore does
+// not sum the payload again. Reads only set-up state of `p`.
+bool Transport::classify(const PortCtx &p, rte_mbuf *m) {
+    cls_.rx++;
+    const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+    const uint32_t len = m->data_len;
+    if (m->nb_segs != 1 || len < kEthLen) {
+        cls_.malformed++;
+        return false;
+    }
+    net::MacAddr dmac, smac;
+    std::memcpy(dmac.b, f, 6);
+    std::memcpy(smac.b, f + 6, 6);
+    if (smac == p.mac || (dmac != p.mac && !dmac.is_broadcast())) {
+        cls_.not_ours++;
+        return false;
+    }
+    const uint16_t et = net::load_be16(f + 12);
+    if (et == net::kEtherTypeARP || et == net::kEtherTypeVLAN || et == net::kEtherTypeQinQ) return true;
+    net::PacketInfo pi;
+    if (net::parse_packet(f, len, pi) != net::Reject::NONE || pi.ip_version != 4 || pi.is_fragment ||
+        !p.ours(net::load_be32(pi.dst.bytes))) {
+        cls_.not_ours++;
+        return false;
+    }
+    const uint32_t ihl = (f[pi.l3_offset] & 0x0f) * 4u;
+    if (net::checksum_finish(net::checksum_partial(f + pi.l3_offset, ihl)) != 0) {
+        cls_.bad_ip++;
+        return false;
+    }
+    m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_IP_CKSUM_MASK) | RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+    if (pi.l4_proto == net::kProtoICMP) return true;
+    const uint32_t ip_end = pi.l3_offset + pi.ip_total_len;
+    if (pi.l4_proto != net::kProtoTCP || pi.l4_offset == 0 || ip_end > len || ip_end <= pi.l4_offset) {
+        cls_.not_ours++;
+        return false;
+    }
+    const uint32_t l4_len = ip_end - pi.l4_offset;
+    uint32_t sum = net::pseudo_header_v4(net::load_be32(pi.src.bytes), net::load_be32(pi.dst.bytes),
+                                         net::kProtoTCP, l4_len);
+    if (net::checksum_finish(net::checksum_partial(f + pi.l4_offset, l4_len, sum)) != 0) {
+        cls_.bad_tcp++;
+        return false;
+    }
+    m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_L4_CKSUM_MASK) | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+    cls_.to_tcp++;
+    return true;
+}
+
+// The RX/classifier lcore's loop. A full ring is back-pressure: the frames
+// already taken wait here (ports are not polled meanwhile, so the NIC's own
+// queue absorbs the rest and TCP slows down); nothing is dropped for it.
+int Transport::classify_loop() {
+    Backoff b;
+    rte_mbuf *held[kBurst * 4];
+    unsigned nheld = 0, off = 0;
+    uint64_t last = rte_rdtsc(), busy_since_last = 0;
+    while (!classifier_stop_.load(std::memory_order_relaxed)) {
+        const uint64_t t0 = rte_rdtsc();
+        unsigned moved = 0;
+        if (nheld) {
+            const unsigned k = rte_ring_sp_enqueue_burst(rx_ring_, reinterpret_cast<void **>(held + off), nheld,
+                                                         nullptr);
+            off += k;
+            nheld -= k;
+            moved += k;
+            if (nheld) cls_.backpressure++;
+        }
+        if (!nheld) {
+            off = 0;
+            for (auto &pp : ports_) {
+                rte_mbuf *pkts[kBurst];
+                const uint16_t n = rte_eth_rx_burst(pp->id, 0, pkts, kBurst);
+                unsigned keep = 0;
+                for (uint16_t i = 0; i < n; i++) {
+                    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+                    if (classify(*pp, pkts[i]))
+                        pkts[keep++] = pkts[i];
+                    else
+                        rte_pktmbuf_free(pkts[i]);
+                }
+                moved += n;
+                if (!keep) continue;
+                const unsigned k = rte_ring_sp_enqueue_burst(rx_ring_, reinterpret_cast<void **>(pkts), keep, nullptr);
+                if (k < keep) {
+                    std::memcpy(held + nheld, pkts + k, (keep - k) * sizeof(rte_mbuf *));
+                    nheld += keep - k;
+                    cls_.backpressure++;
+                    break;
+                }
+            }
+        }
+        const uint64_t t1 = rte_rdtsc();
+        if (moved) {
+            busy_since_last += t1 - t0;
+            b.reset();
+        } else {
+            b.idle();
+        }
+        if (t1 - last > hz_ / 10) {
+            cls_busy_permille_.store(static_cast<uint32_t>(busy_since_last * 1000 / (t1 - last)),
+                                     std::memory_order_relaxed);
+            last = t1;
+            busy_since_last = 0;
+        }
+    }
+    if (nheld) rte_pktmbuf_free_bulk(held + off, nheld);
+    return 0;
+}
+
+// Data lcore, behind a classifier lcore: frames from the ring.
+unsigned Transport::rx_ring(uint64_t now) {
+    rte_mbuf *pkts[kBurst];
+    const unsigned n = rte_ring_sc_dequeue_burst(rx_ring_, reinterpret_cast<void **>(pkts), kBurst, nullptr);
+    for (unsigned i = 0; i < n; i++) {
+        if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
+        PortCtx *p = pkts[i]->port < RTE_MAX_ETHPORTS ? port_by_id_[pkts[i]->port] : nullptr;
+        if (p)
+            handle_frame(*p, pkts[i], now);
+        else
+            rte_pktmbuf_free(pkts[i]);
+    }
+    return n;
 }
 
 unsigned Transport::rx_port(PortCtx &p, uint64_t now) {
@@ -750,7 +912,10 @@ uint64_t Transport::delivered_bytes() const {
 void Transport::publish(uint64_t now, bool final) {
     TransferSnapshot &sn = scratch_;
     const uint64_t tsc = rte_rdtsc();
-    const double dt = last_pub_t_ ? (now - last_pub_t_) / 1e6 : 0;
+    // A table asked for between two regular snapshots keeps the rates of
+    // the last interval: a few milliseconds would show noise (or zero).
+    const bool new_interval = !last_pub_t_ || now - last_pub_t_ >= 50'000 || final;
+    const double dt = last_pub_t_ && new_interval ? (now - last_pub_t_) / 1e6 : 0;
     sn.valid = true;
     sn.tx = tx_ != nullptr;
     sn.final = final;
@@ -769,6 +934,7 @@ void Transport::publish(uint64_t now, bool final) {
         const tcp::Connection *cn = tx_ ? tx_->leg_connection(i) : rx_->leg_connection(i);
         if (!cn) {
             leg_prev_bytes_[i] = 0;
+            leg_rate_[i] = 0;
             continue;
         }
         const tcp::Stats st = cn->stats();
@@ -783,8 +949,11 @@ void Transport::publish(uint64_t now, bool final) {
         r.port_id = p ? p->id : 0;
         r.state = tcp::state_name(cn->state());
         r.bytes = tx_ ? st.bytes_acked : st.bytes_received;
-        r.rate_mbs = dt > 0 && r.bytes >= leg_prev_bytes_[i] ? (r.bytes - leg_prev_bytes_[i]) / dt / 1e6 : 0;
-        leg_prev_bytes_[i] = r.bytes;
+        if (new_interval) {
+            leg_rate_[i] = dt > 0 && r.bytes >= leg_prev_bytes_[i] ? (r.bytes - leg_prev_bytes_[i]) / dt / 1e6 : 0;
+            leg_prev_bytes_[i] = r.bytes;
+        }
+        r.rate_mbs = leg_rate_[i];
         r.cwnd = st.cwnd;
         r.srtt_us = st.srtt_us;
         r.retransmits = st.retransmits_timeout + st.retransmits_fast;
@@ -803,18 +972,24 @@ void Transport::publish(uint64_t now, bool final) {
         sn.segments_in = rx_->stats().segments_in;
         sn.bad_segments = rx_->stats().bad_segments;
     }
-    const double dtsc = static_cast<double>(tsc - last_pub_tsc_);
-    const double busy = last_pub_tsc_ && dtsc > 0 ? (busy_tsc_ - last_busy_tsc_) / dtsc : 0;
-    sn.nlcores = 0;
-    if (control_separate_)
-        sn.lcores[sn.nlcores++] = LcoreRow{rte_get_main_lcore(), "control",
-                                           control_busy_permille_.load(std::memory_order_relaxed) / 1000.0};
-    sn.lcores[sn.nlcores++] =
-        LcoreRow{data_lcore_, control_separate_ ? "rx+tcp" : "control+rx+tcp", std::min(1.0, busy)};
-    last_busy_tsc_ = busy_tsc_;
-    last_pub_tsc_ = tsc;
-    last_pub_t_ = now;
-    last_pub_bytes_ = sn.bytes;
+    if (new_interval) {
+        const double dtsc = static_cast<double>(tsc - last_pub_tsc_);
+        const double busy = last_pub_tsc_ && dtsc > 0 ? (busy_tsc_ - last_busy_tsc_) / dtsc : 0;
+        sn.nlcores = 0;
+        if (control_separate_)
+            sn.lcores[sn.nlcores++] = LcoreRow{rte_get_main_lcore(), "control",
+                                               control_busy_permille_.load(std::memory_order_relaxed) / 1000.0};
+        if (rx_ring_)
+            sn.lcores[sn.nlcores++] = LcoreRow{classifier_lcore_, "rx+classify",
+                                               cls_busy_permille_.load(std::memory_order_relaxed) / 1000.0};
+        sn.lcores[sn.nlcores++] = LcoreRow{data_lcore_,
+                                           rx_ring_ ? "tcp" : control_separate_ ? "rx+tcp" : "control+rx+tcp",
+                                           std::min(1.0, busy)};
+        last_busy_tsc_ = busy_tsc_;
+        last_pub_tsc_ = tsc;
+        last_pub_t_ = now;
+        last_pub_bytes_ = sn.bytes;
+    }
     board_.publish(sn);
 }
 
@@ -891,6 +1066,7 @@ bool Transport::setup(std::string &err) {
             return false;
         }
         std::memcpy(p->mac.b, ea.addr_bytes, 6);
+        port_by_id_[p->id] = p.get();
         uint16_t mtu = 0;
         if (rte_eth_dev_get_mtu(p->id, &mtu) == 0 && mtu >= 576) p->mtu = std::min<uint16_t>(mtu, 9000);
         net::NeighbourConfig nc;
@@ -1016,6 +1192,12 @@ void Transport::teardown() {
                 for (size_t i = 0; i < n; i++) rte_pktmbuf_free(reinterpret_cast<rte_mbuf *>(rel[i].pkt));
         }
     }
+    if (rx_ring_) {
+        rte_mbuf *m;
+        while (rte_ring_sc_dequeue(rx_ring_, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+        rte_ring_free(rx_ring_);
+        rx_ring_ = nullptr;
+    }
     tx_.reset();
     rx_.reset();
     for (uint16_t id : started_) port::stop_port(id);
@@ -1048,7 +1230,10 @@ int Transport::loop() {
         const uint64_t now = now_us();
         now_ = now;
         unsigned work = 0;
-        for (auto &p : ports_) work += rx_port(*p, now);
+        if (rx_ring_)
+            work += rx_ring(now);
+        else
+            for (auto &p : ports_) work += rx_port(*p, now);
         // Output the writer finished after the last poll must reach the
         // session: with every leg closed (viamillipede's sender closes
         // right after its end header) no timer would call poll() again.
@@ -1202,10 +1387,11 @@ int Transport::loop() {
                          (unsigned long)p->tcp_in, (unsigned long)p->arp_requests, (unsigned long)p->arp_replies,
                          (unsigned long)p->icmp_replies);
         std::fprintf(stderr,
-                     "dpdk-millipede %s: no_route %lu oversize %lu no_mbuf %lu neigh_drops %lu bad_ip %lu chaos %lu "
-                     "injected_rx_drops %lu injected_tx_drops %lu\n",
+                     "dpdk-millipede %s: no_route %lu oversize %lu no_mbuf %lu neigh_drops %lu bad_ip %lu bad_tcp %lu "
+                     "chaos %lu injected_rx_drops %lu injected_tx_drops %lu\n",
                      who, (unsigned long)c_.no_route, (unsigned long)c_.oversize, (unsigned long)c_.no_mbuf,
-                     (unsigned long)c_.neigh_drops, (unsigned long)c_.bad_ip, (unsigned long)c_.chaos_breaks,
+                     (unsigned long)c_.neigh_drops, (unsigned long)c_.bad_ip, (unsigned long)c_.bad_tcp,
+                     (unsigned long)c_.chaos_breaks,
                      (unsigned long)c_.injected_rx_drops, (unsigned long)c_.injected_tx_drops);
         std::fprintf(stderr, "dpdk-millipede %s: segments_in %lu bad_segments %lu unknown_segments %lu\n", who,
                      (unsigned long)(tx_ ? tx_->stats().segments_in : rx_->stats().segments_in),
@@ -1256,27 +1442,55 @@ int Transport::run() {
     if (trc != 0)
         std::fprintf(stderr, "dpdk-millipede %s: warning: telemetry commands not registered (%s)\n",
                      o_.tx ? "tx" : "rx", rte_strerror(-trc));
-    unsigned worker = RTE_MAX_LCORE;
+    // Roles by lcore count (docs/architecture.md): 1 -> one loop does it
+    // all; 2 -> the main lcore controls, the other moves data; 3+ -> control,
+    // an RX/classifier lcore, and the TCP lcore. One stripe session is one
+    // TCP lcore: further lcores would sit idle, so they are not used.
+    std::vector<unsigned> workers;
     unsigned l;
-    RTE_LCORE_FOREACH_WORKER(l) {
-        worker = l;
-        break;
-    }
-    if (worker == RTE_MAX_LCORE) {
+    RTE_LCORE_FOREACH_WORKER(l) workers.push_back(l);
+    const char *who = o_.tx ? "tx" : "rx";
+    if (workers.empty()) {
         data_lcore_ = rte_lcore_id();
         return loop();
     }
-    data_lcore_ = worker;
     control_separate_ = true;
+    data_lcore_ = workers[0];
+    if (workers.size() >= 2) {
+        classifier_lcore_ = workers[0];
+        data_lcore_ = workers[1];
+        rx_ring_ = rte_ring_create("mp_rx", 4096, port::port_socket(ports_[0]->id), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (!rx_ring_) {
+            std::fprintf(stderr, "dpdk-millipede %s: cannot create the classifier ring: %s\n", who,
+                         rte_strerror(rte_errno));
+            return 1;
+        }
+        if (workers.size() > 2 && o_.verbose)
+            std::fprintf(stderr, "dpdk-millipede %s: %zu lcores unused (one TCP lcore per transfer)\n", who,
+                         workers.size() - 2);
+        rte_eal_remote_launch([](void *a) -> int { return static_cast<Transport *>(a)->classify_loop(); }, this,
+                              classifier_lcore_);
+    }
     LoopArg arg{this, 1};
     rte_eal_remote_launch([](void *a) -> int {
         auto *la = static_cast<LoopArg *>(a);
         la->status = la->t->loop();
         la->t->data_done_.store(true, std::memory_order_release);
         return 0;
-    }, &arg, worker);
-    control_loop(worker);
-    rte_eal_wait_lcore(worker);
+    }, &arg, data_lcore_);
+    control_loop(data_lcore_);
+    rte_eal_wait_lcore(data_lcore_);
+    if (rx_ring_) {
+        classifier_stop_.store(true, std::memory_order_relaxed);
+        rte_eal_wait_lcore(classifier_lcore_);
+        if (o_.verbose >= 2)
+            std::fprintf(stderr,
+                         "dpdk-millipede %s: classifier lcore %u: rx %lu to_tcp %lu not_ours %lu bad_ip %lu "
+                         "bad_tcp_checksum %lu malformed %lu backpressure %lu\n",
+                         who, classifier_lcore_, (unsigned long)cls_.rx, (unsigned long)cls_.to_tcp,
+                         (unsigned long)cls_.not_ours, (unsigned long)cls_.bad_ip, (unsigned long)cls_.bad_tcp,
+                         (unsigned long)cls_.malformed, (unsigned long)cls_.backpressure);
+    }
     return arg.status;
 }
 

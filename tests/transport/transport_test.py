@@ -11,7 +11,7 @@ the veths) are deleted on every exit path (finally, atexit, SIGTERM).
 
 usage: transport_test.py DPDK_MILLIPEDE CASE
 Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
-checksum, observe.
+checksum, observe, roles.
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable).
 """
 import atexit
@@ -266,6 +266,24 @@ def case_big():
           tx_lcores="0@0,1@(0-1)", rx_lcores="0@1,1@(0-1)")
 
 
+def case_roles():
+    """Three lcores per process: control, RX/classifier, TCP (the roles of docs/architecture.md)."""
+    import re
+    pairs = make_links(2)
+    tx_err, rx_err = exact("64 MiB, 3 lcores each", pairs, 64 << 20, tx_words=["threads", "4", "verbose", "2"],
+                           rx_words=["verbose", "2"], limit=200,
+                           tx_lcores="0@0,1@(0-1),2@(0-1)", rx_lcores="0@1,1@(0-1),2@(0-1)")
+    for who, err in (("tx", tx_err), ("rx", rx_err)):
+        m = re.search(r"classifier lcore 1: rx (\d+) to_tcp (\d+) not_ours \d+ bad_ip (\d+) bad_tcp_checksum (\d+)",
+                      err)
+        ok = m and int(m.group(2)) > 10000 and int(m.group(3)) == 0 and int(m.group(4)) == 0
+        check(ok, f"{who}: the classifier lcore verified and handed over the TCP frames "
+                  f"({m.group(2) if m else '?'} frames)", err)
+        seg = re.search(r"segments_in (\d+) bad_segments (\d+)", err)
+        check(seg and m and int(seg.group(1)) == int(m.group(2)) and int(seg.group(2)) == 0,
+              f"{who}: the TCP lcore took every handed-over segment", err)
+
+
 def case_checksum():
     """viamillipede's wire format, with and without its checksum word."""
     pairs = make_links(2)
@@ -324,7 +342,8 @@ def case_observe():
                 seen[f"{who}_transfer"] = telemetry(p.prefix, "/millipede/transfer")
                 seen[f"{who}_streams"] = telemetry(p.prefix, "/millipede/streams")
                 seen[f"{who}_lcores"] = telemetry(p.prefix, "/millipede/lcores")
-                seen[f"{who}_leg0"] = telemetry(p.prefix, "/millipede/streams,0")
+                legs = seen[f"{who}_streams"].get("leg") or [0]
+                seen[f"{who}_leg"] = (legs[0], telemetry(p.prefix, f"/millipede/streams,{legs[0]}"))
             except (OSError, ValueError, KeyError) as e:
                 seen[f"{who}_error"] = repr(e)
 
@@ -338,19 +357,23 @@ def case_observe():
     t, st, lc = seen.get("tx_transfer") or {}, seen.get("tx_streams") or {}, seen.get("tx_lcores") or {}
     check(t.get("mode") == "tx" and t.get("legs") == 4 and 0 < t.get("bytes", 0) <= size,
           f"tx /millipede/transfer: mode tx, 4 legs, bytes {t.get('bytes')}", t)
-    check(len(st.get("leg", [])) == 4 and all(x == "ESTABLISHED" for x in st.get("state", [])) and
-          all(x > 0 for x in st.get("srtt_us", [])) and all(x > 0 for x in st.get("cwnd", [])) and
-          sorted(set(st.get("port", []))) == [0, 1],
-          "tx /millipede/streams: 4 established streams on ports 0 and 1 with srtt and cwnd", st)
+    # On two shared cores a starved leg may be declared dead and reconnect
+    # (the transfer survives that by design), so 3 of 4 streams will do.
+    check(3 <= len(st.get("leg", [])) <= 4 and all(x == "ESTABLISHED" for x in st.get("state", [])) and
+          # srtt_us may be 0: RTT samples come from 1 ms TCP timestamps, a veth is faster.
+          len(st.get("srtt_us", [])) == len(st["leg"]) and all(x > 0 for x in st.get("cwnd", [])) and
+          sum(st.get("bytes", [])) > 0 and sorted(set(st.get("port", []))) == [0, 1],
+          "tx /millipede/streams: established streams on ports 0 and 1 with bytes, srtt and cwnd", st)
     check(lc.get("role") == ["control", "rx+tcp"] and lc.get("lcore") == [0, 1],
           "tx /millipede/lcores: control on lcore 0, data on lcore 1", lc)
-    leg0 = seen.get("tx_leg0") or {}
-    check(leg0.get("leg") == 0 and ":" in leg0.get("remote", ""), "tx /millipede/streams,0: one stream", leg0)
+    want, one = seen.get("tx_leg") or (None, {})
+    check(one.get("leg") == want and ":" in one.get("remote", ""), f"tx /millipede/streams,{want}: that stream", one)
     r = seen.get("rx_transfer") or {}
-    check(r.get("mode") == "rx" and r.get("legs_up") == 4, "rx /millipede/transfer: 4 legs up", r)
+    check(r.get("mode") == "rx" and 3 <= r.get("legs_up", 0) <= 4 and r.get("bytes", 0) > 0,
+          "rx /millipede/transfer: legs up, bytes delivered", r)
     for who, err in (("tx", tx_err), ("rx", rx_err)):
         rows = [l for l in err.splitlines() if l.strip() and l.split()[0].isdigit() and "ESTABLISHED" in l]
-        check("retrans" in err and len(rows) >= 4, f"{who}: SIGUSR1 printed the stream table ({len(rows)} rows)",
+        check("retrans" in err and len(rows) >= 3, f"{who}: SIGUSR1 printed the stream table ({len(rows)} rows)",
               err)
         prog = [l for l in err.splitlines() if l.startswith(f"{who}: ") and "MB/s" in l]
         check(len(prog) >= 2 and prog[-1].endswith("(end)"), f"{who}: progress lines ({len(prog)})", err)
@@ -429,7 +452,7 @@ def case_badargs():
 CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
-    "big": case_big, "checksum": case_checksum, "observe": case_observe,
+    "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
 }
 
 if __name__ == "__main__":
