@@ -83,6 +83,8 @@ void transport_usage(FILE *f) {
         "    --connect-timeout S       tx: give up when no connection is up for S seconds (default 30)\n"
         "    --stall-timeout S         give up after S seconds without progress (default 60)\n"
         "    --wait S                  rx: give up when no sender connects within S seconds (default: wait)\n"
+        "    --no-offload              compute IPv4/TCP checksums in software even where the NIC offers\n"
+        "                              to (offload is used when every port has it)\n"
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
         "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
@@ -238,6 +240,8 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto ppm = need(1) ? parse_percent_ppm(argv[++i], 500'000) : std::nullopt;
             if (!ppm) return std::string(a) + " needs a percentage from 0 to 50, e.g. 0.5";
             (a == "--drop-rx" ? o.drop_rx_ppm : o.drop_tx_ppm) = *ppm;
+        } else if (a == "--no-offload") {
+            o.offload = false;
         } else if (a == "--drop-seed") {
             auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
             if (!n) return "--drop-seed needs a decimal number";
@@ -365,7 +369,9 @@ class Transport {
     std::unique_ptr<pipeio::PipeReader> reader_;
     std::unique_ptr<pipeio::PipeWriter> writer_;
     tcp::SeededRandom rng_{0};
-    tcp::SeededRandom drop_rng_{1}; // fault injection only: its own stream, so runs repeat
+    tcp::SeededRandom drop_rng_{1};
+    bool tx_ip_offload_ = false;  // every port fills IPv4 header checksums
+    bool tx_tcp_offload_ = false; // every port fills TCP checksums (segments carry the pseudo-header sum) // fault injection only: its own stream, so runs repeat
     bool inject_drop(uint32_t ppm) { return ppm && drop_rng_() % 1'000'000 < ppm; }
     uint64_t now_ = 0; // the sink's clock (set by the loop before each session call)
     uint16_t ip_id_ = 0;
@@ -418,6 +424,20 @@ class Transport {
 };
 
 void Transport::flush(PortCtx &p) {
+    if (tx_ip_offload_ || tx_tcp_offload_) {
+        // Some devices need headers fixed up for offload; a frame they refuse
+        // is dropped (TCP retransmits it) rather than sent with a bad checksum.
+        unsigned ok = 0;
+        while (ok < p.ntx) {
+            ok += rte_eth_tx_prepare(p.id, 0, p.txq + ok, static_cast<uint16_t>(p.ntx - ok));
+            if (ok < p.ntx) {
+                rte_pktmbuf_free(p.txq[ok]);
+                p.tx_drops++;
+                std::memmove(p.txq + ok, p.txq + ok + 1, (p.ntx - ok - 1) * sizeof(rte_mbuf *));
+                p.ntx--;
+            }
+        }
+    }
     unsigned sent = 0, tries = 0;
     while (sent < p.ntx) {
         uint16_t n = rte_eth_tx_burst(p.id, 0, p.txq + sent, static_cast<uint16_t>(p.ntx - sent));
@@ -519,12 +539,21 @@ void Transport::emit(const tcp::Segment &s) {
     net::store_be16(ip + 10, 0);
     net::store_be32(ip + 12, src);
     net::store_be32(ip + 16, dst);
-    net::store_be16(ip + 10, net::checksum_finish(net::checksum_partial(ip, kIpLen)));
+    if (tx_ip_offload_) {
+        m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+    } else {
+        net::store_be16(ip + 10, net::checksum_finish(net::checksum_partial(ip, kIpLen)));
+    }
     if (tcp::serialize(s, {ip + kIpLen, l4}) == 0) {
         rte_pktmbuf_free(m);
         c_.oversize++;
         return;
     }
+    // A segment built with checksum_offload carries only the pseudo-header
+    // sum; one built here (chaos's RST) carries the full checksum.
+    if (s.checksum_offload) m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
+    m->l2_len = kEthLen;
+    m->l3_len = kIpLen;
     if (o_.chaos && s.payload_len() > 0) last_data_ = tcp::Endpoints{s.src_ip, s.dst_ip, s.src_port, s.dst_port};
     if (inject_drop(o_.drop_tx_ppm)) {
         c_.injected_tx_drops++;
@@ -684,7 +713,10 @@ bool Transport::classify(const PortCtx &p, rte_mbuf *m) {
         return false;
     }
     const uint32_t ihl = (f[pi.l3_offset] & 0x0f) * 4u;
-    if (net::checksum_finish(net::checksum_partial(f + pi.l3_offset, ihl)) != 0) {
+    const uint64_t ip_flag = m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK;
+    if (ip_flag == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+        (ip_flag != RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
+         net::checksum_finish(net::checksum_partial(f + pi.l3_offset, ihl)) != 0)) {
         cls_.bad_ip++;
         return false;
     }
@@ -696,11 +728,15 @@ bool Transport::classify(const PortCtx &p, rte_mbuf *m) {
         return false;
     }
     const uint32_t l4_len = ip_end - pi.l4_offset;
-    uint32_t sum = net::pseudo_header_v4(net::load_be32(pi.src.bytes), net::load_be32(pi.dst.bytes),
-                                         net::kProtoTCP, l4_len);
-    if (net::checksum_finish(net::checksum_partial(f + pi.l4_offset, l4_len, sum)) != 0) {
-        cls_.bad_tcp++;
-        return false;
+    const uint64_t l4_flag = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+    if (l4_flag != RTE_MBUF_F_RX_L4_CKSUM_GOOD) {
+        const uint32_t sum = net::pseudo_header_v4(net::load_be32(pi.src.bytes), net::load_be32(pi.dst.bytes),
+                                                   net::kProtoTCP, l4_len);
+        if (l4_flag == RTE_MBUF_F_RX_L4_CKSUM_BAD ||
+            net::checksum_finish(net::checksum_partial(f + pi.l4_offset, l4_len, sum)) != 0) {
+            cls_.bad_tcp++;
+            return false;
+        }
     }
     m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_L4_CKSUM_MASK) | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
     cls_.to_tcp++;
@@ -1058,6 +1094,7 @@ bool Transport::setup(std::string &err) {
         port::PortConfig pc;
         pc.port_id = p->id;
         pc.promiscuous = false;
+        pc.checksum_offload = o_.offload;
         if (!port::start_port(pc, pool_, err)) return false;
         started_.push_back(p->id);
         rte_ether_addr ea;
@@ -1092,6 +1129,19 @@ bool Transport::setup(std::string &err) {
     }
     uint16_t mss = 1460;
     for (auto &p : ports_) mss = std::min<uint16_t>(mss, static_cast<uint16_t>(p->mtu - 40));
+    // TX checksum offload only when every port has it: the session fills
+    // its segments one way for all legs. RX offload is per frame (ol_flags).
+    tx_ip_offload_ = tx_tcp_offload_ = o_.offload;
+    for (auto &p : ports_) {
+        const port::ChecksumOffloads co = port::checksum_offloads(p->id);
+        tx_ip_offload_ &= co.tx_ipv4;
+        tx_tcp_offload_ &= co.tx_tcp;
+        if (o_.verbose)
+            std::fprintf(stderr, "dpdk-millipede %s: port %u (%s): checksum offload rx ipv4 %s tcp %s, tx ipv4 %s tcp %s\n",
+                         o_.tx ? "tx" : "rx", p->id, port::port_name(p->id).c_str(),
+                         o_.offload && co.rx_ipv4 ? "on" : "off", o_.offload && co.rx_tcp ? "on" : "off",
+                         o_.offload && co.tx_ipv4 ? "on" : "off", o_.offload && co.tx_tcp ? "on" : "off");
+    }
 
     auto sink = [this](const tcp::Segment &s) { emit(s); };
     auto rnd = [this] { return rng_(); };
@@ -1116,6 +1166,7 @@ bool Transport::setup(std::string &err) {
                     tc.legs.push_back(session::LegSpec{tcp::IpAddr::v4(local), 0, tcp::IpAddr::v4(dst.addr), dst.port});
             }
             tc.tcp.mss = mss;
+            tc.tcp.checksum_offload = tx_tcp_offload_;
             tc.tcp.recv_buffer = 64 * 1024;
             tc.stripe.codec = o_.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
             tc.stripe.chunk_bytes = o_.chunk_bytes;
@@ -1141,6 +1192,7 @@ bool Transport::setup(std::string &err) {
                 for (const auto &a : p->addrs) rc.local_ips.push_back(tcp::IpAddr::v4(a.addr));
             rc.port = o_.listen_port;
             rc.tcp.mss = mss;
+            rc.tcp.checksum_offload = tx_tcp_offload_;
             rc.stripe.codec = o_.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
             rc.stripe.max_legs = 64;
             rc.stripe.max_chunk_bytes = 2u << 20;

@@ -54,6 +54,8 @@ struct TransportOptions {
     uint32_t drop_rx_ppm = 0;
     uint32_t drop_tx_ppm = 0;
     uint64_t drop_seed = 1;
+    bool offload = true;                  // --no-offload: checksums in software even if the NIC could
+
     bool help = false;
 };
 

@@ -32,6 +32,17 @@ std::string port_name(uint16_t port_id) {
     return name;
 }
 
+ChecksumOffloads checksum_offloads(uint16_t port_id) {
+    ChecksumOffloads o;
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(port_id, &info) != 0) return o;
+    o.rx_ipv4 = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+    o.rx_tcp = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+    o.tx_ipv4 = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+    o.tx_tcp = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+    return o;
+}
+
 bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
     const uint16_t p = cfg.port_id;
     const std::string who = "port " + std::to_string(p) + " (" + port_name(p) + ")";
@@ -56,6 +67,13 @@ bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
     if (cfg.rx_queues > 1) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads & RTE_ETH_RSS_IP;
+    }
+    if (cfg.checksum_offload) {
+        const ChecksumOffloads o = checksum_offloads(p);
+        if (o.rx_ipv4) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+        if (o.rx_tcp) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+        if (o.tx_ipv4) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+        if (o.tx_tcp) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
     }
     rc = rte_eth_dev_configure(p, cfg.rx_queues, cfg.tx_queues, &conf);
     if (rc != 0) {

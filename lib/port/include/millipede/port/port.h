@@ -20,7 +20,18 @@ struct PortConfig {
     uint16_t rx_desc = 1024;
     uint16_t tx_desc = 1024;
     bool promiscuous = true; // a mirror port sees traffic for other MACs
+    // Enable whatever IPv4/TCP checksum offload the device offers (see
+    // checksum_offloads()); the caller then marks TX mbufs and trusts RX
+    // ol_flags accordingly.
+    bool checksum_offload = false;
 };
+
+// The IPv4/TCP checksum offloads a device offers.
+struct ChecksumOffloads {
+    bool rx_ipv4 = false, rx_tcp = false; // RX: ol_flags says GOOD/BAD
+    bool tx_ipv4 = false, tx_tcp = false; // TX: the device fills the checksums
+};
+ChecksumOffloads checksum_offloads(uint16_t port_id);
 
 // A mempool on the port's NUMA socket, sized for its descriptors plus
 // `in_flight` mbufs held in rings and by workers.
