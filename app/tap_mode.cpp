@@ -1,17 +1,22 @@
-// `tap`: classify mirrored traffic by flow, pin each flow to one worker,
-// balance new flows, report. (nDPI inspection and flow records build on this.)
+// `tap`: the DPI appliance. Mirrored traffic is classified by flow, each
+// flow pinned to one worker, new flows balanced; workers inspect with nDPI
+// and emit one JSON record per ended flow through a writer thread.
 //
 // Lcore roles (docs/architecture.md): with only the main lcore, one loop does
 // RX, classification and every worker; with one more lcore that lcore does it
 // all and the main lcore only controls; with more, the first non-main lcore
 // receives and classifies and the rest poll the workers' rings (logical
 // workers are spread over them, so --workers may exceed the lcore count).
+// The main lcore prints stats (--stats-interval, SIGUSR1); rte_telemetry
+// answers /millipede/tap/* from its own thread (see register_telemetry).
 #include <atomic>
 #include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <time.h>
 #include <vector>
 
 #include <rte_cycles.h>
@@ -19,14 +24,18 @@
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
+#include <rte_telemetry.h>
 
+#include "millipede/dpi/inspector.h"
 #include "millipede/flow/classifier.h"
-#include "millipede/flow/community_id.h"
 #include "millipede/port/port.h"
 #include "backoff.h"
 #include "modes.h"
 #include "options.h"
+#include "tap_records.h"
+#include "tap_worker.h"
 
 namespace millipede::app {
 namespace {
@@ -35,7 +44,9 @@ using flow::Classifier;
 using flow::WorkerPort;
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_dump{false}; // SIGUSR1: the main lcore prints the figures
 void on_signal(int) { g_stop.store(true); }
+void on_usr1(int) { g_dump.store(true); }
 
 struct TapOptions {
     flow::ClassifierConfig cls;
@@ -46,12 +57,18 @@ struct TapOptions {
     uint64_t duration_ns = 0;
     uint64_t stats_interval_ns = 0;
     bool workers_given = false;
+    bool dpi = true;
+    unsigned dpi_flows = 0;           // flow state objects; 0 = automatic
+    unsigned record_ring = 1u << 16; // records waiting for the writer thread
 };
 
 void tap_usage(FILE *f) {
     std::fprintf(f,
                  "usage: dpdk-millipede [EAL options] -- tap [options]\n"
-                 "  Classifies traffic from DPDK ports by flow and pins each flow to one worker.\n"
+                 "  A DPI tap: classifies traffic from DPDK ports (a mirror/SPAN port, or a capture file\n"
+                 "  through --vdev 'net_pcap0,rx_pcap=FILE', which ends at the end of the file and flushes\n"
+                 "  every flow) by flow, pins each flow to one worker; workers detect the L7 protocol with\n"
+                 "  nDPI and write one JSON record per ended flow.\n"
                  "  --policy hash|pending|busy  worker for a new flow (default busy)\n"
                  "  --migrate                   move a flow with nothing in flight to a less loaded worker\n"
                  "  --workers N                 logical workers (default: one per worker lcore)\n"
@@ -63,9 +80,18 @@ void tap_usage(FILE *f) {
                  "  --exit-on-idle MS           stop after MS ms without packets (default 300 for\n"
                  "                              net_pcap ports, never otherwise; 0 = never)\n"
                  "  --duration S                stop after S seconds\n"
-                 "  --stats-interval S          print per-worker figures every S seconds\n"
+                 "  --stats-interval S          print per-worker figures to stderr every S seconds\n"
+                 "                              (and on SIGUSR1; rte_telemetry: /millipede/tap/stats,\n"
+                 "                              /millipede/tap/workers)\n"
                  "  --flows-out FILE|-          one JSON record per ended flow (Community ID, 5-tuple,\n"
-                 "                              first/last seen, packets per direction, worker, end reason)\n"
+                 "                              first/last seen, packets and bytes per direction, nDPI\n"
+                 "                              master/app protocol, worker, end reason), written by a\n"
+                 "                              writer thread; a full record ring drops and counts\n"
+                 "  --no-dpi                    classify and record without nDPI inspection\n"
+                 "  --dpi-flows N               flow state objects, i.e. flows inspected at once (default\n"
+                 "                              the flow capacity, at most 65536; a flow beyond gets none\n"
+                 "                              and no record, counted as flow_states_exhausted)\n"
+                 "  --record-ring N             records queued for the writer, power of two (default 65536)\n"
                  "  --summary FILE|-            write a JSON summary at exit\n");
 }
 
@@ -158,6 +184,18 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             auto v = value("flows-out");
             if (!v) return "--flows-out needs a file name or -";
             o.flows_path = std::string(*v);
+        } else if (a == "--no-dpi") {
+            o.dpi = false;
+        } else if (a == "--dpi-flows") {
+            auto v = value("dpi-flows");
+            auto n = v ? parse_uint(*v, 64, 1u << 26) : std::nullopt;
+            if (!n) return "--dpi-flows needs a number from 64 to 2^26";
+            o.dpi_flows = static_cast<unsigned>(*n);
+        } else if (a == "--record-ring") {
+            auto v = value("record-ring");
+            auto n = v ? parse_uint(*v, 64, 1u << 24) : std::nullopt;
+            if (!n || (*n & (*n - 1))) return "--record-ring needs a power of two from 64 to 2^24";
+            o.record_ring = static_cast<unsigned>(*n);
         } else if (a == "--summary") {
             auto v = value("summary");
             if (!v) return "--summary needs a file name or -";
@@ -169,13 +207,18 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
     return {};
 }
 
-// Shared by the lcore loops.
+// Shared by the lcore loops, the main lcore and the telemetry thread.
 struct TapRun {
     TapOptions opt;
     std::unique_ptr<Classifier> cls;
     std::vector<std::unique_ptr<WorkerPort>> workers;
+    std::vector<std::unique_ptr<TapWorker>> tap_workers;
+    std::unique_ptr<RecordWriter> writer;
+    rte_mempool *flow_pool = nullptr;
+    TapClock clock;
     std::vector<uint16_t> ports;
-    std::atomic<bool> input_done{false};
+    std::atomic<bool> input_done{false};      // no more input: the classifier ends every flow
+    std::atomic<bool> classifier_done{false}; // every packet and notice is in the workers' rings
     uint64_t tsc_hz = 0;
     uint64_t start_tsc = 0;
     uint64_t exit_on_idle_tsc = 0; // 0 = never
@@ -183,10 +226,9 @@ struct TapRun {
 };
 
 uint64_t now_ns(const TapRun &r) {
-    // Relative to the run's start; good for idle arithmetic and records.
+    // Relative to the run's start: the classifier's clock for idle expiry.
     return static_cast<uint64_t>(static_cast<double>(rte_rdtsc() - r.start_tsc) * 1e9 / static_cast<double>(r.tsc_hz));
 }
-
 
 // One step of receive + classify. Returns packets received.
 unsigned classify_step(TapRun &r, uint64_t &last_rx_tsc, uint64_t &iter) {
@@ -212,8 +254,13 @@ unsigned classify_step(TapRun &r, uint64_t &last_rx_tsc, uint64_t &iter) {
 
 unsigned workers_step(TapRun &r, unsigned first, unsigned stride) {
     unsigned done = 0;
-    for (unsigned w = first; w < r.workers.size(); w += stride)
-        done += r.workers[w]->poll([](rte_mbuf *m, const flow::FlowMeta &) { rte_pktmbuf_free(m); });
+    // Arrival time, used when packets carry no capture time: once per step.
+    uint64_t now = r.clock.now_ns();
+    for (unsigned w = first; w < r.workers.size(); w += stride) {
+        TapWorker &tw = *r.tap_workers[w];
+        done += r.workers[w]->poll([&](rte_mbuf *m, const flow::FlowMeta &meta) { tw.on_packet(m, meta, now); },
+                                   [&](void *state, flow::FlowEndReason why) { tw.on_notice(state, why); });
+    }
     return done;
 }
 
@@ -228,14 +275,38 @@ bool should_stop(TapRun &r) {
            (r.opt.duration_ns && now_ns(r) > r.opt.duration_ns);
 }
 
-// Everything in one loop (one lcore).
-int all_in_one_loop(TapRun &r) {
-    uint64_t last_rx = rte_rdtsc(), iter = 0;
+// End of input on the classifier lcore: end every flow, then hand every
+// staged packet and notice over. Rings may be full, so this retries while
+// the workers drain them (`work` runs them when they share this lcore).
+template <class Work> void finish_input(TapRun &r, Work &&work) {
+    r.cls->flush();
+    Backoff b;
+    while (!r.cls->all_handed_over()) {
+        r.cls->flush_staged();
+        work() ? b.reset() : b.idle();
+    }
+    r.classifier_done.store(true, std::memory_order_release);
+}
+
+void print_stats_line(TapRun &r);
+
+// Everything in one loop (one lcore): also the main lcore's duties.
+int all_in_one_loop(TapRun &r, bool main_duties) {
+    uint64_t last_rx = rte_rdtsc(), iter = 0, next_stats = r.opt.stats_interval_ns;
     Backoff b;
     while (!r.input_done.load() && !should_stop(r)) {
         unsigned n = classify_step(r, last_rx, iter) + workers_step(r, 0, 1);
         n ? b.reset() : b.idle();
+        if (main_duties && (iter & 1023) == 0) {
+            if (g_dump.exchange(false)) print_stats_line(r);
+            if (r.opt.stats_interval_ns && now_ns(r) >= next_stats) {
+                print_stats_line(r);
+                next_stats += r.opt.stats_interval_ns;
+            }
+        }
     }
+    r.input_done.store(true);
+    finish_input(r, [&] { return workers_step(r, 0, 1); });
     while (!rings_empty(r, 0, 1)) workers_step(r, 0, 1);
     return 0;
 }
@@ -251,6 +322,7 @@ int classifier_lcore(void *arg) {
     Backoff b;
     while (!r.input_done.load() && !should_stop(r)) classify_step(r, last_rx, iter) ? b.reset() : b.idle();
     r.input_done.store(true);
+    finish_input(r, [] { return 0u; });
     return 0;
 }
 
@@ -263,63 +335,141 @@ int worker_lcore(void *arg) {
             b.reset();
             continue;
         }
-        if (a.run->input_done.load() && rings_empty(*a.run, a.first, a.stride)) break;
+        // Done only once the classifier has handed over everything, notices
+        // included, and this lcore's rings are empty.
+        if (a.run->classifier_done.load(std::memory_order_acquire) && rings_empty(*a.run, a.first, a.stride)) break;
         b.idle();
     }
     return 0;
 }
 
-int collapsed_lcore(void *arg) { return all_in_one_loop(*static_cast<TapRun *>(arg)); }
+int collapsed_lcore(void *arg) { return all_in_one_loop(*static_cast<TapRun *>(arg), false); }
+
+// Sums and per-worker figures, read from any thread (relaxed).
+struct WorkerFigures {
+    uint64_t packets, bytes, flows_started, flows_ended, dpi_packets, detected, guessed, unknown;
+    uint64_t ring_drops, records_dropped, no_state_packets, unseen_flows, busy_cycles;
+};
+
+WorkerFigures worker_figures(TapRun &r, unsigned w) {
+    constexpr auto rl = std::memory_order_relaxed;
+    const TapWorkerStats &s = r.tap_workers[w]->stats;
+    return {s.packets.load(rl), s.bytes.load(rl), s.flows_started.load(rl), s.flows_ended.load(rl),
+            s.dpi_packets.load(rl), s.detected.load(rl), s.guessed.load(rl), s.unknown.load(rl),
+            r.cls->ring_drops(w), s.records_dropped.load(rl), s.no_state_packets.load(rl), s.unseen_flows.load(rl),
+            r.cls->worker_shared(w).busy_cycles.load(rl)};
+}
 
 void print_stats_line(TapRun &r) {
-    std::fprintf(stderr, "tap: %lu pkts, %u flows active", (unsigned long)r.cls->stats().packets,
-                 r.cls->table().active());
-    for (unsigned w = 0; w < r.workers.size(); ++w)
-        std::fprintf(stderr, " | w%u %lu pkts %.0f%% busy %lu drops", w, (unsigned long)r.workers[w]->counters.packets,
-                     100.0 * r.cls->busy_share(w), (unsigned long)r.cls->ring_drops(w));
+    // Busy share over the time since the previous line (main lcore only).
+    static std::vector<uint64_t> last_busy;
+    static uint64_t last_tsc = 0;
+    uint64_t tsc = rte_rdtsc();
+    if (last_busy.size() != r.workers.size()) {
+        last_busy.assign(r.workers.size(), 0);
+        last_tsc = r.start_tsc;
+    }
+    double elapsed = static_cast<double>(tsc - last_tsc);
+    std::fprintf(stderr, "tap: %lu pkts, %u flows active, %lu records", (unsigned long)r.cls->stats().packets,
+                 r.cls->table().active(), (unsigned long)(r.writer ? r.writer->written() : 0));
+    for (unsigned w = 0; w < r.workers.size(); ++w) {
+        WorkerFigures f = worker_figures(r, w);
+        double busy = elapsed > 0 ? 100.0 * static_cast<double>(f.busy_cycles - last_busy[w]) / elapsed : 0.0;
+        last_busy[w] = f.busy_cycles;
+        std::fprintf(stderr, " | w%u %lu pkts %lu flows %.0f%% busy %lu drops", w, (unsigned long)f.packets,
+                     (unsigned long)f.flows_ended, busy, (unsigned long)(f.ring_drops + f.records_dropped));
+    }
+    last_tsc = tsc;
     std::fprintf(stderr, "\n");
 }
 
-// Writes one JSON line per ended flow. Runs on the classifier lcore and
-// writes through a large stdio buffer; handing records to a writer thread so
-// a slow disk can never stall the classifier is the tap-mode issue's work.
-class FlowRecorder : public flow::FlowEndSink {
-public:
-    explicit FlowRecorder(FILE *out) : out_(out) {
-        if (out_) std::setvbuf(out_, nullptr, _IOFBF, 1 << 20);
-    }
-    void on_flow_end(const flow::FlowKey &k, const flow::FlowEntry &e, flow::FlowEndReason why) override {
-        if (!out_) return;
-        // The initiator (first packet's sender) is the record's source.
-        bool lo_first = e.first_dir == flow::kFromLo;
-        net::IpAddr src{}, dst{};
-        std::memcpy(src.bytes, lo_first ? k.addr_lo : k.addr_hi, 16);
-        std::memcpy(dst.bytes, lo_first ? k.addr_hi : k.addr_lo, 16);
-        uint16_t sport = lo_first ? k.port_lo : k.port_hi, dport = lo_first ? k.port_hi : k.port_lo;
-        bool icmp = k.proto == net::kProtoICMP || k.proto == net::kProtoICMPv6;
-        if (icmp) {
-            sport = static_cast<uint16_t>(e.syn_seq & 0xff); // first packet's type
-            dport = static_cast<uint16_t>((e.syn_seq >> 8) & 0xff); // and code
-        }
-        // Computed once per flow, here, never per packet.
-        flow::CommunityIdText id = flow::community_id_v1(src, dst, k.ip_version, k.proto, sport, dport);
-        char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
-        int family = k.ip_version == 6 ? AF_INET6 : AF_INET;
-        inet_ntop(family, src.bytes, a, sizeof a);
-        inet_ntop(family, dst.bytes, b, sizeof b);
-        std::fprintf(out_,
-                     "{\"community_id\":\"%s\",\"proto\":%u,\"src\":\"%s\",\"sport\":%u,\"dst\":\"%s\","
-                     "\"dport\":%u,\"first_seen_ns\":%llu,\"last_seen_ns\":%llu,\"packets_fwd\":%u,"
-                     "\"packets_rev\":%u,\"worker\":%u,\"migrations\":%u,\"end\":\"%s\"%s}\n",
-                     id.text, k.proto, a, icmp ? 0u : sport, b, icmp ? 0u : dport,
-                     (unsigned long long)e.first_seen_ns, (unsigned long long)e.last_seen_ns,
-                     e.packets[lo_first ? 0 : 1], e.packets[lo_first ? 1 : 0], e.worker, e.migrations,
-                     flow::flow_end_reason_name(why), k.pad_[0] ? ",\"unjoined_fragments\":true" : "");
-    }
+// rte_telemetry runs its callbacks on its own thread: they read relaxed
+// counters through this pointer, which the main lcore clears (under the
+// mutex) before the run's objects go away. DPDK 22.11 cannot unregister.
+std::mutex g_tel_mutex;
+TapRun *g_tel_run = nullptr;
 
-private:
-    FILE *out_;
-};
+int tel_stats(const char *, const char *, rte_tel_data *d) {
+    std::lock_guard<std::mutex> lock(g_tel_mutex);
+    if (!g_tel_run) return -1;
+    TapRun &r = *g_tel_run;
+    WorkerFigures sum{};
+    for (unsigned w = 0; w < r.workers.size(); ++w) {
+        WorkerFigures f = worker_figures(r, w);
+        sum.packets += f.packets;
+        sum.flows_ended += f.flows_ended;
+        sum.flows_started += f.flows_started;
+        sum.ring_drops += f.ring_drops;
+        sum.records_dropped += f.records_dropped;
+        sum.detected += f.detected;
+        sum.guessed += f.guessed;
+        sum.unknown += f.unknown;
+    }
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "workers", r.workers.size());
+    rte_tel_data_add_dict_u64(d, "rx_packets", r.cls->stats().packets);
+    rte_tel_data_add_dict_u64(d, "worker_packets", sum.packets);
+    rte_tel_data_add_dict_u64(d, "flows_active", r.cls->table().active());
+    rte_tel_data_add_dict_u64(d, "flows_started", sum.flows_started);
+    rte_tel_data_add_dict_u64(d, "flows_ended", sum.flows_ended);
+    rte_tel_data_add_dict_u64(d, "l7_detected", sum.detected);
+    rte_tel_data_add_dict_u64(d, "l7_guessed", sum.guessed);
+    rte_tel_data_add_dict_u64(d, "l7_unknown", sum.unknown);
+    rte_tel_data_add_dict_u64(d, "ring_drops", sum.ring_drops);
+    rte_tel_data_add_dict_u64(d, "records_written", r.writer ? r.writer->written() : 0);
+    rte_tel_data_add_dict_u64(d, "records_dropped", sum.records_dropped);
+    return 0;
+}
+
+int tel_workers(const char *, const char *, rte_tel_data *d) {
+    std::lock_guard<std::mutex> lock(g_tel_mutex);
+    if (!g_tel_run) return -1;
+    TapRun &r = *g_tel_run;
+    unsigned n = static_cast<unsigned>(r.workers.size());
+    std::vector<WorkerFigures> f;
+    for (unsigned w = 0; w < n; ++w) f.push_back(worker_figures(r, w));
+    double elapsed = static_cast<double>(rte_rdtsc() - r.start_tsc);
+    // One array per figure, indexed by worker.
+    auto add = [&](const char *name, auto get) {
+        rte_tel_data *a = rte_tel_data_alloc();
+        if (!a) return;
+        rte_tel_data_start_array(a, RTE_TEL_U64_VAL);
+        for (unsigned w = 0; w < n; ++w) rte_tel_data_add_array_u64(a, get(f[w]));
+        rte_tel_data_add_dict_container(d, name, a, 0);
+    };
+    rte_tel_data_start_dict(d);
+    add("packets", [](const WorkerFigures &x) { return x.packets; });
+    add("bytes", [](const WorkerFigures &x) { return x.bytes; });
+    add("flows_started", [](const WorkerFigures &x) { return x.flows_started; });
+    add("flows_ended", [](const WorkerFigures &x) { return x.flows_ended; });
+    add("dpi_packets", [](const WorkerFigures &x) { return x.dpi_packets; });
+    add("ring_drops", [](const WorkerFigures &x) { return x.ring_drops; });
+    add("records_dropped", [](const WorkerFigures &x) { return x.records_dropped; });
+    add("busy_permille", [&](const WorkerFigures &x) {
+        return elapsed > 0 ? static_cast<uint64_t>(1000.0 * static_cast<double>(x.busy_cycles) / elapsed) : 0;
+    });
+    return 0;
+}
+
+void register_telemetry(TapRun &r) {
+    {
+        std::lock_guard<std::mutex> lock(g_tel_mutex);
+        g_tel_run = &r;
+    }
+    static bool registered = false; // commands outlive runs: register once
+    if (registered) return;
+    registered = true;
+    rte_telemetry_register_cmd("/millipede/tap/stats", tel_stats,
+                               "tap totals: packets, flows, L7 verdicts, drops, records. No parameters");
+    rte_telemetry_register_cmd("/millipede/tap/workers", tel_workers,
+                               "tap per-worker arrays: packets, bytes, flows, DPI packets, drops, busy share "
+                               "(permille since start). No parameters");
+}
+
+void unregister_telemetry() {
+    std::lock_guard<std::mutex> lock(g_tel_mutex);
+    g_tel_run = nullptr;
+}
 
 void write_summary(TapRun &r, FILE *f, double seconds) {
     const auto &s = r.cls->stats();
@@ -355,11 +505,38 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
                      (unsigned long)t.ended[i]);
     std::fprintf(f, "},\"migrations\":%lu,\"fragments\":{\"joined\":%lu,\"unjoined\":%lu},",
                  (unsigned long)s.migrations, (unsigned long)s.fragments_joined, (unsigned long)s.fragments_unjoined);
+    WorkerFigures tot{};
+    std::vector<WorkerFigures> per;
+    for (unsigned w = 0; w < r.workers.size(); ++w) {
+        per.push_back(worker_figures(r, w));
+        const WorkerFigures &x = per.back();
+        tot.detected += x.detected;
+        tot.guessed += x.guessed;
+        tot.unknown += x.unknown;
+        tot.dpi_packets += x.dpi_packets;
+        tot.records_dropped += x.records_dropped;
+        tot.no_state_packets += x.no_state_packets;
+        tot.unseen_flows += x.unseen_flows;
+        tot.flows_ended += x.flows_ended;
+    }
+    std::fprintf(f, "\"dpi\":{\"enabled\":%s,\"detected\":%lu,\"guessed\":%lu,\"unknown\":%lu,\"packets\":%lu,"
+                    "\"flow_states_exhausted\":%lu,\"no_state_packets\":%lu},",
+                 r.opt.dpi ? "true" : "false", (unsigned long)tot.detected, (unsigned long)tot.guessed,
+                 (unsigned long)tot.unknown, (unsigned long)tot.dpi_packets, (unsigned long)s.flow_states_exhausted,
+                 (unsigned long)tot.no_state_packets);
+    std::fprintf(f, "\"records\":{\"flows_ended\":%lu,\"written\":%lu,\"dropped\":%lu,\"unseen_flows\":%lu,"
+                    "\"notices_deferred\":%lu},",
+                 (unsigned long)tot.flows_ended, (unsigned long)(r.writer ? r.writer->written() : 0),
+                 (unsigned long)tot.records_dropped, (unsigned long)tot.unseen_flows,
+                 (unsigned long)s.notices_deferred);
     std::fprintf(f, "\"per_worker\":[");
     for (unsigned w = 0; w < r.workers.size(); ++w)
-        std::fprintf(f, "%s{\"dispatched\":%lu,\"processed\":%lu,\"ring_drops\":%lu,\"busy_share\":%.4f}", w ? "," : "",
-                     (unsigned long)r.cls->dispatched(w), (unsigned long)r.workers[w]->counters.packets,
-                     (unsigned long)r.cls->ring_drops(w), r.cls->busy_share(w));
+        std::fprintf(f,
+                     "%s{\"dispatched\":%lu,\"processed\":%lu,\"ring_drops\":%lu,\"busy_share\":%.4f,"
+                     "\"flows\":%lu,\"dpi_packets\":%lu,\"records_dropped\":%lu}",
+                     w ? "," : "", (unsigned long)r.cls->dispatched(w), (unsigned long)r.workers[w]->counters.packets,
+                     (unsigned long)r.cls->ring_drops(w), r.cls->busy_share(w), (unsigned long)per[w].flows_ended,
+                     (unsigned long)per[w].dpi_packets, (unsigned long)per[w].records_dropped);
     std::fprintf(f, "],\"correctness\":{\"order_inversions\":%lu,\"split_flows\":%lu,\"unrecorded_moves\":%lu}}\n",
                  (unsigned long)sum.order_inversions, (unsigned long)sum.split_flows,
                  (unsigned long)sum.unrecorded_moves);
@@ -387,53 +564,81 @@ int run_tap(int argc, char **argv) {
     if (!r.opt.workers_given) r.opt.cls.workers = worker_lcores;
 
     std::string err;
+    auto fail = [&](const std::string &msg) {
+        std::fprintf(stderr, "dpdk-millipede tap: %s\n", msg.c_str());
+        return 1;
+    };
     bool pcap_input = true;
     int socket = port::port_socket(r.ports[0]);
     rte_mempool *pool = port::make_pool("tap_pool", 8191 + r.opt.cls.workers * r.opt.cls.ring_size, socket, err);
-    if (!pool) {
-        std::fprintf(stderr, "dpdk-millipede tap: %s\n", err.c_str());
-        return 1;
-    }
+    if (!pool) return fail(err);
     for (uint16_t p : r.ports) {
         port::PortConfig pc;
         pc.port_id = p;
-        if (!port::start_port(pc, pool, err)) {
-            std::fprintf(stderr, "dpdk-millipede tap: %s\n", err.c_str());
-            return 1;
-        }
+        if (!port::start_port(pc, pool, err)) return fail(err);
         rte_eth_dev_info info{};
         rte_eth_dev_info_get(p, &info);
         if (!info.driver_name || std::strcmp(info.driver_name, "net_pcap") != 0) pcap_input = false;
     }
     r.opt.cls.table.socket_id = socket;
     r.opt.cls.table.name = "tap_flows";
+
+    // Record times: the capture's (net_pcap's Rx timestamp, microseconds)
+    // when every port is a capture file, else arrival on the TSC, as Unix time.
+    timespec wall{};
+    clock_gettime(CLOCK_REALTIME, &wall);
+    r.tsc_hz = rte_get_tsc_hz();
+    r.clock.tsc_at_start = rte_rdtsc();
+    r.clock.epoch_ns_at_start = uint64_t(wall.tv_sec) * 1'000'000'000ull + uint64_t(wall.tv_nsec);
+    r.clock.ns_per_tsc = 1e9 / static_cast<double>(r.tsc_hz);
+    if (pcap_input) {
+        int off = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
+        int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
+        if (off >= 0 && bit >= 0) {
+            r.clock.ts_offset = off;
+            r.clock.ts_flag = 1ull << bit;
+        }
+    }
+
     FILE *records = nullptr;
     if (!r.opt.flows_path.empty()) {
         records = r.opt.flows_path == "-" ? stdout : std::fopen(r.opt.flows_path.c_str(), "w");
-        if (!records) {
-            std::fprintf(stderr, "dpdk-millipede tap: cannot write %s: %s\n", r.opt.flows_path.c_str(),
-                         std::strerror(errno));
-            return 1;
-        }
+        if (!records) return fail("cannot write " + r.opt.flows_path + ": " + std::strerror(errno));
     }
-    FlowRecorder sink(records);
-    r.cls = Classifier::create(r.opt.cls, &sink, err);
-    if (!r.cls) {
-        std::fprintf(stderr, "dpdk-millipede tap: %s\n", err.c_str());
-        return 1;
+    unsigned dpi_flows = r.opt.dpi_flows ? r.opt.dpi_flows : std::min<uint32_t>(r.opt.cls.table.capacity, 65536);
+    r.flow_pool = make_flow_pool(dpi_flows, socket, err);
+    if (!r.flow_pool) return fail(err);
+    r.opt.cls.flow_state_pool = r.flow_pool;
+    std::vector<std::unique_ptr<dpi::Engine>> engines;
+    for (unsigned w = 0; r.opt.dpi && w < r.opt.cls.workers; ++w) {
+        engines.push_back(dpi::Engine::create(err));
+        if (!engines.back()) return fail(err);
     }
-    for (unsigned w = 0; w < r.opt.cls.workers; ++w) r.workers.push_back(std::make_unique<WorkerPort>(*r.cls, w));
+    if (records) {
+        std::vector<std::string> names;
+        if (!engines.empty()) names = engines[0]->names();
+        r.writer = RecordWriter::create(records, std::move(names), r.opt.record_ring, socket, err);
+        if (!r.writer) return fail(err);
+    }
+    r.cls = Classifier::create(r.opt.cls, nullptr, err);
+    if (!r.cls) return fail(err);
+    for (unsigned w = 0; w < r.opt.cls.workers; ++w) {
+        r.workers.push_back(std::make_unique<WorkerPort>(*r.cls, w));
+        r.tap_workers.push_back(std::make_unique<TapWorker>(w, r.flow_pool, r.opt.dpi ? std::move(engines[w]) : nullptr,
+                                                            r.writer.get(), r.clock));
+    }
 
-    r.tsc_hz = rte_get_tsc_hz();
     r.start_tsc = rte_rdtsc();
     uint64_t idle_ms = r.opt.exit_on_idle_ms == UINT64_MAX ? (pcap_input ? 300 : 0) : r.opt.exit_on_idle_ms;
     r.exit_on_idle_tsc = idle_ms * r.tsc_hz / 1000;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
+    std::signal(SIGUSR1, on_usr1);
+    register_telemetry(r);
 
     std::vector<WorkerLcoreArg> wargs;
     if (others.empty()) {
-        all_in_one_loop(r);
+        all_in_one_loop(r, true);
     } else {
         if (others.size() == 1) {
             rte_eal_remote_launch(collapsed_lcore, &r, others[0]);
@@ -444,11 +649,12 @@ int run_tap(int argc, char **argv) {
             for (unsigned i = 0; i < stride; ++i) wargs.push_back({&r, i, stride});
             for (unsigned i = 0; i < stride; ++i) rte_eal_remote_launch(worker_lcore, &wargs[i], others[i + 1]);
         }
-        // The main lcore controls: stats lines, and waits.
+        // The main lcore controls: stats lines (interval, SIGUSR1), stop, waits.
         uint64_t next_stats = r.opt.stats_interval_ns;
-        while (!r.input_done.load()) {
+        while (!r.classifier_done.load()) {
             rte_delay_us_sleep(10'000);
             if (g_stop.load()) r.input_done.store(true);
+            if (g_dump.exchange(false)) print_stats_line(r);
             if (r.opt.stats_interval_ns && now_ns(r) >= next_stats) {
                 print_stats_line(r);
                 next_stats += r.opt.stats_interval_ns;
@@ -457,24 +663,23 @@ int run_tap(int argc, char **argv) {
         rte_eal_mp_wait_lcore();
     }
     double seconds = static_cast<double>(rte_rdtsc() - r.start_tsc) / static_cast<double>(r.tsc_hz);
-    r.cls->flush();
-    if (records) {
-        std::fflush(records);
-        if (records != stdout) std::fclose(records);
-    }
+    if (r.writer) r.writer->stop(); // every record pushed is written and flushed
     print_stats_line(r);
+    int status = 0;
     if (!r.opt.summary_path.empty()) {
         FILE *f = r.opt.summary_path == "-" ? stdout : std::fopen(r.opt.summary_path.c_str(), "w");
         if (!f) {
-            std::fprintf(stderr, "dpdk-millipede tap: cannot write %s: %s\n", r.opt.summary_path.c_str(),
-                         std::strerror(errno));
-            return 1;
+            status = fail("cannot write " + r.opt.summary_path + ": " + std::strerror(errno));
+        } else {
+            write_summary(r, f, seconds);
+            if (f != stdout) std::fclose(f);
         }
-        write_summary(r, f, seconds);
-        if (f != stdout) std::fclose(f);
     }
+    unregister_telemetry();
     for (uint16_t p : r.ports) port::stop_port(p);
-    return 0;
+    r.tap_workers.clear(); // nDPI engines
+    rte_mempool_free(r.flow_pool); // every object came back with its flow's notice
+    return status;
 }
 
 } // namespace millipede::app

@@ -9,8 +9,10 @@ per protocol: a comma list is silently ignored). The deliberately malformed
 captures (fuzz-*) must run to the end with every packet accounted for:
 classified, or rejected under a named reason.
 
-The flow records' Community IDs (computed once per flow) must equal the set
-tshark's own Community ID dissector computes for the TCP and UDP packets.
+The flow records (one per flow, written by the workers after nDPI) must
+count as many TCP and UDP flows, and their Community IDs (computed once per
+flow) must equal the set tshark's own Community ID dissector computes for
+the TCP and UDP packets.
 
 Each capture also runs with four logical workers, the busy policy and
 migration, where the three correctness counters must be zero.
@@ -95,11 +97,16 @@ def main():
         else:
             theirs = tshark_conversations(path)
             theirs_text = f"{theirs['tcp']}/{theirs['udp']}"
-            for proto in ("tcp", "udp"):
+            for proto, number in (("tcp", 6), ("udp", 17)):
                 if ours["flows"][proto] != theirs[proto]:
                     failures.append(f"{name}: {proto} flows {ours['flows'][proto]} != tshark {theirs[proto]}")
+                # The records themselves, as a user would count them.
+                recorded = sum(1 for r in ours["records"]
+                               if r["ip_proto"] == number and not r.get("unjoined_fragments"))
+                if recorded != theirs[proto]:
+                    failures.append(f"{name}: {recorded} {proto} flow records != tshark {theirs[proto]}")
             our_ids = {r["community_id"] for r in ours["records"]
-                       if r["proto"] in (6, 17) and not r.get("unjoined_fragments")}
+                       if r["ip_proto"] in (6, 17) and not r.get("unjoined_fragments")}
             their_ids = tshark_community_ids(path)
             if our_ids != their_ids:
                 failures.append(f"{name}: community IDs differ: only ours {sorted(our_ids - their_ids)[:3]}, "

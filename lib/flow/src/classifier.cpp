@@ -25,6 +25,19 @@ bool register_flow_meta(std::string &err) {
     return true;
 }
 
+int g_flow_state_offset = -1;
+
+bool register_flow_state(std::string &err) {
+    if (g_flow_state_offset >= 0) return true;
+    static const rte_mbuf_dynfield desc = {"millipede_flow_state", sizeof(void *), alignof(void *), 0};
+    g_flow_state_offset = rte_mbuf_dynfield_register(&desc);
+    if (g_flow_state_offset < 0) {
+        err = std::string("cannot register the flow state mbuf field: ") + rte_strerror(rte_errno);
+        return false;
+    }
+    return true;
+}
+
 namespace {
 constexpr const char *kDropNames[] = {
 #define X(sym, name, desc) name,
@@ -100,13 +113,15 @@ Classifier::Classifier(const ClassifierConfig &cfg)
     : cfg_(cfg), balancer_(cfg.policy, cfg.workers, cfg.tuning), enqueued_(cfg.workers, 0),
       dispatched_(cfg.workers, 0), ring_drops_(cfg.workers, 0), done_(cfg.workers, 0),
       stage_(size_t(cfg.workers) * kStage), staged_(cfg.workers, 0), staged_since_(cfg.workers, 0), loads_(cfg.workers),
-      last_busy_(cfg.workers, 0), fragments_(kFragmentSlots) {
+      last_busy_(cfg.workers, 0), fragments_(kFragmentSlots), pending_(cfg.workers) {
     if (!cfg_.release) cfg_.release = free_bulk;
+    relay_.c = this;
 }
 
 Classifier::~Classifier() {
     for (auto *r : rings_) rte_ring_free(r);
     rte_free(shared_);
+    rte_free(state_);
 }
 
 std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, FlowEndSink *sink, std::string &err) {
@@ -119,9 +134,27 @@ std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, Flow
         return nullptr;
     }
     if (!register_flow_meta(err)) return nullptr;
+    static_assert(kFlowEndReasonCount <= 8, "a notice carries the reason in 3 bits");
     std::unique_ptr<Classifier> c(new Classifier(cfg));
-    c->table_ = FlowTable::create(cfg.table, sink, err);
+    c->relay_.user = sink;
+    c->table_ = FlowTable::create(cfg.table, &c->relay_, err);
     if (!c->table_) return nullptr;
+    if (cfg.flow_state_pool) {
+        if (cfg.flow_state_pool->flags & RTE_MEMPOOL_F_NO_CACHE_ALIGN) {
+            err = "the flow state pool must keep its objects cache-aligned (notices use their low bits)";
+            return nullptr;
+        }
+        if (!register_flow_state(err)) return nullptr;
+        c->state_ = static_cast<void **>(
+            rte_zmalloc_socket("flow_states", sizeof(void *) * c->table_->slots(), 64, cfg.table.socket_id));
+        if (!c->state_) {
+            err = "cannot allocate the per-flow state index";
+            return nullptr;
+        }
+        // At most one notice per pool object can wait: reserve that much now
+        // so that a full ring never makes the classifier allocate.
+        for (auto &p : c->pending_) p.reserve(cfg.flow_state_pool->size);
+    }
     c->checker_ = std::make_unique<OrderChecker>(c->table_->slots(), cfg.table.socket_id);
     c->shared_ = static_cast<WorkerShared *>(
         rte_zmalloc_socket("worker_shared", sizeof(WorkerShared) * cfg.workers, 64, cfg.table.socket_id));
@@ -209,6 +242,7 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
     uint8_t dirs[kBurst];
     uint8_t tcp_flags[kBurst];
     uint32_t tcp_seqs[kBurst];
+    uint8_t meta_flags[kBurst];
     rte_mbuf *valid[kBurst];
     rte_mbuf *dropped[kBurst];
     unsigned nvalid = 0, ndropped = 0;
@@ -231,7 +265,9 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
         }
         FlowKey &k = keys[nvalid];
         Direction d = make_flow_key(p, k);
+        meta_flags[nvalid] = 0;
         if (p.is_fragment) {
+            if (!p.is_first_fragment) meta_flags[nvalid] |= kMetaLaterFragment;
             if (p.is_first_fragment) {
                 remember_fragment(p, k);
             } else {
@@ -246,6 +282,7 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
                     // Ports unknown: its own address-pair flow, marked so it
                     // is never mistaken for a real TCP/UDP 5-tuple.
                     k.pad_[0] = 1;
+                    meta_flags[nvalid] |= kMetaUnjoinedFragment;
                     ++stats_.fragments_unjoined;
                 }
             }
@@ -308,6 +345,14 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
             if (k.proto == net::kProtoICMP || k.proto == net::kProtoICMPv6) e->syn_seq = tcp_seqs[i];
             worker = balancer_.pick_new(hashes[i]);
             e->worker = static_cast<uint16_t>(worker);
+            if (state_) {
+                void *obj = nullptr;
+                if (rte_mempool_get(cfg_.flow_state_pool, &obj) < 0) {
+                    obj = nullptr;
+                    ++stats_.flow_states_exhausted;
+                }
+                state_[slot] = obj;
+            }
         } else {
             worker = e->worker;
             if (cfg_.migrate) {
@@ -346,7 +391,8 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
         m.seq = ++e->seq;
         m.epoch = e->migrations;
         m.direction = dirs[i];
-        m.flags = 0;
+        m.flags = meta_flags[i];
+        if (state_) *RTE_MBUF_DYNFIELD(valid[i], g_flow_state_offset, void **) = state_[slot];
         // Position this packet will have once enqueued (see contract).
         if (staged_[worker] == kStage) hand_over(worker);
         if (staged_[worker] == 0) staged_since_[worker] = stats_.bursts;
@@ -369,15 +415,56 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
 void Classifier::hand_over(unsigned w) {
     unsigned n = staged_[w];
     rte_mbuf **mine = &stage_[size_t(w) * kStage];
-    unsigned sent = rte_ring_sp_enqueue_burst(rings_[w], reinterpret_cast<void **>(mine), n, nullptr);
+    unsigned sent = n ? rte_ring_sp_enqueue_burst(rings_[w], reinterpret_cast<void **>(mine), n, nullptr) : 0;
     enqueued_[w] += sent;
     staged_[w] = 0;
     if (sent < n) {
-        unsigned lost = n - sent;
-        ring_drops_[w] += lost;
-        stats_.drops[static_cast<unsigned>(ClassifierDrop::RingFull)] += lost;
-        cfg_.release(mine + sent, lost);
+        // Packets that found no room are dropped and counted; notices are
+        // kept (an end must never be lost) and retried below and later.
+        unsigned lost = 0;
+        for (unsigned i = sent; i < n; ++i) {
+            void *x = mine[i];
+            if (is_notice(x)) {
+                pending_[w].push_back(x); // capacity reserved in create(): no allocation
+                ++stats_.notices_deferred;
+            } else {
+                mine[sent + lost++] = static_cast<rte_mbuf *>(x);
+            }
+        }
+        if (lost) {
+            ring_drops_[w] += lost;
+            stats_.drops[static_cast<unsigned>(ClassifierDrop::RingFull)] += lost;
+            cfg_.release(mine + sent, lost);
+        }
     }
+    // After the stage, so the positions given to staged packets stay exact;
+    // these flows have ended, their packets are already ahead in the ring.
+    auto &p = pending_[w];
+    if (!p.empty()) {
+        unsigned k = rte_ring_sp_enqueue_burst(rings_[w], p.data(), static_cast<unsigned>(p.size()), nullptr);
+        enqueued_[w] += k;
+        p.erase(p.begin(), p.begin() + k);
+    }
+}
+
+void Classifier::stage(unsigned w, void *entry) {
+    if (staged_[w] == kStage) hand_over(w);
+    if (staged_[w] == 0) staged_since_[w] = stats_.bursts;
+    stage_[size_t(w) * kStage + staged_[w]++] = static_cast<rte_mbuf *>(entry);
+}
+
+void Classifier::EndRelay::on_flow_end(const FlowKey &key, const FlowEntry &entry, FlowEndReason why) {
+    if (user) user->on_flow_end(key, entry, why);
+    if (!c->state_) return;
+    auto slot = static_cast<uint32_t>(&entry - &c->table_->entry(0));
+    void *obj = c->state_[slot];
+    if (!obj) return;
+    c->state_[slot] = nullptr;
+    ++c->stats_.notices;
+    // Behind the flow's last packet in the same worker's stage: ring order
+    // is flow order. It takes a ring position like a packet, so positions
+    // stamped later stay exact.
+    c->stage(entry.worker, reinterpret_cast<void *>(reinterpret_cast<uintptr_t>(obj) | uintptr_t(why) << 1 | 1u));
 }
 
 } // namespace millipede::flow

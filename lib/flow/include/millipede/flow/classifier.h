@@ -22,6 +22,18 @@
 // - A flow moves to another worker (--migrate) only when none of its packets
 //   is in flight on its current worker: its last packet's ring position is at
 //   or below the worker's published completion count. Order is thus kept.
+// - Per-flow state and end-of-flow notices (optional: ClassifierConfig::
+//   flow_state_pool). Each new flow takes one object from the pool (a pool
+//   that runs dry is counted, flow_states_exhausted, and that flow gets
+//   none); every packet carries it (flow_state(), a second mbuf dynamic
+//   field: the mbuf's dynamic area is 36 bytes and net_pcap's timestamp
+//   takes 8 of them, so FlowMeta stays 16). When the flow ends,
+//   for any reason, its worker gets a notice through the same ring, after
+//   the flow's last packet: per-flow order is the ring's order, and a notice
+//   is never dropped (a ring too full for it keeps it, and the next
+//   hand-over retries; at most one notice per pool object, so that backlog
+//   is bounded by the pool). The worker owns the object from then on and
+//   returns it to the pool. Notices travel as tagged pointers (is_notice()).
 // - Nothing on the data path allocates or throws.
 #pragma once
 
@@ -33,6 +45,7 @@
 
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
 #include <rte_cycles.h>
 #include <rte_prefetch.h>
 #include <rte_ring.h>
@@ -46,6 +59,12 @@ namespace millipede::flow {
 inline constexpr unsigned kBurst = 32;
 inline constexpr unsigned kStageBursts = 8; // longest a staged packet waits, in input bursts
 
+// FlowMeta::flags
+enum FlowMetaFlags : uint8_t {
+    kMetaUnjoinedFragment = 0x01, // an address-pair flow of fragments whose first fragment was not seen
+    kMetaLaterFragment = 0x02,    // a non-first IP fragment (no L4 header)
+};
+
 // Stamped into each mbuf handed to a worker.
 struct FlowMeta {
     uint32_t slot;
@@ -53,15 +72,25 @@ struct FlowMeta {
     uint32_t seq;
     uint16_t epoch;    // the flow's migration count when stamped
     uint8_t direction; // Direction
-    uint8_t flags;
+    uint8_t flags;     // FlowMetaFlags
 };
 static_assert(sizeof(FlowMeta) == 16);
+
+// End-of-flow notices share the worker rings with mbufs: a pool object's
+// address (aligned to at least 16) with bit 0 set and the reason above it.
+inline bool is_notice(const void *entry) { return reinterpret_cast<uintptr_t>(entry) & 1u; }
 
 // Registers the mbuf dynamic field (after rte_eal_init, before any use).
 // Returns false with a message on failure.
 bool register_flow_meta(std::string &err);
 extern int g_flow_meta_offset;
 inline FlowMeta *flow_meta(rte_mbuf *m) { return RTE_MBUF_DYNFIELD(m, g_flow_meta_offset, FlowMeta *); }
+
+// The flow's state object (ClassifierConfig::flow_state_pool), stamped only
+// when a pool is configured (the field is registered then).
+bool register_flow_state(std::string &err);
+extern int g_flow_state_offset;
+inline void *flow_state(rte_mbuf *m) { return *RTE_MBUF_DYNFIELD(m, g_flow_state_offset, void **); }
 
 // Figures a worker publishes for the classifier (written only by its worker).
 struct alignas(64) WorkerShared {
@@ -133,6 +162,9 @@ struct alignas(64) ClassifierStats {
     uint64_t fragments_joined = 0;   // non-first fragments joined to their first fragment's flow
     uint64_t fragments_unjoined = 0; // non-first fragments whose first fragment was not seen
     uint64_t dispatch_cycles = 0;    // TSC cycles inside process_burst
+    uint64_t flow_states_exhausted = 0; // new flows that got no state object (pool empty)
+    uint64_t notices = 0;               // end-of-flow notices staged for workers
+    uint64_t notices_deferred = 0;      // notices a full ring made wait for a later hand-over
 };
 
 using ReleaseFn = void (*)(rte_mbuf **pkts, unsigned n);
@@ -148,6 +180,9 @@ struct ClassifierConfig {
     // benchmark replays a static trace and passes a no-op.
     ReleaseFn release = nullptr;
     uint64_t tsc_hz = 0; // for busy-share averaging; 0 = rte_get_tsc_hz()
+    // Per-flow state objects and end notices (see the contract); null = off.
+    // Objects must be aligned to 16 bytes (mempool objects are cache-aligned).
+    rte_mempool *flow_state_pool = nullptr;
 };
 
 class Classifier {
@@ -172,12 +207,21 @@ public:
     // goes quiet so no packet waits for the next burst.
     void flush_staged() {
         for (unsigned w = 0; w < cfg_.workers; ++w)
-            if (staged_[w]) hand_over(w);
+            if (staged_[w] || !pending_[w].empty()) hand_over(w);
     }
-    // End of input: hands over staged packets, ends every flow.
+    // End of input: hands over staged packets, ends every flow (their
+    // notices are staged and handed over too, as far as the rings take them).
     void flush() {
         flush_staged();
         table_->flush(FlowEndReason::EndOfInput);
+        flush_staged();
+    }
+    // True when nothing is staged and no notice waits for ring room. At the
+    // end of input, call flush_staged() until this holds while workers drain.
+    bool all_handed_over() const {
+        for (unsigned w = 0; w < cfg_.workers; ++w)
+            if (staged_[w] || !pending_[w].empty()) return false;
+        return true;
     }
 
     unsigned workers() const { return cfg_.workers; }
@@ -192,7 +236,16 @@ public:
     float busy_share(unsigned w) const { return loads_[w].busy_share; }
 
 private:
+    // Between the flow table and the user's sink: stages end notices.
+    class EndRelay : public FlowEndSink {
+    public:
+        Classifier *c = nullptr;
+        FlowEndSink *user = nullptr;
+        void on_flow_end(const FlowKey &key, const FlowEntry &entry, FlowEndReason why) override;
+    };
+
     Classifier(const ClassifierConfig &cfg);
+    void stage(unsigned w, void *entry);
     void refresh_loads(uint64_t tsc);
     void hand_over(unsigned w);
     bool resolve_fragment(const net::PacketInfo &p, FlowKey &key);
@@ -229,6 +282,10 @@ private:
         FlowKey key;
     };
     std::vector<FragmentSlot> fragments_;
+
+    EndRelay relay_;
+    void **state_ = nullptr;                  // per slot: the flow's state object (flow_state_pool)
+    std::vector<std::vector<void *>> pending_; // per worker: notices waiting for ring room
 };
 
 // The worker side of one ring. Not thread-safe: one per worker lcore.
@@ -238,31 +295,48 @@ public:
 
 
     // Dequeues a burst, checks order and pinning, calls on_packet(mbuf, meta)
-    // for each in ring order, then publishes completion and busy cycles.
-    // on_packet owns the mbuf (frees or forwards it). Returns packets done.
-    template <class OnPacket> unsigned poll(OnPacket &&on_packet) {
-        rte_mbuf *pkts[kBurst];
-        unsigned n = rte_ring_sc_dequeue_burst(ring_, reinterpret_cast<void **>(pkts), kBurst, nullptr);
+    // for each packet and on_notice(state, reason) for each end-of-flow
+    // notice, in ring order, then publishes completion (ring entries, notices
+    // included) and busy cycles. on_packet owns the mbuf (frees or forwards
+    // it); on_notice owns the state object. Returns ring entries done.
+    template <class OnPacket, class OnNotice> unsigned poll(OnPacket &&on_packet, OnNotice &&on_notice) {
+        void *ents[kBurst];
+        unsigned n = rte_ring_sc_dequeue_burst(ring_, ents, kBurst, nullptr);
         if (n == 0) return 0;
         uint64_t t0 = rte_rdtsc();
         // The metadata lines were just written on the classifier's core and
         // the checker's slots are random: start every miss before the first
         // is needed.
-        for (unsigned i = 0; i < n; ++i) rte_prefetch0(flow_meta(pkts[i]));
-        for (unsigned i = 0; i < n; ++i) c_.checker().prefetch(*flow_meta(pkts[i]));
+        for (unsigned i = 0; i < n; ++i)
+            if (!is_notice(ents[i])) rte_prefetch0(flow_meta(static_cast<rte_mbuf *>(ents[i])));
+        for (unsigned i = 0; i < n; ++i)
+            if (!is_notice(ents[i])) c_.checker().prefetch(*flow_meta(static_cast<rte_mbuf *>(ents[i])));
+        unsigned packets = 0;
         for (unsigned i = 0; i < n; ++i) {
-            if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void *));
-            FlowMeta &m = *flow_meta(pkts[i]);
-            c_.checker().check(id_, m, counters);
-            on_packet(pkts[i], m);
+            if (is_notice(ents[i])) {
+                auto v = reinterpret_cast<uintptr_t>(ents[i]);
+                on_notice(reinterpret_cast<void *>(v & ~uintptr_t(15)), static_cast<FlowEndReason>((v >> 1) & 7));
+                continue;
+            }
+            auto *m = static_cast<rte_mbuf *>(ents[i]);
+            if (i + 1 < n && !is_notice(ents[i + 1]))
+                rte_prefetch0(rte_pktmbuf_mtod(static_cast<rte_mbuf *>(ents[i + 1]), void *));
+            FlowMeta &meta = *flow_meta(m);
+            c_.checker().check(id_, meta, counters);
+            on_packet(m, meta);
+            ++packets;
         }
-        counters.packets += n;
+        counters.packets += packets;
         ++counters.bursts;
         shared_.busy_cycles.fetch_add(rte_rdtsc() - t0, std::memory_order_relaxed);
         // Release: the checker's writes happen-before the classifier sees
         // this completion and may migrate one of these flows.
         shared_.completed.fetch_add(n, std::memory_order_release);
         return n;
+    }
+    // Without per-flow state there are no notices.
+    template <class OnPacket> unsigned poll(OnPacket &&on_packet) {
+        return poll(on_packet, [](void *, FlowEndReason) {});
     }
 
     unsigned id() const { return id_; }
