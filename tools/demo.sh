@@ -5,14 +5,21 @@
 #                                 stdin -> dpdk-millipede tx -> 2 links -> rx -> stdout
 #   tools/demo.sh tap [CAPTURES]  the flow classifier on real captures (../shared/pcaps)
 #
-# Transport: two dpdk-millipede processes, each in its own network namespace
-# with its own --file-prefix, --no-huge and one core (-l 0 / -l 1), joined by
-# two veth pairs that each process opens through DPDK's af_packet vdev. The
-# digests of input and output are compared; the last line is
+# Transport: two dpdk-millipede processes (rx on CPU 0, tx on CPU 1), each
+# with its own --file-prefix and one lcore, joined by two links:
+#   memif      (default when 2 MiB hugepages are available) two shared-memory
+#              packet interfaces, DPDK's net_memif vdev: rx is the server of
+#              /run/millipede-demo-PID/m0.sock and m1.sock, tx the client;
+#              each process takes -m 256 of hugepage memory.
+#   af_packet  two network namespaces joined by two veth pairs that each
+#              process opens through DPDK's af_packet vdev (--no-huge).
+# DEMO_LINK=memif|af_packet forces one. The digests of input and output are
+# compared; the last line is
 #   OK <bytes> bytes in <seconds> s = <MB/s> MB/s      or      FAIL ...
 # (the time runs from tx start until both processes exited; MB = 10^6 bytes).
 #
 # Environment: DEMO_BYTES (default 1073741824), DEMO_THREADS (TCP legs, default 4),
+# DEMO_LINK (memif or af_packet; default memif when hugepages are available),
 # DEMO_BUILD_DIR (default build).
 set -uo pipefail
 source "$(dirname "$0")/lib/setup.sh"
@@ -102,54 +109,107 @@ bytes=${DEMO_BYTES:-1073741824}
 threads=${DEMO_THREADS:-4}
 case "$bytes" in ''|*[!0-9]*) echo "FAIL DEMO_BYTES must be a byte count, got '$bytes'"; exit 1;; esac
 if [ "$(id -u)" -ne 0 ]; then
-  echo "FAIL the transport demo needs root (network namespaces, veth pairs)"
+  echo "FAIL the transport demo needs root (hugepages or network namespaces)"
   exit 1
 fi
+free_pages=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+link=${DEMO_LINK:-}
+if [ -z "$link" ]; then
+  # memif: both processes map 256 MiB of hugepages (128 pages each).
+  if [ "$MILLIPEDE_HUGEPAGES" = 1 ] && [ "${free_pages:-0}" -ge 256 ]; then link=memif; else link=af_packet; fi
+fi
+case "$link" in
+  memif)
+    if [ "$MILLIPEDE_HUGEPAGES" != 1 ] || [ "${free_pages:-0}" -lt 256 ]; then
+      echo "FAIL DEMO_LINK=memif needs 256 free 2 MiB hugepages (have ${free_pages:-0})"
+      exit 1
+    fi;;
+  af_packet) ;;
+  *) echo "FAIL DEMO_LINK must be memif or af_packet, got '$link'"; exit 1;;
+esac
 
 tag="mpd$$"
 ns_tx="${tag}tx"
 ns_rx="${tag}rx"
+sockdir="/run/millipede-demo-$$"
 work=$(mktemp -d "${TMPDIR:-/tmp}/millipede-demo.XXXXXX")
 rx_pid=""
 cleanup() {
-  [ -n "$rx_pid" ] && kill -KILL "$rx_pid" 2>/dev/null
-  ip netns del "$ns_tx" 2>/dev/null
-  ip netns del "$ns_rx" 2>/dev/null
-  rm -rf "$work"
+  if [ -n "$rx_pid" ]; then
+    # rx_pid is `timeout`: TERM is passed on to dpdk-millipede, which stops cleanly.
+    kill -TERM "$rx_pid" 2>/dev/null && sleep 1
+    kill -KILL "$rx_pid" 2>/dev/null
+  fi
+  if [ "$link" = af_packet ]; then
+    ip netns del "$ns_tx" 2>/dev/null
+    ip netns del "$ns_rx" 2>/dev/null
+  fi
+  rm -rf "$work" "$sockdir"
+  # EAL leaves its hugepage files and run directory behind.
+  rm -f /dev/hugepages/"${tag}rx"* /dev/hugepages/"${tag}tx"* 2>/dev/null
+  rm -rf /var/run/dpdk/"${tag}rx" /var/run/dpdk/"${tag}tx" 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-# Two namespaces, two veth pairs (one per "NIC port"). The kernel must stay
-# quiet on them (no IPv6, no offloads merging or splitting frames).
-ip netns add "$ns_tx" && ip netns add "$ns_rx" || { echo "FAIL cannot create network namespaces"; exit 1; }
-for i in 0 1; do
-  ip link add "${tag}a$i" netns "$ns_tx" type veth peer name "${tag}b$i" netns "$ns_rx" ||
-    { echo "FAIL cannot create a veth pair"; exit 1; }
-  for pair in "$ns_tx ${tag}a$i" "$ns_rx ${tag}b$i"; do
-    set -- $pair
-    ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1" 2>/dev/null
-    ip netns exec "$1" ethtool -K "$2" gro off gso off tso off tx off rx off >/dev/null 2>&1
-    ip -n "$1" link set "$2" up
+if [ "$link" = memif ]; then
+  # Filesystem sockets (socket-abstract=no) so that tx can wait for rx's.
+  mkdir -p "$sockdir" || { echo "FAIL cannot create $sockdir"; exit 1; }
+  eal=(--no-pci -m 256 --log-level=lib.eal:error)
+  rx_dev=(--vdev "net_memif0,role=server,socket=$sockdir/m0.sock,id=0,socket-abstract=no"
+          --vdev "net_memif1,role=server,socket=$sockdir/m1.sock,id=0,socket-abstract=no")
+  tx_dev=(--vdev "net_memif0,role=client,socket=$sockdir/m0.sock,id=0,socket-abstract=no"
+          --vdev "net_memif1,role=client,socket=$sockdir/m1.sock,id=0,socket-abstract=no")
+  in_rx=()
+  in_tx=()
+else
+  # Two namespaces, two veth pairs (one per "NIC port"). The kernel must stay
+  # quiet on them (no IPv6, no offloads merging or splitting frames).
+  ip netns add "$ns_tx" && ip netns add "$ns_rx" || { echo "FAIL cannot create network namespaces"; exit 1; }
+  for i in 0 1; do
+    ip link add "${tag}a$i" netns "$ns_tx" type veth peer name "${tag}b$i" netns "$ns_rx" ||
+      { echo "FAIL cannot create a veth pair"; exit 1; }
+    for pair in "$ns_tx ${tag}a$i" "$ns_rx ${tag}b$i"; do
+      set -- $pair
+      ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1" 2>/dev/null
+      ip netns exec "$1" ethtool -K "$2" gro off gso off tso off tx off rx off >/dev/null 2>&1
+      ip -n "$1" link set "$2" up
+    done
   done
-done
+  eal=(--no-pci --no-huge -m 512)
+  rx_dev=(--vdev "net_af_packet0,iface=${tag}b0,framecnt=4096" --vdev "net_af_packet1,iface=${tag}b1,framecnt=4096")
+  tx_dev=(--vdev "net_af_packet0,iface=${tag}a0,framecnt=4096" --vdev "net_af_packet1,iface=${tag}a1,framecnt=4096")
+  in_rx=(ip netns exec "$ns_rx")
+  in_tx=(ip netns exec "$ns_tx")
+fi
 
 log "making $bytes bytes of random input"
 head -c "$bytes" /dev/urandom >"$work/in" || { echo "FAIL cannot write $work/in"; exit 1; }
 want=$(sha256sum <"$work/in" | cut -d' ' -f1)
 
-eal=(--no-pci --no-huge -m 512)
 # Generous bound: 1 GiB at a few MB/s would still finish.
 limit=$(( 120 + bytes / 2000000 ))
 
-ip netns exec "$ns_rx" timeout -s KILL "$limit" "$bin" "${eal[@]}" -l 1 --file-prefix "${tag}rx" \
-  --vdev "net_af_packet0,iface=${tag}b0,framecnt=4096" --vdev "net_af_packet1,iface=${tag}b1,framecnt=4096" -- \
+log "link: $link x 2, $threads TCP legs"
+"${in_rx[@]}" timeout -s KILL "$limit" "$bin" "${eal[@]}" --lcores 0@0 --file-prefix "${tag}rx" "${rx_dev[@]}" -- \
   rx 8834 --ip 0=10.81.0.2/24 --ip 1=10.81.1.2/24 >"$work/out" 2>"$work/rx.err" &
 rx_pid=$!
-sleep 1
+if [ "$link" = memif ]; then
+  # rx is the memif server: its sockets exist once its EAL has probed the devices.
+  for _ in $(seq 300); do
+    [ -S "$sockdir/m0.sock" ] && [ -S "$sockdir/m1.sock" ] && break
+    kill -0 "$rx_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! [ -S "$sockdir/m0.sock" ] || ! [ -S "$sockdir/m1.sock" ]; then
+    echo "FAIL rx did not create its memif sockets: $(tail -1 "$work/rx.err")"
+    exit 1
+  fi
+else
+  sleep 1
+fi
 start=$(date +%s.%N)
-ip netns exec "$ns_tx" timeout -s KILL "$limit" "$bin" "${eal[@]}" -l 0 --file-prefix "${tag}tx" \
-  --vdev "net_af_packet0,iface=${tag}a0,framecnt=4096" --vdev "net_af_packet1,iface=${tag}a1,framecnt=4096" -- \
+"${in_tx[@]}" timeout -s KILL "$limit" "$bin" "${eal[@]}" --lcores 0@1 --file-prefix "${tag}tx" "${tx_dev[@]}" -- \
   tx 10.81.0.2 8834 tx 10.81.1.2 8834 threads "$threads" --ip 0=10.81.0.1/24 --ip 1=10.81.1.1/24 \
   <"$work/in" 2>"$work/tx.err"
 tx_rc=$?
