@@ -327,6 +327,7 @@ class Transport {
 
   private:
     bool setup(std::string &err);
+    void wait_links(uint64_t bound_us);
     void teardown();
     int loop();
     uint64_t now_us() const {
@@ -1108,6 +1109,10 @@ bool Transport::setup(std::string &err) {
         if (rte_eth_dev_get_mtu(p->id, &mtu) == 0 && mtu >= 576) p->mtu = std::min<uint16_t>(mtu, 9000);
         net::NeighbourConfig nc;
         nc.max_queued = 16;
+        // A LAN answers ARP in well under a millisecond; a request lost at
+        // start (a link still coming up) should not cost the kernel's 1 s.
+        nc.retry_interval_us = 200'000;
+        nc.max_retries = 10;
         p->neigh = std::make_unique<net::NeighbourCache>(nc);
     }
     for (const auto &n : o_.neighs) {
@@ -1479,6 +1484,24 @@ struct LoopArg {
 
 } // namespace
 
+// The first frames (gratuitous ARP, the first ARP request) are lost on a
+// link that is still coming up -- a memif client finishes its handshake on
+// EAL's interrupt thread after the port started. Bounded: a port whose link
+// stays down is reported with verbose and the transfer starts anyway (ARP
+// retries and TCP take over when it comes up).
+void Transport::wait_links(uint64_t bound_us) {
+    const uint64_t until = now_us() + bound_us;
+    for (auto &p : ports_) {
+        rte_eth_link link{};
+        while (rte_eth_link_get_nowait(p->id, &link) == 0 && link.link_status == RTE_ETH_LINK_DOWN &&
+               now_us() < until)
+            rte_delay_us_sleep(5'000);
+        if (link.link_status == RTE_ETH_LINK_DOWN && o_.verbose)
+            std::fprintf(stderr, "dpdk-millipede %s: port %u: link still down after %lu ms; starting anyway\n",
+                         o_.tx ? "tx" : "rx", p->id, (unsigned long)(bound_us / 1000));
+    }
+}
+
 int Transport::run() {
     std::string err;
     if (!setup(err)) {
@@ -1486,6 +1509,7 @@ int Transport::run() {
         return 1;
     }
     progress_on_ = o_.progress < 0 ? isatty(2) : o_.progress == 1;
+    if (o_.tx) wait_links(3'000'000); // rx answers whoever comes; its peer may start much later
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGUSR1, on_usr1);
