@@ -83,6 +83,7 @@ void transport_usage(FILE *f) {
         "    --connect-timeout S       tx: give up when no connection is up for S seconds (default 30)\n"
         "    --stall-timeout S         give up after S seconds without progress (default 60)\n"
         "    --wait S                  rx: give up when no sender connects within S seconds (default: wait)\n"
+        "    --mtu N                   set every port's MTU (576-9000; jumbo frames: fewer packets per byte)\n"
         "    --no-offload              compute IPv4/TCP checksums in software even where the NIC offers\n"
         "                              to (offload is used when every port has it)\n"
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
@@ -240,6 +241,10 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto ppm = need(1) ? parse_percent_ppm(argv[++i], 500'000) : std::nullopt;
             if (!ppm) return std::string(a) + " needs a percentage from 0 to 50, e.g. 0.5";
             (a == "--drop-rx" ? o.drop_rx_ppm : o.drop_tx_ppm) = *ppm;
+        } else if (a == "--mtu") {
+            auto n = need(1) ? parse_uint(argv[++i], 576, 9000) : std::nullopt;
+            if (!n) return "--mtu needs a number from 576 to 9000";
+            o.mtu = static_cast<uint16_t>(*n);
         } else if (a == "--no-offload") {
             o.offload = false;
         } else if (a == "--drop-seed") {
@@ -1088,14 +1093,19 @@ bool Transport::setup(std::string &err) {
         }
         pc->addrs.push_back(ip);
     }
-    const uint32_t mbufs = 8192 * static_cast<uint32_t>(ports_.size()) + 8191;
-    pool_ = port::make_pool("millipede_tr", mbufs, port::port_socket(ports_[0]->id), err);
+    // Jumbo frames stay in one mbuf (the data path handles single segments
+    // only); fewer of those larger mbufs keep the pool's memory in bounds.
+    const bool jumbo = o_.mtu > 1500;
+    const uint32_t mbufs = (jumbo ? 4096 : 8192) * static_cast<uint32_t>(ports_.size()) + (jumbo ? 4095 : 8191);
+    const uint16_t room = jumbo ? static_cast<uint16_t>(RTE_PKTMBUF_HEADROOM + o_.mtu + kEthLen + 8) : 0;
+    pool_ = port::make_pool("millipede_tr", mbufs, port::port_socket(ports_[0]->id), err, room);
     if (!pool_) return false;
     for (auto &p : ports_) {
         port::PortConfig pc;
         pc.port_id = p->id;
         pc.promiscuous = false;
         pc.checksum_offload = o_.offload;
+        pc.mtu = o_.mtu;
         if (!port::start_port(pc, pool_, err)) return false;
         started_.push_back(p->id);
         rte_ether_addr ea;

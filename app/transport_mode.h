@@ -54,6 +54,7 @@ struct TransportOptions {
     uint32_t drop_rx_ppm = 0;
     uint32_t drop_tx_ppm = 0;
     uint64_t drop_seed = 1;
+    uint16_t mtu = 0;                     // --mtu: set on every port (0: the ports' own)
     bool offload = true;                  // --no-offload: checksums in software even if the NIC could
 
     bool help = false;

@@ -436,6 +436,8 @@ def case_badargs():
         (["--", "tx", "10.0.0.2", "8834", "checkphrase", "toolong"], "4 characters"),
         (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "bogus"], "unknown word"),
         (["--", "rx", "8834", "tx", "10.0.0.2", "8834"], "either"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--mtu", "100"], "--mtu needs"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--drop-rx", "60"], "--drop-rx needs"),
     ):
         rc, err = run_plain(args)
         lines = err.strip().splitlines()
@@ -447,6 +449,10 @@ def case_badargs():
                         ns=NS["tx"])
     check(rc == 1 and len(err.strip().splitlines()) == 1 and "no --ip subnet" in err,
           "tx destination off every subnet: one line", err)
+    # Jumbo frames where the device cannot take them (af_packet: 1518 bytes).
+    rc, err = run_plain(vdevs([pairs[0][0]]) + ["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24",
+                                                "--mtu", "9000"], ns=NS["tx"])
+    check(rc == 1 and "MTU 9000" in err and "at most 1518" in err, "--mtu beyond the device: a clear refusal", err)
 
 
 CASES = {

@@ -6,8 +6,10 @@
 
 namespace millipede::port {
 
-rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err) {
-    rte_mempool *mp = rte_pktmbuf_pool_create(name.c_str(), mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
+rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err,
+                       uint16_t data_room) {
+    rte_mempool *mp = rte_pktmbuf_pool_create(name.c_str(), mbufs, 256, 0,
+                                              data_room ? data_room : RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
     if (!mp)
         err = "cannot create mbuf pool '" + name + "' of " + std::to_string(mbufs) +
               " mbufs: " + rte_strerror(rte_errno) + " (more EAL memory with -m, or hugepages)";
@@ -75,9 +77,27 @@ bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
         if (o.tx_ipv4) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
         if (o.tx_tcp) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
     }
+    if (cfg.mtu) {
+        if (cfg.mtu < info.min_mtu || cfg.mtu > info.max_mtu) {
+            err = who + ": MTU " + std::to_string(cfg.mtu) + " is outside the device's " +
+                  std::to_string(info.min_mtu) + "-" + std::to_string(info.max_mtu);
+            return false;
+        }
+        const uint32_t frame = cfg.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+        if (frame > info.max_rx_pktlen) {
+            err = who + ": MTU " + std::to_string(cfg.mtu) + " needs " + std::to_string(frame) +
+                  "-byte frames; the device takes at most " + std::to_string(info.max_rx_pktlen);
+            return false;
+        }
+        conf.rxmode.mtu = cfg.mtu;
+    }
     rc = rte_eth_dev_configure(p, cfg.rx_queues, cfg.tx_queues, &conf);
     if (rc != 0) {
         err = who + ": configure failed: " + rte_strerror(-rc);
+        return false;
+    }
+    if (cfg.mtu && (rc = rte_eth_dev_set_mtu(p, cfg.mtu)) != 0) {
+        err = who + ": cannot set MTU " + std::to_string(cfg.mtu) + ": " + rte_strerror(-rc);
         return false;
     }
     uint16_t rxd = cfg.rx_desc, txd = cfg.tx_desc;

@@ -24,6 +24,7 @@ struct PortConfig {
     // checksum_offloads()); the caller then marks TX mbufs and trusts RX
     // ol_flags accordingly.
     bool checksum_offload = false;
+    uint16_t mtu = 0; // 0: leave the device's MTU; else set it (jumbo frames need a pool to match)
 };
 
 // The IPv4/TCP checksum offloads a device offers.
@@ -35,7 +36,10 @@ ChecksumOffloads checksum_offloads(uint16_t port_id);
 
 // A mempool on the port's NUMA socket, sized for its descriptors plus
 // `in_flight` mbufs held in rings and by workers.
-rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err);
+// `data_room` 0: DPDK's default (2048 bytes + headroom); jumbo frames need
+// frame length + headroom so a frame stays in one segment.
+rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err,
+                       uint16_t data_room = 0);
 
 // Configures and starts one port with `pool` for every RX queue.
 bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err);
