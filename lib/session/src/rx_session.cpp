@@ -172,13 +172,20 @@ void RxSession::handle_conn(uint32_t i, uint64_t now) {
         // The sender closed this leg (it finished, or gave the leg up).
         // The sender only closes with FIN once its end was acknowledged, i.e.
         // once the stripe receiver is DONE, even if this session has not
-        // handled that event yet: an orderly close either way.
+        // handled that event yet: an orderly close either way. A
+        // viamillipede sender (no end acknowledgement) closes its legs right
+        // after its end header, usually before stdout took every byte: that
+        // is orderly for every leg it left at a record boundary (the end header
+        // itself may still wait in another leg's receive buffer). A leg that
+        // ends inside a record was cut off mid-stream.
         if (state_ == State::DONE || stripe_.state() == stripe::SessionState::DONE) sender_closed_ = true;
         if (state_ == State::RUNNING && stripe_.state() == stripe::SessionState::RUNNING) {
-            char ep[128];
-            detail::format_endpoints(l.conn->endpoints(), ep, sizeof ep);
-            snprintf(leg_msg_, sizeof leg_msg_, "leg %u (%s): closed by the sender mid-stream", i, ep);
-            stats_.legs_lost++;
+            if (stripe_.leg_mid_record(i)) {
+                char ep[128];
+                detail::format_endpoints(l.conn->endpoints(), ep, sizeof ep);
+                snprintf(leg_msg_, sizeof leg_msg_, "leg %u (%s): closed by the sender mid-stream", i, ep);
+                stats_.legs_lost++;
+            }
             stripe_.leg_down(i, now);
         }
         l.closing = true;

@@ -122,6 +122,12 @@ bool StripeReceiver::leg_blocked(uint32_t leg) const {
     return leg < legs_.size() && legs_[leg].have_pending;
 }
 
+bool StripeReceiver::leg_mid_record(uint32_t leg) const {
+    if (leg >= legs_.size()) return false;
+    const Leg &l = legs_[leg];
+    return l.have_pending || l.slot >= 0 || l.dec.mid_record();
+}
+
 uint64_t StripeReceiver::buffered_bytes() const {
     uint64_t b = 0;
     for (const auto &s : slots_)

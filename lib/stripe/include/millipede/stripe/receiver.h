@@ -85,6 +85,9 @@ class StripeReceiver {
     void leg_down(uint32_t leg, uint64_t now_us);
     size_t leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t now_us);
     bool leg_blocked(uint32_t leg) const;
+    // The leg's input stopped inside a record (a partial header or chunk):
+    // if its connection ends now, that record is cut off.
+    bool leg_mid_record(uint32_t leg) const;
 
     // ---- output (stdout)
     std::span<const uint8_t> output() const;

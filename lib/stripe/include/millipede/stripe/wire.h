@@ -263,6 +263,10 @@ class Decoder {
     void set_max_chunk_bytes(uint32_t v);
     bool failed() const { return state_ == State::FAILED; }
     bool in_payload() const { return state_ == State::PAYLOAD; }
+    // Part of a record consumed, the rest still to come.
+    bool mid_record() const {
+        return state_ == State::PAYLOAD || state_ == State::CHUNK_DONE || (state_ == State::HEADER && have_ > 0);
+    }
     Codec codec() const { return codec_; }
 
   private:
