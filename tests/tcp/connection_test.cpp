@@ -430,6 +430,41 @@ TEST(FlowControl, ZeroWindowPersistAndWindowUpdate) {
     EXPECT_TRUE(got == d);
 }
 
+// Without window scaling the advertised window is capped at 65535: freeing
+// receive buffer beyond that cannot move the right edge, so consume() must
+// not send a "window update" that repeats the last ACK. The peer counts such
+// a segment as a duplicate ACK (RFC 5681 2: same ACK, same window, no data),
+// and three in a row trigger a spurious fast retransmit. Found against the
+// Linux kernel with net.ipv4.tcp_window_scaling=0 (tests/interop).
+TEST(FlowControl, NoWindowUpdateWhenTheCappedEdgeCannotMove) {
+    Config c = quick();
+    c.window_scale = false;
+    Config s = quick();
+    s.recv_buffer = 256 * 1024; // far above what 16 unscaled bits can offer
+    Pair p(c, s);
+    p.handshake();
+    const auto d = pattern(3000);
+    ASSERT_EQ(p.client->send(d, p.now), d.size());
+    p.pump();
+    ASSERT_EQ(p.server->readable_bytes(), d.size());
+    ASSERT_TRUE(p.sout.out.empty());
+    EXPECT_EQ(p.server->consume(d.size(), p.now), d.size());
+    EXPECT_TRUE(p.sout.out.empty()) << p.sout.out.size() << " segment(s) repeating ACK " << p.sout.last().ack
+                                    << " window " << p.sout.last().window;
+    // A window that really moves is still announced: fill past the cap, drain.
+    const auto big = pattern(200 * 1024, 3);
+    size_t sent = 0;
+    std::vector<uint8_t> got;
+    for (int i = 0; i < 400 && got.size() < big.size(); ++i) {
+        sent += p.client->send(std::span(big).subspan(sent), p.now);
+        p.pump();
+        auto g = p.drain_server();
+        got.insert(got.end(), g.begin(), g.end());
+        p.pump();
+    }
+    EXPECT_TRUE(got == big);
+}
+
 // ---------------------------------------------------------------- RTO
 
 TEST(Rto, SampleBackoffAndRetryBound) {

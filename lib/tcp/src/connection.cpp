@@ -233,8 +233,11 @@ size_t Connection::consume(size_t n, uint64_t now) {
     rcv_readable_ -= n;
     // RFC 9293 3.8.6.2.2 (receiver SWS avoidance) and 3.8.6.3: tell the peer
     // about freed space once the right edge can move by min(buffer/2, MSS).
+    // Only space the window field can express counts (65535 << scale):
+    // beyond it the edge cannot move and the ACK would be a duplicate.
     if (state_ == State::Established || state_ == State::FinWait1 || state_ == State::FinWait2) {
-        const size_t free = rcv_capacity_ > rcv_readable_ ? rcv_capacity_ - rcv_readable_ : 0;
+        const size_t free = std::min<size_t>(rcv_capacity_ > rcv_readable_ ? rcv_capacity_ - rcv_readable_ : 0,
+                                             size_t(65535) << rcv_wscale_);
         const uint32_t edge = rcv_nxt_ + static_cast<uint32_t>(free);
         const uint32_t thresh = static_cast<uint32_t>(std::min<size_t>(rcv_capacity_ / 2, cfg_.mss));
         if (seq_geq(edge, rcv_adv_ + thresh)) send_ack(now);
