@@ -465,6 +465,38 @@ TEST(FlowControl, NoWindowUpdateWhenTheCappedEdgeCannotMove) {
     EXPECT_TRUE(got == big);
 }
 
+// A receiver whose application reads every segment as it arrives must not
+// answer each one: RFC 1122 4.2.3.2 asks for an ACK per two full segments,
+// and reading frees space the peer still believes it has (no update due).
+TEST(FlowControl, PromptReaderAcksEverySecondSegmentNotEveryOne) {
+    Config c = quick();
+    Config s = quick();
+    s.delayed_ack_us = 40'000; // the default: ACK every second full segment
+    Pair p(c, s);
+    p.handshake();
+    const auto big = pattern(400 * 1024, 5);
+    size_t sent = 0, data_segments = 0, acks = 0;
+    std::vector<uint8_t> got;
+    for (int round = 0; round < 2000 && got.size() < big.size(); ++round) {
+        sent += p.client->send(std::span(big).subspan(sent), p.now);
+        for (auto &w : p.cout.take()) {
+            if (w.bytes.size() > 20) ++data_segments;
+            p.server->on_bytes(w.bytes, w.src, w.dst, p.now);
+            auto g = p.drain_server(); // the application reads at once
+            got.insert(got.end(), g.begin(), g.end());
+        }
+        for (auto &w : p.sout.take()) {
+            ++acks;
+            p.client->on_bytes(w.bytes, w.src, w.dst, p.now);
+        }
+        p.advance(100);
+    }
+    ASSERT_TRUE(got == big);
+    ASSERT_GT(data_segments, 250u);
+    // Delayed-ACK timers may add a few; one per segment would be ~data_segments.
+    EXPECT_LE(acks, data_segments * 6 / 10) << acks << " ACKs for " << data_segments << " data segments";
+}
+
 // ---------------------------------------------------------------- RTO
 
 TEST(Rto, SampleBackoffAndRetryBound) {

@@ -240,7 +240,15 @@ size_t Connection::consume(size_t n, uint64_t now) {
                                              size_t(65535) << rcv_wscale_);
         const uint32_t edge = rcv_nxt_ + static_cast<uint32_t>(free);
         const uint32_t thresh = static_cast<uint32_t>(std::min<size_t>(rcv_capacity_ / 2, cfg_.mss));
-        if (seq_geq(edge, rcv_adv_ + thresh)) send_ack(now);
+        // Only when the peer's view of the window has fallen to half of the
+        // largest we can offer, and the update at least doubles it (Linux's
+        // tcp_cleanup_rbuf rule): an application that reads as fast as data
+        // arrives otherwise sends a window update for every segment, on top
+        // of the RFC 1122 ACK for every second one -- one ACK per segment.
+        const uint32_t peer_view = seq_gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+        const size_t max_window = std::min<size_t>(rcv_capacity_, size_t(65535) << rcv_wscale_);
+        if (seq_geq(edge, rcv_adv_ + thresh) && 2 * size_t(peer_view) <= max_window && free >= 2 * size_t(peer_view))
+            send_ack(now);
     }
     return n;
 }
