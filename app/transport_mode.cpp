@@ -307,6 +307,23 @@ struct PortCtx {
     }
 };
 
+// Is this frame not for this port, or one of our own coming back (a packet
+// socket sees what its interface sends)? Our own frames go to a peer's MAC
+// or to broadcast (ARP), so a frame to our MAC is never our echo; a
+// broadcast from our MAC is ours only if ARP names one of our addresses as
+// its sender. (net_tap gives the kernel's tap interface the port's own MAC,
+// so frames from that kernel carry our MAC as their source.)
+bool foreign_or_echo(const PortCtx &p, const uint8_t *f, uint32_t len) {
+    net::MacAddr dmac, smac;
+    std::memcpy(dmac.b, f, 6);
+    std::memcpy(smac.b, f + 6, 6);
+    if (dmac == p.mac) return false;
+    if (!dmac.is_broadcast()) return true;
+    if (smac != p.mac) return false;
+    net::ArpPacket a;
+    return net::parse_arp(f, len, a) != net::ArpError::NONE || p.ours(a.sender_ip);
+}
+
 struct Counters {
     uint64_t no_route = 0, oversize = 0, no_mbuf = 0, neigh_drops = 0, bad_ip = 0, bad_tcp = 0, chaos_breaks = 0;
     uint64_t injected_rx_drops = 0, injected_tx_drops = 0;
@@ -596,11 +613,8 @@ void Transport::handle_frame(PortCtx &p, rte_mbuf *m, uint64_t now) {
         rte_pktmbuf_free(m);
         return;
     }
-    net::MacAddr dmac, smac;
-    std::memcpy(dmac.b, f, 6);
-    std::memcpy(smac.b, f + 6, 6);
-    if (smac == p.mac || (dmac != p.mac && !dmac.is_broadcast())) {
-        rte_pktmbuf_free(m); // our own frame looped back, or not for us
+    if (foreign_or_echo(p, f, len)) {
+        rte_pktmbuf_free(m);
         return;
     }
     const uint16_t et = net::load_be16(f + 12);
@@ -703,10 +717,7 @@ bool Transport::classify(const PortCtx &p, rte_mbuf *m) {
         cls_.malformed++;
         return false;
     }
-    net::MacAddr dmac, smac;
-    std::memcpy(dmac.b, f, 6);
-    std::memcpy(smac.b, f + 6, 6);
-    if (smac == p.mac || (dmac != p.mac && !dmac.is_broadcast())) {
+    if (foreign_or_echo(p, f, len)) {
         cls_.not_ours++;
         return false;
     }

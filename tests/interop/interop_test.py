@@ -910,10 +910,11 @@ def case_tap():
                 break
             time.sleep(0.05)
         quiet_iface(NS_D, tap)
-        # net_tap gives the kernel's tap interface the DPDK port's own MAC;
-        # dpdk-millipede drops frames from its own MAC (its loop-back filter),
-        # so the kernel side gets a MAC of its own (again if the starting
-        # port sets it back).
+        # net_tap gives the kernel's tap interface the DPDK port's own MAC.
+        # dpdk-millipede copes with that (a frame to its MAC is never its own
+        # echo), but the capture tells the two sides apart by source MAC, so
+        # the kernel side gets a MAC of its own (again if the starting port
+        # sets it back).
         want = f"02:6b:{third:02x}:00:00:01"
         while time.monotonic() < end and mac_of(NS_D, tap) != want:
             run(["ip", "-n", NS_D, "link", "set", tap, "address", want])
