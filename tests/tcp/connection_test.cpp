@@ -497,6 +497,30 @@ TEST(FlowControl, PromptReaderAcksEverySecondSegmentNotEveryOne) {
     EXPECT_LE(acks, data_segments * 6 / 10) << acks << " ACKs for " << data_segments << " data segments";
 }
 
+// A segment that leaves the sender no room for a full one is acknowledged
+// at once: the sender is window-limited and would otherwise wait out our
+// delayed-ACK timer (a Linux sender probes for tail loss meanwhile).
+TEST(FlowControl, SegmentThatFillsTheWindowIsAckedAtOnce) {
+    Config c = quick();
+    Config s = quick();
+    s.delayed_ack_us = 40'000;
+    s.recv_buffer = 8192;
+    s.window_scale = false;
+    Pair p(c, s);
+    p.handshake();
+    const auto d = pattern(7000); // 4 x 1460 + 1160: 1192 bytes of window left
+    ASSERT_EQ(p.client->send(d, p.now), d.size());
+    const uint32_t want_ack = p.client->snd_nxt();
+    p.c2s(); // no time passes: a delayed ACK could not have fired
+    bool acked = false;
+    for (auto &w : p.sout.take()) {
+        Segment seg;
+        ASSERT_EQ(parse_segment(w.bytes, w.src, w.dst, seg), ParseResult::Ok);
+        acked |= seg.ack == want_ack;
+    }
+    EXPECT_TRUE(acked) << "the last segment waited for the delayed-ACK timer";
+}
+
 // ---------------------------------------------------------------- RTO
 
 TEST(Rto, SampleBackoffAndRetryBound) {

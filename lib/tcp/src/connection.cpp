@@ -976,7 +976,11 @@ void Connection::process_data(const Segment &, uint32_t seq, std::span<const uin
             // RFC 9293 3.8.6.3 / RFC 5681 4.2: delayed ACK, at least every
             // second full-sized segment.
             unacked_segs_++;
-            if (cfg_.delayed_ack_us == 0 || unacked_segs_ >= 2) ack_now_ = true;
+            // Also at once when this segment leaves the peer no room for a
+            // full one: it is window-limited and waits for this ACK, and a
+            // 40 ms delay makes a Linux sender fire its tail-loss probe.
+            const uint32_t room = seq_gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+            if (cfg_.delayed_ack_us == 0 || unacked_segs_ >= 2 || room < cfg_.mss) ack_now_ = true;
             else if (t_delack_ == kNever) t_delack_ = now + cfg_.delayed_ack_us;
         }
         return;
