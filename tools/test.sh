@@ -3,7 +3,7 @@
 #
 # On a fresh Debian 12 machine, as root: installs the missing packages,
 # builds into build/, runs every suite with a time bound per test (unit,
-# eal, pcap, sim), builds and runs the unit and EAL suites once more under
+# eal, pcap, sim, transport, interop), builds and runs the unit and EAL suites once more under
 # AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/), builds the
 # libFuzzer targets with clang (build-fuzz/) and runs each briefly.
 # Ends with one line: "N passed, N failed".
@@ -55,9 +55,9 @@ if ! { build_into build -Dbuildtype=release && timeout 2400 ninja -C build; }; t
   exit 1
 fi
 
-log "tests: unit, eal, pcap, sim"
-timeout 3000 meson test -C build --no-rebuild --print-errorlogs \
-  --suite unit --suite eal --suite pcap --suite sim --suite transport
+log "tests: unit, eal, pcap, sim, transport, interop"
+timeout 3600 meson test -C build --no-rebuild --print-errorlogs \
+  --suite unit --suite eal --suite pcap --suite sim --suite transport --suite interop
 tally_meson build "release"
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
