@@ -177,6 +177,28 @@ def random_file(n):
     return path
 
 
+def paced_feeder(path, rate, block):
+    """A feeder for transfer(): writes the file to the sender's stdin at
+    `rate` bytes/s, so that something can happen in the middle of it."""
+    def feed(pipe):
+        try:
+            with open(path, "rb") as f:
+                t0 = time.time()
+                sent = 0
+                while True:
+                    b = f.read(block)
+                    if not b:
+                        break
+                    pipe.write(b)
+                    sent += len(b)
+                    ahead = sent / rate - (time.time() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        finally:
+            pipe.close()
+    return feed
+
+
 FAILS = []
 
 
@@ -314,22 +336,7 @@ def case_observe():
     path = random_file(size)
     seen = {}
 
-    def feeder(pipe):
-        try:
-            with open(path, "rb") as f:
-                t0 = time.time()
-                sent = 0
-                while True:
-                    b = f.read(128 << 10)
-                    if not b:
-                        break
-                    pipe.write(b)
-                    sent += len(b)
-                    ahead = sent / rate - (time.time() - t0)
-                    if ahead > 0:
-                        time.sleep(ahead)
-        finally:
-            pipe.close()
+    feeder = paced_feeder(path, rate, 128 << 10)
 
     def during(tx, rx):
         time.sleep(2.0)
@@ -387,22 +394,7 @@ def case_linkdown():
     size, rate = 48 << 20, 12 << 20  # bytes, bytes/s: ~4 s of input
     path = random_file(size)
 
-    def feeder(pipe):
-        try:
-            with open(path, "rb") as f:
-                t0 = time.time()
-                sent = 0
-                while True:
-                    b = f.read(256 << 10)
-                    if not b:
-                        break
-                    pipe.write(b)
-                    sent += len(b)
-                    ahead = sent / rate - (time.time() - t0)
-                    if ahead > 0:
-                        time.sleep(ahead)
-        finally:
-            pipe.close()
+    feeder = paced_feeder(path, rate, 256 << 10)
 
     def during(tx, rx):
         time.sleep(2.0)
