@@ -36,6 +36,10 @@ run() {
     timeout -s KILL 600 nice -n "$NICE" "$BUILD/tools/bench-classifier" \
         --lcores "$LCORES" --file-prefix benchc --no-pci --log-level=lib.eal:error $MEM -- \
         --flows 1000000 --packets 4000000 --zipf 1.0 --size 64 --workers 8 --rounds 5 "$@" 2>/dev/null | tail -n 1
+    # The rte_distributor run skips rte_eal_cleanup() (its workers may still
+    # hold the lock), and a killed run cleans nothing: free the hugepages here.
+    rm -f /dev/hugepages/benchc* 2>/dev/null
+    rm -rf /var/run/dpdk/benchc 2>/dev/null
 }
 
 i=0
