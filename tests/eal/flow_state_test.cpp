@@ -16,6 +16,7 @@
 
 #include "millipede/flow/classifier.h"
 #include "millipede/net/bytes.h"
+#include "test_packets.h"
 
 using namespace millipede;
 using namespace millipede::flow;
@@ -24,51 +25,19 @@ namespace {
 
 constexpr uint64_t kSec = 1'000'000'000ull;
 
-struct Tuple {
-    uint32_t src, dst;
-    uint16_t sport, dport;
-    uint8_t proto;
-    Tuple reversed() const { return {dst, src, dport, sport, proto}; }
-};
+using test::Tuple;
 
 rte_mempool *mbufs() {
     static rte_mempool *mp = rte_pktmbuf_pool_create("fs_test_mbufs", 16383, 256, 0, 256, SOCKET_ID_ANY);
     return mp;
 }
 
-// Ethernet + IPv4 + TCP/UDP, payload: the test's flow id.
+// A frame of the test's flow `flow_id` (test_packets.h).
 rte_mbuf *packet(const Tuple &t, uint32_t flow_id, uint8_t tcp_flags = net::kTcpAck, uint32_t tcp_seq = 1) {
-    rte_mbuf *m = rte_pktmbuf_alloc(mbufs());
-    if (!m) return nullptr;
-    unsigned l4 = t.proto == net::kProtoTCP ? 20 : 8;
-    unsigned len = 14 + 20 + l4 + 4;
-    auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, static_cast<uint16_t>(len)));
-    std::memset(p, 0, len);
-    net::store_be16(p + 12, net::kEtherTypeIPv4);
-    uint8_t *ip = p + 14;
-    ip[0] = 0x45;
-    net::store_be16(ip + 2, static_cast<uint16_t>(20 + l4 + 4));
-    ip[8] = 64;
-    ip[9] = t.proto;
-    net::store_be32(ip + 12, t.src);
-    net::store_be32(ip + 16, t.dst);
-    uint8_t *l4p = ip + 20;
-    net::store_be16(l4p, t.sport);
-    net::store_be16(l4p + 2, t.dport);
-    if (t.proto == net::kProtoTCP) {
-        net::store_be32(l4p + 4, tcp_seq);
-        l4p[12] = 5 << 4;
-        l4p[13] = tcp_flags;
-    } else {
-        net::store_be16(l4p + 4, static_cast<uint16_t>(8 + 4));
-    }
-    net::store_be32(l4p + l4, flow_id);
-    return m;
+    return test::build_packet(mbufs(), t, tcp_flags, tcp_seq, flow_id);
 }
 
-uint32_t flow_id_of(rte_mbuf *m) {
-    return net::load_be32(rte_pktmbuf_mtod(m, const uint8_t *) + rte_pktmbuf_data_len(m) - 4);
-}
+uint32_t flow_id_of(rte_mbuf *m) { return test::payload_u32(m, 8); }
 
 // What the workers saw, in the order each saw it.
 struct Event {
