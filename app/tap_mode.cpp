@@ -360,6 +360,14 @@ WorkerFigures worker_figures(TapRun &r, unsigned w) {
             r.cls->worker_shared(w).busy_cycles.load(rl)};
 }
 
+WorkerFigures &operator+=(WorkerFigures &a, const WorkerFigures &b) {
+    a.packets += b.packets, a.bytes += b.bytes, a.flows_started += b.flows_started, a.flows_ended += b.flows_ended;
+    a.dpi_packets += b.dpi_packets, a.detected += b.detected, a.guessed += b.guessed, a.unknown += b.unknown;
+    a.ring_drops += b.ring_drops, a.records_dropped += b.records_dropped, a.no_state_packets += b.no_state_packets;
+    a.unseen_flows += b.unseen_flows, a.busy_cycles += b.busy_cycles;
+    return a;
+}
+
 void print_stats_line(TapRun &r) {
     // Busy share over the time since the previous line (main lcore only).
     static std::vector<uint64_t> last_busy;
@@ -394,17 +402,7 @@ int tel_stats(const char *, const char *, rte_tel_data *d) {
     if (!g_tel_run) return -1;
     TapRun &r = *g_tel_run;
     WorkerFigures sum{};
-    for (unsigned w = 0; w < r.workers.size(); ++w) {
-        WorkerFigures f = worker_figures(r, w);
-        sum.packets += f.packets;
-        sum.flows_ended += f.flows_ended;
-        sum.flows_started += f.flows_started;
-        sum.ring_drops += f.ring_drops;
-        sum.records_dropped += f.records_dropped;
-        sum.detected += f.detected;
-        sum.guessed += f.guessed;
-        sum.unknown += f.unknown;
-    }
+    for (unsigned w = 0; w < r.workers.size(); ++w) sum += worker_figures(r, w);
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_u64(d, "workers", r.workers.size());
     rte_tel_data_add_dict_u64(d, "rx_packets", r.cls->stats().packets);
@@ -509,15 +507,7 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
     std::vector<WorkerFigures> per;
     for (unsigned w = 0; w < r.workers.size(); ++w) {
         per.push_back(worker_figures(r, w));
-        const WorkerFigures &x = per.back();
-        tot.detected += x.detected;
-        tot.guessed += x.guessed;
-        tot.unknown += x.unknown;
-        tot.dpi_packets += x.dpi_packets;
-        tot.records_dropped += x.records_dropped;
-        tot.no_state_packets += x.no_state_packets;
-        tot.unseen_flows += x.unseen_flows;
-        tot.flows_ended += x.flows_ended;
+        tot += per.back();
     }
     std::fprintf(f, "\"dpi\":{\"enabled\":%s,\"detected\":%lu,\"guessed\":%lu,\"unknown\":%lu,\"packets\":%lu,"
                     "\"flow_states_exhausted\":%lu,\"no_state_packets\":%lu},",
