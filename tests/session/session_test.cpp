@@ -98,6 +98,27 @@ TEST(Session, DeadLegChunksRequeuedOnOtherLegsWithinTwoRtos) {
         << "died " << died << " resent " << first_resend_us << " rto " << rto_at_death;
 }
 
+TEST(Session, ReceiverDoesNotWaitOutItsLingerForALegOnADeadLink) {
+    // The link dies after the sender's data went through and never comes
+    // back: its leg on the receiver stays ESTABLISHED (no FIN can arrive).
+    // The receiver finishes straggler_us after the sender's first FIN, not
+    // after its 30 s linger.
+    WorldConfig wc = base(14, 2, 2);
+    wc.links[0].down_after_bytes = 400'000;
+    const auto in = sim::make_input(1'000'000, 14);
+    World w(wc, in);
+    uint64_t rx_finished_us = 0;
+    const sim::Outcome o = w.run([&](World &wd) {
+        if (!rx_finished_us && wd.rx().finished()) rx_finished_us = wd.now();
+    });
+    ASSERT_TRUE(o.ok) << o.why;
+    ASSERT_GT(rx_finished_us, 0u);
+    EXPECT_GE(w.tx().stats().legs_lost, 1u);
+    EXPECT_LE(rx_finished_us - o.end_us, 1'000'000) // straggler_us (0.5 s) + a few RTTs
+        << "tx DONE at " << o.end_us << " us, rx finished at " << rx_finished_us << " us";
+    EXPECT_EQ(w.rx().connections(), 0u);
+}
+
 TEST(Session, LegRevivesAndIsUsedAgain) {
     WorldConfig wc = base(5, 2, 2);
     wc.links[0].down_after_bytes = 100'000;

@@ -178,7 +178,10 @@ void RxSession::handle_conn(uint32_t i, uint64_t now) {
         // is orderly for every leg it left at a record boundary (the end header
         // itself may still wait in another leg's receive buffer). A leg that
         // ends inside a record was cut off mid-stream.
-        if (state_ == State::DONE || stripe_.state() == stripe::SessionState::DONE) sender_closed_ = true;
+        if ((state_ == State::DONE || stripe_.state() == stripe::SessionState::DONE) && !sender_closed_) {
+            sender_closed_ = true;
+            sender_closed_at_ = now;
+        }
         if (state_ == State::RUNNING && stripe_.state() == stripe::SessionState::RUNNING) {
             if (stripe_.leg_mid_record(i)) {
                 char ep[128];
@@ -277,6 +280,10 @@ void RxSession::poll(uint64_t now) {
     if (state_ != State::RUNNING && !finished_) {
         // DONE: wait until the sender closed a leg with FIN (it had its end
         // acknowledgement then) and every connection is closed.
+        if (state_ == State::DONE && sender_closed_ && now >= sender_closed_at_ + cfg_.straggler_us)
+            for (uint32_t i = 0; i < legs_.size(); i++)
+                if (legs_[i].conn && !legs_[i].closing)
+                    drop_leg(i, now, false, "no FIN after the sender closed its other legs (dead link?)");
         const bool open = connections() > 0;
         if ((!open && (sender_closed_ || state_ == State::FAILED)) || now >= linger_until_) {
             for (uint32_t i = 0; i < legs_.size(); i++)
@@ -294,6 +301,9 @@ uint64_t RxSession::next_deadline() const {
         t = std::min({t, l.conn->next_timer_deadline(), l.watch.deadline(), l.close_deadline});
     }
     if (state_ != State::RUNNING && !finished_) t = std::min(t, linger_until_);
+    if (state_ == State::DONE && sender_closed_ && !finished_)
+        for (const Leg &l : legs_)
+            if (l.conn && !l.closing) t = std::min(t, sender_closed_at_ + cfg_.straggler_us);
     return t;
 }
 

@@ -110,6 +110,12 @@ struct RxConfig {
     // FAILED: how long legs may take to close.
     uint64_t linger_us = 30'000'000;
     uint64_t refuse_linger_us = 2'000'000; // a refused/closed leg gets this long to flush its reply
+    // After DONE, once the sender closed one leg (it holds its end
+    // acknowledgement then, or, viamillipede, it sent its end): it closes
+    // every leg at once, so a leg still without its FIN this much later is
+    // on a dead link and will never close; it is dropped instead of holding
+    // the exit for the whole linger.
+    uint64_t straggler_us = 500'000;
 
     // Keep-alive on (RFC 1122 4.2.3.6): a leg whose sender gave it up while
     // the link was down stays ESTABLISHED here and may hold a stripe leg

@@ -32,7 +32,8 @@
 //   end the session. After DONE the legs are still served (a sender whose
 //   end acknowledgement was lost asks again on a new leg); finished() turns
 //   true once the sender closed its legs with FIN (it has its confirmation)
-//   and every connection is closed, or linger_us passed.
+//   and every connection is closed (a leg without FIN straggler_us after
+//   the sender's first is dropped: its link is dead), or linger_us passed.
 #pragma once
 
 #include <cstddef>
@@ -108,6 +109,7 @@ class RxSession {
     State state_ = State::RUNNING;
     bool finished_ = false;
     bool sender_closed_ = false;
+    uint64_t sender_closed_at_ = UINT64_MAX; // first FIN of a sender that finished
     uint64_t linger_until_ = UINT64_MAX;
     char leg_msg_[256] = "";
     RxStats stats_;
