@@ -107,8 +107,9 @@ TEST(Session, ReceiverDoesNotWaitOutItsLingerForALegOnADeadLink) {
     wc.links[0].down_after_bytes = 400'000;
     const auto in = sim::make_input(1'000'000, 14);
     World w(wc, in);
-    uint64_t rx_finished_us = 0;
+    uint64_t tx_finished_us = 0, rx_finished_us = 0;
     const sim::Outcome o = w.run([&](World &wd) {
+        if (!tx_finished_us && wd.tx().finished()) tx_finished_us = wd.now();
         if (!rx_finished_us && wd.rx().finished()) rx_finished_us = wd.now();
     });
     ASSERT_TRUE(o.ok) << o.why;
@@ -117,6 +118,28 @@ TEST(Session, ReceiverDoesNotWaitOutItsLingerForALegOnADeadLink) {
     EXPECT_LE(rx_finished_us - o.end_us, 1'000'000) // straggler_us (0.5 s) + a few RTTs
         << "tx DONE at " << o.end_us << " us, rx finished at " << rx_finished_us << " us";
     EXPECT_EQ(w.rx().connections(), 0u);
+    EXPECT_LE(tx_finished_us - o.end_us, 1'000'000) << "tx DONE at " << o.end_us << " us, finished at " << tx_finished_us;
+}
+
+TEST(Session, SenderDoesNotWaitOutItsLingerForAnIdleLegOnADeadLink) {
+    // The second link dies while its leg is established but idle: nothing
+    // outstanding, so no watchdog declares it dead, and its FIN at the end
+    // is never answered. The sender finishes straggler_us after its other
+    // leg closed, not after its linger.
+    WorldConfig wc = base(15, 2, 2);
+    wc.tx.linger_us = 5'000'000;
+    wc.links[1].down_at_us = 3'000;
+    const auto in = sim::make_input(400'000, 15);
+    World w(wc, in);
+    uint64_t tx_finished_us = 0;
+    const sim::Outcome o = w.run([&](World &wd) {
+        if (!tx_finished_us && wd.tx().finished()) tx_finished_us = wd.now();
+    });
+    ASSERT_TRUE(o.ok) << o.why;
+    ASSERT_NE(w.net().link(1).st.died_at, UINT64_MAX);
+    EXPECT_EQ(w.tx().stats().legs_lost, 0u) << "the leg should have been idle: " << w.tx().last_leg_message();
+    ASSERT_GT(tx_finished_us, 0u);
+    EXPECT_LE(tx_finished_us - o.end_us, 1'000'000) << "tx DONE at " << o.end_us << " us, finished at " << tx_finished_us;
 }
 
 TEST(Session, LegRevivesAndIsUsedAgain) {

@@ -152,7 +152,9 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, rx_first_delay=0
     if during:
         during(tx, rx)
     tx_rc, tx_err = tx.wait()
+    transfer.tx_exit = time.monotonic()
     rx_rc, rx_err = rx.wait() if rx else (None, "")
+    transfer.rx_exit = time.monotonic()
     return tx_rc, tx_err, rx_rc, rx_err, out_path
 
 
@@ -196,6 +198,7 @@ def paced_feeder(path, rate, block):
                         time.sleep(ahead)
         finally:
             pipe.close()
+            feed.closed_at = time.monotonic()
     return feed
 
 
@@ -408,6 +411,13 @@ def case_linkdown():
     same = os.path.getsize(out) == size and sha(out) == sha(path)
     check(tx_rc == 0 and rx_rc == 0 and same, f"link down mid-transfer: byte-exact ({dt:.1f} s)",
           f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}", f"out {os.path.getsize(out)} bytes")
+    # Neither side waits out its linger for the dead link's legs: rx's leg
+    # there never sees a FIN (dropped 0.5 s after the sender closed its
+    # others), tx's idle leg there never gets its FIN answered (aborted 0.5 s
+    # after its others closed). Before: tx 2 s, rx 3 s of linger.
+    tx_lag, rx_lag = transfer.tx_exit - feeder.closed_at, transfer.rx_exit - feeder.closed_at
+    check(tx_lag < 1.5 and rx_lag < 1.5, f"link down: tx exits {tx_lag:.2f} s, rx {rx_lag:.2f} s after the end of "
+          f"input (< 1.5 s: no linger for the dead link)", tx_err, rx_err)
     os.unlink(path)
 
 

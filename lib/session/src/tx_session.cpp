@@ -300,13 +300,18 @@ void TxSession::poll(uint64_t now) {
         bool open = false;
         for (Leg &l : legs_) {
             if (!l.conn) continue;
-            if (l.conn->is_closed()) {
-                l.conn.reset();
+            if (l.conn->is_closed() || l.conn->state() == tcp::State::TimeWait) {
+                // Only with the end acknowledged: a viamillipede receiver
+                // (no acknowledgement) may still be draining a leg.
+                if (state_ == State::DONE && confirmed() && l.conn->peer_closed() && first_closed_at_ == UINT64_MAX)
+                    first_closed_at_ = now;
+                if (l.conn->is_closed()) l.conn.reset();
                 continue;
             }
-            if (l.conn->state() != tcp::State::TimeWait) open = true;
+            open = true;
         }
-        if (!open || now >= linger_until_) {
+        const bool stragglers = first_closed_at_ != UINT64_MAX && now >= first_closed_at_ + cfg_.straggler_us;
+        if (!open || now >= linger_until_ || stragglers) {
             if (open)
                 for (Leg &l : legs_)
                     if (l.conn && l.conn->state() != tcp::State::TimeWait) l.conn->abort(now);
@@ -324,7 +329,7 @@ uint64_t TxSession::next_deadline() const {
     if (state_ == State::RUNNING)
         t = std::min(t, stripe_.next_wakeup_us());
     else if (!finished_)
-        t = std::min(t, linger_until_);
+        t = std::min({t, linger_until_, first_closed_at_ == UINT64_MAX ? UINT64_MAX : first_closed_at_ + cfg_.straggler_us});
     return t;
 }
 

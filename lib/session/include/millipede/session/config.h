@@ -77,6 +77,11 @@ struct TxConfig {
     // After DONE or FAILED: how long connections may take to close with FIN
     // before they are aborted and finished() turns true.
     uint64_t linger_us = 2'000'000;
+    // After DONE with the end acknowledged, once one leg closed in order
+    // (the receiver answers every FIN at once then): a leg still open this
+    // much later is on a dead link (an idle leg there was never declared
+    // dead) and is aborted.
+    uint64_t straggler_us = 500'000;
 
     // Keep-alive on (RFC 1122 4.2.3.6), short: a leg whose every byte TCP
     // delivered may still wait for the receiver's chunk acknowledgements;

@@ -119,6 +119,7 @@ class TxSession {
     State state_ = State::RUNNING;
     bool finished_ = false;
     uint64_t linger_until_ = UINT64_MAX;
+    uint64_t first_closed_at_ = UINT64_MAX; // after DONE: the first leg that closed in order
     uint32_t port_cursor_ = 0;
     char leg_msg_[256] = "";
     TxStats stats_;
