@@ -26,8 +26,11 @@ struct FakeIo : LegIo {
         q[leg].clear();
         return v;
     }
+    // Empty: the transport acknowledges everything at once; else per leg.
+    uint64_t delivered(uint32_t leg) override { return acked.empty() ? UINT64_MAX : acked[leg]; }
     std::vector<std::deque<uint8_t>> q;
     std::vector<size_t> cap;
+    std::vector<uint64_t> acked;
 };
 
 struct Rec {

@@ -36,6 +36,10 @@ struct TxSession::Io final : stripe::LegIo {
         l.dirty |= k > 0;
         return k;
     }
+    uint64_t delivered(uint32_t leg) override {
+        const Leg &l = s.legs_[leg];
+        return l.conn && l.established ? l.conn->bytes_acked() : 0;
+    }
     TxSession &s;
 };
 

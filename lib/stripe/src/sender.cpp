@@ -25,6 +25,7 @@ struct StripeSender::Slot {
     uint32_t resends = 0;
     bool ever_sent = false;
     bool acked_while_sending = false; // the ack overtook a re-send in progress
+    uint64_t delivered_at = 0;        // compat: the leg's stream offset just past this chunk
 };
 
 struct StripeSender::Leg {
@@ -41,6 +42,8 @@ struct StripeSender::Leg {
     uint32_t hdr_len = 0;
     uint64_t cur_off = 0;       // bytes of header+payload written
     bool fresh = true;          // no chunk bytes written since the hello
+    uint64_t written = 0;       // bytes handed to the leg since it connected
+    uint64_t end_at = 0;        // compat: the leg's stream offset just past the end header
 };
 
 StripeSender::StripeSender(const SenderConfig &cfg)
@@ -84,7 +87,8 @@ void StripeSender::finish(bool confirmed) {
              static_cast<unsigned long long>(sealed_bytes_),
              static_cast<unsigned long long>(next_seq_), static_cast<unsigned long long>(digest_),
              confirmed ? "verified by the receiver"
-                       : "handed to the legs (viamillipede mode has no confirmation)");
+                       : "every byte acknowledged by the receiver's TCP (viamillipede mode has no end "
+                         "confirmation)");
     for (auto &l : legs_) l.st = SenderLegState::CLOSED;
     events_.push({EventType::DONE, 0, Error::NONE});
 }
@@ -212,6 +216,7 @@ void StripeSender::leg_up(uint32_t leg, uint64_t) {
     l.cur = -1;
     l.fresh = true;
     l.ctl_off = 0;
+    l.written = 0;
     if (cfg_.codec == Codec::NATIVE) {
         Hello h;
         h.session_id = cfg_.session_id;
@@ -472,14 +477,14 @@ void StripeSender::write_leg(uint32_t leg, LegIo &io) {
             size_t ask = std::min<size_t>(w, l.ctl_len - l.ctl_off);
             size_t k = io.write(leg, l.ctl + l.ctl_off, ask);
             l.ctl_off += static_cast<uint32_t>(k);
+            l.written += k;
             if (l.ctl_off == l.ctl_len) {
                 l.ctl_off = l.ctl_len = 0;
                 if (end_state_ == EndState::ON_LEG && end_leg_ == leg) {
                     end_state_ = EndState::WRITTEN;
-                    if (cfg_.codec == Codec::VIAMILLIPEDE) {
-                        finish(false);
-                        return;
-                    }
+                    // compat: DONE once the receiver's TCP acknowledged it
+                    // (release_delivered); there is no end acknowledgement.
+                    l.end_at = l.written;
                 }
             }
             if (k < ask) return;
@@ -519,16 +524,20 @@ void StripeSender::write_leg(uint32_t leg, LegIo &io) {
             k = io.write(leg, s.buf + po, ask);
         }
         l.cur_off += k;
+        l.written += k;
         if (l.cur_off == l.hdr_len + s.len) {
             l.fresh = false;
             int32_t si = l.cur;
             l.cur = -1;
-            if (cfg_.codec == Codec::VIAMILLIPEDE || s.acked_while_sending) {
-                if (cfg_.codec == Codec::VIAMILLIPEDE) stats_.chunks_acked++;
+            if (s.acked_while_sending) {
                 free_slot(si);
                 maybe_end();
             } else {
+                // compat: held until the leg's TCP acknowledged its last
+                // byte (release_delivered); a leg that dies first has it
+                // re-sent on a fresh connection.
                 s.st = Slot::St::SENT;
+                s.delivered_at = l.written;
             }
         }
         if (k < ask) return;
@@ -561,10 +570,70 @@ void StripeSender::poll(uint64_t now_us, LegIo &io) {
     if (cfg_.flush_partial_us && filling_ >= 0 && slots_[filling_].len > 0 &&
         now_us - filling_since_ >= cfg_.flush_partial_us)
         seal(now_us);
+    if (cfg_.codec == Codec::VIAMILLIPEDE) {
+        release_delivered(io);
+        if (state_ != SessionState::RUNNING) return;
+        recycle_for_resend(now_us);
+    }
     maybe_end();
     for (uint32_t i = 0; i < legs_.size() && state_ == SessionState::RUNNING; i++) {
         SenderLegState st = legs_[i].st;
         if (st == SenderLegState::HELLO || st == SenderLegState::OPEN) write_leg(i, io);
+    }
+}
+
+// compat: a re-sent chunk may only travel on a fresh connection (see
+// pick_chunk). With every leg alive and each having carried chunks, none
+// would ever be fresh and the chunk would wait until some leg died (seen
+// against the kernel: 19 s, until the receiver's own timeouts). So one leg
+// with nothing outstanding, all it carried delivered, is closed and
+// reconnected at once. Its reset lands exactly at the receiver's
+// RCV.NXT, between two records.
+void StripeSender::recycle_for_resend(uint64_t now_us) {
+    bool resend = false;
+    for (const auto &s : slots_) resend |= s.st == Slot::St::RESEND;
+    if (!resend) return;
+    for (const auto &l : legs_)
+        if (l.fresh && (l.st == SenderLegState::CONNECTING || l.st == SenderLegState::HELLO ||
+                        l.st == SenderLegState::OPEN))
+            return; // a fresh connection is on its way
+    for (uint32_t leg = 0; leg < legs_.size(); leg++) {
+        Leg &l = legs_[leg];
+        if (l.st != SenderLegState::OPEN || l.cur >= 0 || l.ctl_len != 0) continue;
+        if ((end_state_ == EndState::ON_LEG || end_state_ == EndState::WRITTEN) && end_leg_ == leg) continue;
+        bool outstanding = false;
+        for (const auto &s : slots_) outstanding |= s.st == Slot::St::SENT && s.leg == leg;
+        if (outstanding) continue;
+        stats_.legs_recycled++;
+        events_.push({EventType::CLOSE_LEG, leg, Error::NONE});
+        l.ctl_len = l.ctl_off = 0;
+        l.dec.reset();
+        l.st = SenderLegState::DOWN;
+        l.next_attempt = now_us; // reconnect on the next poll
+        return;
+    }
+}
+
+// viamillipede's receiver acknowledges nothing: the only proof that a chunk
+// arrived is its leg's TCP acknowledging the chunk's last byte. Until then
+// the chunk is held, so a leg that dies with it unacknowledged has it
+// re-sent instead of lost; DONE waits for the end header likewise.
+void StripeSender::release_delivered(LegIo &io) {
+    for (uint32_t leg = 0; leg < legs_.size(); leg++) {
+        Leg &l = legs_[leg];
+        if (l.st != SenderLegState::OPEN && l.st != SenderLegState::HELLO) continue;
+        const uint64_t d = io.delivered(leg);
+        for (size_t i = 0; i < slots_.size(); i++) {
+            Slot &s = slots_[i];
+            if (s.st == Slot::St::SENT && s.leg == leg && s.delivered_at <= d) {
+                stats_.chunks_acked++;
+                free_slot(static_cast<int32_t>(i));
+            }
+        }
+        if (end_state_ == EndState::WRITTEN && end_leg_ == leg && l.end_at <= d) {
+            finish(false);
+            return;
+        }
     }
 }
 

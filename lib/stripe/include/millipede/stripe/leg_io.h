@@ -28,6 +28,10 @@ class LegIo {
     virtual ~LegIo() = default;
     virtual size_t writable(uint32_t leg) = 0;
     virtual size_t write(uint32_t leg, const uint8_t *p, size_t n) = 0;
+    // Bytes written to `leg` since it connected that its peer acknowledged
+    // (TCP: payload bytes below SND.UNA). Used in compat mode only, where
+    // nothing else proves delivery; an owner that cannot tell says all.
+    virtual uint64_t delivered(uint32_t) { return UINT64_MAX; }
 };
 
 enum class EventType : uint8_t {

@@ -16,13 +16,14 @@
 //   Chunks lost with a dead leg are re-sent first, on the other live legs.
 // - A chunk buffer is freed only when the receiver acknowledges the chunk
 //   (native codec) or, in viamillipede compat mode (no acks exist there),
-//   when its last byte was handed to a leg.
+//   when the leg's transport acknowledged its last byte (LegIo::delivered).
 // - Dead legs are retried with bounded exponential back-off: poll() emits
 //   CONNECT_LEG; the owner connects and reports leg_up()/leg_connect_failed().
 // - Completion: after finish_input() and every chunk acknowledged the end
 //   record is sent; DONE is emitted only when the receiver confirmed the
-//   stream length and CRC64 (native). In compat mode DONE means the end
-//   header was handed to a leg and confirmed() is false.
+//   stream length and CRC64 (native). In compat mode DONE means the leg's
+//   transport acknowledged every chunk and the end header; confirmed() is
+//   false.
 #pragma once
 
 #include <cstddef>
@@ -69,6 +70,7 @@ struct SenderStats {
     uint64_t connect_attempts = 0;
     uint64_t connect_failures = 0;
     uint64_t compat_deaths_unconfirmed = 0; // compat: a leg died after carrying whole chunks
+    uint64_t legs_recycled = 0;      // compat: closed and reconnected to carry a re-sent chunk
     uint64_t errors[kErrorCount] = {};
 };
 
@@ -125,6 +127,8 @@ class StripeSender {
     void on_record(uint32_t leg, const Decoded &d, uint64_t now_us);
     void free_slot(int32_t s);
     void maybe_end();
+    void release_delivered(LegIo &io);
+    void recycle_for_resend(uint64_t now_us);
     void finish(bool confirmed);
 
     SenderConfig cfg_;

@@ -241,6 +241,7 @@ public:
     CloseReason close_reason() const { return close_reason_; }
     bool is_closed() const { return state_ == State::Closed; }
     Stats stats() const;
+    uint64_t bytes_acked() const { return stats_.bytes_acked; } // payload below SND.UNA, cheaply
     const Endpoints &endpoints() const { return ep_; }
     // Negotiated parameters (valid once established).
     uint16_t send_mss() const { return eff_mss_; }
