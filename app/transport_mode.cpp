@@ -1476,9 +1476,11 @@ int Transport::loop() {
                      (unsigned long)(tx_ ? tx_->stats().bad_segments : rx_->stats().bad_segments),
                      (unsigned long)(tx_ ? tx_->stats().unknown_segments : rx_->stats().unknown_segments));
         if (tx_)
-            std::fprintf(stderr, "dpdk-millipede tx: connects %lu connect_failures %lu legs_lost %lu resent %lu\n",
+            std::fprintf(stderr,
+                         "dpdk-millipede tx: connects %lu connect_failures %lu legs_lost %lu resent %lu recycled %lu\n",
                          (unsigned long)tx_->stats().connects, (unsigned long)tx_->stats().connect_failures,
-                         (unsigned long)tx_->stats().legs_lost, (unsigned long)tx_->stripe().stats().chunks_resent);
+                         (unsigned long)tx_->stats().legs_lost, (unsigned long)tx_->stripe().stats().chunks_resent,
+                         (unsigned long)tx_->stripe().stats().legs_recycled);
     }
     if (!fail_.empty()) {
         std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, fail_.c_str());
