@@ -853,6 +853,29 @@ TEST(Reset, AbortSendsRstPeerResets) {
     EXPECT_TRUE(p.sout.last().has(flag::RST));
 }
 
+// After an RTO the sender goes back to SND.UNA, but the peer may hold
+// everything (only its ACKs were lost). The abort's RST must carry the
+// highest sequence sent: one at the rewound SND.NXT is below the peer's
+// RCV.NXT, outside its window, and silently dropped (RFC 9293 3.10.7.1), so
+// the peer kept the connection half-open (seen against Linux at 4 % loss).
+TEST(Reset, AbortAfterAnRtoCarriesTheHighestSequenceSent) {
+    Pair p(quick(), quick());
+    p.handshake();
+    std::vector<uint8_t> d(8000, 7);
+    p.client->send(d, p.now);
+    p.c2s();         // everything arrives
+    p.sout.take();   // every ACK is lost
+    p.now = p.client->next_timer_deadline();
+    p.client->on_timer(p.now); // go-back: SND.NXT rewound
+    ASSERT_EQ(p.client->stats().retransmits_timeout, 1u);
+    p.cout.take();
+    p.client->abort(p.now);
+    ASSERT_TRUE(p.cout.last().has(flag::RST));
+    EXPECT_EQ(p.cout.last().seq, p.server->rcv_nxt());
+    p.c2s();
+    EXPECT_EQ(p.server->close_reason(), CloseReason::RESET_BY_PEER);
+}
+
 TEST(Reset, AckOfUnsentDataIsAckedAndDropped) {
     Pair p(quick(), quick());
     p.handshake();

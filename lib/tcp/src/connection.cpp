@@ -275,9 +275,14 @@ void Connection::shutdown_write(uint64_t now) {
 }
 
 void Connection::abort(uint64_t now) {
-    // RFC 9293 3.10.5: RST in synchronized states; none from SYN-SENT.
+    // RFC 9293 3.10.5: RST in synchronized states; none from SYN-SENT. Its
+    // SEQ is the highest sequence sent: after an RTO our SND.NXT is rewound
+    // to SND.UNA (go-back), which may lie below a peer that got everything
+    // and only lost its ACKs; that RST would be out of its window and
+    // dropped. At SND.MAX it is exact or in-window (a challenge ACK, which
+    // our RST answers exactly once the connection is gone).
     if (state_ == State::Closed) return;
-    if (state_ != State::SynSent) send_rst(snd_nxt_, rcv_nxt_, true, now);
+    if (state_ != State::SynSent) send_rst(snd_max_, rcv_nxt_, true, now);
     terminate(EventType::Closed, CloseReason::ABORTED);
 }
 
