@@ -50,6 +50,20 @@ void bring_up(StripeSender &tx, FakeIo &io, uint64_t now = 0) {
     }
 }
 
+// viamillipede: every leg connects, sends its checkphrase and reads "ok".
+void bring_up_compat(StripeSender &tx, FakeIo &io, uint64_t now = 0) {
+    tx.poll(now, io);
+    StripeEvent ev;
+    while (tx.next_event(ev))
+        if (ev.type == EventType::CONNECT_LEG) tx.leg_up(ev.leg, now);
+    tx.poll(now, io);
+    for (uint32_t i = 0; i < io.q.size(); i++) {
+        EXPECT_EQ(io.take(i), (std::vector<uint8_t>{'y', 'o', 'e', 's'}));
+        tx.leg_input(i, reinterpret_cast<const uint8_t *>("ok"), 2, now);
+        ASSERT_EQ(tx.leg_state(i), SenderLegState::OPEN);
+    }
+}
+
 // Chunk seqs written on a leg since the hello (hello already taken).
 std::vector<uint64_t> seqs_on(FakeIo &io, uint32_t leg, std::vector<Rec> *recs = nullptr) {
     Decoder dec(Codec::NATIVE, Direction::FROM_SENDER);
@@ -384,14 +398,8 @@ TEST(StripeSender, CompatHoldsAChunkUntilItsLegDeliveredIt) {
     StripeSender tx(c);
     FakeIo io(2);
     io.acked = {0, 0};
-    tx.poll(0, io);
+    bring_up_compat(tx, io);
     StripeEvent ev;
-    while (tx.next_event(ev)) tx.leg_up(ev.leg, 0);
-    tx.poll(0, io);
-    for (uint32_t i = 0; i < 2; i++) {
-        io.take(i);
-        tx.leg_input(i, reinterpret_cast<const uint8_t *>("ok"), 2, 0);
-    }
     io.cap = {100000, 0}; // everything on leg 0
     auto in = data(200);
     tx.push_input(in.data(), in.size(), 0);
@@ -440,14 +448,8 @@ TEST(StripeSender, CompatRecyclesAnIdleLegForAResentChunk) {
     StripeSender tx(c);
     FakeIo io(2);
     io.acked = {0, 0};
-    tx.poll(0, io);
+    bring_up_compat(tx, io);
     StripeEvent ev;
-    while (tx.next_event(ev)) tx.leg_up(ev.leg, 0);
-    tx.poll(0, io);
-    for (uint32_t i = 0; i < 2; i++) {
-        io.take(i);
-        tx.leg_input(i, reinterpret_cast<const uint8_t *>("ok"), 2, 0);
-    }
     io.cap = {100, 100000};
     auto in = data(300);
     tx.push_input(in.data(), in.size(), 0);
@@ -489,14 +491,8 @@ TEST(StripeSender, CompatResendOnlyOnAFreshLeg) {
     c.codec = Codec::VIAMILLIPEDE;
     StripeSender tx(c);
     FakeIo io(2);
-    tx.poll(0, io);
+    bring_up_compat(tx, io);
     StripeEvent ev;
-    while (tx.next_event(ev)) tx.leg_up(ev.leg, 0);
-    tx.poll(0, io);
-    for (uint32_t i = 0; i < 2; i++) {
-        io.take(i);
-        tx.leg_input(i, reinterpret_cast<const uint8_t *>("ok"), 2, 0);
-    }
     io.cap = {100, 100000};
     auto in = data(300);
     tx.push_input(in.data(), in.size(), 0);
