@@ -969,6 +969,29 @@ TEST(Checksum, OddLengthPadsWithZero) {
                 << off << "+" << n;
 }
 
+TEST(Checksum, RandomBuffersOffsetsAndIncomingSumsMatchTheReference) {
+    // The native-word fast path against the word-at-a-time reference: every
+    // length up to 2 KiB, unaligned starts, incoming partial sums up to 32
+    // bits (prepended to the reference as their folded 16-bit word).
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    auto next = [&x] {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        return x;
+    };
+    Bytes data(2048 + 8);
+    for (auto &b : data) b = uint8_t(next());
+    for (size_t n = 0; n <= 2048; n += (n < 80 ? 1 : 13)) {
+        const size_t off = next() % 8;
+        const uint32_t in = n % 3 == 0 ? 0 : uint32_t(next());
+        uint32_t f = in;
+        while (f >> 16) f = (f & 0xffff) + (f >> 16);
+        Bytes ref = {uint8_t(f >> 8), uint8_t(f)};
+        ref.insert(ref.end(), data.begin() + off, data.begin() + off + n);
+        EXPECT_EQ(checksum_finish(checksum_partial(data.data() + off, n, in)), ref_checksum(ref))
+            << "len " << n << " offset " << off << " incoming " << in;
+    }
+}
+
 TEST(Checksum, ChainedRegionsEqualOneRegion) {
     const Bytes all = filler(301, 3);
     const uint32_t first = checksum_partial(all.data(), 100);
