@@ -119,11 +119,16 @@ size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
             Slot &s = slots_[filling_];
             s.st = Slot::St::FILLING;
             s.len = 0;
+            s.crc = 0;
             filling_since_ = now_us;
         }
         Slot &s = slots_[filling_];
         size_t k = std::min<size_t>(n - used, cfg_.chunk_bytes - s.len);
         std::memcpy(s.buf + s.len, p + used, k);
+        // Both CRCs while the bytes are still in cache: a chunk (1 MiB by
+        // default) summed at seal() time comes back from memory.
+        s.crc = crc32c(s.buf + s.len, k, s.crc);
+        digest_ = crc64(s.buf + s.len, k, digest_);
         s.len += static_cast<uint32_t>(k);
         used += k;
         if (s.len == cfg_.chunk_bytes) seal(now_us);
@@ -143,8 +148,6 @@ void StripeSender::seal(uint64_t) {
     s.seq = next_seq_++;
     s.offset = sealed_bytes_;
     sealed_bytes_ += s.len;
-    s.crc = crc32c(s.buf, s.len);
-    digest_ = crc64(s.buf, s.len, digest_);
     s.compat_sum = cfg_.compat_checksums ? compat_chain_.next(s.seq, s.buf, s.len) : 0;
     s.st = Slot::St::QUEUED;
     s.resends = 0;
