@@ -15,7 +15,6 @@ checksum, observe, roles.
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable).
 """
 import atexit
-import hashlib
 import os
 import signal
 import subprocess
@@ -24,16 +23,15 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from rig import FAILS, check, log, quiet_iface, random_file, sha, skip  # noqa: E402
+
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/dpdk-millipede"
 CASE = sys.argv[2] if len(sys.argv) > 2 else "sizes"
 TAG = f"mp{os.getpid() % 100000}"
 NS = {"tx": f"{TAG}tx", "rx": f"{TAG}rx"}
 MADE_NS = []
 EAL = ["--no-pci", "--no-huge", "-m", "512"]
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
 def cleanup():
@@ -44,11 +42,6 @@ def cleanup():
 atexit.register(cleanup)
 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(s, lambda *_: sys.exit(1))
-
-
-def skip(why):
-    log(f"SKIP: {why}")
-    sys.exit(77)
 
 
 def make_links(n):
@@ -68,12 +61,7 @@ def make_links(n):
         if r.returncode != 0:
             skip(f"cannot create a veth pair: {r.stderr.strip()}")
         for ns, d in ((NS["tx"], a), (NS["rx"], b)):
-            # The kernel must stay quiet on these links and hand frames over
-            # one by one (no GRO/GSO merging), as a wire would.
-            nx = ["ip", "netns", "exec", ns]
-            subprocess.run(nx + ["sysctl", "-qw", f"net.ipv6.conf.{d}.disable_ipv6=1"], capture_output=True)
-            subprocess.run(nx + ["ethtool", "-K", d, "gro", "off", "gso", "off", "tso", "off", "tx", "off", "rx",
-                                 "off"], capture_output=True)
+            quiet_iface(ns, d)
             subprocess.run(["ip", "-n", ns, "link", "set", d, "up"], check=True)
         pairs.append((a, b))
     return pairs
@@ -158,27 +146,6 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, rx_first_delay=0
     return tx_rc, tx_err, rx_rc, rx_err, out_path
 
 
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(1 << 20)
-            if not b:
-                return h.hexdigest()
-            h.update(b)
-
-
-def random_file(n):
-    fd, path = tempfile.mkstemp(prefix="mpin")
-    with os.fdopen(fd, "wb") as f:
-        left = n
-        while left:
-            k = min(left, 1 << 20)
-            f.write(os.urandom(k))
-            left -= k
-    return path
-
-
 def paced_feeder(path, rate, block):
     """A feeder for transfer(): writes the file to the sender's stdin at
     `rate` bytes/s, so that something can happen in the middle of it."""
@@ -200,19 +167,6 @@ def paced_feeder(path, rate, block):
             pipe.close()
             feed.closed_at = time.monotonic()
     return feed
-
-
-FAILS = []
-
-
-def check(cond, what, *details):
-    if cond:
-        log(f"ok   {what}")
-    else:
-        log(f"FAIL {what}")
-        for d in details:
-            log("     " + str(d).strip().replace("\n", "\n     "))
-        FAILS.append(what)
 
 
 def exact(name, pairs, size, tx_words=(), rx_words=(), limit=60, **kw):

@@ -1,0 +1,70 @@
+"""What tests/transport and tests/interop share: output and checks, input
+files and their digests, and veth ends that behave like a wire.
+
+Imported by putting this folder on sys.path (the scripts run as
+`python3 tests/<suite>/<script>.py ...`, from meson or by hand)."""
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+
+FAILS = []  # what failed, in order; the script's exit status is 1 when not empty
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def skip(why):
+    """Exit 77 (meson's skip): only for what this machine cannot do."""
+    log(f"SKIP: {why}")
+    sys.exit(77)
+
+
+def check(cond, what, *details):
+    """One line per check; the details follow a failure, indented."""
+    if cond:
+        log(f"ok   {what}")
+    else:
+        log(f"FAIL {what}")
+        for d in details:
+            log("     " + str(d).strip().replace("\n", "\n     "))
+        FAILS.append(what)
+    return cond
+
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def same_file(a, b):
+    return os.path.getsize(a) == os.path.getsize(b) and sha(a) == sha(b)
+
+
+def random_file(n, prefix="mpin", dir=None):
+    """n random bytes in a new file (the caller removes it)."""
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=dir)
+    with os.fdopen(fd, "wb") as f:
+        left = n
+        while left:
+            k = min(left, 1 << 20)
+            f.write(os.urandom(k))
+            left -= k
+    return path
+
+
+def quiet_iface(ns, dev):
+    """No IPv6 chatter, no offloads: the kernel hands frames over one by one
+    as a wire would (no GRO/GSO merging) and computes every checksum itself
+    (so captures can verify them)."""
+    nx = ["ip", "netns", "exec", ns]
+    subprocess.run(nx + ["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], capture_output=True)
+    subprocess.run(nx + ["ethtool", "-K", dev, "gro", "off", "gso", "off", "tso", "off", "tx", "off", "rx", "off"],
+                   capture_output=True)
