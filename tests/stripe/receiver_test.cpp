@@ -374,6 +374,26 @@ TEST(StripeReceiver, ResendTakesOverAChunkADeadLegWasStillFilling) {
     EXPECT_EQ(r.rx.stats().crc_failures, 0u);
 }
 
+TEST(StripeReceiver, TheOriginalCopyStillCompletesAChunkWhenTheResendLegDies) {
+    // viamillipede closes a leg it gave up with FIN, so its copy may still
+    // arrive in full, after the re-send started on a fresh leg. If the fresh
+    // leg then dies mid-chunk, the original copy must still deliver it (the
+    // sender already counts it delivered; found by the compat sim seeds).
+    Rig r;
+    r.open(0);
+    r.open(1);
+    auto c0 = chunk_bytes(0, 0, payload(0));
+    std::vector<uint8_t> half(c0.begin(), c0.begin() + 60), part(c0.begin(), c0.begin() + 80);
+    EXPECT_EQ(r.send(0, half), half.size());
+    EXPECT_EQ(r.send(1, part), part.size()); // the re-send, further along
+    r.rx.leg_down(1, 0);                      // ... and its leg dies
+    std::vector<uint8_t> rest(c0.begin() + 60, c0.end());
+    EXPECT_EQ(r.send(0, rest), rest.size());
+    EXPECT_EQ(r.drain(), expected(1));
+    EXPECT_EQ(r.rx.stats().crc_failures, 0u);
+    EXPECT_EQ(r.rx.stats().takeovers, 1u);
+}
+
 TEST(StripeReceiver, AfterDoneARepeatedEndOnANewLegIsAnsweredAgain) {
     // The end ack went out on leg 0, which died before delivering it: the
     // sender sends the same end record on a new leg and must be answered.

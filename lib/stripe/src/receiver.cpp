@@ -21,7 +21,8 @@ struct StripeReceiver::Slot {
     uint64_t offset = 0;
     uint64_t compat_sum = 0;
     St st = St::FREE;
-    uint32_t leg = 0;
+    uint32_t fillers = 0; // legs writing a copy of this chunk (more than one: a re-send racing its original)
+    bool mixed = false;   // bytes from more than one copy: verify the buffer itself at the end
 };
 
 struct StripeReceiver::Leg {
@@ -32,6 +33,7 @@ struct StripeReceiver::Leg {
     ChunkHeader pending;
     uint64_t pending_sum = 0;
     int32_t slot = -1;
+    uint32_t chunk_off = 0;    // payload bytes of its copy of the chunk read so far
     bool discard = false;      // payload of a duplicate: drop it
     bool ack_pending = false;
     uint8_t ctl[128] = {};
@@ -105,7 +107,7 @@ void StripeReceiver::release_leg(uint32_t leg) {
     Leg &l = legs_[leg];
     if (l.slot >= 0) {
         Slot &s = slots_[l.slot];
-        if (s.st == Slot::St::RECEIVING && s.leg == leg) s.st = Slot::St::FREE;
+        if (s.st == Slot::St::RECEIVING && s.fillers > 0 && --s.fillers == 0) s.st = Slot::St::FREE;
         l.slot = -1;
     }
     l.have_pending = false;
@@ -210,9 +212,16 @@ size_t StripeReceiver::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint6
             break;
         case EventKind::CHUNK_DATA:
             if (l.slot >= 0) {
+                // Each byte is written once, by the first copy to reach it
+                // (the decoder bounds data_len by the chunk's length).
                 Slot &s = slots_[l.slot];
-                std::memcpy(s.buf + s.filled, d.data, d.data_len); // decoder bounds data_len by s.len
-                s.filled += static_cast<uint32_t>(d.data_len);
+                const uint32_t end = l.chunk_off + static_cast<uint32_t>(d.data_len);
+                if (end > s.filled) {
+                    const uint32_t from = std::max(l.chunk_off, s.filled);
+                    std::memcpy(s.buf + from, d.data + (from - l.chunk_off), end - from);
+                    s.filled = end;
+                }
+                l.chunk_off = end;
             }
             break;
         case EventKind::CHUNK_END:
@@ -328,25 +337,37 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
     }
     if (!sl) return false; // beyond the window: back-pressure
     if (sl->st == Slot::St::RECEIVING) {
-        // Another leg is filling this chunk: this is a re-send racing it, and
-        // the sender only re-sends when it gave that leg up (dead, or dead
-        // but not yet noticed here: its TCP connection may never deliver the
-        // rest). Waiting for it could wait forever, so the newer copy takes
-        // the buffer over; the older leg's remaining payload is read and
-        // dropped like a duplicate's.
-        Leg &old = legs_[sl->leg];
-        old.slot = -1;
-        old.discard = true;
+        // Another leg is filling this chunk: a re-send racing the copy on a
+        // leg the sender gave up, which may never deliver the rest, or may
+        // (a viamillipede sender closes such a leg with FIN, and its bytes
+        // arrive late). Both copies carry the same bytes, so both fill the
+        // one buffer and the first to complete it delivers it; waiting for
+        // either alone could wait forever or lose the chunk with its leg.
+        if (c.length != sl->len || c.offset != sl->offset) {
+            stats_.duplicates++; // not the same chunk: keep the first, drop this
+            l.discard = true;
+            l.have_pending = false;
+            return true;
+        }
+        sl->fillers++;
+        sl->mixed = true;
         stats_.takeovers++;
+        l.slot = static_cast<int32_t>(s % w);
+        l.chunk_off = 0;
+        l.discard = false;
+        l.have_pending = false;
+        return true;
     }
     sl->st = Slot::St::RECEIVING;
-    sl->leg = leg;
+    sl->fillers = 1;
+    sl->mixed = false;
     sl->seq = s;
     sl->len = c.length;
     sl->filled = 0;
     sl->offset = c.offset;
     sl->compat_sum = l.pending_sum;
     l.slot = static_cast<int32_t>(s % w);
+    l.chunk_off = 0;
     l.discard = false;
     l.have_pending = false;
     return true;
@@ -359,12 +380,19 @@ void StripeReceiver::on_chunk_end(uint32_t leg, const Decoded &d) {
         l.discard = false;
         return;
     }
-    Slot &s = slots_[l.slot];
+    const int32_t idx = l.slot;
+    Slot &s = slots_[idx];
     l.slot = -1;
-    if (!d.crc_ok) {
-        // Never delivered: free the slot and ask for it again on the leg it
-        // came on (if that leg dies the sender re-sends it anyway).
-        s.st = Slot::St::FREE;
+    if (s.fillers > 0) s.fillers--;
+    // A buffer filled from two copies is verified as it is, not by the
+    // running CRC of this leg's copy alone.
+    const bool crc_ok = cfg_.codec != Codec::NATIVE || !s.mixed ? d.crc_ok : crc32c(s.buf, s.len) == l.pending.crc32c;
+    if (!crc_ok) {
+        // Never delivered: ask for it again on the leg it came on (if that
+        // leg dies the sender re-sends it anyway). A copy still arriving on
+        // another leg keeps the slot; a bad prefix of ours in the buffer is
+        // caught when that copy ends, by the check above.
+        if (s.fillers == 0) s.st = Slot::St::FREE;
         stats_.crc_failures++;
         stats_.errors[static_cast<unsigned>(Error::CRC_MISMATCH)]++;
         snprintf(leg_message_, sizeof leg_message_,
@@ -380,7 +408,17 @@ void StripeReceiver::on_chunk_end(uint32_t leg, const Decoded &d) {
         l.ring_crc[1] = d.crc_computed;
         return;
     }
+    if (s.filled < s.len) return; // (cannot happen: this copy reached its end)
     s.st = Slot::St::HELD;
+    if (s.fillers > 0) {
+        // The other copy's rest is read and dropped.
+        for (auto &o : legs_)
+            if (o.slot == idx) {
+                o.slot = -1;
+                o.discard = true;
+            }
+        s.fillers = 0;
+    }
     advance();
 }
 

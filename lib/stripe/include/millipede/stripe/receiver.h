@@ -21,8 +21,10 @@
 //   or its viamillipede checksum verified in order (compat). Duplicates are
 //   dropped (and acknowledged again so the sender frees them). A chunk that
 //   arrives while another leg is still filling the same chunk (a re-send
-//   after the sender gave that leg up) takes the buffer over; the other
-//   leg's copy is dropped (stats().takeovers).
+//   after the sender gave that leg up) fills the same buffer alongside it,
+//   each byte written once by the first copy to reach it; the first copy to
+//   complete it delivers it (native: the buffer's CRC32C verified as it is)
+//   and the other's rest is dropped (stats().takeovers counts such races).
 // - Native: acks, resend requests, hello replies and the end acknowledgement
 //   are written by poll() to the legs. DONE is emitted when the end record's
 //   chunk count, length and CRC64 matched and all output was consumed;
@@ -67,7 +69,7 @@ struct ReceiverStats {
     uint64_t duplicates = 0;
     uint64_t crc_failures = 0;
     uint64_t stalls = 0;           // leg_input() returned short
-    uint64_t takeovers = 0;        // a re-send took over a chunk another leg was still filling
+    uint64_t takeovers = 0;        // a re-send joined a chunk another leg was still filling
     uint64_t acks_sent = 0;
     uint64_t legs_refused = 0;
     uint64_t errors[kErrorCount] = {};
