@@ -31,11 +31,15 @@ std::string pct(double p) {
     return b;
 }
 
-Case make_case(uint64_t seed) {
+Case make_case(uint64_t seed, bool compat = false) {
     Rng r(seed * 0x9e3779b97f4a7c15ull + 1);
     Case c;
     sim::WorldConfig &wc = c.wc;
     wc.seed = seed;
+    if (compat) {
+        wc.tx.stripe.codec = stripe::Codec::VIAMILLIPEDE;
+        wc.rx.stripe.codec = stripe::Codec::VIAMILLIPEDE;
+    }
     const uint32_t links = static_cast<uint32_t>(r.range(1, 4));
     wc.legs = static_cast<uint32_t>(r.range(links, std::min<uint32_t>(6, links * 2)));
     wc.links.assign(links, sim::LinkParams{});
@@ -138,8 +142,8 @@ struct Tally {
              blocked = 0, bytes = 0, virtual_us = 0;
 };
 
-bool run_seed(uint64_t seed, Tally &t, std::string &err, bool verbose) {
-    Case c = make_case(seed);
+bool run_seed(uint64_t seed, Tally &t, std::string &err, bool verbose, bool compat = false) {
+    Case c = make_case(seed, compat);
     const auto in = sim::make_input(c.size, seed);
     sim::World w(c.wc, in);
     const sim::Outcome o = w.run();
@@ -176,14 +180,22 @@ bool run_seed(uint64_t seed, Tally &t, std::string &err, bool verbose) {
                    w.rx().stripe().leg_blocked(i), cn ? tcp::state_name(cn->state()) : "-",
                    cn ? cn->readable_bytes() : 0);
         }
+        const auto &ss = w.tx().stripe().stats();
+        printf("  tx chunks sealed %llu sent %llu re-sent %llu acked %llu, legs recycled %llu, retired %llu; rx duplicates "
+               "%llu\n",
+               static_cast<unsigned long long>(ss.chunks_sealed), static_cast<unsigned long long>(ss.chunks_sent),
+               static_cast<unsigned long long>(ss.chunks_resent), static_cast<unsigned long long>(ss.chunks_acked),
+               static_cast<unsigned long long>(ss.legs_recycled), static_cast<unsigned long long>(w.tx().stats().retired),
+               static_cast<unsigned long long>(w.rx().stripe().stats().duplicates));
         printf("  tx in flight %zu, rx next %llu, rx buffered %llu, out %zu; rx: %s\n", w.tx().stripe().chunks_in_flight(),
                static_cast<unsigned long long>(w.rx().stripe().next_seq()),
                static_cast<unsigned long long>(w.rx().stripe().buffered_bytes()), w.output().size(),
                w.rx().last_leg_message());
     }
     if (o.ok) return true;
-    err = "seed " + std::to_string(seed) + " failed: " + o.why + "\n  fault mix: " + c.mix +
-          "\n  re-run: MILLIPEDE_SIM_SEED=" + std::to_string(seed) + " <build>/tests/sim/sim_seeds_test";
+    err = std::string(compat ? "viamillipede " : "") + "seed " + std::to_string(seed) + " failed: " + o.why +
+          "\n  fault mix: " + c.mix + "\n  re-run: MILLIPEDE_SIM_SEED=" + std::to_string(seed) +
+          (compat ? " MILLIPEDE_SIM_COMPAT=1" : "") + " <build>/tests/sim/sim_seeds_test";
     return false;
 }
 
@@ -197,7 +209,8 @@ TEST(SimSeeds, ByteExactUnderEveryFaultMix) {
     Tally t;
     if (const char *one = std::getenv("MILLIPEDE_SIM_SEED"); one && *one) {
         std::string err;
-        EXPECT_TRUE(run_seed(std::strtoull(one, nullptr, 10), t, err, true)) << err;
+        EXPECT_TRUE(run_seed(std::strtoull(one, nullptr, 10), t, err, true, env_u64("MILLIPEDE_SIM_COMPAT", 0) != 0))
+            << err;
         return;
     }
     const uint64_t n = env_u64("MILLIPEDE_SIM_SEEDS", 1000);
@@ -223,6 +236,31 @@ TEST(SimSeeds, ByteExactUnderEveryFaultMix) {
         EXPECT_GT(t.resent, n / 20);
         EXPECT_GT(t.corrupted_caught, n / 10);
         EXPECT_GT(t.blocked, 0u);
+    }
+}
+
+// The same fault mixes in viamillipede's format: no chunk acknowledgements,
+// so only TCP's acknowledgements prove delivery; a chunk lost with a leg is
+// re-sent on a fresh connection (an idle leg is recycled for it).
+TEST(SimSeeds, CompatByteExactUnderEveryFaultMix) {
+    if (const char *one = std::getenv("MILLIPEDE_SIM_SEED"); one && *one) GTEST_SKIP() << "single-seed run";
+    Tally t;
+    const uint64_t n = env_u64("MILLIPEDE_SIM_SEEDS", 1000) / 2;
+    uint64_t failures = 0;
+    for (uint64_t seed = 1; seed <= n; seed++) {
+        std::string err;
+        if (!run_seed(seed, t, err, false, true)) {
+            ADD_FAILURE() << err;
+            if (++failures >= 10) break;
+        }
+    }
+    printf("viamillipede sim seeds: %llu seeds, %.1f MB; link deaths %llu, legs lost %llu, chunks re-sent %llu, "
+           "duplicate chunks %llu\n",
+           static_cast<unsigned long long>(t.seeds), t.bytes / 1e6, static_cast<unsigned long long>(t.deaths),
+           static_cast<unsigned long long>(t.legs_lost), static_cast<unsigned long long>(t.resent),
+           static_cast<unsigned long long>(t.dups));
+    if (n >= 100 && failures == 0) {
+        EXPECT_GT(t.resent, n / 20);
     }
 }
 

@@ -111,6 +111,8 @@ uint16_t TxSession::next_port(const LegSpec &spec) {
         for (const Leg &l : legs_)
             if (l.conn && l.conn->endpoints().local_port == p && l.conn->endpoints().local_ip == spec.local_ip)
                 used = true;
+        for (const auto &c : retired_)
+            if (c->endpoints().local_port == p && c->endpoints().local_ip == spec.local_ip) used = true;
         if (!used) return p;
     }
     return cfg_.ephemeral_first; // more legs than ports: cannot happen with <= 64 legs
@@ -150,8 +152,7 @@ void TxSession::lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *wh
         char ep[128];
         detail::format_endpoints(l.conn->endpoints(), ep, sizeof ep);
         snprintf(leg_msg_, sizeof leg_msg_, "leg %u (%s): %s", i, ep, why);
-        if (!l.conn->is_closed()) l.conn->abort(now);
-        l.conn.reset();
+        retire(i, now);
     }
     const bool was_up = l.established;
     l.established = false;
@@ -167,6 +168,44 @@ void TxSession::lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *wh
     } else {
         stats_.connect_failures++;
         stripe_.leg_connect_failed(i, now);
+    }
+}
+
+// Gives up leg i's connection. Native: RST (every chunk the receiver holds
+// is acknowledged by the stripe layer, nothing is lost). viamillipede: FIN,
+// and the connection lives on in retired_ until closed: what TCP delivered
+// but the receiving application has not read yet survives, and the
+// receiver reads to a clean end of stream.
+void TxSession::retire(uint32_t i, uint64_t now) {
+    Leg &l = legs_[i];
+    if (!l.conn) return;
+    const bool compat = cfg_.stripe.codec == stripe::Codec::VIAMILLIPEDE;
+    if (compat && l.established && !l.conn->is_closed() && retired_.size() < 2 * stripe::kMaxLegs) {
+        l.conn->shutdown_write(now);
+        l.conn->flush(now);
+        retired_.push_back(std::move(l.conn));
+        stats_.retired++;
+    } else if (!l.conn->is_closed()) {
+        l.conn->abort(now);
+    }
+    l.conn.reset();
+}
+
+void TxSession::poll_retired(uint64_t now) {
+    for (size_t k = 0; k < retired_.size();) {
+        tcp::Connection &c = *retired_[k];
+        if (c.next_timer_deadline() <= now) c.on_timer(now);
+        tcp::Event ev;
+        while (c.poll_event(ev)) {
+        }
+        std::span<const uint8_t> a, b;
+        c.peek(a, b);
+        if (!a.empty()) c.consume(a.size() + b.size(), now); // nothing more to do with replies
+        if (c.is_closed() || c.state() == tcp::State::TimeWait) {
+            retired_.erase(retired_.begin() + static_cast<std::ptrdiff_t>(k));
+            continue;
+        }
+        k++;
     }
 }
 
@@ -231,6 +270,14 @@ void TxSession::on_segment(const tcp::Segment &seg, uint64_t now) {
     stats_.segments_in++;
     const int32_t i = find_leg(seg);
     if (i < 0) {
+        for (auto &c : retired_) {
+            const tcp::Endpoints &ep = c->endpoints();
+            if (ep.local_port == seg.dst_port && ep.remote_port == seg.src_port && ep.remote_ip == seg.src_ip &&
+                ep.local_ip == seg.dst_ip) {
+                c->on_segment(seg, now);
+                return;
+            }
+        }
         stats_.unknown_segments++;
         detail::reply_rst(seg, cfg_.tcp.checksum_offload, sink_);
         return;
@@ -263,6 +310,7 @@ void TxSession::end(uint64_t now) {
 }
 
 void TxSession::poll(uint64_t now) {
+    poll_retired(now);
     for (uint32_t i = 0; i < legs_.size(); i++) {
         Leg &l = legs_[i];
         if (l.conn && l.conn->next_timer_deadline() <= now) l.conn->on_timer(now);
@@ -285,8 +333,7 @@ void TxSession::poll(uint64_t now) {
                 break;
             case stripe::EventType::CLOSE_LEG:
                 if (ev.leg < legs_.size() && legs_[ev.leg].conn) {
-                    legs_[ev.leg].conn->abort(now);
-                    legs_[ev.leg].conn.reset();
+                    retire(ev.leg, now);
                     legs_[ev.leg].established = false;
                 }
                 break;
@@ -314,11 +361,16 @@ void TxSession::poll(uint64_t now) {
             }
             open = true;
         }
+        if (!retired_.empty()) open = true; // poll_retired() dropped the closed ones
         const bool stragglers = first_closed_at_ != UINT64_MAX && now >= first_closed_at_ + cfg_.straggler_us;
         if (!open || now >= linger_until_ || stragglers) {
-            if (open)
+            // viamillipede: no RST even now; a receiver may still be reading
+            // what TCP delivered on a leg that never finished closing.
+            const bool compat = cfg_.stripe.codec == stripe::Codec::VIAMILLIPEDE;
+            if (open && !compat)
                 for (Leg &l : legs_)
                     if (l.conn && l.conn->state() != tcp::State::TimeWait) l.conn->abort(now);
+            retired_.clear();
             finished_ = true;
         }
     }
@@ -330,6 +382,7 @@ uint64_t TxSession::next_deadline() const {
         if (!l.conn) continue;
         t = std::min({t, l.conn->next_timer_deadline(), l.watch.deadline(), l.connect_deadline});
     }
+    for (const auto &c : retired_) t = std::min(t, c->next_timer_deadline());
     if (state_ == State::RUNNING)
         t = std::min(t, stripe_.next_wakeup_us());
     else if (!finished_)

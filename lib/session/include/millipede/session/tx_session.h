@@ -59,6 +59,7 @@ struct TxStats {
     uint64_t legs_lost = 0;         // established legs that died (reset, timed out, watchdog)
     uint64_t watchdog_kills = 0;    // of which the Watchdog declared dead
     uint64_t last_leg_lost_us = 0;  // when the last one died
+    uint64_t retired = 0;           // compat: connections closed with FIN instead of RST (see retire())
 };
 
 enum class TxLegState : uint8_t { IDLE, CONNECTING, ESTABLISHED, CLOSING };
@@ -106,6 +107,8 @@ class TxSession {
     void handle_conn(uint32_t i, uint64_t now);
     void drain(uint32_t i, uint64_t now);
     void lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why);
+    void retire(uint32_t i, uint64_t now);
+    void poll_retired(uint64_t now);
     void end(uint64_t now);
     uint16_t next_port(const LegSpec &spec);
     int32_t find_leg(const tcp::Segment &seg) const;
@@ -115,6 +118,11 @@ class TxSession {
     tcp::Random rng_;
     stripe::StripeSender stripe_;
     std::vector<Leg> legs_;
+    // viamillipede has no chunk acknowledgements: a connection given up
+    // (watchdog, recycle) may still hold data its peer acknowledged but has
+    // not read, which a RST would destroy. Such a connection is closed with
+    // FIN instead and kept here until TCP finishes with it.
+    std::vector<std::unique_ptr<tcp::Connection>> retired_;
     std::unique_ptr<Io> io_;
     State state_ = State::RUNNING;
     bool finished_ = false;
