@@ -17,6 +17,11 @@ struct RxSession::Leg {
     bool closing = false; // FIN sent on request (CLOSE_LEG, the sender's FIN, session over)
     uint64_t close_deadline = UINT64_MAX;
     detail::LegWatch watch;
+    // The connection ended (reset, keep-alive timeout) with bytes it had
+    // received and acknowledged still unread: they are fed to the stripe
+    // receiver first (viamillipede's sender counts them delivered), then the
+    // leg is dropped with this reason.
+    char ended[96] = "";
 };
 
 struct RxSession::Io final : stripe::LegIo {
@@ -141,11 +146,17 @@ void RxSession::drop_leg(uint32_t i, uint64_t now, bool watchdog, const char *wh
     l.dirty = false;
     l.close_deadline = UINT64_MAX;
     l.watch.reset();
+    l.ended[0] = 0;
 }
 
 void RxSession::handle_conn(uint32_t i, uint64_t now) {
     Leg &l = legs_[i];
     if (!l.conn) return;
+    if (l.ended[0]) {
+        feed(i, now);
+        if (l.conn->readable_bytes() == 0 || state_ != State::RUNNING) drop_leg(i, now, false, l.ended);
+        return;
+    }
     bool terminal = false;
     tcp::Event ev, term;
     while (l.conn->poll_event(ev)) {
@@ -161,6 +172,10 @@ void RxSession::handle_conn(uint32_t i, uint64_t now) {
         char why[96];
         snprintf(why, sizeof why, "connection %s (%s)", term.type == tcp::EventType::Reset ? "reset" : "ended",
                  tcp::close_reason_name(term.reason));
+        if (l.conn->readable_bytes() > 0 && state_ == State::RUNNING) {
+            snprintf(l.ended, sizeof l.ended, "%s", why); // drained first, on later polls
+            return;
+        }
         drop_leg(i, now, false, why);
         return;
     }

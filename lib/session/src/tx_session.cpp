@@ -201,7 +201,7 @@ void TxSession::poll_retired(uint64_t now) {
         std::span<const uint8_t> a, b;
         c.peek(a, b);
         if (!a.empty()) c.consume(a.size() + b.size(), now); // nothing more to do with replies
-        if (c.is_closed() || c.state() == tcp::State::TimeWait) {
+        if (c.is_closed()) { // (TIME-WAIT still answers the peer's last FIN)
             retired_.erase(retired_.begin() + static_cast<std::ptrdiff_t>(k));
             continue;
         }
@@ -279,7 +279,10 @@ void TxSession::on_segment(const tcp::Segment &seg, uint64_t now) {
             }
         }
         stats_.unknown_segments++;
-        detail::reply_rst(seg, cfg_.tcp.checksum_offload, sink_);
+        // viamillipede: not even here. The segment may come from a receiver
+        // still reading a connection we gave up or finished with; a RST
+        // would destroy what it has not read yet (its keep-alive reaps it).
+        if (cfg_.stripe.codec != stripe::Codec::VIAMILLIPEDE) detail::reply_rst(seg, cfg_.tcp.checksum_offload, sink_);
         return;
     }
     legs_[i].conn->on_segment(seg, now);
@@ -361,7 +364,8 @@ void TxSession::poll(uint64_t now) {
             }
             open = true;
         }
-        if (!retired_.empty()) open = true; // poll_retired() dropped the closed ones
+        for (const auto &c : retired_)
+            if (c->state() != tcp::State::TimeWait) open = true; // poll_retired() dropped the closed ones
         const bool stragglers = first_closed_at_ != UINT64_MAX && now >= first_closed_at_ + cfg_.straggler_us;
         if (!open || now >= linger_until_ || stragglers) {
             // viamillipede: no RST even now; a receiver may still be reading
