@@ -309,7 +309,9 @@ class World {
             if (tx_->state() == session::State::FAILED || rx_->state() == session::State::FAILED) break;
             if (tx_->finished() && rx_->finished()) break;
             uint64_t next = std::min({tx_->next_deadline(), rx_->next_deadline(), net_.next_event()});
-            if (wc_.reader_bytes_per_ms && !rx_->output().empty()) next = std::min(next, now + 1000);
+            // stdout takes what the receiver has on the next step (at once,
+            // or at the reader's rate), as the app's writer thread does.
+            if (!rx_->output().empty()) next = std::min(next, now + (wc_.reader_bytes_per_ms ? 1000 : 1));
             // stdin is always ready: a sender that freed buffers in poll()
             // (viamillipede frees on TCP acknowledgement there) takes more
             // input on the next step, as the app's loop would.

@@ -384,7 +384,8 @@ uint64_t TxSession::next_deadline() const {
     uint64_t t = UINT64_MAX;
     for (const Leg &l : legs_) {
         if (!l.conn) continue;
-        t = std::min({t, l.conn->next_timer_deadline(), l.watch.deadline(), l.connect_deadline});
+        t = std::min({t, l.conn->next_timer_deadline(), l.connect_deadline});
+        if (state_ == State::RUNNING) t = std::min(t, l.watch.deadline()); // (only then does handle_conn check it)
     }
     for (const auto &c : retired_) t = std::min(t, c->next_timer_deadline());
     if (state_ == State::RUNNING)

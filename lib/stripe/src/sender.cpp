@@ -595,11 +595,15 @@ void StripeSender::poll(uint64_t now_us, LegIo &io) {
 void StripeSender::recycle_for_resend(uint64_t now_us) {
     bool resend = false;
     for (const auto &s : slots_) resend |= s.st == Slot::St::RESEND;
-    if (!resend) return;
+    bool underway = false;
     for (const auto &l : legs_)
-        if (l.fresh && (l.st == SenderLegState::CONNECTING || l.st == SenderLegState::HELLO ||
-                        l.st == SenderLegState::OPEN))
-            return; // a fresh connection is on its way
+        underway |= l.fresh && (l.st == SenderLegState::HELLO || l.st == SenderLegState::OPEN ||
+                                (l.st == SenderLegState::CONNECTING && l.failures == 0));
+    if (!resend || underway) { // (a fresh connection is on its way, not one to a link that keeps failing)
+        resend_waiting_since_ = UINT64_MAX;
+        return;
+    }
+    if (resend_waiting_since_ == UINT64_MAX) resend_waiting_since_ = now_us;
     for (uint32_t leg = 0; leg < legs_.size(); leg++) {
         Leg &l = legs_[leg];
         if (l.st != SenderLegState::OPEN || l.cur >= 0 || l.ctl_len != 0) continue;
@@ -613,8 +617,29 @@ void StripeSender::recycle_for_resend(uint64_t now_us) {
         l.dec.reset();
         l.st = SenderLegState::DOWN;
         l.next_attempt = now_us; // reconnect on the next poll
+        resend_waiting_since_ = UINT64_MAX;
         return;
     }
+    // Every live leg still has chunks outstanding, typically because the
+    // receiver stopped reading them: it waits for the very chunk that needs
+    // a fresh connection. After a while one leg is closed anyway (FIN: what
+    // it holds is still delivered) and its chunks are re-sent, since their
+    // delivery can no longer be followed on it.
+    if (now_us - resend_waiting_since_ < cfg_.force_recycle_us) return;
+    for (uint32_t leg = 0; leg < legs_.size(); leg++) {
+        Leg &l = legs_[leg];
+        if (l.st != SenderLegState::OPEN || l.ctl_len != 0) continue;
+        if ((end_state_ == EndState::ON_LEG || end_state_ == EndState::WRITTEN) && end_leg_ == leg) continue;
+        stats_.legs_recycled++;
+        requeue_leg(leg);
+        events_.push({EventType::CLOSE_LEG, leg, Error::NONE});
+        l.dec.reset();
+        l.st = SenderLegState::DOWN;
+        l.next_attempt = now_us;
+        resend_waiting_since_ = UINT64_MAX;
+        return;
+    }
+    resend_waiting_since_ = now_us; // no leg is up: look again a while later, not at every poll
 }
 
 // viamillipede's receiver acknowledges nothing: the only proof that a chunk
@@ -648,6 +673,7 @@ uint64_t StripeSender::next_wakeup_us() const {
     if (cfg_.flush_partial_us && filling_ >= 0 && slots_[filling_].len > 0)
         t = std::min(t, filling_since_ + cfg_.flush_partial_us);
     if (cfg_.no_leg_timeout_us) t = std::min(t, last_open_us_ + cfg_.no_leg_timeout_us);
+    if (resend_waiting_since_ != UINT64_MAX) t = std::min(t, resend_waiting_since_ + cfg_.force_recycle_us);
     return t;
 }
 

@@ -49,6 +49,7 @@ struct SenderConfig {
     uint64_t flush_partial_us = 0;        // seal a partial chunk after this long (0: full/flush/EOF only)
     uint64_t no_leg_timeout_us = 0;       // fail when no leg is up for this long (0: never)
     bool compat_checksums = false;        // compat: fill viamillipede's checksum field
+    uint64_t force_recycle_us = 1'000'000; // compat: a re-sent chunk waits at most this long for a fresh connection
 };
 
 enum class SenderLegState : uint8_t {
@@ -154,6 +155,7 @@ class StripeSender {
     EndState end_state_ = EndState::NOT_YET;
     uint32_t end_leg_ = 0;
     bool started_ = false;
+    uint64_t resend_waiting_since_ = UINT64_MAX; // compat: a re-sent chunk waiting for a fresh connection
     uint64_t last_open_us_ = 0;
     SenderStats stats_;
 };
