@@ -1619,6 +1619,10 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
         std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, e.c_str());
         return 2;
     }
+    // SIGUSR1's default action ends the process: a `kill -USR1` during
+    // start-up (EAL initialisation, waiting for links) must only ask for the
+    // table, which the control loop prints once it runs.
+    std::signal(SIGUSR1, on_usr1);
     // EAL's informational lines would bury the one line that matters.
     std::vector<char *> args(eal_argv, eal_argv + eal_argc);
     bool has_log = false, has_telemetry = false;

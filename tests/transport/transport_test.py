@@ -296,7 +296,17 @@ def case_observe():
     feeder = paced_feeder(path, rate, 128 << 10)
 
     def during(tx, rx):
-        time.sleep(2.0)
+        # Under way once rx has delivered bytes (start-up takes longer on a
+        # loaded machine); bounded, then the checks below say what was seen.
+        end = time.monotonic() + 15
+        time.sleep(1.0)
+        while time.monotonic() < end:
+            try:
+                if telemetry(rx.prefix, "/millipede/transfer").get("bytes", 0) > 0:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
         for who, p in (("tx", tx), ("rx", rx)):
             pid = p.app_pid()
             seen[f"{who}_pid"] = pid
