@@ -1,0 +1,232 @@
+// `tx` / `rx` command line: viamillipede's words plus dpdk-millipede's
+// options, parsed before EAL starts (set-up code: one line of error text,
+// never an exit or an exception).
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "millipede/net/addr_parse.h"
+#include "options.h"
+#include "transport_mode.h"
+
+namespace millipede::app {
+
+void transport_usage(FILE *f) {
+    std::fprintf(
+        f,
+        "usage: dpdk-millipede [EAL options] -- tx HOST PORT [tx HOST PORT ...] [words] [options]  < input\n"
+        "       dpdk-millipede [EAL options] -- rx PORT [words] [options]                       > output\n"
+        "  viamillipede's words:\n"
+        "    tx HOST PORT       a receiver address (IPv4); repeat for more, in preference order\n"
+        "    rx PORT            listen on PORT at every --ip address\n"
+        "    threads N          TCP connections in total, spread over the tx destinations (1-64;\n"
+        "                       default 2 per destination)\n"
+        "    checksum           viamillipede checksums (--compat); native chunks always carry CRC32C\n"
+        "    chaos N            tx: every N chunks sent, abort the TCP connection that carried the\n"
+        "                       latest data (RST both ways); its chunks are re-sent on other legs\n"
+        "    verbose N          0-20: leg events (1), counters at exit (2)\n"
+        "    checkphrase WXYZ   4 characters both sides must agree on (default yoes)\n"
+        "    prbs SEED          tx: send a PRBS stream (--size bytes) instead of stdin;\n"
+        "                       rx: verify the PRBS stream instead of writing stdout\n"
+        "    leglimit N         tx: send at most N chunks, then end the stream\n"
+        "  options:\n"
+        "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required)\n"
+        "    --neigh ADDR=MAC          static neighbour, no ARP for it (repeatable)\n"
+        "    --compat viamillipede     speak stock viamillipede's wire format\n"
+        "    --size BYTES              prbs: the stream length (K/M/G suffixes; default 1G); with stdin:\n"
+        "                              the expected total, for the progress line's ETA\n"
+        "    --chunk BYTES             chunk size (default 1M, at most 2M)\n"
+        "    --progress, --no-progress progress line on stderr (default: when stderr is a terminal)\n"
+        "    --connect-timeout S       tx: give up when no connection is up for S seconds (default 30)\n"
+        "    --stall-timeout S         give up after S seconds without progress (default 60)\n"
+        "    --wait S                  rx: give up when no sender connects within S seconds (default: wait)\n"
+        "    --mtu N                   set every port's MTU (576-9000; jumbo frames: fewer packets per byte)\n"
+        "    --no-offload              compute IPv4/TCP checksums in software even where the NIC offers\n"
+        "                              to (offload is used when every port has it)\n"
+        "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
+        "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
+        "    --help\n"
+        "  While running: SIGUSR1 prints a table of the streams and lcores on stderr; the same figures\n"
+        "  through DPDK telemetry (dpdk-telemetry.py -f PREFIX): /millipede/transfer, /millipede/streams,\n"
+        "  /millipede/lcores.\n"
+        "  Exit status 0 only when every byte was delivered and verified end to end.\n");
+}
+
+namespace {
+
+std::optional<uint64_t> parse_bytes(std::string_view s, uint64_t lo, uint64_t hi) {
+    uint64_t mult = 1;
+    if (!s.empty()) {
+        char c = s.back();
+        if (c == 'k' || c == 'K') mult = 1ull << 10;
+        else if (c == 'm' || c == 'M') mult = 1ull << 20;
+        else if (c == 'g' || c == 'G') mult = 1ull << 30;
+        else if (c == 't' || c == 'T') mult = 1ull << 40;
+        if (mult != 1) s.remove_suffix(1);
+    }
+    auto v = parse_uint(s, 0, UINT64_MAX / mult);
+    if (!v) return std::nullopt;
+    uint64_t r = *v * mult;
+    if (r < lo || r > hi) return std::nullopt;
+    return r;
+}
+
+// "0.5" -> 5000 parts per million; at most three decimals, at most `max_ppm`.
+std::optional<uint32_t> parse_percent_ppm(std::string_view s, uint32_t max_ppm) {
+    const size_t dot = s.find('.');
+    std::string_view whole = s.substr(0, dot), frac = dot == std::string_view::npos ? "" : s.substr(dot + 1);
+    if (whole.empty() || frac.size() > 4 || (dot != std::string_view::npos && frac.empty())) return std::nullopt;
+    auto w = parse_uint(whole, 0, 100);
+    if (!w) return std::nullopt;
+    uint64_t ppm = *w * 10'000;
+    uint64_t scale = 1000;
+    for (char c : frac) {
+        if (c < '0' || c > '9') return std::nullopt;
+        ppm += uint64_t(c - '0') * scale;
+        scale /= 10;
+    }
+    if (ppm > max_ppm) return std::nullopt;
+    return static_cast<uint32_t>(ppm);
+}
+
+} // namespace
+
+std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
+    bool mode_set = false;
+    for (int i = 0; i < argc; ++i)
+        if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
+            o.help = true;
+            return {};
+        }
+    for (int i = 0; i < argc; ++i) {
+        std::string_view a = argv[i];
+        auto need = [&](int n) { return i + n < argc; };
+        if (a == "--help" || a == "-h" || a == "help") {
+            o.help = true;
+            return {};
+        } else if (a == "tx") {
+            if (mode_set && !o.tx) return "'tx' and 'rx' in one command: a process is either the sender or the receiver";
+            if (!need(2)) return "tx needs HOST PORT, e.g. tx 10.0.0.2 8834";
+            TxDestination d;
+            if (!net::parse_ipv4(argv[i + 1], d.addr))
+                return "tx HOST must be an IPv4 address (no name resolution on the DPDK data plane): '" +
+                       std::string(argv[i + 1]) + "'";
+            auto p = parse_uint(argv[i + 2], 1, 65535);
+            if (!p) return "tx PORT must be 1-65535: '" + std::string(argv[i + 2]) + "'";
+            d.port = static_cast<uint16_t>(*p);
+            o.dests.push_back(d);
+            o.tx = true;
+            mode_set = true;
+            i += 2;
+        } else if (a == "rx") {
+            if (mode_set) return o.tx ? "'tx' and 'rx' in one command: a process is either the sender or the receiver"
+                                      : "rx given twice";
+            if (!need(1)) return "rx needs PORT, e.g. rx 8834";
+            auto p = parse_uint(argv[i + 1], 1, 65535);
+            if (!p) return "rx PORT must be 1-65535: '" + std::string(argv[i + 1]) + "'";
+            o.listen_port = static_cast<uint16_t>(*p);
+            o.tx = false;
+            mode_set = true;
+            i += 1;
+        } else if (a == "threads") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, 64) : std::nullopt;
+            if (!n) return "threads needs a number from 1 to 64";
+            o.threads = static_cast<uint32_t>(*n);
+        } else if (a == "checksum") {
+            o.checksum = true;
+        } else if (a == "chaos") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, UINT64_MAX) : std::nullopt;
+            if (!n) return "chaos needs a number of operations >= 1";
+            o.chaos = *n;
+        } else if (a == "verbose") {
+            auto n = need(1) ? parse_uint(argv[++i], 0, 20) : std::nullopt;
+            if (!n) return "verbose needs a level from 0 to 20";
+            o.verbose = static_cast<unsigned>(*n);
+        } else if (a == "checkphrase") {
+            if (!need(1) || std::strlen(argv[i + 1]) != 4)
+                return "checkphrase needs exactly 4 characters, e.g. checkphrase yoes";
+            std::memcpy(o.checkphrase, argv[++i], 4);
+        } else if (a == "prbs") {
+            auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
+            if (!n) return "prbs needs a seed (a decimal number)";
+            o.prbs = true;
+            o.prbs_seed = *n;
+        } else if (a == "leglimit") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, UINT64_MAX) : std::nullopt;
+            if (!n) return "leglimit needs a number of chunks >= 1";
+            o.leglimit = *n;
+        } else if (a == "--ip") {
+            if (!need(1)) return "--ip needs PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
+            net::IpAssignment ip;
+            std::string err;
+            if (!net::parse_ip_option(argv[++i], ip, err)) return err;
+            for (const auto &x : o.ips)
+                if (x.addr == ip.addr) return "--ip: address " + net::format_ipv4(ip.addr) + " given twice";
+            o.ips.push_back(ip);
+        } else if (a == "--neigh") {
+            if (!need(1)) return "--neigh needs ADDR=MAC, e.g. --neigh 10.0.0.2=02:00:00:00:00:02";
+            net::StaticNeighbour n;
+            std::string err;
+            if (!net::parse_neigh_option(argv[++i], n, err)) return err;
+            o.neighs.push_back(n);
+        } else if (a == "--compat") {
+            if (!need(1) || std::string_view(argv[i + 1]) != "viamillipede")
+                return "--compat needs 'viamillipede'";
+            ++i;
+            o.compat = true;
+        } else if (a == "--size") {
+            auto n = need(1) ? parse_bytes(argv[++i], 0, UINT64_MAX - 1) : std::nullopt;
+            if (!n) return "--size needs a byte count (K/M/G/T suffixes allowed)";
+            o.size = *n;
+            o.size_given = true;
+        } else if (a == "--chunk") {
+            auto n = need(1) ? parse_bytes(argv[++i], 1024, 2u << 20) : std::nullopt;
+            if (!n) return "--chunk needs a byte count from 1K to 2M";
+            o.chunk_bytes = static_cast<uint32_t>(*n);
+        } else if (a == "--progress") {
+            o.progress = 1;
+        } else if (a == "--no-progress") {
+            o.progress = 0;
+        } else if (a == "--connect-timeout" || a == "--stall-timeout" || a == "--wait") {
+            auto ns = need(1) ? parse_seconds_ns(argv[++i]) : std::nullopt;
+            if (!ns) return std::string(a) + " needs seconds > 0";
+            uint64_t us = *ns / 1000;
+            if (a == "--connect-timeout") o.connect_timeout_us = us;
+            else if (a == "--stall-timeout") o.stall_timeout_us = us;
+            else o.wait_us = us;
+        } else if (a == "--drop-rx" || a == "--drop-tx") {
+            auto ppm = need(1) ? parse_percent_ppm(argv[++i], 500'000) : std::nullopt;
+            if (!ppm) return std::string(a) + " needs a percentage from 0 to 50, e.g. 0.5";
+            (a == "--drop-rx" ? o.drop_rx_ppm : o.drop_tx_ppm) = *ppm;
+        } else if (a == "--mtu") {
+            auto n = need(1) ? parse_uint(argv[++i], 576, 9000) : std::nullopt;
+            if (!n) return "--mtu needs a number from 576 to 9000";
+            o.mtu = static_cast<uint16_t>(*n);
+        } else if (a == "--no-offload") {
+            o.offload = false;
+        } else if (a == "--drop-seed") {
+            auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
+            if (!n) return "--drop-seed needs a decimal number";
+            o.drop_seed = *n;
+        } else {
+            return "unknown word '" + std::string(a) + "' (see -- tx --help)";
+        }
+    }
+    if (!mode_set) return "no mode: give 'tx HOST PORT' or 'rx PORT'";
+    if (o.ips.empty())
+        return "no address: give each DPDK port its IPv4 address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
+    if (!o.tx) {
+        if (o.chaos) return "chaos is a sender word (tx)";
+        if (o.leglimit) return "leglimit is a sender word (tx)";
+        if (o.threads) return "threads is a sender word (tx)";
+    }
+    if (o.tx && o.dests.size() > 64) return "at most 64 tx destinations";
+    if (o.tx && o.threads && o.threads < o.dests.size())
+        return "threads " + std::to_string(o.threads) + " is fewer than the " + std::to_string(o.dests.size()) +
+               " tx destinations";
+    return {};
+}
+
+} // namespace millipede::app
