@@ -68,6 +68,15 @@ uint32_t checksum_partial(const uint8_t *data, size_t len, uint32_t sum) {
     return static_cast<uint32_t>(acc);
 }
 
+uint32_t checksum_partial_at(const uint8_t *data, size_t len, size_t offset, uint32_t sum) {
+    uint32_t r = checksum_partial(data, len, 0);
+    while (r >> 16) r = (r & 0xffffu) + (r >> 16);
+    if (offset & 1) r = ((r & 0xffu) << 8) | (r >> 8);
+    uint64_t acc = uint64_t(sum) + r;
+    while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
+    return static_cast<uint32_t>(acc);
+}
+
 uint16_t checksum_finish(uint32_t sum) {
     while (sum >> 16) sum = (sum & 0xffffu) + (sum >> 16);
     return static_cast<uint16_t>(~sum & 0xffffu);

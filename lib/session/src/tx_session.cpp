@@ -198,9 +198,11 @@ void TxSession::poll_retired(uint64_t now) {
         tcp::Event ev;
         while (c.poll_event(ev)) {
         }
-        std::span<const uint8_t> a, b;
-        c.peek(a, b);
-        if (!a.empty()) c.consume(a.size() + b.size(), now); // nothing more to do with replies
+        while (c.readable_bytes()) { // nothing more to do with replies
+            std::span<const uint8_t> a, b;
+            c.peek(a, b);
+            if (a.empty() || !c.consume(a.size() + b.size(), now)) break;
+        }
         if (c.is_closed()) { // (TIME-WAIT still answers the peer's last FIN)
             retired_.erase(retired_.begin() + static_cast<std::ptrdiff_t>(k));
             continue;
@@ -211,14 +213,17 @@ void TxSession::poll_retired(uint64_t now) {
 
 void TxSession::drain(uint32_t i, uint64_t now) {
     Leg &l = legs_[i];
-    std::span<const uint8_t> a, b;
-    l.conn->peek(a, b);
-    if (a.empty()) return;
     // Replies, acks and resend requests are tiny; the stripe sender always
     // takes everything (and ignores bytes once the session is over).
-    stripe_.leg_input(i, a.data(), a.size(), now);
-    if (!b.empty()) stripe_.leg_input(i, b.data(), b.size(), now);
-    l.conn->consume(a.size() + b.size(), now);
+    std::span<const uint8_t> v[8];
+    while (size_t n = l.conn->peek(v, 8)) {
+        size_t total = 0;
+        for (size_t k = 0; k < n; k++) {
+            stripe_.leg_input(i, v[k].data(), v[k].size(), now);
+            total += v[k].size();
+        }
+        l.conn->consume(total, now);
+    }
 }
 
 void TxSession::handle_conn(uint32_t i, uint64_t now) {

@@ -55,40 +55,6 @@ const char *state_name(State s) {
     return "?";
 }
 
-// ---------------------------------------------------------------- ByteRing
-
-void ByteRing::allocate(size_t capacity) {
-    buf_ = std::make_unique<uint8_t[]>(capacity);
-    cap_ = capacity;
-    head_ = 0;
-}
-
-void ByteRing::write_at(size_t off, std::span<const uint8_t> src) {
-    if (src.empty()) return;
-    const size_t pos = (head_ + off) % cap_;
-    const size_t first = std::min(src.size(), cap_ - pos);
-    std::memcpy(buf_.get() + pos, src.data(), first);
-    if (first < src.size()) std::memcpy(buf_.get(), src.data() + first, src.size() - first);
-}
-
-void ByteRing::read_at(size_t off, std::span<uint8_t> dst) const {
-    if (dst.empty()) return;
-    const size_t pos = (head_ + off) % cap_;
-    const size_t first = std::min(dst.size(), cap_ - pos);
-    std::memcpy(dst.data(), buf_.get() + pos, first);
-    if (first < dst.size()) std::memcpy(dst.data() + first, buf_.get(), dst.size() - first);
-}
-
-void ByteRing::spans_at(size_t off, size_t len, std::span<const uint8_t> &a, std::span<const uint8_t> &b) const {
-    a = {};
-    b = {};
-    if (len == 0) return;
-    const size_t pos = (head_ + off) % cap_;
-    const size_t first = std::min(len, cap_ - pos);
-    a = std::span<const uint8_t>(buf_.get() + pos, first);
-    if (first < len) b = std::span<const uint8_t>(buf_.get(), len - first);
-}
-
 // ---------------------------------------------------------------- set-up
 
 Connection::Connection(const Config &cfg, const Endpoints &ep, SegmentSink sink, Random rng)
@@ -104,6 +70,7 @@ Connection::Connection(const Config &cfg, const PassiveOpen &po, SegmentSink sin
     irs_ = po.irs;
     ts_offset_ = po.ts_offset;
     rcv_nxt_ = irs_ + 1;
+    rcv_q_.set_base(rcv_nxt_);
     rcv_adv_ = rcv_nxt_ + detail::syn_window(cfg_);
     last_ack_sent_ = rcv_nxt_;
     snd_una_ = iss_;
@@ -138,8 +105,10 @@ void Connection::init_common() {
     // Slack of 2 scale units: the advertised right edge is rounded up to the
     // window-scale unit so that it never moves left (RFC 9293 3.8.6.2.2), and
     // every byte inside it must have a place in the ring.
-    rcv_ring_.allocate(rcv_capacity_ + (size_t{2} << rcv_wscale_offer_));
-    snd_ring_.allocate(cfg_.send_buffer);
+    const size_t rcv_arena = rcv_capacity_ + (size_t{2} << rcv_wscale_offer_);
+    rcv_q_.allocate(rcv_arena, cfg_.max_extents ? cfg_.max_extents : cfg_.recv_buffer / 256 + 64, cfg_.ref_ops);
+    snd_q_.allocate(cfg_.send_buffer, cfg_.send_buffer,
+                    cfg_.max_extents ? cfg_.max_extents : cfg_.send_buffer / 256 + 64, cfg_.ref_ops);
     cc_ = make_congestion_control(cfg_.cc);
     cc_->init(cfg_.mss, cfg_.initial_cwnd_segments, 0);
     rto_us_ = std::clamp(cfg_.rto_initial_us, cfg_.rto_min_us, cfg_.rto_max_us);
@@ -188,48 +157,75 @@ size_t Connection::writable_bytes() const {
     case State::SynReceived:
     case State::Established:
     case State::CloseWait:
-        return fin_queued_ ? 0 : snd_ring_.capacity() - snd_buffered_;
+        return fin_queued_ ? 0 : snd_q_.room_for_copy();
     default:
         return 0;
     }
 }
 
 size_t Connection::send(std::span<const uint8_t> data, uint64_t now) {
-    const size_t n = std::min(data.size(), writable_bytes());
-    if (n == 0) return 0;
-    snd_ring_.write_at(snd_buffered_, data.first(n));
-    snd_buffered_ += n;
-    if (state_ == State::Established || state_ == State::CloseWait) output(now);
+    const size_t n = send_corked(data);
+    if (n && (state_ == State::Established || state_ == State::CloseWait)) output(now);
     return n;
 }
 
 size_t Connection::send_corked(std::span<const uint8_t> data) {
     const size_t n = std::min(data.size(), writable_bytes());
     if (n == 0) return 0;
-    snd_ring_.write_at(snd_buffered_, data.first(n));
-    snd_buffered_ += n;
-    return n;
+    return snd_q_.append_copy(data.first(n));
+}
+
+size_t Connection::send_ref(const uint8_t *p, size_t n, BufRef ref) {
+    if (!cfg_.ref_ops || ref == 0) return send_corked({p, n});
+    switch (state_) {
+    case State::SynSent:
+    case State::SynReceived:
+    case State::Established:
+    case State::CloseWait:
+        if (fin_queued_) return 0;
+        return snd_q_.append_ref(p, n, ref);
+    default:
+        return 0;
+    }
 }
 
 void Connection::flush(uint64_t now) {
     if (state_ == State::Established || state_ == State::CloseWait) output(now);
 }
 
+size_t Connection::peek(std::span<const uint8_t> *out, size_t max) const {
+    return rcv_readable_ ? rcv_q_.peek(rcv_nxt_, out, max) : 0;
+}
+
 void Connection::peek(std::span<const uint8_t> &first, std::span<const uint8_t> &second) const {
-    rcv_ring_.spans_at(0, rcv_readable_, first, second);
+    std::span<const uint8_t> v[2];
+    const size_t n = peek(v, 2);
+    first = n > 0 ? v[0] : std::span<const uint8_t>{};
+    second = n > 1 ? v[1] : std::span<const uint8_t>{};
 }
 
 size_t Connection::recv(std::span<uint8_t> out, uint64_t now) {
-    const size_t n = std::min(out.size(), rcv_readable_);
-    if (n == 0) return 0;
-    rcv_ring_.read_at(0, out.first(n));
-    return consume(n, now);
+    size_t copied = 0;
+    std::span<const uint8_t> v[8];
+    for (;;) {
+        const size_t n = peek(v, 8);
+        size_t got = 0;
+        for (size_t i = 0; i < n && copied + got < out.size(); i++) {
+            const size_t k = std::min(v[i].size(), out.size() - copied - got);
+            std::memcpy(out.data() + copied + got, v[i].data(), k);
+            got += k;
+        }
+        if (got == 0) break;
+        consume(got, now); // frees the space; may send a window update
+        copied += got;
+    }
+    return copied;
 }
 
 size_t Connection::consume(size_t n, uint64_t now) {
     n = std::min(n, rcv_readable_);
     if (n == 0) return 0;
-    rcv_ring_.advance_head(n);
+    rcv_q_.pop(n);
     rcv_readable_ -= n;
     // RFC 9293 3.8.6.2.2 (receiver SWS avoidance) and 3.8.6.3: tell the peer
     // about freed space once the right edge can move by min(buffer/2, MSS).
@@ -304,6 +300,7 @@ void Connection::terminate(EventType type, CloseReason reason) {
     if (state_ == State::Closed && close_reason_ != CloseReason::NONE) return;
     state_ = State::Closed;
     close_reason_ = reason;
+    snd_q_.clear(); // nothing more will be sent: give referenced memory back now
     t_rto_ = t_persist_ = t_delack_ = t_keepalive_ = t_close_ = t_probe_ = kNever;
     push_event(type, reason);
 }
@@ -390,6 +387,7 @@ void Connection::input_syn_sent(const Segment &seg, uint64_t now) {
     }
     irs_ = seg.seq;
     rcv_nxt_ = irs_ + 1;
+    rcv_q_.set_base(rcv_nxt_);
     rcv_adv_ = rcv_nxt_ + detail::syn_window(cfg_);
     snd_una_ = seg.ack;
     negotiate(seg.opt, true);
@@ -414,14 +412,14 @@ void Connection::input_syn_sent(const Segment &seg, uint64_t now) {
     ack_now_ = true; // RFC 9293 3.10.7.3: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
     // Data or FIN in the SYN-ACK: continue at the sixth step.
     if (seg.payload_len() || seg.has(flag::FIN)) {
-        std::span<const uint8_t> data = seg.payload;
+        uint32_t len = seg.payload_len();
         const uint32_t wnd = rcv_adv_ - rcv_nxt_;
         bool fin = seg.has(flag::FIN);
-        if (data.size() > wnd) {
-            data = data.first(wnd);
+        if (len > wnd) {
+            len = wnd;
             fin = false;
         }
-        process_data(seg, rcv_nxt_, data, fin, now);
+        process_data(seg, rcv_nxt_, len, fin, now);
     }
 }
 
@@ -484,14 +482,14 @@ void Connection::input_synchronized(const Segment &seg, uint64_t now) {
     }
     // RFC 9293 3.10.7.4 first: acceptability.
     const uint32_t len = seg.seq_len();
-    std::span<const uint8_t> data = seg.payload;
+    uint32_t dlen = seg.payload_len(); // the payload starts at seg.seq (no SYN here)
     bool fin = seg.has(flag::FIN);
     uint32_t seq = seg.seq;
     if (!acceptable(seq, len)) {
         if (wnd == 0 && seq == rcv_nxt_) {
             // "Special allowance should be made to accept valid ACKs": a
             // zero-window probe still carries the peer's ACK and window.
-            data = {};
+            dlen = 0;
             fin = false;
             ack_now_ = true;
         } else {
@@ -510,14 +508,13 @@ void Connection::input_synchronized(const Segment &seg, uint64_t now) {
     // Trim to the window (RFC 9293 3.10.7.4 "segments ... trimmed").
     if (seq_lt(seq, rcv_nxt_)) {
         const uint32_t d = rcv_nxt_ - seq;
-        if (d > data.size()) fin = false; // the FIN too is old (already received)
-        const size_t cut = std::min<size_t>(d, data.size());
-        data = data.subspan(cut);
+        if (d > dlen) fin = false; // the FIN too is old (already received)
+        dlen -= std::min(d, dlen);
         seq = rcv_nxt_;
     }
-    if (!data.empty() && seq_gt(seq + static_cast<uint32_t>(data.size()), rcv_adv_)) {
-        const uint32_t over = seq + static_cast<uint32_t>(data.size()) - rcv_adv_;
-        data = data.first(data.size() - std::min<size_t>(over, data.size()));
+    if (dlen && seq_gt(seq + dlen, rcv_adv_)) {
+        const uint32_t over = seq + dlen - rcv_adv_;
+        dlen -= std::min(over, dlen);
         fin = false;
     }
 
@@ -555,7 +552,7 @@ void Connection::input_synchronized(const Segment &seg, uint64_t now) {
     case State::Established:
     case State::FinWait1:
     case State::FinWait2:
-        process_data(seg, seq, data, fin, now);
+        process_data(seg, seq, dlen, fin, now);
         break;
     case State::TimeWait:
         if (fin) { // retransmitted FIN: re-ACK and restart 2 MSL
@@ -812,8 +809,7 @@ void Connection::on_new_ack(uint32_t ack, const Segment &seg, uint64_t now) {
     const uint32_t new_start = seq_min(ack, data_end);
     if (seq_gt(new_start, snd_data_seq_)) {
         acked_bytes = new_start - snd_data_seq_;
-        snd_ring_.advance_head(acked_bytes);
-        snd_buffered_ -= acked_bytes;
+        snd_q_.pop(acked_bytes);
         snd_data_seq_ = new_start;
         stats_.bytes_acked += acked_bytes;
     }
@@ -931,14 +927,47 @@ void Connection::on_dup_ack(uint64_t now) {
     }
 }
 
-void Connection::process_data(const Segment &, uint32_t seq, std::span<const uint8_t> data, bool fin, uint64_t now) {
-    if (data.empty() && !fin) return;
-    const uint32_t len = static_cast<uint32_t>(data.size());
+namespace {
+
+// The pieces of the segment's payload covering [seq, seq + len); the
+// payload starts at `start`. Returns the number of pieces written.
+size_t payload_pieces(const Segment &seg, uint32_t start, uint32_t seq, uint32_t len, Piece *out, size_t max) {
+    size_t n = 0;
+    uint32_t skip = seq - start;
+    auto take = [&](const uint8_t *d, uint32_t l, BufRef ref) {
+        if (len == 0 || n == max) return;
+        if (skip >= l) {
+            skip -= l;
+            return;
+        }
+        const uint32_t k = std::min(l - skip, len);
+        out[n++] = Piece{d + skip, k, ref};
+        len -= k;
+        skip = 0;
+    };
+    take(seg.payload.data(), static_cast<uint32_t>(seg.payload.size()), 0);
+    take(seg.payload2.data(), static_cast<uint32_t>(seg.payload2.size()), 0);
+    for (size_t i = 0; i < seg.npieces; i++) take(seg.pieces[i].data, seg.pieces[i].len, seg.pieces[i].ref);
+    return n;
+}
+
+} // namespace
+
+void Connection::process_data(const Segment &seg, uint32_t seq, uint32_t len, bool fin, uint64_t now) {
+    if (len == 0 && !fin) return;
     if (peer_fin_) return; // nothing after the FIN
+    // Where this segment's payload begins (after the SYN in a SYN-ACK).
+    const uint32_t start = seg.seq + (seg.has(flag::SYN) ? 1 : 0);
+    Piece pieces[Connection::kMaxPieces + 2];
+    const size_t np = len ? payload_pieces(seg, start, seq, len, pieces, Connection::kMaxPieces + 2) : 0;
     if (seq == rcv_nxt_) {
         // In order: append, then absorb out-of-order intervals that are now
         // contiguous (RFC 9293 3.10.7.4 seventh).
-        rcv_ring_.write_at(rcv_readable_, data);
+        if (len && !rcv_q_.insert(seq, pieces, np)) {
+            count(Drop::OOO_NO_SPACE); // no room to hold it: the peer retransmits
+            ack_now_ = true;
+            return;
+        }
         rcv_readable_ += len;
         rcv_nxt_ += len;
         stats_.bytes_received += len;
@@ -956,6 +985,7 @@ void Connection::process_data(const Segment &, uint32_t seq, std::span<const uin
         if (had_ooo) ack_now_ = true; // RFC 5681 4.2: ACK at once when a gap fills
         if (fin && seq + len == rcv_nxt_) {
             // RFC 9293 3.10.7.4 eighth: FIN.
+            rcv_q_.drop_from(rcv_nxt_); // (nothing can follow it)
             rcv_nxt_++;
             peer_fin_ = true;
             ooo_count_ = 0;
@@ -990,8 +1020,8 @@ void Connection::process_data(const Segment &, uint32_t seq, std::span<const uin
         }
         return;
     }
-    // Out of order (seq > RCV.NXT after trimming): keep it at its offset in
-    // the ring, remember the interval, ACK at once (RFC 5681 4.2). A FIN out
+    // Out of order (seq > RCV.NXT after trimming): keep it by sequence
+    // number, remember the interval, ACK at once (RFC 5681 4.2). A FIN out
     // of order is dropped; the peer will retransmit it.
     stats_.out_of_order_segments++;
     ack_now_ = true;
@@ -999,7 +1029,16 @@ void Connection::process_data(const Segment &, uint32_t seq, std::span<const uin
     const uint32_t l = seq, r = seq + len;
     size_t pos = 0;
     while (pos < ooo_count_ && seq_lt(ooo_[pos].right, l)) ++pos;
-    if (pos < ooo_count_ && seq_leq(ooo_[pos].left, r)) {
+    const bool joins = pos < ooo_count_ && seq_leq(ooo_[pos].left, r);
+    if (!joins && ooo_count_ == ooo_.size()) {
+        count(Drop::OOO_NO_SPACE);
+        return;
+    }
+    if (!rcv_q_.insert(seq, pieces, np)) {
+        count(Drop::OOO_NO_SPACE);
+        return;
+    }
+    if (joins) {
         ooo_[pos].left = seq_min(ooo_[pos].left, l);
         ooo_[pos].right = seq_max(ooo_[pos].right, r);
         size_t j = pos + 1;
@@ -1011,15 +1050,10 @@ void Connection::process_data(const Segment &, uint32_t seq, std::span<const uin
         for (size_t k = pos + 1; k + removed < ooo_count_; ++k) ooo_[k] = ooo_[k + removed];
         ooo_count_ -= removed;
     } else {
-        if (ooo_count_ == ooo_.size()) {
-            count(Drop::OOO_NO_SPACE);
-            return;
-        }
         for (size_t k = ooo_count_; k > pos; --k) ooo_[k] = ooo_[k - 1];
         ooo_[pos] = {l, r};
         ooo_count_++;
     }
-    rcv_ring_.write_at(rcv_readable_ + (seq - rcv_nxt_), data);
     last_ooo_ = ooo_[pos];
 }
 
@@ -1038,7 +1072,7 @@ uint16_t Connection::window_to_advertise() {
     const uint32_t unit = 1u << rcv_wscale_;
     uint64_t units = (win + unit - 1) >> rcv_wscale_;
     // The physical edge: first unread byte + ring size.
-    const uint32_t phys_edge = rcv_nxt_ - static_cast<uint32_t>(rcv_readable_) + static_cast<uint32_t>(rcv_ring_.capacity());
+    const uint32_t phys_edge = rcv_nxt_ - static_cast<uint32_t>(rcv_readable_) + static_cast<uint32_t>(rcv_q_.arena_capacity());
     if (units && seq_gt(rcv_nxt_ + static_cast<uint32_t>(units << rcv_wscale_), phys_edge)) units = win >> rcv_wscale_;
     if (units > 65535) units = 65535;
     rcv_adv_ = seq_max(rcv_adv_, rcv_nxt_ + static_cast<uint32_t>(units << rcv_wscale_));
@@ -1110,13 +1144,22 @@ void Connection::send_rst(uint32_t seq, uint32_t ack, bool with_ack, uint64_t no
     sink_(s);
 }
 
-void Connection::send_data_segment(uint32_t seq, uint32_t len, bool fin, uint64_t now, Tx kind) {
+uint32_t Connection::send_data_segment(uint32_t seq, uint32_t len, bool fin, uint64_t now, Tx kind) {
     Segment s;
+    size_t covered = 0;
+    if (len) {
+        s.npieces = static_cast<uint8_t>(snd_q_.gather(seq - snd_data_seq_, len, tx_pieces_.data(), kMaxPieces, covered));
+        s.pieces = tx_pieces_.data();
+        s.pieces_len = static_cast<uint32_t>(covered);
+        if (covered < len) { // more pieces than a segment may carry: a shorter one, no FIN yet
+            len = static_cast<uint32_t>(covered);
+            fin = false;
+        }
+    }
     s.flags = flag::ACK;
     if (fin) s.flags |= flag::FIN;
     if (len && seq + len == data_end_seq()) s.flags |= flag::PSH;
     s.seq = seq;
-    snd_ring_.spans_at(seq - snd_data_seq_, len, s.payload, s.payload2);
     fill_common(s, now);
     stats_.bytes_sent += len;
     if (kind == Tx::Timeout) stats_.retransmits_timeout++;
@@ -1131,6 +1174,7 @@ void Connection::send_data_segment(uint32_t seq, uint32_t len, bool fin, uint64_
     }
     sink_(s);
     if (t_rto_ == kNever && !in_persist_) arm_rto(now); // RFC 6298 5.1
+    return len + (fin ? 1 : 0);
 }
 
 uint32_t Connection::send_range(uint32_t seq, uint32_t limit, uint64_t now, Tx kind) {
@@ -1139,8 +1183,7 @@ uint32_t Connection::send_range(uint32_t seq, uint32_t limit, uint64_t now, Tx k
     if (seq_lt(seq, end)) len = std::min<uint32_t>({end - seq, limit - seq, eff_mss_});
     const bool fin = fin_queued_ && seq + len == end && seq_gt(limit, end);
     if (len == 0 && !fin) return 0;
-    send_data_segment(seq, len, fin, now, kind);
-    return len + (fin ? 1 : 0);
+    return send_data_segment(seq, len, fin, now, kind);
 }
 
 void Connection::output_sack_recovery(uint64_t now) {
@@ -1259,8 +1302,7 @@ void Connection::output(uint64_t now) {
             if (cfg_.nagle && len < eff_mss_ && !fin && in_flight > 0) break;
             const Tx kind = seq_lt(snd_nxt_, snd_max_) ? Tx::Timeout : Tx::New;
             if (limited && in_flight + len > cwnd()) stats_.limited_transmits++;
-            send_data_segment(snd_nxt_, len, fin, now, kind);
-            snd_nxt_ += len + (fin ? 1 : 0);
+            snd_nxt_ += send_data_segment(snd_nxt_, len, fin, now, kind);
             snd_max_ = seq_max(snd_max_, snd_nxt_);
         }
         // RFC 9293 3.8.6.1: data waiting, zero window, nothing in flight:
@@ -1377,7 +1419,7 @@ void Connection::on_persist(uint64_t now) {
 
 void Connection::on_keepalive(uint64_t now) {
     if (!cfg_.keepalive || (state_ != State::Established && state_ != State::CloseWait)) return;
-    if (snd_una_ != snd_max_ || in_persist_ || snd_buffered_ > 0) {
+    if (snd_una_ != snd_max_ || in_persist_ || snd_q_.buffered() > 0) {
         // Data outstanding: the retransmission timer watches liveness.
         t_keepalive_ = now + cfg_.keepalive_idle_us;
         return;

@@ -153,12 +153,10 @@ ParseResult parse_segment(std::span<const uint8_t> b, const IpAddr &src, const I
 
 size_t options_length(const Options &opt) { return layout(opt).total; }
 
-size_t serialize(const Segment &seg, std::span<uint8_t> out) {
-    const OptLayout l = layout(seg.opt);
-    const size_t hlen = 20 + l.total;
-    const size_t total = hlen + seg.payload_len();
-    if (out.size() < total) return 0;
-    uint8_t *p = out.data();
+namespace {
+
+// Header and options at p (hlen bytes); checksum field zero.
+void write_header(const Segment &seg, const OptLayout &l, size_t hlen, uint8_t *p) {
     store_be16(p, seg.src_port);
     store_be16(p + 2, seg.dst_port);
     store_be32(p + 4, seg.seq);
@@ -199,9 +197,26 @@ size_t serialize(const Segment &seg, std::span<uint8_t> out) {
             store_be32(o + 4, op.sack[i].right);
         }
     }
+}
+
+} // namespace
+
+size_t serialize(const Segment &seg, std::span<uint8_t> out) {
+    const OptLayout l = layout(seg.opt);
+    const size_t hlen = 20 + l.total;
+    const size_t total = hlen + seg.payload_len();
+    if (out.size() < total) return 0;
+    uint8_t *p = out.data();
+    write_header(seg, l, hlen, p);
     uint8_t *d = p + hlen;
     if (!seg.payload.empty()) std::memcpy(d, seg.payload.data(), seg.payload.size());
-    if (!seg.payload2.empty()) std::memcpy(d + seg.payload.size(), seg.payload2.data(), seg.payload2.size());
+    d += seg.payload.size();
+    if (!seg.payload2.empty()) std::memcpy(d, seg.payload2.data(), seg.payload2.size());
+    d += seg.payload2.size();
+    for (size_t i = 0; i < seg.npieces; ++i) {
+        if (seg.pieces[i].len) std::memcpy(d, seg.pieces[i].data, seg.pieces[i].len);
+        d += seg.pieces[i].len;
+    }
 
     uint32_t s = pseudo(seg.src_ip, seg.dst_ip, static_cast<uint32_t>(total));
     if (seg.checksum_offload) {
@@ -212,6 +227,33 @@ size_t serialize(const Segment &seg, std::span<uint8_t> out) {
     s = net::checksum_partial(p, total, s);
     store_be16(p + 16, net::checksum_finish(s));
     return total;
+}
+
+size_t serialize_header(const Segment &seg, std::span<uint8_t> out) {
+    const OptLayout l = layout(seg.opt);
+    const size_t hlen = 20 + l.total;
+    if (out.size() < hlen) return 0;
+    uint8_t *p = out.data();
+    write_header(seg, l, hlen, p);
+    const size_t total = hlen + seg.payload_len();
+    uint32_t s = pseudo(seg.src_ip, seg.dst_ip, static_cast<uint32_t>(total));
+    if (seg.checksum_offload) {
+        store_be16(p + 16, static_cast<uint16_t>(fold16(s)));
+        return hlen;
+    }
+    // hlen is a multiple of 4: the payload starts in even lanes.
+    s = net::checksum_partial(p, hlen, s);
+    size_t off = 0;
+    auto add = [&](const uint8_t *d, size_t n) {
+        if (!n) return;
+        s = net::checksum_partial_at(d, n, off, s);
+        off += n;
+    };
+    add(seg.payload.data(), seg.payload.size());
+    add(seg.payload2.data(), seg.payload2.size());
+    for (size_t i = 0; i < seg.npieces; ++i) add(seg.pieces[i].data, seg.pieces[i].len);
+    store_be16(p + 16, net::checksum_finish(s));
+    return hlen;
 }
 
 } // namespace millipede::tcp

@@ -17,6 +17,12 @@ namespace millipede::net {
 // have odd length.
 uint32_t checksum_partial(const uint8_t *data, size_t len, uint32_t sum = 0);
 
+// Adds a region that starts at byte `offset` of the summed stream. Unlike
+// checksum_partial() the regions may have any length: a region at an odd
+// offset sits in swapped byte lanes, so its folded sum is byte-swapped
+// (RFC 1071 2(B)). Used for payload gathered from several buffers.
+uint32_t checksum_partial_at(const uint8_t *data, size_t len, size_t offset, uint32_t sum);
+
 // Folds a partial sum to 16 bits and complements it: the value to store in a
 // header. A buffer that already holds a correct checksum folds to 0.
 uint16_t checksum_finish(uint32_t sum);

@@ -12,9 +12,15 @@
 //    and are valid only during the call (copy or serialize() them).
 //  - Events (Established, PeerFin, and exactly one terminal event: Closed,
 //    Reset or TimedOut with a CloseReason) are queued; drain with poll_event().
-//  - Memory: the send and receive rings are allocated in the constructor
-//    (sizes from Config); afterwards the data path never allocates and never
-//    throws. The constructor throws std::invalid_argument on a bad Config.
+//  - Memory: the send and receive queues (buffers.h) are allocated in the
+//    constructor (sizes from Config); afterwards the data path never
+//    allocates and never throws. The constructor throws std::invalid_argument
+//    on a bad Config.
+//  - Zero copy: send_ref() queues a reference to memory the caller owns
+//    (Config::ref_ops counts the references; every segment carrying those
+//    bytes names them in its pieces), and payload handed in as pieces with
+//    a ref is held by reference until consume(). Bytes without a ref are
+//    copied into the connection's arena, as before.
 //  - Call on_timer(now) when now >= next_timer_deadline().
 #pragma once
 
@@ -25,6 +31,7 @@
 #include <memory>
 #include <span>
 
+#include "millipede/tcp/buffers.h"
 #include "millipede/tcp/congestion.h"
 #include "millipede/tcp/segment.h"
 
@@ -114,6 +121,13 @@ struct Config {
     uint32_t keepalive_probes = 9;
     uint32_t challenge_ack_limit = 1000; // per second, RFC 5961 7 (0: unlimited)
     bool checksum_offload = false;       // mark outgoing segments for TX offload
+    // Reference counting for send_ref() and for received pieces that carry
+    // a ref (buffers.h); null: every byte is copied. Must outlive the
+    // connection.
+    const RefOps *ref_ops = nullptr;
+    // Extents each queue may hold (0: derived from the buffer sizes, enough
+    // for segments of 256 bytes on average).
+    uint32_t max_extents = 0;
 };
 
 struct Endpoints {
@@ -157,31 +171,12 @@ struct PassiveOpen {
     uint64_t syn_ack_sent_us = 0;
 };
 
-// Receive/send byte ring of fixed capacity. Internal helper, public because
-// Connection embeds it.
-class ByteRing {
-public:
-    void allocate(size_t capacity);
-    size_t capacity() const { return cap_; }
-    // Copy `src` into the ring at logical offset `off` from the head (wraps).
-    void write_at(size_t off, std::span<const uint8_t> src);
-    // Copy out `dst.size()` bytes starting at logical offset `off`.
-    void read_at(size_t off, std::span<uint8_t> dst) const;
-    // Up to two spans covering [off, off + len).
-    void spans_at(size_t off, size_t len, std::span<const uint8_t> &a, std::span<const uint8_t> &b) const;
-    void advance_head(size_t n) { head_ = (head_ + n) % (cap_ ? cap_ : 1); }
-
-private:
-    std::unique_ptr<uint8_t[]> buf_;
-    size_t cap_ = 0;
-    size_t head_ = 0;
-};
-
 class Connection {
 public:
     static constexpr size_t kMaxOooIntervals = 16;  // receive-side holes we track
     static constexpr size_t kMaxScoreboard = 16;    // SACKed intervals we track (RFC 6675)
     static constexpr size_t kMaxRtx = 32;           // retransmitted ranges watched for loss, per recovery
+    static constexpr size_t kMaxPieces = 16;        // payload pieces per outgoing segment
 
     // Active open (call connect()).
     Connection(const Config &cfg, const Endpoints &ep, SegmentSink sink, Random rng);
@@ -204,14 +199,22 @@ public:
     size_t recv(std::span<uint8_t> out, uint64_t now_us);
     size_t writable_bytes() const;
     size_t readable_bytes() const { return rcv_readable_; }
-    // Like send() but only appends to the send ring, transmitting nothing:
+    // Like send() but only appends to the send queue, transmitting nothing:
     // a caller that writes a record in several pieces (header, payload)
     // calls flush() once afterwards so the pieces leave as full segments.
     size_t send_corked(std::span<const uint8_t> data);
+    // Queues a reference to `n` bytes at `p` owned by the caller (ref != 0,
+    // counted through Config::ref_ops) without copying, like send_corked().
+    // The bytes must stay unchanged until the last reference is released.
+    size_t send_ref(const uint8_t *p, size_t n, BufRef ref);
     // Transmits what send_corked() queued (what send() would have sent).
     void flush(uint64_t now_us);
-    // Zero-copy read: the in-order readable bytes as up to two spans (the
-    // receive ring may wrap). Valid until the next call into the connection.
+    // Zero-copy read: the first in-order readable bytes as up to `max`
+    // spans (received buffers, or the arena); returns the count. Their total
+    // may be less than readable_bytes(). Valid until the next call into the
+    // connection.
+    size_t peek(std::span<const uint8_t> *out, size_t max) const;
+    // The same, at most two spans (kept for small control readers).
     void peek(std::span<const uint8_t> &first, std::span<const uint8_t> &second) const;
     // Frees the first `n` readable bytes (after peek()); returns the number
     // freed. Sends a window update exactly like recv() would.
@@ -286,7 +289,8 @@ private:
     void input_synchronized(const Segment &seg, uint64_t now);
     bool acceptable(uint32_t seq, uint32_t len) const;
     bool process_ack(const Segment &seg, uint64_t now); // false: drop the rest
-    void process_data(const Segment &seg, uint32_t seq, std::span<const uint8_t> data, bool fin, uint64_t now);
+    // [seq, seq + len) of the segment's payload, already trimmed to the window.
+    void process_data(const Segment &seg, uint32_t seq, uint32_t len, bool fin, uint64_t now);
     void on_new_ack(uint32_t ack, const Segment &seg, uint64_t now);
     void on_dup_ack(uint64_t now);
     void rtt_sample(uint64_t r_us);
@@ -296,7 +300,9 @@ private:
     void output(uint64_t now);
     void output_sack_recovery(uint64_t now);
     enum class Tx : uint8_t { New, Timeout, Fast, Probe };
-    void send_data_segment(uint32_t seq, uint32_t len, bool fin, uint64_t now, Tx kind);
+    // Sends [seq, seq + len) (and FIN); returns the sequence space used,
+    // which is less when the bytes span more than kMaxPieces pieces.
+    uint32_t send_data_segment(uint32_t seq, uint32_t len, bool fin, uint64_t now, Tx kind);
     // Sends from `seq` at most one MSS, not past `limit` (data, then FIN if
     // the range covers it); returns the sequence space used.
     uint32_t send_range(uint32_t seq, uint32_t limit, uint64_t now, Tx kind);
@@ -326,7 +332,7 @@ private:
 
     // Sender queries.
     uint32_t data_start_seq() const { return snd_data_seq_; }
-    uint32_t data_end_seq() const { return snd_data_seq_ + static_cast<uint32_t>(snd_buffered_); }
+    uint32_t data_end_seq() const { return snd_data_seq_ + static_cast<uint32_t>(snd_q_.buffered()); }
     bool fin_sent() const { return fin_queued_ && seq_gt_(snd_max_, data_end_seq()); }
     static bool seq_gt_(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
     uint32_t cwnd() const;
@@ -346,15 +352,15 @@ private:
     // Send sequence space (RFC 9293 3.3.1).
     uint32_t iss_ = 0, snd_una_ = 0, snd_nxt_ = 0, snd_max_ = 0;
     uint32_t snd_wnd_ = 0, snd_wl1_ = 0, snd_wl2_ = 0, max_snd_wnd_ = 0;
-    uint32_t snd_data_seq_ = 0; // sequence number of the send ring's first byte
-    size_t snd_buffered_ = 0;   // bytes in the send ring (unacked + unsent)
-    ByteRing snd_ring_;
+    uint32_t snd_data_seq_ = 0; // sequence number of the send queue's first byte
+    SendQueue snd_q_;           // unacked + unsent bytes
+    std::array<Piece, kMaxPieces> tx_pieces_{}; // the payload of the segment being handed to the sink
     bool fin_queued_ = false;
 
     // Receive sequence space.
     uint32_t irs_ = 0, rcv_nxt_ = 0, rcv_adv_ = 0; // rcv_adv_: right edge last advertised
     uint32_t last_ack_sent_ = 0;
-    ByteRing rcv_ring_;
+    RecvQueue rcv_q_;         // unread in-order bytes, then out-of-order extents
     size_t rcv_capacity_ = 0; // nominal (Config.recv_buffer)
     size_t rcv_readable_ = 0;
     bool peer_fin_ = false;

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <span>
 
+#include "millipede/tcp/buffers.h"
+
 namespace millipede::tcp {
 
 // Control bits (RFC 9293 3.1).
@@ -71,16 +73,23 @@ struct Segment {
     uint16_t window = 0; // raw header field (unscaled)
     uint16_t urgent = 0; // ignored by TCP-lite (no urgent data)
     Options opt;
-    // Payload in up to two pieces (a send ring may wrap). Parsed segments use
-    // only `payload`.
+    // Payload in up to two contiguous spans (parsed segments use only
+    // `payload`), followed by `npieces` pieces that may name their memory's
+    // owner (zero-copy: a connection's outgoing segments use only pieces; an
+    // application hands received mbuf payload in as pieces with their refs,
+    // which the connection retains instead of copying). All of it is valid
+    // only during the call that hands the segment over.
     std::span<const uint8_t> payload;
     std::span<const uint8_t> payload2;
+    const Piece *pieces = nullptr;
+    uint8_t npieces = 0;
+    uint32_t pieces_len = 0; // sum of pieces[i].len
     // Outgoing only: leave the checksum to NIC offload; serialize() stores the
     // pseudo-header sum (not complemented), as DPDK's TX offload expects.
     bool checksum_offload = false;
 
     bool has(uint8_t f) const { return (flags & f) != 0; }
-    uint32_t payload_len() const { return static_cast<uint32_t>(payload.size() + payload2.size()); }
+    uint32_t payload_len() const { return static_cast<uint32_t>(payload.size() + payload2.size()) + pieces_len; }
     // Sequence space occupied: payload plus one each for SYN and FIN.
     uint32_t seq_len() const { return payload_len() + (has(flag::SYN) ? 1 : 0) + (has(flag::FIN) ? 1 : 0); }
 };
@@ -105,6 +114,11 @@ size_t options_length(const Options &opt);
 // Writes header + options + payload into `out`; returns the length written or
 // 0 if `out` is too small. Fills the checksum unless seg.checksum_offload.
 size_t serialize(const Segment &seg, std::span<uint8_t> out);
+
+// Writes the header and options only (the payload stays where it is, for a
+// gather transmit) and fills the checksum over header and payload unless
+// seg.checksum_offload. Returns the header length or 0 if `out` is too small.
+size_t serialize_header(const Segment &seg, std::span<uint8_t> out);
 
 // Length serialize() needs.
 inline size_t serialized_length(const Segment &seg) { return 20 + options_length(seg.opt) + seg.payload_len(); }
