@@ -261,14 +261,21 @@ bool RecvQueue::insert(uint32_t seq, const Piece *pieces, size_t npieces) {
     return true;
 }
 
-size_t RecvQueue::peek(uint32_t limit_seq, std::span<const uint8_t> *out, size_t max) const {
+size_t RecvQueue::peek_from(size_t skip, uint32_t limit_seq, std::span<const uint8_t> *out, size_t max) const {
     size_t n = 0;
     for (size_t i = 0; i < count_ && n < max; i++) {
         const Extent &e = at(i);
         if (!seq_lt(e.seq, limit_seq)) break;
-        const uint32_t len = seq_leq(e.seq + e.len, limit_seq) ? e.len : limit_seq - e.seq;
-        out[n++] = std::span<const uint8_t>(e.data, len);
-        if (len < e.len) break;
+        uint32_t len = seq_leq(e.seq + e.len, limit_seq) ? e.len : limit_seq - e.seq;
+        const bool partial = len < e.len;
+        if (skip >= len) {
+            skip -= len;
+            if (partial) break;
+            continue;
+        }
+        out[n++] = std::span<const uint8_t>(e.data + skip, len - skip);
+        skip = 0;
+        if (partial) break;
     }
     return n;
 }

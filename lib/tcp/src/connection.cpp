@@ -193,8 +193,8 @@ void Connection::flush(uint64_t now) {
     if (state_ == State::Established || state_ == State::CloseWait) output(now);
 }
 
-size_t Connection::peek(std::span<const uint8_t> *out, size_t max) const {
-    return rcv_readable_ ? rcv_q_.peek(rcv_nxt_, out, max) : 0;
+size_t Connection::peek(size_t skip, std::span<const uint8_t> *out, size_t max) const {
+    return rcv_readable_ > skip ? rcv_q_.peek_from(skip, rcv_nxt_, out, max) : 0;
 }
 
 void Connection::peek(std::span<const uint8_t> &first, std::span<const uint8_t> &second) const {

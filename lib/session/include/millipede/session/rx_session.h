@@ -1,6 +1,7 @@
-// RxSession: the receiving end of a millipede transfer. TCP-lite listeners
-// (lib/tcp) accept the sender's legs; one StripeReceiver (lib/stripe)
-// reorders their chunks into the output stream.
+// RxSession: the receiving end of a millipede transfer in one thread.
+// TCP-lite listeners (lib/tcp) accept the sender's legs; one StripeReceiver
+// (lib/stripe) reorders their chunks into the output stream: an RxCore
+// (rx_core.h) and one LegHost (leg_host.h) joined by in-process queues.
 //
 // Contract
 // - Single-threaded, owner's thread only (the worker lcore that owns the
@@ -43,23 +44,12 @@
 #include <vector>
 
 #include "millipede/session/config.h"
+#include "millipede/session/leg_host.h"
+#include "millipede/session/rx_core.h"
 #include "millipede/stripe/receiver.h"
 #include "millipede/tcp/connection.h"
-#include "millipede/tcp/listener.h"
 
 namespace millipede::session {
-
-struct RxStats {
-    uint64_t segments_in = 0;
-    uint64_t bad_segments = 0;     // failed to parse (checksum, truncated)
-    uint64_t unknown_segments = 0; // not for our port (answered with RST)
-    uint64_t accepted = 0;         // connections accepted
-    uint64_t refused_no_slot = 0;  // accepted beyond stripe.max_legs, reset
-    uint64_t legs_lost = 0;        // reset, timed out, watchdog, or closed by the sender mid-stream
-    uint64_t watchdog_kills = 0;
-    uint64_t legs_closed = 0;      // closed on the stripe receiver's request (refused, protocol error)
-    uint64_t blocked_reads = 0;    // the stripe receiver took less than was readable (back-pressure)
-};
 
 class RxSession {
   public:
@@ -73,46 +63,34 @@ class RxSession {
     bool on_bytes(std::span<const uint8_t> bytes, const tcp::IpAddr &src, const tcp::IpAddr &dst, uint64_t now_us);
 
     // ---- pipe side
-    std::span<const uint8_t> output() const { return stripe_.output(); }
-    void output_consumed(size_t n) { stripe_.output_consumed(n); }
+    std::span<const uint8_t> output() const { return core_->output(); }
+    void output_consumed(size_t n) { core_->output_consumed(n); }
 
     // ---- time
     void poll(uint64_t now_us);
     uint64_t next_deadline() const;
 
     // ---- status
-    State state() const { return state_; }
-    bool finished() const { return finished_; }
-    const char *message() const { return stripe_.message(); }
-    const char *last_leg_message() const; // latest refused/closed/lost leg
-    const RxStats &stats() const { return stats_; }
-    const stripe::StripeReceiver &stripe() const { return stripe_; }
-    size_t connections() const; // legs with a connection now
+    State state() const { return core_->state(); }
+    bool finished() const { return core_->finished(); }
+    const char *message() const { return core_->message(); }
+    const char *last_leg_message() const { return core_->last_leg_message(); } // latest refused/closed/lost leg
+    const RxStats &stats() const;
+    const stripe::StripeReceiver &stripe() const { return core_->stripe(); }
+    size_t connections() const { return core_->connections(); } // legs with a connection now
     const tcp::Connection *leg_connection(uint32_t leg) const;
+    const RxCore &core() const { return *core_; }
+    const LegHost &host() const { return *host_; }
 
   private:
-    struct Leg;
-    struct Io;
-    void accept(std::unique_ptr<tcp::Connection> c, uint64_t now);
-    void handle_conn(uint32_t i, uint64_t now);
-    void feed(uint32_t i, uint64_t now);
-    void drop_leg(uint32_t i, uint64_t now, bool watchdog, const char *why);
-    int32_t find_leg(const tcp::Segment &seg) const;
+    struct Queues;
+    void pump(uint64_t now);
 
-    RxConfig cfg_;
-    tcp::SegmentSink sink_;
     tcp::Random rng_;
-    std::vector<std::unique_ptr<tcp::Listener>> listeners_;
-    stripe::StripeReceiver stripe_;
-    std::vector<Leg> legs_;
-    std::unique_ptr<Io> io_;
-    State state_ = State::RUNNING;
-    bool finished_ = false;
-    bool sender_closed_ = false;
-    uint64_t sender_closed_at_ = UINT64_MAX; // first FIN of a sender that finished
-    uint64_t linger_until_ = UINT64_MAX;
-    char leg_msg_[256] = "";
-    RxStats stats_;
+    std::unique_ptr<Queues> q_;
+    std::unique_ptr<LegHost> host_;
+    std::unique_ptr<RxCore> core_;
+    mutable RxStats merged_;
 };
 
 } // namespace millipede::session

@@ -1,6 +1,8 @@
-// TxSession: the sending end of a millipede transfer. N TCP-lite legs
-// (lib/tcp) carry one StripeSender's records (lib/stripe); this class is the
-// glue the simulator and the DPDK app share.
+// TxSession: the sending end of a millipede transfer in one thread. N
+// TCP-lite legs (lib/tcp) carry one StripeSender's records (lib/stripe):
+// a TxCore (tx_core.h) and one LegHost (leg_host.h) joined by in-process
+// queues. The simulator and the tests drive it; the DPDK application runs
+// the same core and hosts with the hosts on worker lcores.
 //
 // Contract
 // - Single-threaded: every method is called from the owner's thread (the
@@ -45,24 +47,12 @@
 #include <vector>
 
 #include "millipede/session/config.h"
+#include "millipede/session/leg_host.h"
+#include "millipede/session/tx_core.h"
 #include "millipede/stripe/sender.h"
 #include "millipede/tcp/connection.h"
 
 namespace millipede::session {
-
-struct TxStats {
-    uint64_t segments_in = 0;
-    uint64_t bad_segments = 0;      // failed to parse (checksum, truncated)
-    uint64_t unknown_segments = 0;  // for no leg (answered with RST)
-    uint64_t connects = 0;          // connections opened
-    uint64_t connect_failures = 0;  // refused / SYN timed out / connect_timeout_us
-    uint64_t legs_lost = 0;         // established legs that died (reset, timed out, watchdog)
-    uint64_t watchdog_kills = 0;    // of which the Watchdog declared dead
-    uint64_t last_leg_lost_us = 0;  // when the last one died
-    uint64_t retired = 0;           // compat: connections closed with FIN instead of RST (see retire())
-};
-
-enum class TxLegState : uint8_t { IDLE, CONNECTING, ESTABLISHED, CLOSING };
 
 class TxSession {
   public:
@@ -72,10 +62,10 @@ class TxSession {
     TxSession &operator=(const TxSession &) = delete;
 
     // ---- pipe side (see StripeSender: 0 from push_input is back-pressure)
-    size_t input_space() const { return stripe_.input_space(); }
-    size_t push_input(const uint8_t *p, size_t n, uint64_t now_us) { return stripe_.push_input(p, n, now_us); }
-    void flush_input(uint64_t now_us) { stripe_.flush_input(now_us); }
-    void finish_input(uint64_t now_us) { stripe_.finish_input(now_us); }
+    size_t input_space() const { return core_->input_space(); }
+    size_t push_input(const uint8_t *p, size_t n, uint64_t now_us) { return core_->push_input(p, n, now_us); }
+    void flush_input(uint64_t now_us) { core_->flush_input(now_us); }
+    void finish_input(uint64_t now_us) { core_->finish_input(now_us); }
 
     // ---- network side
     void on_segment(const tcp::Segment &seg, uint64_t now_us);
@@ -88,49 +78,29 @@ class TxSession {
     uint64_t next_deadline() const; // UINT64_MAX: nothing scheduled
 
     // ---- status
-    State state() const { return state_; }
-    bool confirmed() const { return stripe_.confirmed(); }
-    bool finished() const { return finished_; }
-    const char *message() const; // outcome, or "running"
-    const char *last_leg_message() const { return leg_msg_; } // latest leg failure, for logs
-    const TxStats &stats() const { return stats_; }
-    const stripe::StripeSender &stripe() const { return stripe_; }
-    uint32_t legs() const;
-    TxLegState leg_state(uint32_t leg) const;
+    State state() const { return core_->state(); }
+    bool confirmed() const { return core_->confirmed(); }
+    bool finished() const { return core_->finished(); }
+    const char *message() const { return core_->message(); } // outcome, or "running"
+    const char *last_leg_message() const { return core_->last_leg_message(); } // latest leg failure, for logs
+    const TxStats &stats() const;
+    const stripe::StripeSender &stripe() const { return core_->stripe(); }
+    uint32_t legs() const { return core_->legs(); }
+    TxLegState leg_state(uint32_t leg) const { return core_->leg_state(leg); }
     // The leg's current connection (nullptr when none): for stats and tests.
     const tcp::Connection *leg_connection(uint32_t leg) const;
+    const TxCore &core() const { return *core_; }
+    const LegHost &host() const { return *host_; }
 
   private:
-    struct Leg;
-    struct Io;
-    void start_leg(uint32_t i, uint64_t now);
-    void handle_conn(uint32_t i, uint64_t now);
-    void drain(uint32_t i, uint64_t now);
-    void lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why);
-    void retire(uint32_t i, uint64_t now);
-    void poll_retired(uint64_t now);
-    void end(uint64_t now);
-    uint16_t next_port(const LegSpec &spec);
-    int32_t find_leg(const tcp::Segment &seg) const;
+    struct Queues;
+    void pump(uint64_t now);
 
-    TxConfig cfg_;
-    tcp::SegmentSink sink_;
     tcp::Random rng_;
-    stripe::StripeSender stripe_;
-    std::vector<Leg> legs_;
-    // viamillipede has no chunk acknowledgements: a connection given up
-    // (watchdog, recycle) may still hold data its peer acknowledged but has
-    // not read, which a RST would destroy. Such a connection is closed with
-    // FIN instead and kept here until TCP finishes with it.
-    std::vector<std::unique_ptr<tcp::Connection>> retired_;
-    std::unique_ptr<Io> io_;
-    State state_ = State::RUNNING;
-    bool finished_ = false;
-    uint64_t linger_until_ = UINT64_MAX;
-    uint64_t first_closed_at_ = UINT64_MAX; // after DONE: the first leg that closed in order
-    uint32_t port_cursor_ = 0;
-    char leg_msg_[256] = "";
-    TxStats stats_;
+    std::unique_ptr<Queues> q_;
+    std::unique_ptr<LegHost> host_;
+    std::unique_ptr<TxCore> core_;
+    mutable TxStats merged_;
 };
 
 } // namespace millipede::session

@@ -28,6 +28,13 @@ class LegIo {
     virtual ~LegIo() = default;
     virtual size_t writable(uint32_t leg) = 0;
     virtual size_t write(uint32_t leg, const uint8_t *p, size_t n) = 0;
+    // The same bytes by reference: `ref` (non-zero) keeps them alive, and
+    // the leg holds its own reference instead of copying (zero-copy send).
+    // An owner that cannot hold references copies.
+    virtual size_t write_ref(uint32_t leg, const uint8_t *p, size_t n, uint64_t ref) {
+        (void)ref;
+        return write(leg, p, n);
+    }
     // Bytes written to `leg` since it connected that its peer acknowledged
     // (TCP: payload bytes below SND.UNA). Used in compat mode only, where
     // nothing else proves delivery; an owner that cannot tell says all.

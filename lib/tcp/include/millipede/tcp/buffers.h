@@ -124,7 +124,9 @@ class RecvQueue {
     bool insert(uint32_t seq, const Piece *pieces, size_t npieces);
     // Up to `max` readable spans from the front (bytes below `limit_seq`,
     // i.e. RCV.NXT); returns the count.
-    size_t peek(uint32_t limit_seq, std::span<const uint8_t> *out, size_t max) const;
+    size_t peek(uint32_t limit_seq, std::span<const uint8_t> *out, size_t max) const { return peek_from(0, limit_seq, out, max); }
+    // The same, starting `skip` bytes after the front.
+    size_t peek_from(size_t skip, uint32_t limit_seq, std::span<const uint8_t> *out, size_t max) const;
     // Drops `n` bytes from the front, releasing references.
     void pop(size_t n);
     // Forgets everything at or above `seq` (after a FIN nothing follows).

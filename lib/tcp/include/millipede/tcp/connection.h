@@ -213,7 +213,10 @@ public:
     // spans (received buffers, or the arena); returns the count. Their total
     // may be less than readable_bytes(). Valid until the next call into the
     // connection.
-    size_t peek(std::span<const uint8_t> *out, size_t max) const;
+    size_t peek(std::span<const uint8_t> *out, size_t max) const { return peek(0, out, max); }
+    // The same, starting `skip` readable bytes in (a reader that hands spans
+    // on before consuming them).
+    size_t peek(size_t skip, std::span<const uint8_t> *out, size_t max) const;
     // The same, at most two spans (kept for small control readers).
     void peek(std::span<const uint8_t> &first, std::span<const uint8_t> &second) const;
     // Frees the first `n` readable bytes (after peek()); returns the number
