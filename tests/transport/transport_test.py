@@ -24,7 +24,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
-from rig import FAILS, check, log, quiet_iface, random_file, sha, skip  # noqa: E402
+from rig import (FAILS, check, log, quiet_iface, random_file, sanitizer_reports, sha, skip,  # noqa: E402
+                 telemetry, wait_until)
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/dpdk-millipede"
 CASE = sys.argv[2] if len(sys.argv) > 2 else "sizes"
@@ -81,13 +82,17 @@ def addrs(side, n):
 
 
 class Proc:
-    def __init__(self, args, stdin, stdout, limit, lcore, lcores=None):
+    """One dpdk-millipede under `timeout -s KILL`, in its side's namespace
+    (ns=None: the caller's), stderr kept in a file."""
+
+    def __init__(self, args, stdin, stdout, limit, lcore, lcores=None, eal=None, ns="side"):
         self.err = tempfile.TemporaryFile()
-        self.prefix = f"{TAG}{'rx' if lcore else 'tx'}"
+        side = "rx" if lcore else "tx"
+        self.prefix = f"{TAG}{side}"
         cpus = ["--lcores", lcores] if lcores else ["-l", str(lcore)]
-        cmd = ["ip", "netns", "exec", NS["rx" if lcore else "tx"],
-               "timeout", "-s", "KILL", str(limit), BIN, *EAL, *cpus,
-               "--file-prefix", self.prefix, *args]
+        nx = ["ip", "netns", "exec", NS[side]] if ns == "side" else []
+        cmd = nx + ["timeout", "-s", "KILL", str(limit), BIN, *(EAL if eal is None else eal), *cpus,
+                    "--file-prefix", self.prefix, *args]
         self.p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=self.err)
 
     def app_pid(self):
@@ -103,46 +108,70 @@ class Proc:
                 pass
         return None
 
+    def answers(self):
+        """The /millipede/transfer reply once the process registered its
+        telemetry commands (after its ports started: rx listens from then on),
+        None before."""
+        try:
+            v = telemetry(self.prefix, "/millipede/transfer", timeout=2)
+        except (OSError, ValueError, KeyError):
+            return None
+        return v if isinstance(v, dict) and v.get("mode") in ("tx", "rx") else None
+
+    def wait_ready(self, deadline_s=30):
+        """Waits until the process answers on telemetry or exited; True when it answers."""
+        return bool(wait_until(lambda: self.answers() or self.p.poll() is not None, deadline_s)) and \
+            self.p.poll() is None
+
     def wait(self):
         rc = self.p.wait()
         self.err.seek(0)
         return rc, self.err.read().decode(errors="replace")
 
 
-def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, rx_first_delay=0.5, feeder=None,
-             during=None, start_rx=True, tx_lcores=None, rx_lcores=None):
-    """Runs rx and tx; returns (tx_rc, tx_err, rx_rc, rx_err, out_bytes_path)."""
+def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, feeder=None, during=None, start_rx=True,
+             tx_lcores=None, rx_lcores=None, rx_dev=None, tx_dev=None, eal=None, ns="side", before_tx=None):
+    """Runs rx and tx; returns (tx_rc, tx_err, rx_rc, rx_err, out_bytes_path).
+    tx starts once rx answers on telemetry (its ports are up, it listens).
+    rx_dev/tx_dev: EAL device arguments instead of af_packet on `pairs`."""
     n = len(pairs)
     tx_ip, rx_ip = addrs(1, n), addrs(2, n)
     tmp = tempfile.mkdtemp(prefix="mpt")
     out_path = os.path.join(tmp, "out")
     rx = None
     if start_rx:
-        rx_args = vdevs([b for _, b in pairs]) + ["--", "rx", "8834", *rx_words]
+        rx_args = (rx_dev or vdevs([b for _, b in pairs])) + ["--", "rx", "8834", *rx_words]
         for i in range(n):
             rx_args += ["--ip", f"{i}={rx_ip[i]}/24"]
         with open(out_path, "wb") as out:
-            rx = Proc(rx_args, subprocess.DEVNULL, out, limit, 1, rx_lcores)
-        time.sleep(rx_first_delay)
-    tx_args = vdevs([a for a, _ in pairs]) + ["--"]
+            rx = Proc(rx_args, subprocess.DEVNULL, out, limit, 1, rx_lcores, eal=eal, ns=ns)
+        if not rx.wait_ready(min(limit, 60)):
+            log(f"     rx did not come up (it {'exited' if rx.p.poll() is not None else 'is silent'})")
+    if before_tx:
+        before_tx(rx)
+    tx_args = (tx_dev or vdevs([a for a, _ in pairs])) + ["--"]
     for i in range(n):
         tx_args += ["tx", rx_ip[i], "8834"]
     tx_args += list(tx_words)
     for i in range(n):
         tx_args += ["--ip", f"{i}={tx_ip[i]}/24"]
     if feeder is not None:
-        tx = Proc(tx_args, subprocess.PIPE, subprocess.DEVNULL, limit, 0, tx_lcores)
+        tx = Proc(tx_args, subprocess.PIPE, subprocess.DEVNULL, limit, 0, tx_lcores, eal=eal, ns=ns)
         t = threading.Thread(target=feeder, args=(tx.p.stdin,), daemon=True)
         t.start()
     else:
         src = open(data, "rb") if data else subprocess.DEVNULL
-        tx = Proc(tx_args, src, subprocess.DEVNULL, limit, 0, tx_lcores)
+        tx = Proc(tx_args, src, subprocess.DEVNULL, limit, 0, tx_lcores, eal=eal, ns=ns)
     if during:
         during(tx, rx)
     tx_rc, tx_err = tx.wait()
     transfer.tx_exit = time.monotonic()
     rx_rc, rx_err = rx.wait() if rx else (None, "")
     transfer.rx_exit = time.monotonic()
+    for who, err in (("tx", tx_err), ("rx", rx_err)):
+        bad = sanitizer_reports(err)
+        if bad:
+            check(False, f"{who}: a sanitizer report", *bad[:20])
     return tx_rc, tx_err, rx_rc, rx_err, out_path
 
 
@@ -273,17 +302,13 @@ def case_checksum():
           rx_words=["--compat", "viamillipede", "checksum"])
 
 
-def telemetry(prefix, cmd, timeout=5):
-    """One command on a DPDK process's telemetry socket; the parsed reply."""
-    import json
-    import socket
-    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        json.loads(s.recv(1 << 16))  # the greeting
-        s.send(cmd.encode())
-        return json.loads(s.recv(1 << 20))[cmd.split(",")[0]]
+def delivered(rx):
+    """Bytes rx delivered so far (its telemetry), 0 when it does not answer."""
+    try:
+        v = telemetry(rx.prefix, "/millipede/transfer", timeout=2)
+        return v.get("bytes", 0) if isinstance(v, dict) else 0
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def case_observe():
@@ -298,15 +323,7 @@ def case_observe():
     def during(tx, rx):
         # Under way once rx has delivered bytes (start-up takes longer on a
         # loaded machine); bounded, then the checks below say what was seen.
-        end = time.monotonic() + 15
-        time.sleep(1.0)
-        while time.monotonic() < end:
-            try:
-                if telemetry(rx.prefix, "/millipede/transfer").get("bytes", 0) > 0:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
+        wait_until(lambda: delivered(rx) > 0, 15)
         for who, p in (("tx", tx), ("rx", rx)):
             pid = p.app_pid()
             seen[f"{who}_pid"] = pid
@@ -355,6 +372,115 @@ def case_observe():
     os.unlink(path)
 
 
+TELEMETRY_COMMANDS = ("/millipede/transfer", "/millipede/streams", "/millipede/lcores", "/millipede/streams,0")
+
+
+def reply_kind(cmd, v):
+    """What one /millipede/* reply is: 'running' (well-formed figures),
+    'not running' (the board was cleared), 'null' (not registered yet, or
+    no such stream), or 'bad: ...' (anything else, e.g. read from freed memory)."""
+    if v is None:
+        return "null"
+    if not isinstance(v, dict):
+        return f"bad: not a dict: {v!r}"[:200]
+    if v.get("state") == "not running":
+        return "not running" if len(v) == 1 else f"bad: {v!r}"[:200]
+    name = cmd.split(",")[0]
+    if name == "/millipede/transfer":
+        ok = v.get("mode") in ("tx", "rx") and isinstance(v.get("bytes"), int) and isinstance(v.get("state"), str)
+    elif name == "/millipede/streams":
+        # Either form, with or without a parameter: DPDK 22.11's telemetry
+        # splits every request with strtok(), whose state all its client
+        # threads share, so with several clients at once a command may get
+        # another client's parameter, or none.
+        cols = [v.get(k) for k in ("leg", "port", "state", "bytes", "cwnd")]
+        ok = (all(isinstance(c, list) for c in cols) and len({len(c) for c in cols}) == 1 and
+              len(cols[0]) <= 64 and all(isinstance(x, str) and x.isupper() for x in v["state"])) or \
+             (isinstance(v.get("leg"), int) and isinstance(v.get("state"), str) and v["state"].isupper())
+    else:
+        ok = isinstance(v.get("role"), list) and all(isinstance(r, str) and r.isprintable() for r in v["role"])
+    return "running" if ok else f"bad: {v!r}"[:200]
+
+
+def hammer(prefix, proc, seen, lock):
+    """Asks every /millipede/* command over one telemetry connection after the
+    other, as fast as the process answers, from before it registers them until
+    it exits; reconnects when a connection ends. Tallies the kinds of reply."""
+    import json
+    import socket
+    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+    i = 0
+    while proc.poll() is None:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.settimeout(5)
+            s.connect(path)
+            s.recv(1 << 16)  # the greeting
+        except OSError:
+            s.close()
+            time.sleep(0.002)  # the socket is not there yet / any more: poll for it
+            continue
+        try:
+            while True:
+                cmd = TELEMETRY_COMMANDS[i % len(TELEMETRY_COMMANDS)]
+                i += 1
+                s.send(cmd.encode())
+                raw = s.recv(1 << 20)
+                if not raw:
+                    break
+                kind = reply_kind(cmd, json.loads(raw)[cmd.split(",")[0]])
+                with lock:
+                    seen[kind] = seen.get(kind, 0) + 1
+        except (OSError, ValueError, KeyError):
+            pass  # the process went away mid-request
+        finally:
+            s.close()
+
+
+def case_teardown():
+    """/millipede/* telemetry requests, three connections per process, from
+    start-up to exit, over transfers that end normally: every reply is
+    well-formed, the ones after the transfer's end say "not running", and no
+    process crashes (under ASan: no use of the freed board)."""
+    pairs = make_links(1)
+    totals = {"tx": {}, "rx": {}}
+    for rnd in range(1, 7):
+        seen = {"tx": {}, "rx": {}}
+        lock = threading.Lock()
+        threads = []
+
+        def start_hammers(who, proc):
+            for _ in range(3):
+                t = threading.Thread(target=hammer, args=(proc.prefix, proc.p, seen[who], lock), daemon=True)
+                t.start()
+                threads.append(t)
+
+        def during(tx, rx):
+            start_hammers("tx", tx)
+
+        path = random_file(4 << 20)
+        tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "2"], data=path, limit=60, during=during,
+                                                     before_tx=lambda rx: start_hammers("rx", rx))
+        for t in threads:
+            t.join(10)
+        check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == 4 << 20 and sha(out) == sha(path),
+              f"round {rnd}: 4 MiB byte-exact while telemetry is hammered; replies tx {seen['tx']} rx {seen['rx']}",
+              f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}")
+        os.unlink(path)
+        bad = [k for w in seen for k in seen[w] if k.startswith("bad")]
+        check(not bad, f"round {rnd}: every reply well-formed", *bad)
+        for w in seen:
+            for k, n in seen[w].items():
+                totals[w][k] = totals[w].get(k, 0) + n
+        if FAILS or all(totals[w].get("not running", 0) > 0 for w in totals):
+            break
+    # That the hammering reached the teardown window (after the board was
+    # cleared, before exit) on both sides: else this test proved nothing.
+    for w in totals:
+        check(totals[w].get("not running", 0) > 0 and totals[w].get("running", 0) > 0,
+              f"{w}: requests answered during the transfer and during teardown ({totals[w]})")
+
+
 def case_linkdown():
     """Link 1 goes down for good in the middle of a paced transfer."""
     pairs = make_links(2)
@@ -364,9 +490,10 @@ def case_linkdown():
     feeder = paced_feeder(path, rate, 256 << 10)
 
     def during(tx, rx):
-        time.sleep(2.0)
+        # Mid-transfer: once rx delivered a quarter of the input.
+        wait_until(lambda: delivered(rx) >= size // 4, 30)
         subprocess.run(["ip", "-n", NS["tx"], "link", "set", pairs[1][0], "down"])
-        log(f"     link {pairs[1][0]} down at +2 s")
+        log(f"     link {pairs[1][0]} down after {delivered(rx)} bytes delivered")
 
     t0 = time.time()
     tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4", "verbose", "1"], ["verbose", "1"],
@@ -375,13 +502,15 @@ def case_linkdown():
     same = os.path.getsize(out) == size and sha(out) == sha(path)
     check(tx_rc == 0 and rx_rc == 0 and same, f"link down mid-transfer: byte-exact ({dt:.1f} s)",
           f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}", f"out {os.path.getsize(out)} bytes")
-    # Neither side waits out its linger for the dead link's legs: rx's leg
-    # there never sees a FIN (dropped 0.5 s after the sender closed its
-    # others), tx's idle leg there never gets its FIN answered (aborted 0.5 s
-    # after its others closed). Before: tx 2 s, rx 3 s of linger.
-    tx_lag, rx_lag = transfer.tx_exit - feeder.closed_at, transfer.rx_exit - feeder.closed_at
-    check(tx_lag < 1.5 and rx_lag < 1.5, f"link down: tx exits {tx_lag:.2f} s, rx {rx_lag:.2f} s after the end of "
-          f"input (< 1.5 s: no linger for the dead link)", tx_err, rx_err)
+    # rx does not wait out its linger (30 s) for the dead link's legs: a leg
+    # there never sees a FIN and is dropped by the straggler rule (0.5 s
+    # after the sender closed its others), which says so with verbose.
+    # (How soon each side exits is a timing, which belongs in a benchmark:
+    # it is logged, not asserted.)
+    check("no FIN after the sender closed its other legs" in rx_err,
+          "link down: rx dropped the dead link's legs as stragglers, not after its linger", rx_err)
+    log(f"     exits after the end of input: tx {transfer.tx_exit - feeder.closed_at:.2f} s, "
+        f"rx {transfer.rx_exit - feeder.closed_at:.2f} s")
     os.unlink(path)
 
 
@@ -425,6 +554,7 @@ CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
+    "teardown": case_teardown,
 }
 
 if __name__ == "__main__":
