@@ -35,9 +35,19 @@ MADE_NS = []
 EAL = ["--no-pci", "--no-huge", "-m", "512"]
 
 
+MADE_HUGE = []  # file prefixes whose hugepage files a killed process may have left
+
+
 def cleanup():
     while MADE_NS:
         subprocess.run(["ip", "netns", "del", MADE_NS.pop()], stderr=subprocess.DEVNULL)
+    while MADE_HUGE:
+        import glob
+        for f in glob.glob(f"/dev/hugepages/{MADE_HUGE.pop()}*"):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
 
 
 atexit.register(cleanup)
@@ -481,6 +491,52 @@ def case_teardown():
               f"{w}: requests answered during the transfer and during teardown ({totals[w]})")
 
 
+def free_hugepages():
+    try:
+        with open("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+def case_memif():
+    """tx -> rx over two memif links (DPDK's shared-memory interface, the link
+    tools/demo.sh and the benchmark use), on hugepage memory as they run it
+    (the server shares its packet-buffer memory with the client). No
+    namespaces: memif is a socket and shared memory, not a netdev."""
+    if os.geteuid() != 0:
+        skip("needs root for hugepage memory")
+    # Each process maps -m 256 (128 pages of 2 MiB).
+    if free_hugepages() < 256:
+        skip(f"needs 256 free 2 MiB hugepages for two memif processes, {free_hugepages()} free "
+             "(echo 512 > /proc/sys/vm/nr_hugepages)")
+    sockdir = tempfile.mkdtemp(prefix="mpmemif")
+    MADE_HUGE.append(TAG)
+
+    def memif(role):
+        # Filesystem sockets: rx (the server) creates them when its EAL probes the devices.
+        return sum((["--vdev", f"net_memif{i},role={role},socket={sockdir}/m{i}.sock,id=0,socket-abstract=no"]
+                    for i in range(2)), [])
+
+    eal = ["--no-pci", "-m", "256"]
+    pairs = [(None, None), (None, None)]
+    size = (64 << 20) + 12345
+    path = random_file(size)
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4", "verbose", "2"], ["verbose", "2"],
+                                                 data=path, limit=120, rx_dev=memif("server"), tx_dev=memif("client"),
+                                                 eal=eal, ns=None)
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path),
+          f"memif: {size} bytes over two links byte-exact", f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}",
+          f"out {os.path.getsize(out)} bytes")
+    # Both links carried the transfer: every port of rx took TCP segments.
+    import re
+    tcp_in = [int(x) for x in re.findall(r"port \d+: rx \d+ tx \d+ tx_drops \d+ tcp_in (\d+)", rx_err)]
+    check(len(tcp_in) == 2 and all(n > 100 for n in tcp_in), f"memif: rx took TCP segments on both links {tcp_in}",
+          rx_err)
+    os.unlink(path)
+    subprocess.run(["rm", "-rf", sockdir])
+
+
 def case_linkdown():
     """Link 1 goes down for good in the middle of a paced transfer."""
     pairs = make_links(2)
@@ -554,7 +610,7 @@ CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
-    "teardown": case_teardown,
+    "teardown": case_teardown, "memif": case_memif,
 }
 
 if __name__ == "__main__":
