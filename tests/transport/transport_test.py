@@ -11,8 +11,11 @@ the veths) are deleted on every exit path (finally, atexit, SIGTERM).
 
 usage: transport_test.py DPDK_MILLIPEDE CASE
 Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
-checksum, observe, roles.
-Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable).
+checksum, observe, roles, teardown (telemetry through shutdown), memif (two
+memif links on hugepages), synflood and forged (attacks from the kernel side
+of the veth with attack.py, which needs Debian's python3-scapy).
+Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
+not 256 free hugepages).
 """
 import atexit
 import os
@@ -537,6 +540,192 @@ def case_memif():
     subprocess.run(["rm", "-rf", sockdir])
 
 
+ATTACK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "attack.py")
+SCAPY_PYTHON = "/usr/bin/python3"  # Debian's, where python3-scapy installs
+
+
+def need_scapy():
+    r = subprocess.run([SCAPY_PYTHON, "-c", "import scapy.all"], capture_output=True, text=True)
+    if r.returncode != 0:
+        check(False, f"{SCAPY_PYTHON} imports scapy (Debian's python3-scapy; tools/lib/setup.sh installs it)",
+              r.stderr)
+        sys.exit(1)
+
+
+def iface_mac(ns, dev):
+    """The MAC of a veth end (DPDK's af_packet port on it uses the same)."""
+    r = subprocess.run(["ip", "-n", ns, "-o", "link", "show", dev], capture_output=True, text=True, check=True)
+    return r.stdout.split("link/ether ")[1].split()[0]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def transfer_figure(proc, key):
+    try:
+        v = telemetry(proc.prefix, "/millipede/transfer", timeout=2)
+        return v.get(key, 0) if isinstance(v, dict) else 0
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def gated_feeder(path, first, gate, deadline_s=90):
+    """A feeder for transfer(): the first `first` bytes, then nothing until
+    `gate` is set (or deadline_s passed), then the rest."""
+    def feed(pipe):
+        try:
+            with open(path, "rb") as f:
+                pipe.write(f.read(first))
+                pipe.flush()
+                gate.wait(deadline_s)
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        break
+                    pipe.write(b)
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
+            feed.closed_at = time.monotonic()
+    return feed
+
+
+def case_synflood():
+    """100,000 SYNs from random sources against a running rx (its half-open
+    table holds 64), from the kernel side of its veth, while a real tx
+    connects and sends: the transfer completes byte-exact and rx's memory
+    stays bounded."""
+    need_scapy()
+    pairs = make_links(1)
+    a, b = pairs[0]
+    rx_ip, rx_mac = addrs(2, 1)[0], iface_mac(NS["rx"], b)
+    size, first = 16 << 20, 4 << 20
+    path = random_file(size)
+    gate = threading.Event()
+    st = {}
+
+    def before_tx(rx):
+        st["pid"] = rx.app_pid()
+        st["rss0"] = rss_kib(st["pid"])
+        st["flood"] = subprocess.Popen(
+            ["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "150", SCAPY_PYTHON, ATTACK, "flood", a,
+             rx_mac, rx_ip, "8834", "100000", str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+        st["lines"] = [st["flood"].stdout.readline()]  # "sent 10000": the flood is under way
+
+    def during(tx, rx):
+        fl = st["flood"]
+        # tx's four legs come up while the flood is still being sent.
+        wait_until(lambda: transfer_figure(tx, "legs_up") >= 4 or fl.poll() is not None, 60)
+        st["legs_up"] = transfer_figure(tx, "legs_up")
+        st["flood_running"] = fl.poll() is None
+        out, _ = fl.communicate(timeout=150)
+        st["lines"] += out.splitlines()
+        st["rss1"] = rss_kib(st["pid"]) if rx.p.poll() is None else None
+        gate.set()
+
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4"], ["verbose", "2"],
+                                                 feeder=gated_feeder(path, first, gate), during=during,
+                                                 before_tx=before_tx, limit=180)
+    flood_done = [l for l in st.get("lines", []) if l.startswith("done ")]
+    check(bool(flood_done) and flood_done[0].split()[1] == "100000",
+          f"flood: 100000 SYNs sent ({flood_done[0].split()[2] + ' s' if flood_done else '?'})", st.get("lines"))
+    check(st.get("flood_running") and st.get("legs_up") == 4,
+          f"tx: all 4 legs connected while the flood was running (legs up {st.get('legs_up')})")
+    import re
+    m = re.search(r"port 0: rx (\d+) tx", rx_err)
+    check(m and int(m.group(1)) >= 100000, f"rx: the flood reached it ({m.group(1) if m else '?'} frames in)", rx_err)
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path),
+          f"transfer during the flood: {size} bytes byte-exact", f"tx rc={tx_rc}: {tx_err}",
+          f"rx rc={rx_rc}: {rx_err}")
+    r0, r1 = st.get("rss0"), st.get("rss1")
+    check(r0 and r1 and r1 - r0 < 16 * 1024,
+          f"rx RSS before the flood {r0} KiB, after {r1} KiB (grows < 16 MiB: the SYNs leave no state)")
+    os.unlink(path)
+
+
+def case_forged():
+    """Forged RST and SYN, sequence number inside the receiver's window but
+    not RCV.NXT, on two established legs of an idle transfer: rx answers each
+    with a challenge ACK (RFC 5961 3.2 and 4.2: <SEQ=SND.NXT><ACK=RCV.NXT>
+    <CTL=ACK>), seen with scapy's sniff, and neither leg dies."""
+    need_scapy()
+    pairs = make_links(1)
+    a, b = pairs[0]
+    rx_ip, rx_mac = addrs(2, 1)[0], iface_mac(NS["rx"], b)
+    size, first = 8 << 20, 4 << 20
+    path = random_file(size)
+    gate = threading.Event()
+    st = {}
+    pcap = os.path.join(tempfile.mkdtemp(prefix="mpforge"), "legs.pcap")
+
+    def before_tx(rx):
+        cap = subprocess.Popen(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "120", "dumpcap", "-q",
+                                "-i", a, "-f", "tcp port 8834", "-P", "-w", pcap],
+                               stderr=subprocess.PIPE, text=True)
+        st["cap"] = cap
+        # dumpcap says "Capturing on 'IFACE'" once its filter is set.
+        first_line = cap.stderr.readline()
+        check("Capturing on" in first_line, "dumpcap is capturing the legs", first_line)
+
+    def during(tx, rx):
+        # Idle: the first part delivered (all whole chunks of it), nothing moving.
+        last = []
+
+        def idle():
+            last.append(delivered(rx))
+            return len(last) >= 10 and last[-1] > 0 and len(set(last[-10:])) == 1
+        wait_until(idle, 60, poll_s=0.05)
+        st["legs_before"] = transfer_figure(rx, "legs_up")
+        st["cap"].send_signal(signal.SIGINT)
+        st["cap"].wait(10)
+        r = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "60", SCAPY_PYTHON, ATTACK,
+                            "forge", a, rx_mac, rx_ip, "8834", pcap], capture_output=True, text=True)
+        st["forge_rc"], st["forge_err"] = r.returncode, r.stderr
+        try:
+            st["forge"] = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            st["forge"] = {}
+        st["legs_after"] = transfer_figure(rx, "legs_up")
+        st["lost_after"] = transfer_figure(rx, "legs_lost")
+        gate.set()
+
+    import json
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4", "verbose", "1"], ["verbose", "1"],
+                                                 feeder=gated_feeder(path, first, gate), during=during,
+                                                 before_tx=before_tx, limit=150)
+    f = st.get("forge", {})
+    check(st.get("forge_rc") == 0 and f.get("connections", 0) >= 2,
+          f"forge: found {f.get('connections')} idle established legs in the capture", st.get("forge_err"))
+    check(len(f.get("attacks", [])) == 2, "forge: a RST and a SYN forged", f)
+    for at in f.get("attacks", []):
+        # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, one per forged copy (well
+        # under the rate limit); nothing else, RST above all.
+        challenge = [x for x in at["answers"] if x["flags"] == "A" and x["len"] == 0 and
+                     x["ack"] == at["rcv_nxt"] and x["seq"] == at["rx_snd_nxt"]]
+        check(at["seq"] != at["rcv_nxt"] and len(challenge) >= f["forged_per_attack"] and
+              not any("R" in x["flags"] for x in at["answers"]),
+              f"forged {at['kind']} x{f['forged_per_attack']} (seq RCV.NXT+1000) on the leg from port "
+              f"{at['sport']}: {len(challenge)} challenge ACKs (seq {at['rx_snd_nxt']} ack {at['rcv_nxt']})", at)
+    check(st.get("legs_before") == 4 and st.get("legs_after") == 4 and st.get("lost_after") == 0,
+          f"no leg died: legs up {st.get('legs_before')} before, {st.get('legs_after')} after, "
+          f"lost {st.get('lost_after')}")
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path) and
+          "reset" not in rx_err and "reset" not in tx_err,
+          f"the transfer went on: {size} bytes byte-exact, no leg reset", f"tx rc={tx_rc}: {tx_err}",
+          f"rx rc={rx_rc}: {rx_err}")
+    os.unlink(path)
+
+
 def case_linkdown():
     """Link 1 goes down for good in the middle of a paced transfer."""
     pairs = make_links(2)
@@ -610,7 +799,7 @@ CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
-    "teardown": case_teardown, "memif": case_memif,
+    "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
 }
 
 if __name__ == "__main__":
