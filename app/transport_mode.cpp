@@ -1428,7 +1428,10 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
     int status;
     {
         Transport t(o);
-        status = t.run();
+        status = t.run(); // returns once every lcore it launched has stopped
+        // Before t and its StatsBoard are freed: from here on a /millipede/*
+        // request answers "not running" (the telemetry thread runs until exit).
+        clear_transport_telemetry();
     }
     rte_eal_cleanup();
     return status;

@@ -24,11 +24,33 @@ std::string endpoint_text(uint32_t ip, uint16_t port) {
     return net::format_ipv4(ip) + ":" + std::to_string(port);
 }
 
-StatsBoard *g_board = nullptr; // telemetry callbacks have no user argument
+// Telemetry callbacks have no user argument, and DPDK 22.11 cannot
+// unregister a command: the commands reach the board through this pointer,
+// which clear_transport_telemetry() sets to null before the board is freed.
+// A callback holds g_board_mutex while it copies the snapshot, so clearing
+// waits for a copy under way and no callback sees the board after that.
+std::mutex g_board_mutex;
+StatsBoard *g_board = nullptr;
+
+// A consistent copy of the registered board's snapshot; false once cleared.
+bool read_board(TransferSnapshot &out) {
+    std::lock_guard<std::mutex> g(g_board_mutex);
+    if (!g_board) return false;
+    out = g_board->read();
+    return true;
+}
+
+// The answer of every /millipede/* command before registration ends and
+// after clear_transport_telemetry(): {"state": "not running"}.
+int not_running(rte_tel_data *d) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "state", "not running");
+    return 0;
+}
 
 int tel_transfer(const char *, const char *, rte_tel_data *d) {
-    if (!g_board) return -1;
-    const TransferSnapshot s = g_board->read();
+    TransferSnapshot s;
+    if (!read_board(s)) return not_running(d);
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_string(d, "mode", s.tx ? "tx" : "rx");
     rte_tel_data_add_dict_string(d, "state", s.valid ? s.state : "starting");
@@ -50,8 +72,8 @@ int tel_transfer(const char *, const char *, rte_tel_data *d) {
 // One column per figure (DPDK 22.11 telemetry nests arrays only), or with a
 // parameter N the one stream N as a flat dict.
 int tel_streams(const char *, const char *params, rte_tel_data *d) {
-    if (!g_board) return -1;
-    const TransferSnapshot s = g_board->read();
+    TransferSnapshot s;
+    if (!read_board(s)) return not_running(d);
     rte_tel_data_start_dict(d);
     if (params && *params) {
         char *end = nullptr;
@@ -106,8 +128,8 @@ int tel_streams(const char *, const char *params, rte_tel_data *d) {
 }
 
 int tel_lcores(const char *, const char *, rte_tel_data *d) {
-    if (!g_board) return -1;
-    const TransferSnapshot s = g_board->read();
+    TransferSnapshot s;
+    if (!read_board(s)) return not_running(d);
     rte_tel_data *lc = rte_tel_data_alloc(), *role = rte_tel_data_alloc(), *busy = rte_tel_data_alloc();
     if (!lc || !role || !busy) {
         rte_tel_data_free(lc);
@@ -184,7 +206,13 @@ void print_table(FILE *f, const TransferSnapshot &s) {
 
 // Help texts must stay under RTE_TEL_MAX_STRING_LEN (128) or registration fails.
 int register_transport_telemetry(StatsBoard *board) {
-    g_board = board;
+    {
+        std::lock_guard<std::mutex> g(g_board_mutex);
+        g_board = board;
+    }
+    static bool registered = false; // commands cannot be registered twice
+    if (registered) return 0;
+    registered = true;
     int rc = rte_telemetry_register_cmd("/millipede/transfer", tel_transfer,
                                         "tx/rx: bytes, rate, legs, chunks of the running transfer");
     if (rc == 0)
@@ -193,6 +221,11 @@ int register_transport_telemetry(StatsBoard *board) {
     if (rc == 0)
         rc = rte_telemetry_register_cmd("/millipede/lcores", tel_lcores, "tx/rx: per lcore role and busy share");
     return rc;
+}
+
+void clear_transport_telemetry() {
+    std::lock_guard<std::mutex> g(g_board_mutex);
+    g_board = nullptr;
 }
 
 } // namespace millipede::app

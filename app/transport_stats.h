@@ -12,8 +12,13 @@
 // - print_table()/format_progress() are pure formatting of one snapshot.
 // - register_transport_telemetry() registers /millipede/transfer,
 //   /millipede/streams and /millipede/lcores for the board given; call it
-//   once, after rte_eal_init(), before the transfer starts. The board must
-//   outlive EAL (the commands stay registered until rte_eal_cleanup()).
+//   from the main lcore, after rte_eal_init(), before the transfer starts.
+//   DPDK 22.11 cannot unregister a command, and its telemetry thread answers
+//   requests until the process exits (rte_eal_cleanup() included), so
+//   teardown is: stop every lcore that publishes, clear_transport_telemetry(),
+//   then free the board, then rte_eal_cleanup(). From the clear on every
+//   command answers {"state": "not running"}. clear_transport_telemetry() returns only when
+//   no telemetry callback reads the board any more.
 #pragma once
 
 #include <cstdint>
@@ -88,5 +93,8 @@ void print_table(FILE *f, const TransferSnapshot &s);
 
 // 0 on success; otherwise a negative errno from rte_telemetry.
 int register_transport_telemetry(StatsBoard *board);
+
+// Detaches the commands from the board (see the contract above).
+void clear_transport_telemetry();
 
 } // namespace millipede::app

@@ -68,3 +68,37 @@ def quiet_iface(ns, dev):
     subprocess.run(nx + ["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], capture_output=True)
     subprocess.run(nx + ["ethtool", "-K", dev, "gro", "off", "gso", "off", "tso", "off", "tx", "off", "rx", "off"],
                    capture_output=True)
+
+
+def wait_until(cond, deadline_s, poll_s=0.02):
+    """Polls cond() until it returns a true value or deadline_s seconds
+    passed; returns that value (or the last false one). The poll interval
+    only spaces the checks: the wait ends on the condition, not on a clock."""
+    import time
+    end = time.monotonic() + deadline_s
+    while True:
+        v = cond()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(poll_s)
+
+
+def telemetry(prefix, cmd, timeout=5):
+    """One command on a DPDK process's telemetry socket (--file-prefix
+    `prefix`); the parsed value of its reply."""
+    import json
+    import socket
+    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        json.loads(s.recv(1 << 16))  # the greeting
+        s.send(cmd.encode())
+        return json.loads(s.recv(1 << 20))[cmd.split(",")[0]]
+
+
+def sanitizer_reports(err):
+    """The lines of an AddressSanitizer / UndefinedBehaviorSanitizer report
+    in a process's stderr (empty when clean, and always with a release build)."""
+    keys = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+    return [l for l in err.splitlines() if any(k in l for k in keys)]

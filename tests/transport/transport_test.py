@@ -11,8 +11,11 @@ the veths) are deleted on every exit path (finally, atexit, SIGTERM).
 
 usage: transport_test.py DPDK_MILLIPEDE CASE
 Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
-checksum, observe, roles.
-Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable).
+checksum, observe, roles, teardown (telemetry through shutdown), memif (two
+memif links on hugepages), synflood and forged (attacks from the kernel side
+of the veth with attack.py, which needs Debian's python3-scapy).
+Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
+not 256 free hugepages).
 """
 import atexit
 import os
@@ -24,7 +27,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
-from rig import FAILS, check, log, quiet_iface, random_file, sha, skip  # noqa: E402
+from rig import (FAILS, check, log, quiet_iface, random_file, sanitizer_reports, sha, skip,  # noqa: E402
+                 telemetry, wait_until)
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/dpdk-millipede"
 CASE = sys.argv[2] if len(sys.argv) > 2 else "sizes"
@@ -34,9 +38,19 @@ MADE_NS = []
 EAL = ["--no-pci", "--no-huge", "-m", "512"]
 
 
+MADE_HUGE = []  # file prefixes whose hugepage files a killed process may have left
+
+
 def cleanup():
     while MADE_NS:
         subprocess.run(["ip", "netns", "del", MADE_NS.pop()], stderr=subprocess.DEVNULL)
+    while MADE_HUGE:
+        import glob
+        for f in glob.glob(f"/dev/hugepages/{MADE_HUGE.pop()}*"):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
 
 
 atexit.register(cleanup)
@@ -81,13 +95,17 @@ def addrs(side, n):
 
 
 class Proc:
-    def __init__(self, args, stdin, stdout, limit, lcore, lcores=None):
+    """One dpdk-millipede under `timeout -s KILL`, in its side's namespace
+    (ns=None: the caller's), stderr kept in a file."""
+
+    def __init__(self, args, stdin, stdout, limit, lcore, lcores=None, eal=None, ns="side"):
         self.err = tempfile.TemporaryFile()
-        self.prefix = f"{TAG}{'rx' if lcore else 'tx'}"
+        side = "rx" if lcore else "tx"
+        self.prefix = f"{TAG}{side}"
         cpus = ["--lcores", lcores] if lcores else ["-l", str(lcore)]
-        cmd = ["ip", "netns", "exec", NS["rx" if lcore else "tx"],
-               "timeout", "-s", "KILL", str(limit), BIN, *EAL, *cpus,
-               "--file-prefix", self.prefix, *args]
+        nx = ["ip", "netns", "exec", NS[side]] if ns == "side" else []
+        cmd = nx + ["timeout", "-s", "KILL", str(limit), BIN, *(EAL if eal is None else eal), *cpus,
+                    "--file-prefix", self.prefix, *args]
         self.p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=self.err)
 
     def app_pid(self):
@@ -103,46 +121,70 @@ class Proc:
                 pass
         return None
 
+    def answers(self):
+        """The /millipede/transfer reply once the process registered its
+        telemetry commands (after its ports started: rx listens from then on),
+        None before."""
+        try:
+            v = telemetry(self.prefix, "/millipede/transfer", timeout=2)
+        except (OSError, ValueError, KeyError):
+            return None
+        return v if isinstance(v, dict) and v.get("mode") in ("tx", "rx") else None
+
+    def wait_ready(self, deadline_s=30):
+        """Waits until the process answers on telemetry or exited; True when it answers."""
+        return bool(wait_until(lambda: self.answers() or self.p.poll() is not None, deadline_s)) and \
+            self.p.poll() is None
+
     def wait(self):
         rc = self.p.wait()
         self.err.seek(0)
         return rc, self.err.read().decode(errors="replace")
 
 
-def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, rx_first_delay=0.5, feeder=None,
-             during=None, start_rx=True, tx_lcores=None, rx_lcores=None):
-    """Runs rx and tx; returns (tx_rc, tx_err, rx_rc, rx_err, out_bytes_path)."""
+def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, feeder=None, during=None, start_rx=True,
+             tx_lcores=None, rx_lcores=None, rx_dev=None, tx_dev=None, eal=None, ns="side", before_tx=None):
+    """Runs rx and tx; returns (tx_rc, tx_err, rx_rc, rx_err, out_bytes_path).
+    tx starts once rx answers on telemetry (its ports are up, it listens).
+    rx_dev/tx_dev: EAL device arguments instead of af_packet on `pairs`."""
     n = len(pairs)
     tx_ip, rx_ip = addrs(1, n), addrs(2, n)
     tmp = tempfile.mkdtemp(prefix="mpt")
     out_path = os.path.join(tmp, "out")
     rx = None
     if start_rx:
-        rx_args = vdevs([b for _, b in pairs]) + ["--", "rx", "8834", *rx_words]
+        rx_args = (rx_dev or vdevs([b for _, b in pairs])) + ["--", "rx", "8834", *rx_words]
         for i in range(n):
             rx_args += ["--ip", f"{i}={rx_ip[i]}/24"]
         with open(out_path, "wb") as out:
-            rx = Proc(rx_args, subprocess.DEVNULL, out, limit, 1, rx_lcores)
-        time.sleep(rx_first_delay)
-    tx_args = vdevs([a for a, _ in pairs]) + ["--"]
+            rx = Proc(rx_args, subprocess.DEVNULL, out, limit, 1, rx_lcores, eal=eal, ns=ns)
+        if not rx.wait_ready(min(limit, 60)):
+            log(f"     rx did not come up (it {'exited' if rx.p.poll() is not None else 'is silent'})")
+    if before_tx:
+        before_tx(rx)
+    tx_args = (tx_dev or vdevs([a for a, _ in pairs])) + ["--"]
     for i in range(n):
         tx_args += ["tx", rx_ip[i], "8834"]
     tx_args += list(tx_words)
     for i in range(n):
         tx_args += ["--ip", f"{i}={tx_ip[i]}/24"]
     if feeder is not None:
-        tx = Proc(tx_args, subprocess.PIPE, subprocess.DEVNULL, limit, 0, tx_lcores)
+        tx = Proc(tx_args, subprocess.PIPE, subprocess.DEVNULL, limit, 0, tx_lcores, eal=eal, ns=ns)
         t = threading.Thread(target=feeder, args=(tx.p.stdin,), daemon=True)
         t.start()
     else:
         src = open(data, "rb") if data else subprocess.DEVNULL
-        tx = Proc(tx_args, src, subprocess.DEVNULL, limit, 0, tx_lcores)
+        tx = Proc(tx_args, src, subprocess.DEVNULL, limit, 0, tx_lcores, eal=eal, ns=ns)
     if during:
         during(tx, rx)
     tx_rc, tx_err = tx.wait()
     transfer.tx_exit = time.monotonic()
     rx_rc, rx_err = rx.wait() if rx else (None, "")
     transfer.rx_exit = time.monotonic()
+    for who, err in (("tx", tx_err), ("rx", rx_err)):
+        bad = sanitizer_reports(err)
+        if bad:
+            check(False, f"{who}: a sanitizer report", *bad[:20])
     return tx_rc, tx_err, rx_rc, rx_err, out_path
 
 
@@ -273,17 +315,13 @@ def case_checksum():
           rx_words=["--compat", "viamillipede", "checksum"])
 
 
-def telemetry(prefix, cmd, timeout=5):
-    """One command on a DPDK process's telemetry socket; the parsed reply."""
-    import json
-    import socket
-    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        json.loads(s.recv(1 << 16))  # the greeting
-        s.send(cmd.encode())
-        return json.loads(s.recv(1 << 20))[cmd.split(",")[0]]
+def delivered(rx):
+    """Bytes rx delivered so far (its telemetry), 0 when it does not answer."""
+    try:
+        v = telemetry(rx.prefix, "/millipede/transfer", timeout=2)
+        return v.get("bytes", 0) if isinstance(v, dict) else 0
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def case_observe():
@@ -298,15 +336,7 @@ def case_observe():
     def during(tx, rx):
         # Under way once rx has delivered bytes (start-up takes longer on a
         # loaded machine); bounded, then the checks below say what was seen.
-        end = time.monotonic() + 15
-        time.sleep(1.0)
-        while time.monotonic() < end:
-            try:
-                if telemetry(rx.prefix, "/millipede/transfer").get("bytes", 0) > 0:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
+        wait_until(lambda: delivered(rx) > 0, 15)
         for who, p in (("tx", tx), ("rx", rx)):
             pid = p.app_pid()
             seen[f"{who}_pid"] = pid
@@ -355,6 +385,349 @@ def case_observe():
     os.unlink(path)
 
 
+TELEMETRY_COMMANDS = ("/millipede/transfer", "/millipede/streams", "/millipede/lcores", "/millipede/streams,0")
+
+
+def reply_kind(cmd, v):
+    """What one /millipede/* reply is: 'running' (well-formed figures),
+    'not running' (the board was cleared), 'null' (not registered yet, or
+    no such stream), or 'bad: ...' (anything else, e.g. read from freed memory)."""
+    if v is None:
+        return "null"
+    if not isinstance(v, dict):
+        return f"bad: not a dict: {v!r}"[:200]
+    if v.get("state") == "not running":
+        return "not running" if len(v) == 1 else f"bad: {v!r}"[:200]
+    name = cmd.split(",")[0]
+    if name == "/millipede/transfer":
+        ok = v.get("mode") in ("tx", "rx") and isinstance(v.get("bytes"), int) and isinstance(v.get("state"), str)
+    elif name == "/millipede/streams":
+        # Either form, with or without a parameter: DPDK 22.11's telemetry
+        # splits every request with strtok(), whose state all its client
+        # threads share, so with several clients at once a command may get
+        # another client's parameter, or none.
+        cols = [v.get(k) for k in ("leg", "port", "state", "bytes", "cwnd")]
+        ok = (all(isinstance(c, list) for c in cols) and len({len(c) for c in cols}) == 1 and
+              len(cols[0]) <= 64 and all(isinstance(x, str) and x.isupper() for x in v["state"])) or \
+             (isinstance(v.get("leg"), int) and isinstance(v.get("state"), str) and v["state"].isupper())
+    else:
+        ok = isinstance(v.get("role"), list) and all(isinstance(r, str) and r.isprintable() for r in v["role"])
+    return "running" if ok else f"bad: {v!r}"[:200]
+
+
+def hammer(prefix, proc, seen, lock):
+    """Asks every /millipede/* command over one telemetry connection after the
+    other, as fast as the process answers, from before it registers them until
+    it exits; reconnects when a connection ends. Tallies the kinds of reply."""
+    import json
+    import socket
+    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+    i = 0
+    while proc.poll() is None:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.settimeout(5)
+            s.connect(path)
+            s.recv(1 << 16)  # the greeting
+        except OSError:
+            s.close()
+            time.sleep(0.002)  # the socket is not there yet / any more: poll for it
+            continue
+        try:
+            while True:
+                cmd = TELEMETRY_COMMANDS[i % len(TELEMETRY_COMMANDS)]
+                i += 1
+                s.send(cmd.encode())
+                raw = s.recv(1 << 20)
+                if not raw:
+                    break
+                kind = reply_kind(cmd, json.loads(raw)[cmd.split(",")[0]])
+                with lock:
+                    seen[kind] = seen.get(kind, 0) + 1
+        except (OSError, ValueError, KeyError):
+            pass  # the process went away mid-request
+        finally:
+            s.close()
+
+
+def case_teardown():
+    """/millipede/* telemetry requests, three connections per process, from
+    start-up to exit, over transfers that end normally: every reply is
+    well-formed, the ones after the transfer's end say "not running", and no
+    process crashes (under ASan: no use of the freed board)."""
+    pairs = make_links(1)
+    totals = {"tx": {}, "rx": {}}
+    for rnd in range(1, 7):
+        seen = {"tx": {}, "rx": {}}
+        lock = threading.Lock()
+        threads = []
+
+        def start_hammers(who, proc):
+            for _ in range(3):
+                t = threading.Thread(target=hammer, args=(proc.prefix, proc.p, seen[who], lock), daemon=True)
+                t.start()
+                threads.append(t)
+
+        def during(tx, rx):
+            start_hammers("tx", tx)
+
+        path = random_file(4 << 20)
+        tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "2"], data=path, limit=60, during=during,
+                                                     before_tx=lambda rx: start_hammers("rx", rx))
+        for t in threads:
+            t.join(10)
+        check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == 4 << 20 and sha(out) == sha(path),
+              f"round {rnd}: 4 MiB byte-exact while telemetry is hammered; replies tx {seen['tx']} rx {seen['rx']}",
+              f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}")
+        os.unlink(path)
+        bad = [k for w in seen for k in seen[w] if k.startswith("bad")]
+        check(not bad, f"round {rnd}: every reply well-formed", *bad)
+        for w in seen:
+            for k, n in seen[w].items():
+                totals[w][k] = totals[w].get(k, 0) + n
+        if FAILS or all(totals[w].get("not running", 0) > 0 for w in totals):
+            break
+    # That the hammering reached the teardown window (after the board was
+    # cleared, before exit) on both sides: else this test proved nothing.
+    for w in totals:
+        check(totals[w].get("not running", 0) > 0 and totals[w].get("running", 0) > 0,
+              f"{w}: requests answered during the transfer and during teardown ({totals[w]})")
+
+
+def free_hugepages():
+    try:
+        with open("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+def case_memif():
+    """tx -> rx over two memif links (DPDK's shared-memory interface, the link
+    tools/demo.sh and the benchmark use), on hugepage memory as they run it
+    (the server shares its packet-buffer memory with the client). No
+    namespaces: memif is a socket and shared memory, not a netdev."""
+    if os.geteuid() != 0:
+        skip("needs root for hugepage memory")
+    # Each process maps -m 256 (128 pages of 2 MiB).
+    if free_hugepages() < 256:
+        skip(f"needs 256 free 2 MiB hugepages for two memif processes, {free_hugepages()} free "
+             "(echo 512 > /proc/sys/vm/nr_hugepages)")
+    sockdir = tempfile.mkdtemp(prefix="mpmemif")
+    MADE_HUGE.append(TAG)
+
+    def memif(role):
+        # Filesystem sockets: rx (the server) creates them when its EAL probes the devices.
+        return sum((["--vdev", f"net_memif{i},role={role},socket={sockdir}/m{i}.sock,id=0,socket-abstract=no"]
+                    for i in range(2)), [])
+
+    eal = ["--no-pci", "-m", "256"]
+    pairs = [(None, None), (None, None)]
+    size = (64 << 20) + 12345
+    path = random_file(size)
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4", "verbose", "2"], ["verbose", "2"],
+                                                 data=path, limit=120, rx_dev=memif("server"), tx_dev=memif("client"),
+                                                 eal=eal, ns=None)
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path),
+          f"memif: {size} bytes over two links byte-exact", f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}",
+          f"out {os.path.getsize(out)} bytes")
+    # Both links carried the transfer: every port of rx took TCP segments.
+    import re
+    tcp_in = [int(x) for x in re.findall(r"port \d+: rx \d+ tx \d+ tx_drops \d+ tcp_in (\d+)", rx_err)]
+    check(len(tcp_in) == 2 and all(n > 100 for n in tcp_in), f"memif: rx took TCP segments on both links {tcp_in}",
+          rx_err)
+    os.unlink(path)
+    subprocess.run(["rm", "-rf", sockdir])
+
+
+ATTACK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "attack.py")
+SCAPY_PYTHON = "/usr/bin/python3"  # Debian's, where python3-scapy installs
+
+
+def need_scapy():
+    r = subprocess.run([SCAPY_PYTHON, "-c", "import scapy.all"], capture_output=True, text=True)
+    if r.returncode != 0:
+        check(False, f"{SCAPY_PYTHON} imports scapy (Debian's python3-scapy; tools/lib/setup.sh installs it)",
+              r.stderr)
+        sys.exit(1)
+
+
+def iface_mac(ns, dev):
+    """The MAC of a veth end (DPDK's af_packet port on it uses the same)."""
+    r = subprocess.run(["ip", "-n", ns, "-o", "link", "show", dev], capture_output=True, text=True, check=True)
+    return r.stdout.split("link/ether ")[1].split()[0]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def transfer_figure(proc, key):
+    try:
+        v = telemetry(proc.prefix, "/millipede/transfer", timeout=2)
+        return v.get(key, 0) if isinstance(v, dict) else 0
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def gated_feeder(path, first, gate, deadline_s=90):
+    """A feeder for transfer(): the first `first` bytes, then nothing until
+    `gate` is set (or deadline_s passed), then the rest."""
+    def feed(pipe):
+        try:
+            with open(path, "rb") as f:
+                pipe.write(f.read(first))
+                pipe.flush()
+                gate.wait(deadline_s)
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        break
+                    pipe.write(b)
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
+            feed.closed_at = time.monotonic()
+    return feed
+
+
+def case_synflood():
+    """100,000 SYNs from random sources against a running rx (its half-open
+    table holds 64), from the kernel side of its veth, while a real tx
+    connects and sends: the transfer completes byte-exact and rx's memory
+    stays bounded."""
+    need_scapy()
+    pairs = make_links(1)
+    a, b = pairs[0]
+    rx_ip, rx_mac = addrs(2, 1)[0], iface_mac(NS["rx"], b)
+    size, first = 16 << 20, 4 << 20
+    path = random_file(size)
+    gate = threading.Event()
+    st = {}
+
+    def before_tx(rx):
+        st["pid"] = rx.app_pid()
+        st["rss0"] = rss_kib(st["pid"])
+        st["flood"] = subprocess.Popen(
+            ["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "150", SCAPY_PYTHON, ATTACK, "flood", a,
+             rx_mac, rx_ip, "8834", "100000", str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        st["lines"] = [st["flood"].stdout.readline()]  # "sent 10000": the flood is under way
+
+    def during(tx, rx):
+        fl = st["flood"]
+        # tx's four legs come up while the flood is still being sent (it goes
+        # on until told to stop, after 100,000 SYNs at least).
+        wait_until(lambda: transfer_figure(tx, "legs_up") >= 4 or fl.poll() is not None, 60)
+        st["legs_up"] = transfer_figure(tx, "legs_up")
+        st["flood_running"] = fl.poll() is None
+        out, _ = fl.communicate("stop\n", timeout=150)
+        st["lines"] += out.splitlines()
+        st["rss1"] = rss_kib(st["pid"]) if rx.p.poll() is None else None
+        gate.set()
+
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4"], ["verbose", "2"],
+                                                 feeder=gated_feeder(path, first, gate), during=during,
+                                                 before_tx=before_tx, limit=180)
+    flood_done = [l for l in st.get("lines", []) if l.startswith("done ")]
+    check(bool(flood_done) and int(flood_done[0].split()[1]) >= 100000,
+          f"flood: {flood_done[0].split()[1] if flood_done else '?'} SYNs sent "
+          f"({flood_done[0].split()[2] + ' s' if flood_done else '?'})", st.get("lines"))
+    check(st.get("flood_running") and st.get("legs_up") == 4,
+          f"tx: all 4 legs connected while the flood was running (legs up {st.get('legs_up')})")
+    import re
+    m = re.search(r"port 0: rx (\d+) tx", rx_err)
+    check(m and int(m.group(1)) >= 100000, f"rx: the flood reached it ({m.group(1) if m else '?'} frames in)", rx_err)
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path),
+          f"transfer during the flood: {size} bytes byte-exact", f"tx rc={tx_rc}: {tx_err}",
+          f"rx rc={rx_rc}: {rx_err}")
+    r0, r1 = st.get("rss0"), st.get("rss1")
+    check(r0 and r1 and r1 - r0 < 16 * 1024,
+          f"rx RSS before the flood {r0} KiB, after {r1} KiB (grows < 16 MiB: the SYNs leave no state)")
+    os.unlink(path)
+
+
+def case_forged():
+    """Forged RST and SYN, sequence number inside the receiver's window but
+    not RCV.NXT, on two established legs of an idle transfer: rx answers each
+    with a challenge ACK (RFC 5961 3.2 and 4.2: <SEQ=SND.NXT><ACK=RCV.NXT>
+    <CTL=ACK>), seen with scapy's sniff, and neither leg dies."""
+    need_scapy()
+    pairs = make_links(1)
+    a, b = pairs[0]
+    rx_ip, rx_mac = addrs(2, 1)[0], iface_mac(NS["rx"], b)
+    size, first = 8 << 20, 4 << 20
+    path = random_file(size)
+    gate = threading.Event()
+    st = {}
+    pcap = os.path.join(tempfile.mkdtemp(prefix="mpforge"), "legs.pcap")
+
+    def before_tx(rx):
+        cap = subprocess.Popen(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "120", "dumpcap", "-q",
+                                "-i", a, "-f", "tcp port 8834", "-P", "-w", pcap],
+                               stderr=subprocess.PIPE, text=True)
+        st["cap"] = cap
+        # dumpcap says "Capturing on 'IFACE'" once its filter is set.
+        first_line = cap.stderr.readline()
+        check("Capturing on" in first_line, "dumpcap is capturing the legs", first_line)
+
+    def during(tx, rx):
+        # Idle: the first part delivered (all whole chunks of it), nothing moving.
+        last = []
+
+        def idle():
+            last.append(delivered(rx))
+            return len(last) >= 10 and last[-1] > 0 and len(set(last[-10:])) == 1
+        wait_until(idle, 60, poll_s=0.05)
+        st["legs_before"] = transfer_figure(rx, "legs_up")
+        st["cap"].send_signal(signal.SIGINT)
+        st["cap"].wait(10)
+        r = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "60", SCAPY_PYTHON, ATTACK,
+                            "forge", a, rx_mac, rx_ip, "8834", pcap], capture_output=True, text=True)
+        st["forge_rc"], st["forge_err"] = r.returncode, r.stderr
+        try:
+            st["forge"] = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            st["forge"] = {}
+        st["legs_after"] = transfer_figure(rx, "legs_up")
+        st["lost_after"] = transfer_figure(rx, "legs_lost")
+        gate.set()
+
+    import json
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4", "verbose", "1"], ["verbose", "1"],
+                                                 feeder=gated_feeder(path, first, gate), during=during,
+                                                 before_tx=before_tx, limit=150)
+    f = st.get("forge", {})
+    check(st.get("forge_rc") == 0 and f.get("connections", 0) >= 2,
+          f"forge: found {f.get('connections')} idle established legs in the capture", st.get("forge_err"))
+    check(len(f.get("attacks", [])) == 2, "forge: a RST and a SYN forged", f)
+    for at in f.get("attacks", []):
+        # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, one per forged copy (well
+        # under the rate limit); nothing else, RST above all.
+        challenge = [x for x in at["answers"] if x["flags"] == "A" and x["len"] == 0 and
+                     x["ack"] == at["rcv_nxt"] and x["seq"] == at["rx_snd_nxt"]]
+        check(at["seq"] != at["rcv_nxt"] and len(challenge) >= f["forged_per_attack"] and
+              not any("R" in x["flags"] for x in at["answers"]),
+              f"forged {at['kind']} x{f['forged_per_attack']} (seq RCV.NXT+1000) on the leg from port "
+              f"{at['sport']}: {len(challenge)} challenge ACKs (seq {at['rx_snd_nxt']} ack {at['rcv_nxt']})", at)
+    check(st.get("legs_before") == 4 and st.get("legs_after") == 4 and st.get("lost_after") == 0,
+          f"no leg died: legs up {st.get('legs_before')} before, {st.get('legs_after')} after, "
+          f"lost {st.get('lost_after')}")
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path) and
+          "reset" not in rx_err and "reset" not in tx_err,
+          f"the transfer went on: {size} bytes byte-exact, no leg reset", f"tx rc={tx_rc}: {tx_err}",
+          f"rx rc={rx_rc}: {rx_err}")
+    os.unlink(path)
+
+
 def case_linkdown():
     """Link 1 goes down for good in the middle of a paced transfer."""
     pairs = make_links(2)
@@ -364,9 +737,10 @@ def case_linkdown():
     feeder = paced_feeder(path, rate, 256 << 10)
 
     def during(tx, rx):
-        time.sleep(2.0)
+        # Mid-transfer: once rx delivered a quarter of the input.
+        wait_until(lambda: delivered(rx) >= size // 4, 30)
         subprocess.run(["ip", "-n", NS["tx"], "link", "set", pairs[1][0], "down"])
-        log(f"     link {pairs[1][0]} down at +2 s")
+        log(f"     link {pairs[1][0]} down after {delivered(rx)} bytes delivered")
 
     t0 = time.time()
     tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4", "verbose", "1"], ["verbose", "1"],
@@ -375,13 +749,15 @@ def case_linkdown():
     same = os.path.getsize(out) == size and sha(out) == sha(path)
     check(tx_rc == 0 and rx_rc == 0 and same, f"link down mid-transfer: byte-exact ({dt:.1f} s)",
           f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}", f"out {os.path.getsize(out)} bytes")
-    # Neither side waits out its linger for the dead link's legs: rx's leg
-    # there never sees a FIN (dropped 0.5 s after the sender closed its
-    # others), tx's idle leg there never gets its FIN answered (aborted 0.5 s
-    # after its others closed). Before: tx 2 s, rx 3 s of linger.
-    tx_lag, rx_lag = transfer.tx_exit - feeder.closed_at, transfer.rx_exit - feeder.closed_at
-    check(tx_lag < 1.5 and rx_lag < 1.5, f"link down: tx exits {tx_lag:.2f} s, rx {rx_lag:.2f} s after the end of "
-          f"input (< 1.5 s: no linger for the dead link)", tx_err, rx_err)
+    # rx does not wait out its linger (30 s) for the dead link's legs: a leg
+    # there never sees a FIN and is dropped by the straggler rule (0.5 s
+    # after the sender closed its others), which says so with verbose.
+    # (How soon each side exits is a timing, which belongs in a benchmark:
+    # it is logged, not asserted.)
+    check("no FIN after the sender closed its other legs" in rx_err,
+          "link down: rx dropped the dead link's legs as stragglers, not after its linger", rx_err)
+    log(f"     exits after the end of input: tx {transfer.tx_exit - feeder.closed_at:.2f} s, "
+        f"rx {transfer.rx_exit - feeder.closed_at:.2f} s")
     os.unlink(path)
 
 
@@ -425,6 +801,7 @@ CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
+    "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
 }
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ MILLIPEDE_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libndpi-dev libndpi-bin tshark
   clang libclang-rt-14-dev
-  socat iperf3 iproute2 ethtool procps
+  socat iperf3 iproute2 ethtool procps python3-scapy
 )
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
