@@ -14,7 +14,9 @@ namespace millipede::stripe {
 
 struct StripeSender::Slot {
     enum class St : uint8_t { FREE, FILLING, QUEUED, RESEND, SENDING, SENT };
-    uint8_t *buf = nullptr;
+    const uint8_t *buf = nullptr;
+    uint8_t *own = nullptr; // this slot's buffer in the internal pool (copy mode)
+    uint64_t ref = 0;       // external_chunks: the chunk's reference, while held
     uint32_t len = 0;
     uint64_t seq = 0;
     uint64_t offset = 0;
@@ -57,15 +59,22 @@ StripeSender::StripeSender(const SenderConfig &cfg)
         throw std::invalid_argument("stripe sender: max_chunks_in_flight must be 1..65536");
     if (cfg.backoff_initial_us == 0 || cfg.backoff_max_us < cfg.backoff_initial_us)
         throw std::invalid_argument("stripe sender: need 0 < backoff_initial_us <= backoff_max_us");
-    size_t total = static_cast<size_t>(cfg.chunk_bytes) * cfg.max_chunks_in_flight;
-    pool_.reset(new uint8_t[total]);
+    if (cfg.external_chunks && !cfg.release_chunk)
+        throw std::invalid_argument("stripe sender: external chunks need a release function");
     slots_.resize(cfg.max_chunks_in_flight);
-    for (size_t i = 0; i < slots_.size(); i++) slots_[i].buf = pool_.get() + i * cfg.chunk_bytes;
+    if (!cfg.external_chunks) {
+        size_t total = static_cast<size_t>(cfg.chunk_bytes) * cfg.max_chunks_in_flight;
+        pool_.reset(new uint8_t[total]);
+        for (size_t i = 0; i < slots_.size(); i++) slots_[i].buf = slots_[i].own = pool_.get() + i * cfg.chunk_bytes;
+    }
     legs_.reserve(cfg.legs);
     for (uint32_t i = 0; i < cfg.legs; i++) legs_.emplace_back(cfg.codec);
 }
 
-StripeSender::~StripeSender() = default;
+StripeSender::~StripeSender() {
+    for (size_t i = 0; i < slots_.size(); i++)
+        if (slots_[i].ref) free_slot(static_cast<int32_t>(i));
+}
 
 void StripeSender::fail(Error e, const char *fmt, ...) {
     if (state_ != SessionState::RUNNING) return;
@@ -109,8 +118,33 @@ int32_t StripeSender::grab_free_slot() {
     return -1;
 }
 
+bool StripeSender::chunk_room() const {
+    if (eof_ || state_ != SessionState::RUNNING || !cfg_.external_chunks) return false;
+    for (const auto &s : slots_)
+        if (s.st == Slot::St::FREE) return true;
+    return false;
+}
+
+bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us) {
+    if (!cfg_.external_chunks || eof_ || state_ != SessionState::RUNNING || len == 0 || len > cfg_.chunk_bytes)
+        return false;
+    const int32_t i = grab_free_slot();
+    if (i < 0) return false;
+    Slot &s = slots_[i];
+    s.buf = data;
+    s.ref = ref;
+    s.len = len;
+    // One read pass for both CRCs; the bytes are never copied here.
+    s.crc = crc32c(data, len, 0);
+    digest_ = crc64(data, len, digest_);
+    stats_.bytes_in += len;
+    filling_ = i;
+    seal(now_us);
+    return true;
+}
+
 size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
-    if (eof_ || state_ != SessionState::RUNNING) return 0;
+    if (eof_ || state_ != SessionState::RUNNING || cfg_.external_chunks) return 0;
     size_t used = 0;
     while (used < n) {
         if (filling_ < 0) {
@@ -124,11 +158,12 @@ size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
         }
         Slot &s = slots_[filling_];
         size_t k = std::min<size_t>(n - used, cfg_.chunk_bytes - s.len);
-        std::memcpy(s.buf + s.len, p + used, k);
+        std::memcpy(s.own + s.len, p + used, k);
         // Both CRCs while the bytes are still in cache: a chunk (1 MiB by
         // default) summed at seal() time comes back from memory.
-        s.crc = crc32c(s.buf + s.len, k, s.crc);
-        digest_ = crc64(s.buf + s.len, k, digest_);
+        s.crc = crc32c(s.own + s.len, k, s.crc);
+        digest_ = crc64(s.own + s.len, k, digest_);
+        stats_.bytes_copied += k;
         s.len += static_cast<uint32_t>(k);
         used += k;
         if (s.len == cfg_.chunk_bytes) seal(now_us);
@@ -190,6 +225,12 @@ void StripeSender::schedule_retry(Leg &l, uint64_t now_us) {
 
 void StripeSender::free_slot(int32_t i) {
     Slot &s = slots_[i];
+    if (s.ref) {
+        const uint64_t r = s.ref;
+        s.ref = 0;
+        s.buf = nullptr;
+        cfg_.release_chunk(cfg_.release_ctx, r);
+    }
     s.st = Slot::St::FREE;
     s.len = 0;
     s.acked_while_sending = false;
@@ -524,7 +565,7 @@ void StripeSender::write_leg(uint32_t leg, LegIo &io) {
         } else {
             uint64_t po = l.cur_off - l.hdr_len;
             ask = std::min<size_t>(w, s.len - po);
-            k = io.write(leg, s.buf + po, ask);
+            k = s.ref ? io.write_ref(leg, s.buf + po, ask, s.ref) : io.write(leg, s.buf + po, ask);
         }
         l.cur_off += k;
         l.written += k;

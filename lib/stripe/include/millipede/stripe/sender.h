@@ -50,6 +50,14 @@ struct SenderConfig {
     uint64_t no_leg_timeout_us = 0;       // fail when no leg is up for this long (0: never)
     bool compat_checksums = false;        // compat: fill viamillipede's checksum field
     uint64_t force_recycle_us = 1'000'000; // compat: a re-sent chunk waits at most this long for a fresh connection
+    // Zero copy: chunks arrive as filled buffers (push_chunk()) instead of
+    // bytes (push_input()); no chunk memory is allocated here, and each
+    // chunk's reference is dropped through `release_chunk` once the chunk is
+    // acknowledged (or the session ends). Legs get the payload by reference
+    // (LegIo::write_ref).
+    bool external_chunks = false;
+    void (*release_chunk)(void *ctx, uint64_t ref) = nullptr;
+    void *release_ctx = nullptr;
 };
 
 enum class SenderLegState : uint8_t {
@@ -62,6 +70,7 @@ enum class SenderLegState : uint8_t {
 
 struct SenderStats {
     uint64_t bytes_in = 0;
+    uint64_t bytes_copied = 0;       // pipe bytes copied into chunk buffers (0 with external chunks)
     uint64_t chunks_sealed = 0;
     uint64_t chunks_sent = 0;        // first transmissions
     uint64_t chunks_resent = 0;      // after a dead leg or a CRC failure
@@ -85,6 +94,13 @@ class StripeSender {
     // ---- pipe side
     size_t input_space() const;
     size_t push_input(const uint8_t *p, size_t n, uint64_t now_us);
+    // external_chunks: adopts `len` (1..chunk_bytes) bytes at `data` as the
+    // next chunk, holding `ref` (one reference, handed over) until the chunk
+    // is acknowledged. The bytes must not change meanwhile. False (nothing
+    // taken) when max_chunks_in_flight chunks are in flight, at EOF or after
+    // the session ended: the caller keeps the buffer and offers it again.
+    bool push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us);
+    bool chunk_room() const; // push_chunk() would take a chunk now
     void flush_input(uint64_t now_us);  // seal the partial chunk now
     void finish_input(uint64_t now_us); // end of input (EOF)
 
