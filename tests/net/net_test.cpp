@@ -992,6 +992,38 @@ TEST(Checksum, RandomBuffersOffsetsAndIncomingSumsMatchTheReference) {
     }
 }
 
+TEST(Checksum, LargeBuffersMatchTheReference) {
+    // Long enough for the vector path's periodic fold (8192 x 64 bytes),
+    // all-ones words to push every lane to its limit, odd lengths and starts.
+    const Bytes ones((2u << 20) + 5, 0xff);
+    EXPECT_EQ(checksum_finish(checksum_partial(ones.data() + 1, ones.size() - 1)),
+              ref_checksum(Bytes(ones.begin() + 1, ones.end())));
+    uint64_t x = 0x1234567887654321ull;
+    Bytes data((1u << 20) + 64);
+    for (auto &b : data) b = uint8_t((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 56);
+    for (size_t n : {size_t(255), size_t(256), size_t(4097), size_t(524289), size_t(1u << 20)}) {
+        const size_t off = n % 7;
+        EXPECT_EQ(checksum_finish(checksum_partial(data.data() + off, n)),
+                  ref_checksum(Bytes(data.begin() + off, data.begin() + off + n)))
+            << n;
+    }
+}
+
+TEST(Checksum, RegionsAtAnyOffsetEqualOneRegion) {
+    // checksum_partial_at(): pieces of odd lengths chained in order give the
+    // sum of the whole (the receive path sums a segment across mbufs).
+    const Bytes all = filler(5000, 7);
+    const uint32_t whole = checksum_partial(all.data(), all.size());
+    for (size_t cut1 : {1u, 3u, 255u, 1001u})
+        for (size_t cut2 : {cut1 + 1, cut1 + 2, cut1 + 777}) {
+            uint32_t s = 0;
+            s = checksum_partial_at(all.data(), cut1, 0, s);
+            s = checksum_partial_at(all.data() + cut1, cut2 - cut1, cut1, s);
+            s = checksum_partial_at(all.data() + cut2, all.size() - cut2, cut2, s);
+            EXPECT_EQ(checksum_finish(s), checksum_finish(whole)) << cut1 << " " << cut2;
+        }
+}
+
 TEST(Checksum, ChainedRegionsEqualOneRegion) {
     const Bytes all = filler(301, 3);
     const uint32_t first = checksum_partial(all.data(), 100);
