@@ -204,14 +204,39 @@ TEST(Neighbour, TableFullDropsAndCounts) {
     auto r = nc.resolve(kPeerIp + 10, 0, 99);
     EXPECT_EQ(r.kind, NeighLookup::Kind::DROPPED);
     EXPECT_EQ(r.drop, NeighDrop::TABLE_FULL);
-    EXPECT_EQ(nc.on_arp(arp_from(kPeerIp + 11, kPeerMac), true, 0), ArpLearn::TABLE_FULL);
-    EXPECT_EQ(nc.stats().drops[static_cast<unsigned>(NeighDrop::TABLE_FULL)], 2u);
+    EXPECT_EQ(nc.stats().drops[static_cast<unsigned>(NeighDrop::TABLE_FULL)], 1u);
     EXPECT_EQ(nc.size(), 4u);
     EXPECT_TRUE(nc.remove(kPeerIp));
     EXPECT_EQ(nc.resolve(kPeerIp + 10, 0).kind, NeighLookup::Kind::PENDING);
     EXPECT_EQ(nc.resolve(0, 0).drop, NeighDrop::INVALID_ADDRESS);
     EXPECT_EQ(nc.resolve(0xffffffff, 0).drop, NeighDrop::INVALID_ADDRESS);
     EXPECT_STREQ(neigh_drop_name(NeighDrop::QUEUE_FULL), "neigh_queue_full");
+}
+
+TEST(Neighbour, AHostAskingForUsDisplacesTheOldestUnansweredEntry) {
+    // A SYN flood from spoofed on-link sources fills the table with
+    // addresses nobody answers for; a real peer's ARP request must still be
+    // learnt, or we could never answer it.
+    NeighbourConfig c = small_cfg();
+    c.max_entries = 4;
+    NeighbourCache nc(c);
+    for (uint32_t i = 0; i < 4; i++) EXPECT_EQ(nc.resolve(kPeerIp + i, 10 + i, 100 + i).kind, NeighLookup::Kind::PENDING);
+    EXPECT_EQ(nc.on_arp(arp_from(kPeerIp + 11, kPeerMac), true, 50), ArpLearn::CREATED);
+    EXPECT_EQ(nc.stats().evicted_incomplete, 1u);
+    EXPECT_EQ(nc.resolve(kPeerIp + 11, 60).kind, NeighLookup::Kind::RESOLVED);
+    // The evicted entry (the oldest: kPeerIp) released its packet as failed.
+    NeighRelease rel[8];
+    ASSERT_EQ(nc.take_released(rel, 8), 1u);
+    EXPECT_EQ(rel[0].pkt, 100u);
+    EXPECT_FALSE(rel[0].send);
+    // Not for us: nothing is displaced.
+    EXPECT_EQ(nc.on_arp(arp_from(kPeerIp + 12, kPeerMac), false, 70), ArpLearn::IGNORED);
+    // A table of answered entries stays as it is: the newcomer is refused.
+    NeighbourCache full(c);
+    for (uint32_t i = 0; i < 4; i++)
+        EXPECT_EQ(full.on_arp(arp_from(kPeerIp + i, kPeerMac), true, 1), ArpLearn::CREATED);
+    EXPECT_EQ(full.on_arp(arp_from(kPeerIp + 20, kPeerMac), true, 2), ArpLearn::TABLE_FULL);
+    EXPECT_EQ(full.stats().drops[static_cast<unsigned>(NeighDrop::TABLE_FULL)], 1u);
 }
 
 TEST(Neighbour, ReleaseRingNeverOverflows) {

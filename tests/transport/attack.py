@@ -61,7 +61,9 @@ def flood(iface, dst_mac, dst_ip, dport, count, seed):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((iface, 0))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
-    old_src, old_ports_seq = bytes(4), bytes(8)  # template: src 0.0.0.0, sport 0, seq 0
+    # What the template holds where each frame differs (src, and sport,
+    # dport, seq): the incremental update needs the old words exactly.
+    old_src, old_ports_seq = bytes(tmpl[ip_off + 12:ip_off + 16]), bytes(tmpl[tcp_off:tcp_off + 8])
     t0 = time.monotonic()
     i = 0
     while True:

@@ -243,6 +243,22 @@ ArpLearn NeighbourCache::on_arp(const ArpPacket &p, bool for_us, uint64_t now_us
         if (!for_us) return ArpLearn::IGNORED;
         idx = insert(p.sender_ip);
         if (idx < 0) {
+            // A host that asks for us is real; an address still unanswered
+            // may be one of thousands a flood of spoofed sources made us
+            // ask for. The oldest unanswered entry makes room (its waiting
+            // packets fail), so a flood cannot lock real neighbours out.
+            int32_t victim = -1;
+            for (uint32_t i = 0; i < cfg_.max_entries; i++)
+                if (entries_[i].state == NeighState::INCOMPLETE &&
+                    (victim < 0 || entries_[i].used_us < entries_[victim].used_us))
+                    victim = static_cast<int32_t>(i);
+            if (victim >= 0) {
+                stats_.evicted_incomplete++;
+                remove(entries_[victim].ip);
+                idx = insert(p.sender_ip);
+            }
+        }
+        if (idx < 0) {
             stats_.drops[static_cast<unsigned>(NeighDrop::TABLE_FULL)]++;
             return ArpLearn::TABLE_FULL;
         }

@@ -20,8 +20,11 @@
 // - Waiting-packet policy: at most max_queued packets per INCOMPLETE entry,
 //   FIFO; when that queue is full the NEW packet is dropped and counted
 //   (QUEUE_FULL) - the first packets of a connection (the SYN) are kept.
-//   A full table drops and counts (TABLE_FULL); entries are never evicted
-//   to make room, stale ones are collected by poll() after stale_gc_us.
+//   A full table drops and counts (TABLE_FULL); entries are not evicted to
+//   make room, except that a host asking for us (ARP for_us) takes the
+//   place of the oldest INCOMPLETE entry (a flood of spoofed on-link
+//   sources must not lock real neighbours out); stale ones are collected
+//   by poll() after stale_gc_us.
 // - States (a subset of RFC 4861's NUD, applied to ARP as Linux does):
 //     INCOMPLETE  requests sent, no answer yet; packets wait
 //     REACHABLE   confirmed by an ARP packet less than reachable_us ago
@@ -121,6 +124,7 @@ struct NeighStats {
     uint64_t static_conflicts = 0;
     uint64_t released_send = 0;    // waiting packets released with a MAC
     uint64_t expired = 0;          // entries deleted (failed resolution, failed probe, GC)
+    uint64_t evicted_incomplete = 0; // unanswered entries given up for a host that asked for us
     uint64_t drops[kNeighDropCount] = {};
 };
 
