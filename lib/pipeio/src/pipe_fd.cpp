@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 
 namespace millipede::pipeio {
@@ -33,3 +35,16 @@ long enlarge_pipe(int fd, long want) {
 }
 
 } // namespace millipede::pipeio
+
+namespace millipede::pipeio::detail {
+
+bool set_thread_cpus(const std::vector<int> &cpus) {
+    if (cpus.empty()) return true;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c : cpus)
+        if (c >= 0 && c < CPU_SETSIZE) CPU_SET(c, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+}
+
+} // namespace millipede::pipeio::detail

@@ -62,7 +62,10 @@ void PipeReader::start() {
     if (thread_.joinable() || state() != ReaderState::IDLE) return;
     std::snprintf(message_, sizeof message_, "running");
     state_.store(ReaderState::RUNNING, std::memory_order_release);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        detail::set_thread_cpus(cfg_.cpus);
+        run();
+    });
 }
 
 void PipeReader::stop() {

@@ -53,7 +53,10 @@ void PipeWriter::start() {
     if (thread_.joinable() || state() != WriterState::IDLE) return;
     std::snprintf(message_, sizeof message_, "running");
     state_.store(WriterState::RUNNING, std::memory_order_release);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        detail::set_thread_cpus(cfg_.cpus);
+        run();
+    });
 }
 
 void PipeWriter::stop() {

@@ -3,6 +3,8 @@
 // Contract: any thread; each is one or two system calls; set-up time only.
 #pragma once
 
+#include <vector>
+
 namespace millipede::pipeio {
 
 // True when fd is a pipe or FIFO.
@@ -19,3 +21,9 @@ long pipe_max_size();
 long enlarge_pipe(int fd, long want = 0);
 
 } // namespace millipede::pipeio
+
+namespace millipede::pipeio::detail {
+// Moves the calling thread onto `cpus` (empty: leaves it); false on failure
+// (the thread keeps running where it was).
+bool set_thread_cpus(const std::vector<int> &cpus);
+} // namespace millipede::pipeio::detail

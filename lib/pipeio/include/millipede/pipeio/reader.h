@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "millipede/pipeio/prbs.h"
 #include "millipede/pipeio/spsc_queue.h"
@@ -77,6 +78,9 @@ struct ReaderConfig {
     uint64_t prbs_seed = 0;
     uint64_t prbs_bytes = UINT64_MAX;    // PRBS: stream length (UINT64_MAX: endless)
     uint8_t *memory = nullptr;           // optional: chunks x chunk_bytes supplied by the caller
+    // CPUs the thread may run on (empty: inherit the creator's). A thread
+    // created by a pinned lcore would otherwise share that lcore's CPU.
+    std::vector<int> cpus;
 };
 
 enum class ReaderState : uint8_t { IDLE, RUNNING, DONE, FAILED, STOPPED };

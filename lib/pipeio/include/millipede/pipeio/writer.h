@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include <sys/uio.h>
 
@@ -70,6 +71,9 @@ struct WriterConfig {
     long pipe_size = 0;              // fd is a pipe: 0 = pipe-max-size, >0 = this, <0 = leave it
     uint32_t wait_slice_us = 50'000; // longest single wait
     uint64_t prbs_seed = 0;
+    // CPUs the thread may run on (empty: inherit the creator's). A thread
+    // created by a pinned lcore would otherwise share that lcore's CPU.
+    std::vector<int> cpus;
 };
 
 struct Completion {
