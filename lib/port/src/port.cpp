@@ -45,6 +45,22 @@ ChecksumOffloads checksum_offloads(uint16_t port_id) {
     return o;
 }
 
+DeviceCaps device_caps(uint16_t port_id) {
+    DeviceCaps c;
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(port_id, &info) != 0) return c;
+    c.driver = info.driver_name ? info.driver_name : "";
+    c.max_rx_queues = info.max_rx_queues;
+    c.max_tx_queues = info.max_tx_queues;
+    c.max_rx_pktlen = info.max_rx_pktlen;
+    c.tx_multi_seg = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    c.rx_scatter = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER;
+    c.tx_tso = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_TSO;
+    c.rx_lro = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_LRO;
+    c.rss = (info.flow_type_rss_offloads & RTE_ETH_RSS_IP) != 0;
+    return c;
+}
+
 bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
     const uint16_t p = cfg.port_id;
     const std::string who = "port " + std::to_string(p) + " (" + port_name(p) + ")";
@@ -77,6 +93,10 @@ bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
         if (o.tx_ipv4) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
         if (o.tx_tcp) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
     }
+    if (cfg.tx_multi_seg && (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MULTI_SEGS))
+        conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+    if (cfg.rx_scatter && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER))
+        conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
     if (cfg.mtu) {
         if (cfg.mtu < info.min_mtu || cfg.mtu > info.max_mtu) {
             err = who + ": MTU " + std::to_string(cfg.mtu) + " is outside the device's " +

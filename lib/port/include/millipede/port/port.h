@@ -25,7 +25,22 @@ struct PortConfig {
     // ol_flags accordingly.
     bool checksum_offload = false;
     uint16_t mtu = 0; // 0: leave the device's MTU; else set it (jumbo frames need a pool to match)
+    bool tx_multi_seg = false; // send chained mbufs (when the device offers it)
+    bool rx_scatter = false;   // receive frames longer than one mbuf as chains (when offered)
 };
+
+// What a device can do, for the plans made before it starts.
+struct DeviceCaps {
+    std::string driver;           // e.g. "net_memif"
+    uint16_t max_rx_queues = 1, max_tx_queues = 1;
+    uint32_t max_rx_pktlen = 1518;
+    bool tx_multi_seg = false;    // RTE_ETH_TX_OFFLOAD_MULTI_SEGS
+    bool rx_scatter = false;      // RTE_ETH_RX_OFFLOAD_SCATTER
+    bool tx_tso = false;          // RTE_ETH_TX_OFFLOAD_TCP_TSO
+    bool rx_lro = false;          // RTE_ETH_RX_OFFLOAD_TCP_LRO
+    bool rss = false;             // any RSS hash on IP
+};
+DeviceCaps device_caps(uint16_t port_id);
 
 // The IPv4/TCP checksum offloads a device offers.
 struct ChecksumOffloads {
