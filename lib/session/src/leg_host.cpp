@@ -75,13 +75,35 @@ LegHost::LegHost(const HostConfig &cfg, tcp::SegmentSink sink, tcp::Random rng, 
     by_handle_.reserve(cfg_.max_connections * 2);
     if (cfg_.listen_port)
         for (const tcp::IpAddr &ip : cfg_.listen_ips)
-            listeners_.push_back(std::make_unique<tcp::Listener>(cfg_.tcp, ip, cfg_.listen_port, cfg_.max_half_open,
+            listeners_.push_back(std::make_unique<tcp::Listener>(cfg_.tcp_for(ip), ip, cfg_.listen_port, cfg_.max_half_open,
                                                                  sink_, [this] { return rng_(); }));
 }
 
 LegHost::~LegHost() {
     for (uint32_t i = 0; i < slots_.size(); i++)
         if (slots_[i].conn) free_slot(i);
+}
+
+void LegHost::for_each(const std::function<void(ConnHandle, uint16_t, const tcp::Connection &)> &fn) const {
+    for (uint32_t i : live_) fn(slots_[i].handle, slots_[i].leg, *slots_[i].conn);
+}
+
+tcp::ListenerStats LegHost::listener_stats() const {
+    tcp::ListenerStats t;
+    for (const auto &l : listeners_) {
+        const tcp::ListenerStats &s = l->stats();
+        t.syns_received += s.syns_received;
+        t.syn_acks_sent += s.syn_acks_sent;
+        t.syn_ack_retransmits += s.syn_ack_retransmits;
+        t.half_open_expired += s.half_open_expired;
+        t.connections_created += s.connections_created;
+        t.rsts_sent += s.rsts_sent;
+        t.bad_checksums += s.bad_checksums;
+        t.syn_cookies_sent += s.syn_cookies_sent;
+        t.syn_cookies_accepted += s.syn_cookies_accepted;
+        for (size_t d = 0; d < t.drops.size(); d++) t.drops[d] += s.drops[d];
+    }
+    return t;
 }
 
 bool LegHost::owns(const tcp::Endpoints &ep) const { return by_tuple_.count(key_of(ep)) != 0; }
@@ -196,7 +218,7 @@ void LegHost::on_command(const LegCommand &c, uint64_t now) {
             return;
         }
         Slot &s = slots_[i];
-        s.conn = std::make_unique<tcp::Connection>(cfg_.tcp, c.ep, sink_, [this] { return rng_(); });
+        s.conn = std::make_unique<tcp::Connection>(cfg_.tcp_for(c.ep.local_ip), c.ep, sink_, [this] { return rng_(); });
         s.handle = c.handle;
         s.leg = c.leg;
         s.active_open = true;
@@ -260,6 +282,23 @@ void LegHost::on_command(const LegCommand &c, uint64_t now) {
         break;
     case CommandType::RELEASE:
         s.released = true;
+        break;
+    case CommandType::BREAK:
+        // As a failure would: native legs are reset (RST to the peer too);
+        // a viamillipede peer cannot survive a reset leg, so it gets a FIN
+        // and the connection is retired. Either way the core hears ENDED.
+        if (s.terminal || cn.is_closed()) break;
+        s.terminal = true;
+        s.cause = EndCause::RESET;
+        s.reason = tcp::CloseReason::ABORTED;
+        if (cfg_.compat && s.established) {
+            cn.shutdown_write(now);
+            cn.flush(now);
+            s.retired = true;
+            stats_.retired++;
+        } else {
+            cn.abort(now);
+        }
         break;
     case CommandType::CONNECT:
         break;

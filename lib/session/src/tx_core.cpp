@@ -52,6 +52,7 @@ struct TxCore::Io final : stripe::LegIo {
             cmd.ref.p = p;
             cmd.ref.n = static_cast<uint32_t>(n);
             cmd.ref.ref = 0;
+            c.last_data_leg_ = static_cast<int32_t>(leg);
         }
         if (!c.send(l, cmd)) return 0;
         l.written += n;
@@ -70,6 +71,7 @@ struct TxCore::Io final : stripe::LegIo {
         cmd.ref.n = static_cast<uint32_t>(n);
         cmd.ref.ref = ref;
         if (!c.send(l, cmd)) return 0;
+        c.last_data_leg_ = static_cast<int32_t>(leg);
         l.written += n;
         l.dirty = true;
         return n;
@@ -343,6 +345,15 @@ void TxCore::on_report(const LegReport &r, uint64_t now) {
     case ReportType::ACCEPTED:
         break; // senders accept nothing
     }
+}
+
+bool TxCore::break_leg(uint32_t i) {
+    if (i >= legs_.size() || !legs_[i].handle || legs_[i].st != TxLegState::ESTABLISHED) return false;
+    LegCommand c;
+    c.type = CommandType::BREAK;
+    c.handle = legs_[i].handle;
+    c.leg = static_cast<uint16_t>(i);
+    return send(legs_[i], c);
 }
 
 void TxCore::end(uint64_t now) {

@@ -219,6 +219,7 @@ size_t StripeReceiver::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint6
                 if (end > s.filled) {
                     const uint32_t from = std::max(l.chunk_off, s.filled);
                     std::memcpy(s.buf + from, d.data + (from - l.chunk_off), end - from);
+                    stats_.bytes_copied += end - from; // the receive path's one copy
                     s.filled = end;
                 }
                 l.chunk_off = end;

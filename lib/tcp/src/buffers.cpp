@@ -26,7 +26,7 @@ void SendQueue::allocate(size_t capacity_bytes, size_t arena_bytes, size_t max_e
     clear();
     cap_ = capacity_bytes;
     arena_cap_ = arena_bytes;
-    arena_ = std::make_unique<uint8_t[]>(arena_bytes ? arena_bytes : 1);
+    arena_.reset(new uint8_t[arena_bytes ? arena_bytes : 1]); // (not zeroed: pages are touched as used)
     ext_cap_ = std::max<size_t>(max_extents, 4);
     ext_ = std::make_unique<Extent[]>(ext_cap_);
     ext_head_ = ext_count_ = 0;
@@ -171,7 +171,7 @@ RecvQueue::~RecvQueue() { clear(); }
 void RecvQueue::allocate(size_t arena_bytes, size_t max_extents, const RefOps *ops) {
     clear();
     arena_cap_ = std::max<size_t>(arena_bytes, 1);
-    arena_ = std::make_unique<uint8_t[]>(arena_cap_);
+    arena_.reset(new uint8_t[arena_cap_]);
     ext_cap_ = std::max<size_t>(max_extents, 4);
     ext_ = std::make_unique<Extent[]>(ext_cap_);
     head_ = count_ = 0;

@@ -127,6 +127,7 @@ void Connection::negotiate(const Options &peer, bool) {
     sack_ok_ = cfg_.sack && peer.sack_permitted;
     ts_ok_ = cfg_.timestamps && peer.has_ts;
     eff_mss_ = static_cast<uint16_t>(std::min(peer_mss_, cfg_.mss) - (ts_ok_ ? 12 : 0));
+    if (cfg_.send_mss_cap && eff_mss_ > cfg_.send_mss_cap) eff_mss_ = cfg_.send_mss_cap;
     cc_->init(eff_mss_, cfg_.initial_cwnd_segments, 0);
 }
 

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <unordered_map>
@@ -62,6 +63,23 @@ struct HostConfig {
     // CREDIT when window_end moved by this much (or all written is acked).
     uint32_t credit_step = 32 * 1024;
     FlowHooks *hooks = nullptr;
+    // Per local address (its port's frames): the MSS to offer and the cap
+    // on what we send (0: the MSS); other addresses use tcp.mss.
+    struct PortMss {
+        tcp::IpAddr local;
+        uint16_t mss = 1460;
+        uint16_t send_cap = 0;
+    };
+    std::vector<PortMss> mss_by_local_ip;
+    tcp::Config tcp_for(const tcp::IpAddr &local) const {
+        tcp::Config c = tcp;
+        for (const auto &m : mss_by_local_ip)
+            if (m.local == local) {
+                c.mss = m.mss;
+                c.send_mss_cap = m.send_cap;
+            }
+        return c;
+    }
 };
 
 struct HostStats {
@@ -99,12 +117,11 @@ class LegHost {
     const tcp::Connection *connection(ConnHandle h) const;
     size_t connections() const { return by_handle_.size(); }
     const HostStats &stats() const { return stats_; }
+    // The listeners' figures summed (rx): SYNs, cookies, half-open expiries.
+    tcp::ListenerStats listener_stats() const;
     const HostConfig &config() const { return cfg_; }
     // Every connection (for stats tables): fn(handle, leg, connection).
-    template <class Fn>
-    void for_each(Fn &&fn) const {
-        for (uint32_t i : live_) fn(slots_[i].handle, slots_[i].leg, *slots_[i].conn);
-    }
+    void for_each(const std::function<void(ConnHandle, uint16_t, const tcp::Connection &)> &fn) const;
 
   private:
     struct Slot;

@@ -51,6 +51,7 @@ enum class CommandType : uint8_t {
     ABORT,        // RST now; the connection is then gone (no RELEASE needed)
     RETIRE,       // viamillipede: FIN, keep serving the peer until closed, report nothing more
     RELEASE,      // the core holds no more spans of an ENDED connection: destroy it
+    BREAK,        // fault injection (chaos): fail the connection as a dead link would; ENDED follows
 };
 
 struct LegCommand {

@@ -74,6 +74,12 @@ class TxCore {
     const char *message() const;
     const char *last_leg_message() const { return leg_msg_; }
     const TxStats &stats() const { return stats_; }
+    // Fault injection: fail leg `leg`'s connection as a dead link would
+    // (its host resets it, or closes it with FIN for a viamillipede peer);
+    // the loss is then handled like any other. False when it has none.
+    bool break_leg(uint32_t leg);
+    // The leg that was last given chunk bytes (-1: none yet): chaos's victim.
+    int32_t last_data_leg() const { return last_data_leg_; }
     const stripe::StripeSender &stripe() const { return stripe_; }
     uint32_t legs() const;
     TxLegState leg_state(uint32_t leg) const;
@@ -107,6 +113,7 @@ class TxCore {
     uint64_t first_closed_at_ = UINT64_MAX; // after DONE: the first leg that closed in order
     uint32_t port_cursor_ = 0;
     uint32_t next_id_ = 1;
+    int32_t last_data_leg_ = -1;
     char leg_msg_[256] = "";
     char fail_msg_[160] = "";
     TxStats stats_;

@@ -65,6 +65,7 @@ enum class ReceiverLegState : uint8_t {
 struct ReceiverStats {
     uint64_t bytes_out = 0;        // consumed by output
     uint64_t bytes_delivered = 0;  // verified, in order
+    uint64_t bytes_copied = 0;     // leg bytes copied into the reorder window
     uint64_t chunks_delivered = 0;
     uint64_t duplicates = 0;
     uint64_t crc_failures = 0;

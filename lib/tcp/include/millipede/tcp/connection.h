@@ -101,6 +101,10 @@ struct Config {
     uint32_t send_buffer = 256 * 1024; // send ring bytes
     uint32_t recv_buffer = 256 * 1024; // receive ring bytes (the largest window we offer)
     uint16_t mss = 1460;               // our MSS option and our cap on sent payload
+    // A lower cap on the payload we send per segment than the MSS we offer
+    // (0: none). A link may carry larger frames one way than the other
+    // (memif in copy mode: see docs/wire.md).
+    uint16_t send_mss_cap = 0;
     bool window_scale = true;          // offer RFC 7323 window scale
     bool sack = true;                  // offer SACK-permitted (RFC 2018)
     bool timestamps = true;            // offer RFC 7323 timestamps
