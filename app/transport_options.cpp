@@ -45,6 +45,12 @@ void transport_usage(FILE *f) {
         "    --mtu N                   set every port's MTU (576-9000; jumbo frames: fewer packets per byte)\n"
         "    --no-offload              compute IPv4/TCP checksums in software even where the NIC offers\n"
         "                              to (offload is used when every port has it)\n"
+        "    --workers N               worker lcores that own TCP connections (default: every lcore the\n"
+        "                              plan leaves; see docs/architecture.md for the roles)\n"
+        "    --busy-poll               idle lcores spin instead of backing off (dedicated cores)\n"
+        "    --memif-mss N             MSS offered on memif ports (536-65000, default 65000): segments\n"
+        "                              larger than the MTU travel as mbuf chains between two memif ends\n"
+        "    --no-big-segments         keep memif segments within the port's MTU\n"
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
         "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
@@ -206,6 +212,18 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             o.mtu = static_cast<uint16_t>(*n);
         } else if (a == "--no-offload") {
             o.offload = false;
+        } else if (a == "--workers") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, 64) : std::nullopt;
+            if (!n) return "--workers needs a number from 1 to 64";
+            o.workers = static_cast<unsigned>(*n);
+        } else if (a == "--busy-poll") {
+            o.busy_poll = true;
+        } else if (a == "--no-big-segments") {
+            o.big_segments = false;
+        } else if (a == "--memif-mss") {
+            auto n = need(1) ? parse_uint(argv[++i], 536, 65000) : std::nullopt;
+            if (!n) return "--memif-mss needs a number from 536 to 65000";
+            o.memif_mss = static_cast<uint32_t>(*n);
         } else if (a == "--drop-seed") {
             auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
             if (!n) return "--drop-seed needs a decimal number";

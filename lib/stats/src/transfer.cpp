@@ -1,4 +1,4 @@
-#include "transport_stats.h"
+#include "millipede/stats/transfer.h"
 
 #include <cinttypes>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 
 #include "millipede/net/addr_parse.h"
 
-namespace millipede::app {
+namespace millipede::stats {
 namespace {
 
 std::string clock_text(uint64_t secs) {
@@ -66,6 +66,10 @@ int tel_transfer(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "segments_in", s.segments_in);
     rte_tel_data_add_dict_u64(d, "bad_segments", s.bad_segments);
     rte_tel_data_add_dict_u64(d, "injected_drops", s.injected_drops);
+    rte_tel_data_add_dict_u64(d, "bytes_copied", s.bytes_copied);
+    rte_tel_data_add_dict_u64(d, "bytes_referenced", s.bytes_referenced);
+    rte_tel_data_add_dict_u64(d, "copies_per_kbyte", s.bytes ? s.bytes_copied * 1000 / s.bytes : 0);
+    rte_tel_data_add_dict_u64(d, "misdelivered", s.misdelivered);
     return 0;
 }
 
@@ -189,6 +193,10 @@ void print_table(FILE *f, const TransferSnapshot &s) {
     std::fprintf(f, "  chunks sent %" PRIu64 " resent %" PRIu64 ", legs lost %" PRIu64 ", segments in %" PRIu64
                     " (bad %" PRIu64 ")\n",
                  s.chunks_sent, s.chunks_resent, s.legs_lost, s.segments_in, s.bad_segments);
+    std::fprintf(f, "  own copies per byte %.3f (%" PRIu64 " bytes copied, %" PRIu64 " attached by reference), "
+                    "misdelivered segments %" PRIu64 "\n",
+                 s.bytes ? double(s.bytes_copied) / double(s.bytes) : 0.0, s.bytes_copied, s.bytes_referenced,
+                 s.misdelivered);
     std::fprintf(f, "  %-4s %-4s %-21s %-21s %-12s %14s %9s %9s %9s %8s\n", "leg", "port", "local", "remote", "state",
                  "bytes", "MB/s", "cwnd", "srtt_us", "retrans");
     for (uint32_t i = 0; i < s.nstreams; i++) {
@@ -228,4 +236,4 @@ void clear_transport_telemetry() {
     g_board = nullptr;
 }
 
-} // namespace millipede::app
+} // namespace millipede::stats

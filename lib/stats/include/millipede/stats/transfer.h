@@ -26,7 +26,7 @@
 #include <mutex>
 #include <string>
 
-namespace millipede::app {
+namespace millipede::stats {
 
 struct StreamRow {
     uint32_t leg = 0;
@@ -49,7 +49,7 @@ struct LcoreRow {
 
 struct TransferSnapshot {
     static constexpr unsigned kMaxStreams = 64;
-    static constexpr unsigned kMaxLcores = 8;
+    static constexpr unsigned kMaxLcores = 32;
     bool valid = false;
     bool tx = false;
     bool final = false;
@@ -61,6 +61,10 @@ struct TransferSnapshot {
     uint64_t chunks_sent = 0, chunks_resent = 0, legs_lost = 0;
     uint64_t segments_in = 0, bad_segments = 0;
     uint64_t injected_drops = 0;
+    // Payload bytes dpdk-millipede's own code copied (not the kernel's
+    // read/write, not the PMD's), and attached by reference instead.
+    uint64_t bytes_copied = 0, bytes_referenced = 0;
+    uint64_t misdelivered = 0; // segments handed to a worker that does not own their connection
     const char *state = ""; // session state name
     StreamRow streams[kMaxStreams];
     uint32_t nstreams = 0;
@@ -97,4 +101,4 @@ int register_transport_telemetry(StatsBoard *board);
 // Detaches the commands from the board (see the contract above).
 void clear_transport_telemetry();
 
-} // namespace millipede::app
+} // namespace millipede::stats

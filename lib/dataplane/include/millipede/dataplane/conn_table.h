@@ -1,0 +1,69 @@
+// The transport's flow table: which worker owns each TCP connection, keyed
+// by the 4-tuple as it arrives (remote -> local). The RX lcore looks every
+// segment up in bulk and hands it to that worker's ring; a worker enters a
+// connection it opens before its SYN leaves (LegHost flow hooks) and
+// removes it when the connection is gone; the RX lcore enters a SYN for
+// our listening port as a *tentative* flow on the worker the balancer
+// picked, which that worker confirms when the handshake completes, or which
+// expires (so half-open floods cannot fill the table).
+//
+// Contract
+// - rte_hash with reader/writer concurrency and multi-writer add: lookups
+//   from any lcore (one read lock per bulk), adds and removes from any
+//   lcore. Nothing here allocates after create().
+// - expire_tentative() only on the RX lcore that added the tentative flows.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "millipede/tcp/connection.h"
+
+struct rte_hash;
+
+namespace millipede::dataplane {
+
+struct ConnKey {
+    uint32_t remote_ip; // network order, as on the wire
+    uint32_t local_ip;
+    uint16_t remote_port; // network order
+    uint16_t local_port;
+};
+static_assert(sizeof(ConnKey) == 12);
+
+ConnKey conn_key(const tcp::Endpoints &ep); // from a connection's endpoints (local = ours)
+
+class ConnTable {
+  public:
+    static constexpr int32_t kMissing = -1;
+    static std::unique_ptr<ConnTable> create(const std::string &name, uint32_t capacity, int socket, std::string &err);
+    ~ConnTable();
+    ConnTable(const ConnTable &) = delete;
+    ConnTable &operator=(const ConnTable &) = delete;
+
+    // workers[i]: the owner of keys[i], or kMissing. n <= 64.
+    void lookup_bulk(const ConnKey *keys, unsigned n, int32_t *workers) const;
+    int32_t lookup(const ConnKey &k) const;
+    // False when the table is full.
+    bool add(const ConnKey &k, uint32_t worker, bool tentative);
+    void remove(const ConnKey &k);
+
+    // RX lcore: a SYN was handed to `worker` as a tentative flow at `now_us`.
+    bool add_tentative(const ConnKey &k, uint32_t worker, uint64_t now_us);
+    // Removes tentative flows older than `age_us` that nobody confirmed.
+    unsigned expire_tentative(uint64_t now_us, uint64_t age_us);
+    uint32_t tentative() const { return static_cast<uint32_t>(tq_count_); }
+
+  private:
+    ConnTable() = default;
+    rte_hash *h_ = nullptr;
+    struct Tentative {
+        ConnKey key;
+        uint64_t at_us;
+    };
+    std::unique_ptr<Tentative[]> tq_; // FIFO of tentative adds, bounded (RX lcore only)
+    size_t tq_cap_ = 0, tq_head_ = 0, tq_count_ = 0;
+};
+
+} // namespace millipede::dataplane

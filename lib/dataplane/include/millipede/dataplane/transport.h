@@ -1,0 +1,106 @@
+// The tx/rx data plane: stdin -> chunks -> TCP-lite legs over DPDK ports ->
+// stdout, in the design's shape (docs/architecture.md):
+//
+//   [pipe-in thread] -chunks-> [session: stripe core] -commands-> [workers: LegHost + TX queues] -> ports
+//   ports -> [rx: parse, flow table, ARP/ICMP owner] -packets-> [workers] -reports-> [session] -> [pipe-out]
+//
+// Share-nothing: a connection lives on one worker for its life (the flow
+// table sends its segments there); the stripe core and the workers talk
+// only through rings of fixed-size messages (lib/session messages.h). The
+// roles collapse onto fewer lcores (lcores.h). Payload is not copied on tx
+// (chunks read from stdin into hugepages travel as extbuf segments) and
+// copied once on rx (from the received mbufs into the reorder window).
+//
+// Contract
+// - create(): after rte_eal_init(), on the main lcore; sets up ports,
+//   queues, pools, rings, the pipe thread and the session, or fails with one
+//   line of text (no exception escapes).
+// - run(): launches the lcores, runs the control loop on the main lcore and
+//   returns the exit status (0: every byte delivered and verified; 1: a
+//   failure, whose one line is in message()). Blocking pipe I/O happens only
+//   on the pipe threads.
+// - request_stop()/request_table() are async-signal-safe (atomics only).
+// - The StatsBoard is filled by the session lcore every ~100 ms and read by
+//   the control loop and rte_telemetry's thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "millipede/net/addr_parse.h"
+#include "millipede/stats/transfer.h"
+
+namespace millipede::dataplane {
+
+struct TxDestination {
+    uint32_t addr = 0; // host order
+    uint16_t port = 0;
+};
+
+struct TransportOptions {
+    bool tx = false;                      // else rx
+    std::vector<TxDestination> dests;     // tx HOST PORT (preference order)
+    uint16_t listen_port = 0;             // rx PORT
+    uint32_t threads = 0;                 // TCP legs in total (0: 2 per destination)
+    bool checksum = false;                // viamillipede's `checksum` (compat codec; native always has CRC32C)
+    uint64_t chaos = 0;                   // every N chunks sent, abort the latest data leg (0: off)
+    unsigned verbose = 0;
+    char checkphrase[4] = {'y', 'o', 'e', 's'};
+    bool prbs = false;
+    uint64_t prbs_seed = 0;
+    uint64_t leglimit = 0;                // tx: send at most N chunks (0: no limit)
+    std::vector<net::IpAssignment> ips;   // --ip
+    std::vector<net::StaticNeighbour> neighs; // --neigh
+    bool compat = false;                  // --compat viamillipede
+    uint64_t size = 1ull << 30;           // --size: PRBS stream length (tx)
+    bool size_given = false;
+    uint32_t chunk_bytes = 1u << 20;      // --chunk
+    int progress = -1;                    // -1: when stderr is a terminal
+    uint64_t connect_timeout_us = 30'000'000; // tx: no leg up this long -> give up
+    uint64_t stall_timeout_us = 60'000'000;   // no progress this long -> give up
+    uint64_t wait_us = 0;                     // rx: no sender within this -> give up (0: wait forever)
+    // Fault injection (tests and demos: the kernel peer has no netem here):
+    // drop this share of TCP frames we receive / we transmit, in parts per
+    // million, decided by a generator seeded with drop_seed (deterministic).
+    uint32_t drop_rx_ppm = 0;
+    uint32_t drop_tx_ppm = 0;
+    uint64_t drop_seed = 1;
+    uint16_t mtu = 0;                     // --mtu: set on every port (0: the ports' own)
+    bool offload = true;                  // --no-offload: checksums in software even if the NIC could
+    unsigned workers = 0;                 // --workers: worker lcores to use (0: every one the plan allows)
+    bool busy_poll = false;               // --busy-poll: idle lcores spin instead of backing off
+    bool big_segments = true;             // --no-big-segments: memif segments stay within the MTU
+    uint32_t memif_mss = 0;               // --memif-mss (0: the default, kMemifMss)
+
+    bool help = false;
+};
+
+// Segments between two dpdk-millipede memif ends: as large as an IPv4
+// datagram allows, as mbuf chains (memif carries chains; see docs/wire.md).
+inline constexpr uint16_t kMemifMss = 65000;
+
+class TransportPlane {
+  public:
+    static std::unique_ptr<TransportPlane> create(const TransportOptions &o, std::string &err);
+    ~TransportPlane();
+    TransportPlane(const TransportPlane &) = delete;
+    TransportPlane &operator=(const TransportPlane &) = delete;
+
+    int run();
+    const std::string &message() const;
+    stats::StatsBoard &board();
+
+    void request_stop();
+    void request_table();
+
+    struct Impl;
+
+  private:
+    explicit TransportPlane(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace millipede::dataplane

@@ -1,0 +1,290 @@
+// The transport plane's state, shared by its stages (setup, rx, worker,
+// session, run). Not part of the public contract. Who touches what:
+//   PortState::neigh, Owner      the rx lcore (ARP/ICMP owner)
+//   Worker                       its worker lcore (pub: read by anyone)
+//   Session                      the session lcore
+//   Impl::flags, board           any (atomics / the board's lock)
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "millipede/dataplane/conn_table.h"
+#include "millipede/dataplane/frame.h"
+#include "millipede/dataplane/lcores.h"
+#include "millipede/dataplane/neighbour_board.h"
+#include "millipede/dataplane/refs.h"
+#include "millipede/dataplane/transport.h"
+#include "millipede/flow/balancer.h"
+#include "millipede/net/addr_parse.h"
+#include "millipede/net/neighbour.h"
+#include "millipede/pipeio/reader.h"
+#include "millipede/pipeio/writer.h"
+#include "millipede/session/leg_host.h"
+#include "millipede/session/rx_core.h"
+#include "millipede/session/tx_core.h"
+#include "millipede/tcp/connection.h"
+
+namespace millipede::dataplane {
+
+inline constexpr unsigned kBurst = 32;
+inline constexpr unsigned kTxCap = 512;
+inline constexpr uint32_t kEthLen = 14;
+
+struct PortState {
+    uint16_t id = 0;
+    unsigned index = 0; // in Impl::ports
+    net::MacAddr mac;
+    uint16_t mtu = 1500;
+    uint32_t max_frame = 1514; // largest frame we build on it (memif: chained, beyond the MTU)
+    uint16_t mss = 1460;       // what we advertise on connections over it
+    uint16_t send_cap = 0;     // the largest payload we send per segment (0: the MSS)
+    bool memif = false;
+    bool multi_seg = false;    // sends chained mbufs
+    bool tx_ip_offload = false, tx_tcp_offload = false;
+    uint16_t txq_count = 1;    // TX queues configured
+    // Fewer TX queues than transmitting lcores: everyone but the owner
+    // hands frames to the owner through this ring (counted).
+    rte_ring *tx_handoff = nullptr;
+    std::vector<net::IpAssignment> addrs;
+    std::unique_ptr<net::NeighbourCache> neigh; // the owner's
+    uint64_t rx_frames = 0, tcp_in = 0;         // the rx lcore's
+
+    bool ours(uint32_t ip) const {
+        for (const auto &a : addrs)
+            if (a.addr == ip) return true;
+        return false;
+    }
+    uint32_t source_for(uint32_t dst) const {
+        for (const auto &a : addrs)
+            if (a.on_link(dst)) return a.addr;
+        return addrs.empty() ? 0 : addrs[0].addr;
+    }
+};
+
+// Frames waiting for one tx_burst per port per loop iteration.
+struct TxBuffer {
+    uint16_t queue = 0;
+    unsigned n = 0;
+    uint64_t sent = 0, drops = 0; // this lcore's frames to the port (or its hand-off ring)
+    rte_mbuf *pkts[kTxCap];
+};
+
+// Reasons a received frame is not handed to TCP: one table.
+#define MILLIPEDE_RX_DROPS(X)                                                                                     \
+    X(NotOurs, "not_ours", "for another host, or our own frame echoed by a packet socket")                       \
+    X(Malformed, "malformed", "too short, bad IPv4 header or lengths")                                           \
+    X(Fragment, "fragment", "IPv4 fragment (TCP-lite does not reassemble)")                                       \
+    X(BadIpChecksum, "bad_ip_checksum", "IPv4 header checksum wrong")                                             \
+    X(OtherProto, "other_proto", "neither TCP, ICMP nor ARP")                                                     \
+    X(Unanswered, "unanswered", "ICMP other than an echo request, or one chained over several mbufs")             \
+    X(RingFull, "ring_full", "the worker's ring stayed full (back-pressure gave up)")                             \
+    X(InjectedDrop, "injected_drop", "dropped by --drop-rx fault injection")
+enum class RxDrop : uint8_t {
+#define X(sym, name, desc) sym,
+    MILLIPEDE_RX_DROPS(X)
+#undef X
+        Count_
+};
+inline constexpr unsigned kRxDropCount = static_cast<unsigned>(RxDrop::Count_);
+const char *rx_drop_name(RxDrop d);
+
+struct alignas(64) RxCounters {
+    uint64_t frames = 0, to_workers = 0, to_owner = 0, new_flows = 0, unknown_flows = 0, backpressure = 0;
+    uint64_t drops[kRxDropCount] = {};
+};
+
+// What a worker publishes for the others (written by its lcore only).
+struct alignas(64) WorkerPublic {
+    std::atomic<uint32_t> connections{0};
+    std::atomic<uint64_t> busy_cycles{0};
+    std::atomic<uint64_t> segments_in{0};
+    std::atomic<uint64_t> bad_segments{0};
+    std::atomic<uint64_t> misdelivered{0}; // segments of a connection another worker owns
+    std::atomic<uint64_t> bytes_copied{0};
+    std::atomic<uint64_t> bytes_referenced{0};
+    std::atomic<uint64_t> injected_drops{0};
+};
+
+// Per-connection figures a worker publishes for the stats table.
+struct LegRow {
+    session::ConnHandle handle = 0;
+    const char *state = "";
+    uint64_t bytes_acked = 0, bytes_received = 0, srtt_us = 0, retransmits = 0;
+    uint32_t cwnd = 0;
+};
+struct LegBoard {
+    std::mutex m;
+    LegRow rows[stats::TransferSnapshot::kMaxStreams * 2];
+    uint32_t n = 0;
+};
+
+struct Impl;
+
+// ReportOut onto a worker's report ring.
+struct RingReports final : session::ReportOut {
+    rte_ring *ring = nullptr;
+    bool send(const session::LegReport &r) override {
+        session::LegReport copy = r; // (the ring API takes a non-const pointer)
+        return rte_ring_sp_enqueue_elem(ring, &copy, sizeof copy) == 0;
+    }
+};
+
+struct alignas(64) Worker : session::FlowHooks {
+    Impl *plane = nullptr;
+    unsigned index = 0;
+    unsigned lcore = 0;
+    rte_ring *pkts = nullptr;    // rx -> this worker: mbufs
+    rte_ring *cmds = nullptr;    // session -> this worker: LegCommand
+    rte_ring *reports = nullptr; // this worker -> session: LegReport
+    bool with_owner = false;     // on the rx lcore itself (transmits like the owner)
+    RingReports out;
+    std::unique_ptr<session::LegHost> host;
+    TxFrameContext txc;
+    std::vector<TxBuffer> tx; // per port
+    tcp::SeededRandom drop_rng{1};
+    uint64_t now_us = 0;       // the sink's clock
+    tcp::Endpoints last_data;  // the connection of the latest data segment (chaos)
+    bool last_data_valid = false;
+    uint64_t no_route = 0, neigh_handoffs = 0, tx_drops = 0, rx_errors[5] = {};
+    WorkerPublic pub;
+    LegBoard legs;
+    uint64_t next_legs_publish = 0;
+    // FlowHooks: the flow table learns our connections before their first segment leaves.
+    void on_open(const tcp::Endpoints &ep) override;
+    void on_close(const tcp::Endpoints &ep) override;
+};
+
+// The session lcore's CommandOut: one ring per worker; new connections go
+// to the least-loaded worker.
+struct RingCommands final : session::CommandOut {
+    Impl *plane = nullptr;
+    std::unique_ptr<flow::Balancer> balancer;
+    bool send(uint32_t host, const session::LegCommand &c) override;
+    uint32_t hosts() const override;
+    uint32_t pick_host(const tcp::Endpoints &ep) override;
+};
+
+struct Session {
+    RingCommands out;
+    std::unique_ptr<session::TxCore> tx;
+    std::unique_ptr<session::RxCore> rx;
+    std::unique_ptr<ChunkPool> chunks;
+    std::unique_ptr<pipeio::PipeReader> reader;
+    std::unique_ptr<pipeio::PipeWriter> writer;
+    // tx pipe side
+    pipeio::Chunk *pending = nullptr; // read, not yet taken by the stripe sender
+    bool input_done = false;
+    uint64_t pushed = 0;
+    uint64_t limit_bytes = UINT64_MAX;
+    std::vector<pipeio::Chunk *> by_index; // reader chunk of each pool index
+    // rx pipe side
+    uint64_t inflight = 0;
+    bool end_submitted = false;
+    bool writer_done = false;
+    // end conditions
+    uint64_t last_progress_us = 0, last_mark = UINT64_MAX, done_at = 0, refused_seen = 0, refused_at = 0;
+    bool saw_sender = false;
+    uint64_t next_chaos = 0;
+    uint64_t chaos_breaks = 0;
+    std::string last_leg_msg;
+    // stats
+    uint64_t next_publish = 0, last_pub_t = 0, last_pub_bytes = 0, t_start = 0;
+    uint64_t leg_prev_bytes[stats::TransferSnapshot::kMaxStreams] = {};
+    double leg_rate[stats::TransferSnapshot::kMaxStreams] = {};
+    stats::TransferSnapshot scratch;
+};
+
+struct alignas(64) LcoreStats {
+    std::atomic<uint32_t> busy_permille{0};
+};
+
+struct Impl {
+    TransportOptions o;
+    std::string fail; // the one line, when failing outside the session
+    uint64_t hz = 1, tsc0 = 0;
+    LcorePlan plan;
+    std::vector<std::unique_ptr<PortState>> ports;
+    std::vector<uint16_t> started;
+    PortState *port_by_id[RTE_MAX_ETHPORTS] = {};
+    rte_mempool *rx_pool = nullptr;     // received frames (and every header we build)
+    rte_mempool *attach_pool = nullptr; // extbuf segments
+    std::unique_ptr<ConnTable> conns;
+    std::unique_ptr<NeighbourBoard> neighbours;
+    rte_ring *owner_ring = nullptr; // workers -> owner: frames waiting for a MAC (m->hash.usr = next hop)
+    std::vector<std::unique_ptr<Worker>> workers;
+    Session session;
+    std::unique_ptr<flow::Balancer> rx_balancer;
+    RxCounters rxc;
+    // Back-pressure: frames a full worker ring did not take wait here, and
+    // the ports are not polled until they are handed over.
+    struct Held {
+        rte_mbuf *pkts[kBurst];
+        unsigned off = 0, n = 0;
+    };
+    std::vector<Held> held; // per worker
+    unsigned held_total = 0;
+    uint64_t arp_replies = 0, arp_requests = 0, icmp_replies = 0, owner_tx_drops = 0, neigh_drops = 0;
+    std::vector<TxBuffer> owner_tx; // per port: the owner's queue
+    tcp::SeededRandom rx_drop_rng{1};
+    uint64_t rx_injected = 0;
+    std::vector<LcoreStats> lcore_stats;
+    std::vector<std::string> role_names; // per plan lcore (the snapshot points at them)
+    stats::StatsBoard board;
+    std::atomic<bool> stop{false};      // signal
+    std::atomic<bool> table{false};     // SIGUSR1
+    std::atomic<bool> done{false};      // the session ended: lcores finish
+    std::atomic<bool> owner_gone{false};
+    int status = 1;
+    std::string message;
+    bool progress_on = false;
+    uint64_t next_progress = 0;
+    uint64_t next_neigh = 0;
+    uint64_t next_expire = 0;
+
+    uint64_t now_us() const {
+        return static_cast<uint64_t>((unsigned __int128)(rte_get_tsc_cycles() - tsc0) * 1'000'000 / hz);
+    }
+    const char *who() const { return o.tx ? "tx" : "rx"; }
+    PortState *port_for_local(uint32_t ip) {
+        for (auto &p : ports)
+            if (p->ours(ip)) return p.get();
+        return nullptr;
+    }
+
+    // setup (transport_setup.cpp)
+    bool setup(std::string &err);
+    bool setup_ports(std::string &err);
+    bool setup_workers(std::string &err);
+    bool setup_session(std::string &err);
+    void teardown();
+    // rx + owner (transport_rx.cpp)
+    unsigned rx_poll(uint64_t now);
+    unsigned owner_poll(uint64_t now);
+    void owner_send(PortState &p, rte_mbuf *m);
+    void flush(TxBuffer &b, PortState &p);
+    void send_gratuitous();
+    // worker (transport_worker.cpp)
+    unsigned worker_poll(Worker &w, uint64_t now);
+    void worker_emit(Worker &w, const tcp::Segment &s);
+    void publish_legs(Worker &w, uint64_t now);
+    // session (transport_session.cpp)
+    unsigned session_poll(uint64_t now);
+    bool session_finished(uint64_t now); // sets status / message when over
+    void publish(uint64_t now, bool final);
+    void report_final();
+    // run (transport_run.cpp)
+    int lcore_main(unsigned slot);
+    void control_tick(uint64_t now);
+    void wait_links(uint64_t bound_us);
+    int run_all();
+};
+
+} // namespace millipede::dataplane

@@ -1,0 +1,155 @@
+// The transport plane's lcores: each runs the stages its roles give it
+// (lcores.h), backs off when idle, and stops when the session is over.
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <unistd.h>
+
+#include "transport_internal.h"
+
+namespace millipede::dataplane {
+
+struct TransportPlane::Impl : dataplane::Impl {};
+
+TransportPlane::TransportPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+TransportPlane::~TransportPlane() {
+    if (impl_) impl_->teardown();
+}
+
+std::unique_ptr<TransportPlane> TransportPlane::create(const TransportOptions &o, std::string &err) {
+    auto impl = std::make_unique<Impl>();
+    impl->o = o;
+    if (!impl->setup(err)) {
+        impl->teardown();
+        return nullptr;
+    }
+    return std::unique_ptr<TransportPlane>(new TransportPlane(std::move(impl)));
+}
+
+int TransportPlane::run() { return impl_->run_all(); }
+const std::string &TransportPlane::message() const { return impl_->message; }
+stats::StatsBoard &TransportPlane::board() { return impl_->board; }
+void TransportPlane::request_stop() { impl_->stop.store(true, std::memory_order_relaxed); }
+void TransportPlane::request_table() { impl_->table.store(true, std::memory_order_relaxed); }
+
+// Prints what the user asked for from the latest snapshot: the progress
+// line once a second, the table on SIGUSR1. Never touches the session.
+void Impl::control_tick(uint64_t now) {
+    const bool want_table = table.exchange(false, std::memory_order_relaxed);
+    const bool line = progress_on && now >= next_progress;
+    if (!want_table && !line) return;
+    const stats::TransferSnapshot s = board.read();
+    if (want_table) stats::print_table(stderr, s);
+    if (line && s.valid) {
+        next_progress = now + 1'000'000;
+        std::fprintf(stderr, "%s\n", stats::format_progress(s).c_str());
+    }
+}
+
+// The first frames (gratuitous ARP, the first ARP request) are lost on a
+// link that is still coming up -- a memif client finishes its handshake on
+// EAL's interrupt thread after the port started. Bounded: a port whose link
+// stays down is reported with verbose and the transfer starts anyway (ARP
+// retries and TCP take over when it comes up).
+void Impl::wait_links(uint64_t bound_us) {
+    const uint64_t until = now_us() + bound_us;
+    for (auto &p : ports) {
+        rte_eth_link link{};
+        while (rte_eth_link_get_nowait(p->id, &link) == 0 && link.link_status == RTE_ETH_LINK_DOWN &&
+               now_us() < until)
+            rte_delay_us_sleep(5'000);
+        if (link.link_status == RTE_ETH_LINK_DOWN && o.verbose)
+            std::fprintf(stderr, "dpdk-millipede %s: port %u: link still down after %lu ms; starting anyway\n", who(),
+                         p->id, (unsigned long)(bound_us / 1000));
+    }
+}
+
+int Impl::lcore_main(unsigned slot) {
+    const uint32_t roles = plan.lcores[slot].roles;
+    Worker *w = (roles & kRoleWorker) ? workers[plan.lcores[slot].worker].get() : nullptr;
+    if (roles == kRoleControl) {
+        // The main lcore while others move the data: control only.
+        while (!done.load(std::memory_order_acquire)) {
+            control_tick(now_us());
+            rte_delay_us_sleep(20'000);
+        }
+        return 0;
+    }
+    Backoff b{o.busy_poll};
+    uint64_t last = rte_rdtsc(), busy = 0;
+    while (!done.load(std::memory_order_acquire)) {
+        const uint64_t t0 = rte_rdtsc();
+        const uint64_t now = now_us();
+        unsigned work = 0;
+        if (roles & kRoleRx) work += rx_poll(now);
+        if (w) work += worker_poll(*w, now);
+        if (roles & kRoleRx) work += owner_poll(now); // (after the workers' frames of this round)
+        if (roles & kRoleSession) {
+            work += session_poll(now);
+            if (session_finished(now)) done.store(true, std::memory_order_release);
+        }
+        if (roles & kRoleControl) control_tick(now);
+        const uint64_t t1 = rte_rdtsc();
+        if (work) {
+            busy += t1 - t0;
+            b.reset();
+        } else {
+            b.idle();
+        }
+        if (t1 - last > hz / 10) {
+            lcore_stats[slot].busy_permille.store(static_cast<uint32_t>(busy * 1000 / (t1 - last)),
+                                                  std::memory_order_relaxed);
+            if (w) w->pub.busy_cycles.fetch_add(busy, std::memory_order_relaxed);
+            last = t1;
+            busy = 0;
+        }
+    }
+    // Last frames of this lcore (a FIN, the final acknowledgements).
+    if (w) worker_poll(*w, now_us());
+    if (roles & kRoleRx) owner_poll(now_us());
+    return 0;
+}
+
+namespace {
+struct LaunchArg {
+    Impl *impl;
+    unsigned slot;
+};
+} // namespace
+
+int Impl::run_all() {
+    Session &s = session;
+    progress_on = o.progress < 0 ? isatty(2) : o.progress == 1;
+    for (const auto &l : plan.lcores) role_names.push_back(LcorePlan::role_name(l.roles));
+    for (unsigned slot = 0; slot < plan.lcores.size(); slot++)
+        if ((plan.lcores[slot].roles & kRoleWorker) && (plan.lcores[slot].roles & kRoleRx))
+            workers[plan.lcores[slot].worker]->with_owner = true;
+    if (o.verbose) {
+        std::fprintf(stderr, "dpdk-millipede %s: %s\n", who(), plan.describe().c_str());
+        if (plan.unused)
+            std::fprintf(stderr, "dpdk-millipede %s: %u lcores unused (--workers %u)\n", who(), plan.unused, o.workers);
+    }
+    if (o.tx) wait_links(3'000'000); // rx answers whoever comes; its peer may start much later
+    s.t_start = now_us();
+    s.last_progress_us = s.t_start;
+    if (s.reader) s.reader->start();
+    if (s.writer) s.writer->start();
+    send_gratuitous();
+    std::vector<LaunchArg> args(plan.lcores.size());
+    for (unsigned slot = 1; slot < plan.lcores.size(); slot++) {
+        args[slot] = LaunchArg{this, slot};
+        rte_eal_remote_launch([](void *a) -> int {
+            auto *la = static_cast<LaunchArg *>(a);
+            return la->impl->lcore_main(la->slot);
+        }, &args[slot], plan.lcores[slot].id);
+    }
+    lcore_main(0);
+    for (unsigned slot = 1; slot < plan.lcores.size(); slot++) rte_eal_wait_lcore(plan.lcores[slot].id);
+    publish(now_us(), true);
+    if (progress_on) std::fprintf(stderr, "%s\n", stats::format_progress(board.read()).c_str());
+    report_final();
+    return status;
+}
+
+} // namespace millipede::dataplane

@@ -1,0 +1,511 @@
+// The transport plane's set-up and teardown: ports and queues, pools, the
+// flow table, rings, workers and the session. Main lcore only.
+#include <cstring>
+#include <unistd.h>
+
+#include <numa.h>
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
+#include <rte_malloc.h>
+
+#include "millipede/port/port.h"
+#include "transport_internal.h"
+
+namespace millipede::dataplane {
+
+namespace {
+
+std::string ring_name(const char *what, unsigned i) {
+    return std::string("mp_") + what + std::to_string(i) + "_" + std::to_string(getpid() % 100000);
+}
+
+// Lengths in flight per connection: enough for a LAN or memif path at
+// several GB/s with the loops' latency (hundreds of microseconds).
+constexpr uint32_t kSendBuffer = 1u << 20;
+constexpr uint32_t kRecvBuffer = 1u << 20;
+
+// The CPUs of the port's NUMA node (libnuma), for the pipe threads: near
+// the chunk memory, and free to run beside the lcores rather than on the
+// one CPU of the lcore that created them.
+std::vector<int> node_cpus(int socket) {
+    std::vector<int> out;
+    if (numa_available() >= 0 && socket >= 0) {
+        bitmask *bm = numa_allocate_cpumask();
+        if (bm && numa_node_to_cpus(socket, bm) == 0)
+            for (unsigned i = 0; i < bm->size; i++)
+                if (numa_bitmask_isbitset(bm, i)) out.push_back(static_cast<int>(i));
+        if (bm) numa_free_cpumask(bm);
+    }
+    if (out.empty())
+        for (long i = 0; i < sysconf(_SC_NPROCESSORS_ONLN); i++) out.push_back(static_cast<int>(i));
+    return out;
+}
+
+struct MemifArgs {
+    bool client = false;
+    bool zero_copy = false;
+    uint32_t bsize = 2048; // net_memif's default slot size
+};
+
+// net_memif's own devargs (role, zero-copy, bsize): ethdev does not report them.
+MemifArgs memif_args(uint16_t port_id) {
+    MemifArgs a;
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(port_id, &info) != 0 || !info.device) return a;
+    const rte_devargs *da = rte_dev_devargs(info.device);
+    if (!da || !da->args) return a;
+    std::string args = da->args;
+    size_t pos = 0;
+    while (pos <= args.size()) {
+        size_t end = args.find(',', pos);
+        if (end == std::string::npos) end = args.size();
+        const std::string kv = args.substr(pos, end - pos);
+        const size_t eq = kv.find('=');
+        const std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+        if (k == "role") a.client = v == "client" || v == "slave";
+        else if (k == "zero-copy") a.zero_copy = v == "yes";
+        else if (k == "bsize") a.bsize = static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 0));
+        pos = end + 1;
+    }
+    return a;
+}
+
+// The largest payload we may send in one segment over this memif end.
+// DPDK 22.11's copy-mode transmit never clears the chaining flag of a
+// packet's first descriptor, so a one-slot packet written into a slot that
+// last held the start of a chained packet runs on into slots the receiver
+// should not read yet (seen here as the same old frames arriving again and
+// again). So in copy mode every frame stays within one slot; a zero-copy
+// client writes every descriptor's flags and may send chains.
+uint16_t memif_send_cap(const MemifArgs &a, uint16_t mss) {
+    if (a.client && a.zero_copy) return 0;                                // as large as the MSS
+    const uint32_t room = a.bsize > 14 + 20 + 60 + 536 ? a.bsize - 14 - 20 - 60 : 536; // headers with every option
+    return static_cast<uint16_t>(std::min<uint32_t>(room, mss));
+}
+
+} // namespace
+
+const char *rx_drop_name(RxDrop d) {
+    static const char *const names[] = {
+#define X(sym, name, desc) name,
+        MILLIPEDE_RX_DROPS(X)
+#undef X
+    };
+    return d < RxDrop::Count_ ? names[static_cast<unsigned>(d)] : "?";
+}
+
+bool Impl::setup_ports(std::string &err) {
+    // Ports from --ip, in order of first mention.
+    for (const auto &ip : o.ips) {
+        PortState *pc = nullptr;
+        for (auto &p : ports)
+            if (p->id == ip.port_id) pc = p.get();
+        if (!pc) {
+            if (!rte_eth_dev_is_valid_port(ip.port_id)) {
+                err = "--ip " + std::to_string(ip.port_id) + "=" + net::format_ipv4(ip.addr) + ": port " +
+                      std::to_string(ip.port_id) + " does not exist (" + std::to_string(rte_eth_dev_count_avail()) +
+                      " DPDK ports: add one with -a PCI or --vdev)";
+                return false;
+            }
+            ports.push_back(std::make_unique<PortState>());
+            pc = ports.back().get();
+            pc->id = ip.port_id;
+            pc->index = static_cast<unsigned>(ports.size() - 1);
+        }
+        pc->addrs.push_back(ip);
+    }
+    const unsigned transmitters = plan.transmitters();
+    const int socket = port::port_socket(ports[0]->id);
+    // Chained receive: frames beyond one mbuf arrive as chains (memif's big
+    // segments, jumbo frames with scatter); TCP holds the segments as they are.
+    bool any_memif = false;
+    for (auto &p : ports) {
+        const port::DeviceCaps caps = port::device_caps(p->id);
+        p->memif = caps.driver == "net_memif";
+        any_memif |= p->memif && o.big_segments;
+        p->multi_seg = caps.tx_multi_seg;
+        const int ps = port::port_socket(p->id);
+        for (const auto &l : plan.lcores)
+            if (ps >= 0 && rte_lcore_to_socket_id(l.id) != static_cast<unsigned>(ps))
+                std::fprintf(stderr,
+                             "dpdk-millipede %s: warning: lcore %u is on NUMA socket %u, port %u on socket %d\n",
+                             who(), l.id, rte_lcore_to_socket_id(l.id), p->id, ps);
+    }
+    const bool jumbo = o.mtu > 1500;
+    // memif copies each ring slot into the mbufs we give it: large mbufs
+    // keep a big segment in a few pieces (the receive queue holds one
+    // extent per piece).
+    const uint16_t room = any_memif ? static_cast<uint16_t>(RTE_PKTMBUF_HEADROOM + 16384)
+                          : jumbo    ? static_cast<uint16_t>(RTE_PKTMBUF_HEADROOM + o.mtu + kEthLen + 8)
+                                     : 0;
+    const uint32_t nports = static_cast<uint32_t>(ports.size());
+    const uint32_t rx_mbufs = room > RTE_MBUF_DEFAULT_BUF_SIZE ? 2048 * nports + 2047 : 8192 * nports + 8191;
+    rx_pool = port::make_pool("mp_rx" + std::to_string(getpid() % 100000), rx_mbufs, socket, err, room);
+    if (!rx_pool) return false;
+    // Extbuf segments carry no data of their own.
+    attach_pool = rte_pktmbuf_pool_create(("mp_att" + std::to_string(getpid() % 100000)).c_str(), 16383, 256, 0, 0,
+                                          socket);
+    if (!attach_pool) {
+        err = "cannot create the extbuf mbuf pool: " + std::string(rte_strerror(rte_errno));
+        return false;
+    }
+    for (auto &p : ports) {
+        const port::DeviceCaps caps = port::device_caps(p->id);
+        port::PortConfig pc;
+        pc.port_id = p->id;
+        pc.promiscuous = false;
+        pc.checksum_offload = o.offload;
+        pc.mtu = o.mtu;
+        pc.tx_multi_seg = true;
+        pc.rx_scatter = jumbo;
+        pc.rx_queues = 1;
+        pc.tx_queues = static_cast<uint16_t>(std::min<unsigned>(transmitters, caps.max_tx_queues ? caps.max_tx_queues : 1));
+        if (pc.tx_queues < transmitters) pc.tx_queues = 1; // all through the owner (below)
+        if (!port::start_port(pc, rx_pool, err)) return false;
+        started.push_back(p->id);
+        p->txq_count = pc.tx_queues;
+        if (p->txq_count < transmitters) {
+            p->tx_handoff = rte_ring_create(ring_name("txh", p->index).c_str(), 4096, socket, RING_F_SC_DEQ);
+            if (!p->tx_handoff) {
+                err = "cannot create a transmit hand-off ring: " + std::string(rte_strerror(rte_errno));
+                return false;
+            }
+            if (o.verbose)
+                std::fprintf(stderr,
+                             "dpdk-millipede %s: port %u (%s) has %u TX queue(s) for %u transmitting lcores: the "
+                             "rx lcore transmits for the others\n",
+                             who(), p->id, port::port_name(p->id).c_str(), p->txq_count, transmitters);
+        }
+        rte_ether_addr ea;
+        if (rte_eth_macaddr_get(p->id, &ea) != 0) {
+            err = "port " + std::to_string(p->id) + ": cannot read its MAC address";
+            return false;
+        }
+        std::memcpy(p->mac.b, ea.addr_bytes, 6);
+        port_by_id[p->id] = p.get();
+        uint16_t mtu = 0;
+        if (rte_eth_dev_get_mtu(p->id, &mtu) == 0 && mtu >= 576) p->mtu = std::min<uint16_t>(mtu, 9000);
+        p->mss = static_cast<uint16_t>(p->mtu - 40);
+        p->max_frame = p->mtu + kEthLen;
+        if (p->memif && o.big_segments && p->multi_seg) {
+            // memif carries frames larger than the MTU as chained ring slots,
+            // and our receive path takes chains: offer a big MSS. What we
+            // send is capped by how this end transmits (memif_send_cap()).
+            const MemifArgs ma = memif_args(p->id);
+            p->mss = o.memif_mss ? static_cast<uint16_t>(o.memif_mss) : kMemifMss;
+            p->send_cap = memif_send_cap(ma, p->mss);
+            p->max_frame = 65535 + kEthLen;
+            if (o.verbose)
+                std::fprintf(stderr,
+                             "dpdk-millipede %s: port %u: memif %s%s, slots of %u bytes: segments up to %u bytes out, "
+                             "MSS %u offered\n",
+                             who(), p->id, ma.client ? "client" : "server", ma.zero_copy ? " zero-copy" : "",
+                             ma.bsize, p->send_cap ? p->send_cap : p->mss, p->mss);
+        }
+        const port::ChecksumOffloads co = port::checksum_offloads(p->id);
+        p->tx_ip_offload = o.offload && co.tx_ipv4;
+        p->tx_tcp_offload = o.offload && co.tx_tcp;
+        if (o.verbose)
+            std::fprintf(stderr,
+                         "dpdk-millipede %s: port %u (%s, %s): MSS %u, checksum offload rx ipv4 %s tcp %s, tx ipv4 %s "
+                         "tcp %s, chained tx %s, %u TX queue(s)\n",
+                         who(), p->id, port::port_name(p->id).c_str(), caps.driver.c_str(), p->mss,
+                         o.offload && co.rx_ipv4 ? "on" : "off", o.offload && co.rx_tcp ? "on" : "off",
+                         p->tx_ip_offload ? "on" : "off", p->tx_tcp_offload ? "on" : "off", p->multi_seg ? "on" : "off",
+                         p->txq_count);
+        net::NeighbourConfig nc;
+        nc.max_queued = 16;
+        // A LAN answers ARP in well under a millisecond; a request lost at
+        // start (a link still coming up) should not cost the kernel's 1 s.
+        nc.retry_interval_us = 200'000;
+        nc.max_retries = 10;
+        p->neigh = std::make_unique<net::NeighbourCache>(nc);
+    }
+    neighbours = std::make_unique<NeighbourBoard>(nports);
+    for (const auto &n : o.neighs) {
+        bool placed = false;
+        for (auto &p : ports)
+            for (const auto &a : p->addrs)
+                if (a.on_link(n.addr) && !placed) {
+                    if (!p->neigh->add_static(n.addr, n.mac)) {
+                        err = "--neigh " + net::format_ipv4(n.addr) + "=" + net::format_mac(n.mac) +
+                              ": not a usable unicast neighbour";
+                        return false;
+                    }
+                    neighbours->publish(p->index, n.addr, n.mac);
+                    placed = true;
+                }
+        if (!placed) {
+            err = "--neigh " + net::format_ipv4(n.addr) + ": no --ip subnet contains it";
+            return false;
+        }
+    }
+    owner_ring = rte_ring_create(ring_name("own", 0).c_str(), 4096, socket, RING_F_SC_DEQ);
+    if (!owner_ring) {
+        err = "cannot create the neighbour ring: " + std::string(rte_strerror(rte_errno));
+        return false;
+    }
+    owner_tx.resize(ports.size());
+    for (auto &b : owner_tx) b.queue = 0; // the owner transmits on queue 0
+    return true;
+}
+
+bool Impl::setup_workers(std::string &err) {
+    const int socket = port::port_socket(ports[0]->id);
+    conns = ConnTable::create(ring_name("conns", 0), 4096, socket, err);
+    if (!conns) return false;
+    std::vector<unsigned> wl;
+    for (unsigned slot = 0; slot < plan.lcores.size(); slot++)
+        if (plan.lcores[slot].roles & kRoleWorker) wl.push_back(slot);
+    for (unsigned i = 0; i < plan.workers; i++) {
+        auto w = std::make_unique<Worker>();
+        w->plane = this;
+        w->index = i;
+        const unsigned slot = wl[i];
+        w->lcore = plan.lcores[slot].id;
+        w->pkts = rte_ring_create(ring_name("pk", i).c_str(), 4096, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+        w->cmds = rte_ring_create_elem(ring_name("cm", i).c_str(), sizeof(session::LegCommand), 8192, socket,
+                                       RING_F_SP_ENQ | RING_F_SC_DEQ);
+        w->reports = rte_ring_create_elem(ring_name("rp", i).c_str(), sizeof(session::LegReport), 16384, socket,
+                                          RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (!w->pkts || !w->cmds || !w->reports) {
+            err = "cannot create the rings of worker " + std::to_string(i) + ": " + rte_strerror(rte_errno);
+            return false;
+        }
+        w->out.ring = w->reports;
+        w->txc.header_pool = rx_pool;
+        w->txc.attach_pool = attach_pool;
+        w->tx.resize(ports.size());
+        const unsigned txi = plan.transmitter_index(slot);
+        for (auto &p : ports) w->tx[p->index].queue = static_cast<uint16_t>(p->tx_handoff ? 0 : txi);
+        w->drop_rng = tcp::SeededRandom(o.drop_seed * 1000003 + i);
+        session::HostConfig hc;
+        hc.host_id = i;
+        hc.tcp.rto_min_us = session::kLegRtoMinUs;
+        hc.tcp.send_buffer = kSendBuffer;
+        hc.tcp.recv_buffer = kRecvBuffer;
+        hc.tcp.ref_ops = &kRefOps;
+        hc.tcp.keepalive = true;
+        if (o.tx) {
+            const session::TxConfig tdef;
+            hc.tcp.keepalive_idle_us = tdef.tcp.keepalive_idle_us;
+            hc.tcp.keepalive_interval_us = tdef.tcp.keepalive_interval_us;
+            hc.tcp.keepalive_probes = tdef.tcp.keepalive_probes;
+            hc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);
+        } else {
+            const session::RxConfig rdef;
+            hc.tcp.keepalive_idle_us = rdef.tcp.keepalive_idle_us;
+            hc.tcp.keepalive_interval_us = rdef.tcp.keepalive_interval_us;
+            hc.tcp.keepalive_probes = rdef.tcp.keepalive_probes;
+            hc.watchdog = rdef.watchdog;
+            for (auto &p : ports)
+                for (const auto &a : p->addrs) hc.listen_ips.push_back(tcp::IpAddr::v4(a.addr));
+            hc.listen_port = o.listen_port;
+        }
+        bool all_tcp_offload = true;
+        for (auto &p : ports) all_tcp_offload &= p->tx_tcp_offload;
+        hc.tcp.checksum_offload = all_tcp_offload;
+        hc.tcp.mss = 1460;
+        for (auto &p : ports)
+            for (const auto &a : p->addrs)
+                hc.mss_by_local_ip.push_back({tcp::IpAddr::v4(a.addr), p->mss, p->send_cap});
+        hc.compat = o.compat;
+        hc.max_connections = 4 * 64 + 64;
+        hc.hooks = w.get();
+        Worker *wp = w.get();
+        tcp::SeededRandom rng(rte_get_tsc_cycles() ^ (uint64_t(getpid()) << 32) ^ (uint64_t(i) << 20));
+        try {
+            w->host = std::make_unique<session::LegHost>(
+                hc, [this, wp](const tcp::Segment &s) { worker_emit(*wp, s); }, rng, w->out);
+        } catch (const std::exception &e) {
+            err = e.what();
+            return false;
+        }
+        workers.push_back(std::move(w));
+    }
+    rx_balancer = std::make_unique<flow::Balancer>(flow::Policy::Busy, plan.workers);
+    return true;
+}
+
+bool Impl::setup_session(std::string &err) {
+    Session &s = session;
+    s.out.plane = this;
+    s.out.balancer = std::make_unique<flow::Balancer>(flow::Policy::Busy, plan.workers);
+    tcp::SeededRandom seed(rte_get_tsc_cycles() ^ (uint64_t(getpid()) << 32));
+    auto rng = [seed]() mutable { return seed(); };
+    try {
+        if (o.tx) {
+            session::TxConfig tc;
+            const uint32_t nd = static_cast<uint32_t>(o.dests.size());
+            const uint32_t threads = o.threads ? o.threads : std::min<uint32_t>(64, 2 * nd);
+            for (uint32_t d = 0; d < nd; d++) {
+                const TxDestination &dst = o.dests[d];
+                uint32_t local = 0;
+                for (auto &p : ports)
+                    for (const auto &a : p->addrs)
+                        if (!local && a.on_link(dst.addr)) local = a.addr;
+                if (!local) {
+                    err = "tx " + net::format_ipv4(dst.addr) + " " + std::to_string(dst.port) +
+                          ": no --ip subnet contains this address (no routing: give a port an address on its network)";
+                    return false;
+                }
+                const uint32_t k = threads / nd + (d < threads % nd ? 1 : 0);
+                for (uint32_t j = 0; j < k; j++)
+                    tc.legs.push_back(session::LegSpec{tcp::IpAddr::v4(local), 0, tcp::IpAddr::v4(dst.addr), dst.port});
+            }
+            tc.tcp.send_buffer = kSendBuffer;
+            tc.stripe.codec = o.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
+            tc.stripe.chunk_bytes = o.chunk_bytes;
+            const uint32_t chunks = std::max<uint32_t>(16, std::min<uint32_t>(64, (32u << 20) / o.chunk_bytes));
+            tc.stripe.max_chunks_in_flight = chunks;
+            std::memcpy(tc.stripe.checkphrase, o.checkphrase, 4);
+            tc.stripe.flush_partial_us = 5'000;
+            tc.stripe.no_leg_timeout_us = o.connect_timeout_us;
+            tc.stripe.compat_checksums = o.checksum;
+            tc.stripe.external_chunks = true;
+            tc.stripe.release_chunk = [](void *, uint64_t ref) { chunk_release(ref); };
+            tc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);
+            s.chunks = ChunkPool::create(ring_name("chunks", 0), chunks, o.chunk_bytes,
+                                         port::port_socket(ports[0]->id), err);
+            if (!s.chunks) return false;
+            s.tx = std::make_unique<session::TxCore>(tc, s.out, rng);
+            if (o.leglimit) s.limit_bytes = o.leglimit * uint64_t(o.chunk_bytes);
+            pipeio::ReaderConfig rc;
+            rc.source = o.prbs ? pipeio::ReaderSource::PRBS : pipeio::ReaderSource::FD;
+            rc.fd = 0;
+            rc.chunk_bytes = o.chunk_bytes;
+            rc.chunks = chunks;
+            rc.memory = s.chunks->memory(); // stdin lands in hugepages the segments point at
+            rc.prbs_seed = o.prbs_seed;
+            rc.prbs_bytes = o.size;
+            rc.cpus = node_cpus(port::port_socket(ports[0]->id));
+            s.reader = std::make_unique<pipeio::PipeReader>(rc);
+            s.by_index.assign(chunks, nullptr);
+        } else {
+            session::RxConfig rc;
+            for (auto &p : ports)
+                for (const auto &a : p->addrs) rc.local_ips.push_back(tcp::IpAddr::v4(a.addr));
+            rc.port = o.listen_port;
+            rc.tcp.send_buffer = kSendBuffer;
+            rc.stripe.codec = o.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
+            rc.stripe.max_legs = 64;
+            rc.stripe.max_chunk_bytes = 2u << 20;
+            rc.stripe.window_chunks = 32;
+            std::memcpy(rc.stripe.checkphrase, o.checkphrase, 4);
+            rc.linger_us = 3'000'000; // serve a sender whose end acknowledgement was lost; then exit
+            s.rx = std::make_unique<session::RxCore>(rc, s.out);
+            pipeio::WriterConfig wc;
+            wc.sink = o.prbs ? pipeio::WriterSink::PRBS_VERIFY : pipeio::WriterSink::FD;
+            wc.fd = 1;
+            wc.prbs_seed = o.prbs_seed;
+            wc.cpus = node_cpus(port::port_socket(ports[0]->id));
+            s.writer = std::make_unique<pipeio::PipeWriter>(wc);
+        }
+    } catch (const std::exception &e) {
+        err = e.what();
+        return false;
+    }
+    return true;
+}
+
+bool Impl::setup(std::string &err) {
+    hz = rte_get_tsc_hz();
+    tsc0 = rte_get_tsc_cycles();
+    rx_drop_rng = tcp::SeededRandom(o.drop_seed);
+    std::vector<unsigned> ids{rte_get_main_lcore()};
+    unsigned l;
+    RTE_LCORE_FOREACH_WORKER(l) ids.push_back(l);
+    plan = plan_lcores(ids, o.workers);
+    lcore_stats = std::vector<LcoreStats>(plan.lcores.size());
+    return setup_ports(err) && setup_workers(err) && setup_session(err);
+}
+
+void Impl::teardown() {
+    Session &s = session;
+    if (s.reader) {
+        if (s.pending) {
+            s.reader->release(s.pending);
+            s.pending = nullptr;
+        }
+        s.reader->stop();
+    }
+    if (s.writer) {
+        s.writer->stop();
+        pipeio::Completion c;
+        while (s.writer->poll_done(c)) {
+        }
+    }
+    // The session's chunk references, then the connections' (their queues
+    // hold mbufs and chunks), then what waits in rings and buffers.
+    s.tx.reset();
+    s.rx.reset();
+    for (auto &w : workers) {
+        w->host.reset();
+        for (auto &b : w->tx)
+            if (b.n) {
+                rte_pktmbuf_free_bulk(b.pkts, b.n);
+                b.n = 0;
+            }
+        rte_mbuf *m;
+        if (w->pkts) {
+            while (rte_ring_sc_dequeue(w->pkts, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+            rte_ring_free(w->pkts);
+        }
+        if (w->cmds) rte_ring_free(w->cmds);
+        if (w->reports) rte_ring_free(w->reports);
+    }
+    for (auto &b : owner_tx)
+        if (b.n) {
+            rte_pktmbuf_free_bulk(b.pkts, b.n);
+            b.n = 0;
+        }
+    if (owner_ring) {
+        rte_mbuf *m;
+        while (rte_ring_sc_dequeue(owner_ring, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+        rte_ring_free(owner_ring);
+        owner_ring = nullptr;
+    }
+    for (auto &p : ports) {
+        if (p->tx_handoff) {
+            rte_mbuf *m;
+            while (rte_ring_sc_dequeue(p->tx_handoff, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+            rte_ring_free(p->tx_handoff);
+            p->tx_handoff = nullptr;
+        }
+        if (p->neigh) {
+            // Release every packet still waiting for ARP: time jumps far
+            // ahead so every INCOMPLETE entry runs out of retries.
+            net::NeighRelease rel[64];
+            uint32_t req[64];
+            uint64_t t = now_us() + 3'600'000'000ull;
+            for (int k = 0; k < 16; k++, t += 3'600'000'000ull) p->neigh->poll(t, req, 64);
+            size_t n;
+            while ((n = p->neigh->take_released(rel, 64)) > 0)
+                for (size_t i = 0; i < n; i++) rte_pktmbuf_free(reinterpret_cast<rte_mbuf *>(rel[i].pkt));
+        }
+    }
+    // Stopping a port frees what its queues hold: extbuf segments drop
+    // their chunk references (into the chunk pool's ring) then.
+    for (uint16_t id : started) port::stop_port(id);
+    started.clear();
+    workers.clear();
+    s.reader.reset();
+    s.writer.reset();
+    s.chunks.reset();
+    ports.clear();
+    conns.reset();
+    if (attach_pool) {
+        rte_mempool_free(attach_pool);
+        attach_pool = nullptr;
+    }
+    if (rx_pool) {
+        rte_mempool_free(rx_pool);
+        rx_pool = nullptr;
+    }
+}
+
+} // namespace millipede::dataplane
