@@ -24,7 +24,7 @@
 # GoogleTest regression case next to the parser's tests.
 set -uo pipefail
 source "$(dirname "$0")/lib/setup.sh"
-cd "$MILLIPEDE_ROOT"
+cd "$MILLIPEDE_ROOT" || exit 1
 
 usage() { echo "usage: tools/fuzz.sh SECONDS   (per target; e.g. 600)" >&2; exit 2; }
 [ $# -eq 1 ] || usage
@@ -66,16 +66,16 @@ if [ "${FUZZ_NO_BUILD:-0}" != 1 ]; then
   bt0=$(date +%s)
   ninja_targets=()
   for n in "${targets[@]}"; do ninja_targets+=("tests/fuzz/${n}_fuzz"); done
-  if ! { CXX=clang++ build_into build-fuzz -Dfuzz=true -Dtests=disabled -Dbenchmarks=disabled -Dndpi=disabled \
-           -Dbuildtype=debugoptimized &&
-         timeout 1800 ninja -C build-fuzz "${ninja_targets[@]}" >build-fuzz-ninja.log 2>&1 ||
-         { tail -30 build-fuzz-ninja.log >&2; false; }; }; then
+  if ! CXX=clang++ build_into build-fuzz -Dfuzz=true -Dtests=disabled -Dbenchmarks=disabled -Dndpi=disabled \
+         -Dbuildtype=debugoptimized ||
+     ! timeout 1800 ninja -C build-fuzz "${ninja_targets[@]}" >build-fuzz/ninja-output.log 2>&1; then
+    tail -30 build-fuzz/ninja-output.log >&2 2>/dev/null
     log "fuzz build failed"
-    for n in "${targets[@]}"; do [ -n "$results" ] && printf '%s\terror\tbuild failed\n' "$n" >>"$results"; done
-    rm -f build-fuzz-ninja.log
+    if [ -n "$results" ]; then
+      for n in "${targets[@]}"; do printf '%s\terror\tbuild failed\n' "$n" >>"$results"; done
+    fi
     exit 1
   fi
-  rm -f build-fuzz-ninja.log
   log "fuzz build: $(( $(date +%s) - bt0 )) s"
 fi
 

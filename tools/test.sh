@@ -32,7 +32,7 @@
 #                                machine it keeps runs from competing
 set -uo pipefail
 source "$(dirname "$0")/lib/setup.sh"
-cd "$MILLIPEDE_ROOT"
+cd "$MILLIPEDE_ROOT" || exit 1
 
 t_start=$(date +%s)
 budget=${MILLIPEDE_TEST_BUDGET:-4800}
