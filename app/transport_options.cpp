@@ -198,7 +198,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         } else if (a == "--connect-timeout" || a == "--stall-timeout" || a == "--wait") {
             auto ns = need(1) ? parse_seconds_ns(argv[++i]) : std::nullopt;
             if (!ns) return std::string(a) + " needs seconds > 0";
-            uint64_t us = *ns / 1000;
+            // Rounded up: a value under 1 us must not become 0, which means "no limit".
+            uint64_t us = (*ns + 999) / 1000;
+            if (us == 0) us = 1;
             if (a == "--connect-timeout") o.connect_timeout_us = us;
             else if (a == "--stall-timeout") o.stall_timeout_us = us;
             else o.wait_us = us;

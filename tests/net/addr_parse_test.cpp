@@ -106,3 +106,44 @@ TEST(AddrParse, NeighOption) {
         EXPECT_EQ(err.rfind(std::string("--neigh \"") + c.value + "\": ", 0), 0u) << err;
     }
 }
+
+// Found by tests/fuzz/addr_parse_fuzz: a value holding a line break was
+// echoed as is, so the "one line" message became two. The text given is now
+// shown with C escapes (line breaks, control bytes, quotes, backslashes).
+TEST(AddrParse, ErrorsStayOneLineWhateverTheText) {
+    IpAssignment a;
+    StaticNeighbour n;
+    std::string err;
+    struct Case {
+        std::string value;
+        const char *shown;
+    } cases[] = {
+        {"\n", "\\n"},
+        {"0=10.0.0.1/2\r\n4", "0=10.0.0.1/2\\r\\n4"},
+        {std::string("0=10.0.0.\x01/24", 13), "0=10.0.0.\\x01/24"},
+        {"0=\"10.0.0.1\"/24", "0=\\\"10.0.0.1\\\"/24"},
+        {"x\\=10.0.0.1/24\t", "x\\\\=10.0.0.1/24\\t"},
+        {"0=10.0.0.1/24\x7f", "0=10.0.0.1/24\\x7f"},
+    };
+    for (const auto &c : cases) {
+        err.clear();
+        EXPECT_FALSE(parse_ip_option(c.value, a, err));
+        EXPECT_EQ(err.find_first_of("\r\n"), std::string::npos) << err;
+        EXPECT_EQ(err.rfind(std::string("--ip \"") + c.shown + "\": ", 0), 0u) << err;
+        err.clear();
+        EXPECT_FALSE(parse_neigh_option(c.value, n, err));
+        EXPECT_EQ(err.find_first_of("\r\n"), std::string::npos) << err;
+        EXPECT_EQ(err.rfind(std::string("--neigh \"") + c.shown + "\": ", 0), 0u) << err;
+    }
+    // The part the message points at is escaped too.
+    err.clear();
+    EXPECT_FALSE(parse_ip_option("0=10.0.0.1/3\n3", a, err));
+    EXPECT_NE(err.find("prefix length \"3\\n3\" is not 1..32"), std::string::npos) << err;
+    err.clear();
+    EXPECT_FALSE(parse_neigh_option("10.0.0.2=02:00:00:00:00:0\n", n, err));
+    EXPECT_NE(err.find("\"02:00:00:00:00:0\\n\" is not a MAC address"), std::string::npos) << err;
+    // UTF-8 is shown as it is.
+    err.clear();
+    EXPECT_FALSE(parse_ip_option("0=10.0.0.1/24\xc2\xb5", a, err));
+    EXPECT_EQ(err.rfind("--ip \"0=10.0.0.1/24\xc2\xb5\": ", 0), 0u) << err;
+}

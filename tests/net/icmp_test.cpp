@@ -211,3 +211,26 @@ TEST(IcmpEcho, RejectsWithReasons) {
     EXPECT_STREQ(icmp_echo_error_name(IcmpEchoError::NOT_FOR_US), "icmp_not_for_us");
     EXPECT_STREQ(icmp_echo_error_name(IcmpEchoError::NONE), "none");
 }
+
+// Found by tests/fuzz/icmp_echo_fuzz: a request with identifier, sequence
+// and data all zero (scapy's `IP()/ICMP()`) got a reply with ICMP checksum
+// 0x0000, which the peer rejects: the incremental update (RFC 1624 eqn. 3)
+// gives -0 where the all-zero message needs +0's checksum 0xffff.
+TEST(IcmpEcho, AllZeroEchoGetsAValidChecksum) {
+    for (size_t n : {size_t(0), size_t(1), size_t(18), size_t(1472)}) {
+        SCOPED_TRACE("payload " + std::to_string(n));
+        const std::vector<uint8_t> zeros(n, 0);
+        auto req = echo_request(kPeerIp, kOurIp, 0, 0, zeros);
+        auto f = req;
+        uint32_t rlen = 0;
+        ASSERT_EQ(icmp_echo_reply_in_place(f.data(), static_cast<uint32_t>(f.size()), kOurIp, kOurMac, rlen),
+                  IcmpEchoError::NONE);
+        expect_valid_reply(req, f.data(), rlen, 14, 20, zeros);
+        EXPECT_EQ(load_be16(f.data() + 14 + 20 + 2), 0xffff);
+        std::vector<uint8_t> out(1600);
+        ASSERT_EQ(icmp_echo_reply(req.data(), static_cast<uint32_t>(req.size()), out.data(), out.size(), kOurIp,
+                                  kOurMac, rlen),
+                  IcmpEchoError::NONE);
+        expect_valid_reply(req, out.data(), rlen, 14, 20, zeros);
+    }
+}

@@ -9,8 +9,13 @@
 #include <thread>
 #include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <fstream>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -23,6 +28,80 @@ using Clock = std::chrono::steady_clock;
 
 inline double ms_since(Clock::time_point t0) {
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// Polls `done` until it returns true or `timeout_ms` pass; returns done().
+// The deadline is generous on purpose: it bounds a hang, it does not measure
+// speed (a loaded 2-core machine may take seconds for what takes micros).
+template <class F> bool wait_until(F done, double timeout_ms = 20'000) {
+    const auto t0 = Clock::now();
+    while (!done()) {
+        if (ms_since(t0) > timeout_ms) return done();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1)); // poll interval, not a synchronisation
+    }
+    return true;
+}
+
+// What the kernel says about one thread of this process.
+struct TaskState {
+    pid_t tid = 0;
+    char state = '?';               // R running, S sleeping in a wait, D, T, ...
+    uint64_t voluntary_switches = 0; // times it went to sleep of its own accord
+};
+
+inline std::vector<TaskState> other_threads() {
+    std::vector<TaskState> out;
+    const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return out;
+    while (dirent *e = readdir(d)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        TaskState t;
+        t.tid = static_cast<pid_t>(std::stol(e->d_name));
+        if (t.tid == self) continue;
+        const std::string dir = std::string("/proc/self/task/") + e->d_name;
+        std::ifstream stat(dir + "/stat");
+        std::string line;
+        if (!std::getline(stat, line)) continue; // the thread ended meanwhile
+        const size_t paren = line.rfind(')');    // the name may hold spaces and parentheses
+        if (paren == std::string::npos || paren + 2 >= line.size()) continue;
+        t.state = line[paren + 2];
+        std::ifstream status(dir + "/status");
+        while (std::getline(status, line))
+            if (line.rfind("voluntary_ctxt_switches:", 0) == 0) t.voluntary_switches = std::stoull(line.substr(24));
+        out.push_back(t);
+    }
+    closedir(d);
+    return out;
+}
+
+// Waits until every other thread of the process is asleep in a wait of its
+// own (state S, and still the same sleep a millisecond later), each having
+// gone to sleep at least `wakeups` more times than when this was called.
+// This is how a test knows that a worker thread has reached its blocking
+// wait (poll, futex), or has woken from a timed wait and gone back to it,
+// without guessing a sleep long enough for that.
+inline bool wait_others_asleep(unsigned wakeups = 0, double timeout_ms = 20'000) {
+    std::vector<TaskState> base = other_threads();
+    auto baseline = [&](pid_t tid) {
+        for (const auto &b : base)
+            if (b.tid == tid) return b.voluntary_switches;
+        return uint64_t(0);
+    };
+    std::vector<TaskState> prev;
+    return wait_until(
+        [&] {
+            std::vector<TaskState> now = other_threads();
+            bool settled = !now.empty() && now.size() == prev.size();
+            for (size_t i = 0; settled && i < now.size(); i++) {
+                settled = now[i].state == 'S' && prev[i].tid == now[i].tid && prev[i].state == 'S' &&
+                          prev[i].voluntary_switches == now[i].voluntary_switches &&
+                          now[i].voluntary_switches >= baseline(now[i].tid) + wakeups;
+            }
+            prev = std::move(now);
+            return settled;
+        },
+        timeout_ms);
 }
 
 struct Pipe {

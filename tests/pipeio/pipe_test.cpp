@@ -1,5 +1,10 @@
 // PipeReader and PipeWriter on real pipes and files: exact bytes, back-pressure,
 // EPIPE, read errors, partial writes, EINTR, bounded stop.
+//
+// No test sleeps to let a thread get somewhere: they wait for a condition
+// (a counter, the pipe's fill level, the thread asleep in the kernel) with a
+// deadline. Stop latency is asserted against 5 s with wait slices of 30 s,
+// so a missed wake-up fails clearly and a loaded machine does not.
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -130,6 +135,11 @@ TEST(PipeIo, BackPressureWhenPoolExhausted) {
     ASSERT_EQ(fcntl(p.wr, F_SETFL, O_NONBLOCK), 0);
     std::vector<uint8_t> buf(kChunk, 0xab);
     uint64_t pushed = 0;
+    auto pool_exhausted = [&] { return r.stats().pool_waits.load() > 0 && r.stats().chunks.load() == 4; };
+    auto queued_bytes = [&] {
+        int n = 0;
+        return ioctl(p.rd, FIONREAD, &n) == 0 ? n : -1;
+    };
     const auto t0 = Clock::now();
     while (ms_since(t0) < 20'000) {
         ssize_t w = write(p.wr, buf.data(), buf.size());
@@ -138,8 +148,10 @@ TEST(PipeIo, BackPressureWhenPoolExhausted) {
             continue;
         }
         ASSERT_EQ(errno, EAGAIN);
-        if (r.stats().pool_waits.load() > 0 && r.stats().chunks.load() == 4) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        if (pool_exhausted()) break;
+        // The pipe is full: wait until the reader drains some of it, or has
+        // taken its last free buffer.
+        ASSERT_TRUE(wait_until([&] { return queued_bytes() < 65536 || pool_exhausted(); }));
     }
     ASSERT_EQ(r.stats().chunks.load(), 4u);
     EXPECT_EQ(r.stats().bytes.load(), 4u * kChunk);
@@ -147,8 +159,10 @@ TEST(PipeIo, BackPressureWhenPoolExhausted) {
     ASSERT_EQ(ioctl(p.rd, FIONREAD, &queued), 0);
     EXPECT_EQ(static_cast<uint64_t>(queued) + 4u * kChunk, pushed);
     EXPECT_GT(queued, 0);
-    // Nothing more is read while the consumer holds the pool.
-    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    // Nothing more is read while the consumer holds the pool: the reader
+    // wakes from its 50 ms wait slices and goes back to sleep, twice over,
+    // and the pipe still holds every byte.
+    ASSERT_TRUE(wait_others_asleep(2));
     int later = 0;
     ASSERT_EQ(ioctl(p.rd, FIONREAD, &later), 0);
     EXPECT_EQ(later, queued);
@@ -159,14 +173,14 @@ TEST(PipeIo, BackPressureWhenPoolExhausted) {
     ASSERT_NE(c, nullptr);
     EXPECT_EQ(c->offset, 0u);
     r.release(c);
-    const auto t1 = Clock::now();
-    while (r.stats().chunks.load() < 5 && ms_since(t1) < 5000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(wait_until([&] { return r.stats().chunks.load() >= 5; }));
+    EXPECT_TRUE(wait_others_asleep()); // and it waits for a buffer again
     EXPECT_EQ(r.stats().chunks.load(), 5u);
     ASSERT_EQ(ioctl(p.rd, FIONREAD, &later), 0);
     EXPECT_EQ(later, queued - static_cast<int>(kChunk));
     const auto t2 = Clock::now();
     r.stop();
-    EXPECT_LT(ms_since(t2), 1000);
+    EXPECT_LT(ms_since(t2), 5000);
 }
 
 TEST(PipeIo, PartialChunkHandedOverWhenIdle) {
@@ -314,6 +328,8 @@ TEST(PipeIo, SignalStormKeepsBytesExact) {
     std::thread t([&] {
         while (storm.load()) {
             kill(getpid(), SIGUSR2);
+            // Pacing, not synchronisation: ~5,000 signals a second interrupt
+            // every system call without starving the threads under test.
             std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
     });
@@ -333,11 +349,13 @@ TEST(PipeIo, StopIsBoundedWhileIdle) {
     PipeWriter w(wc);
     r.start();
     w.start();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Both threads are in their 30 s waits (reader: poll on the empty pipe,
+    // writer: its queue's futex) before stop() has to interrupt them.
+    ASSERT_TRUE(wait_others_asleep());
     auto t0 = Clock::now();
     r.stop();
     w.stop();
-    EXPECT_LT(ms_since(t0), 500);
+    EXPECT_LT(ms_since(t0), 5000);
     EXPECT_EQ(r.state(), ReaderState::STOPPED);
     EXPECT_EQ(w.state(), WriterState::STOPPED);
 }
@@ -350,13 +368,11 @@ TEST(PipeIo, StopIsBoundedWhenDownstreamStalls) {
     w.start();
     std::vector<uint8_t> big(8u << 20, 0x5a); // larger than any pipe
     ASSERT_TRUE(w.submit(big.data(), static_cast<uint32_t>(big.size()), 1));
-    const auto t0 = Clock::now();
-    while (w.stats().full_waits.load() == 0 && ms_since(t0) < 5000)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    EXPECT_GT(w.stats().full_waits.load(), 0u);
+    EXPECT_TRUE(wait_until([&] { return w.stats().full_waits.load() > 0; }));
+    ASSERT_TRUE(wait_others_asleep()); // in its 30 s wait for POLLOUT
     const auto t1 = Clock::now();
     w.stop();
-    EXPECT_LT(ms_since(t1), 500);
+    EXPECT_LT(ms_since(t1), 5000);
     Completion c;
     ASSERT_TRUE(w.poll_done(c)); // abandoned and handed back; the writer no longer touches `big`
     EXPECT_EQ(c.cookie, 1u);
@@ -373,13 +389,11 @@ TEST(PipeIo, StopIsBoundedWhenPoolExhausted) {
     r.start();
     std::vector<uint8_t> buf(3 * 4096, 1);
     ASSERT_EQ(write(in.wr, buf.data(), buf.size()), static_cast<ssize_t>(buf.size()));
-    const auto t0 = Clock::now();
-    while (r.stats().pool_waits.load() == 0 && ms_since(t0) < 5000)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    ASSERT_GT(r.stats().pool_waits.load(), 0u);
+    ASSERT_TRUE(wait_until([&] { return r.stats().pool_waits.load() > 0; }));
+    ASSERT_TRUE(wait_others_asleep()); // in its 30 s wait for a free buffer
     const auto t1 = Clock::now();
     r.stop();
-    EXPECT_LT(ms_since(t1), 500);
+    EXPECT_LT(ms_since(t1), 5000);
     EXPECT_EQ(r.state(), ReaderState::STOPPED);
 }
 
@@ -421,4 +435,25 @@ TEST(PipeIo, CallerSuppliedMemory) {
     }
     EXPECT_EQ(lens[0] + lens[1] + lens[2], 2500u);
     EXPECT_EQ(lens[2], 500u);
+}
+
+// The helper the stop tests rely on can tell a thread that is still working
+// from one asleep in a wait (otherwise those tests could pass by accident).
+TEST(PipeIoHelpers, WaitOthersAsleepTellsBusyFromWaiting) {
+    std::atomic<bool> spin{true};
+    std::thread busy([&] {
+        while (spin.load()) {
+        }
+    });
+    EXPECT_FALSE(wait_others_asleep(0, 300));
+    spin = false;
+    busy.join();
+    Pipe p;
+    std::thread blocked([&] {
+        char c;
+        (void)!read(p.rd, &c, 1); // blocks until the write below
+    });
+    EXPECT_TRUE(wait_others_asleep());
+    ASSERT_EQ(write(p.wr, "x", 1), 1);
+    blocked.join();
 }

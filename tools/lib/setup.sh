@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared set-up for tools/*.sh: Debian packages, build, hugepages.
 # Sourced, not run. Everything here is idempotent.
 

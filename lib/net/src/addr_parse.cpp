@@ -26,10 +26,40 @@ int hex_digit(char c) {
     return -1;
 }
 
+// The user's text as it goes into a message: C escapes for line breaks,
+// other control bytes, quotes and backslashes, so that the message stays one
+// line and says exactly what was given (a word with a newline in it came
+// through a script, and a raw newline would split the message in two).
+std::string shown(std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string s;
+    s.reserve(text.size());
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+            s += '\\';
+            s += ch;
+        } else if (c == '\n') {
+            s += "\\n";
+        } else if (c == '\r') {
+            s += "\\r";
+        } else if (c == '\t') {
+            s += "\\t";
+        } else if (c < 0x20 || c == 0x7f) {
+            s += "\\x";
+            s += kHex[c >> 4];
+            s += kHex[c & 15];
+        } else {
+            s += ch; // printable ASCII and UTF-8 bytes as they are
+        }
+    }
+    return s;
+}
+
 std::string quoted(std::string_view opt, std::string_view value) {
     std::string s(opt);
     s += " \"";
-    s.append(value);
+    s += shown(value);
     s += "\": ";
     return s;
 }
@@ -88,23 +118,23 @@ bool parse_ip_option(std::string_view value, IpAssignment &out, std::string &err
     std::string_view rest = value.substr(eq + 1);
     uint32_t port_id;
     if (!parse_decimal(port, kMaxPortId, port_id)) {
-        error = head + "port id \"" + std::string(port) + "\" is not a number 0.." + std::to_string(kMaxPortId);
+        error = head + "port id \"" + shown(port) + "\" is not a number 0.." + std::to_string(kMaxPortId);
         return false;
     }
     const size_t slash = rest.find('/');
     if (slash == std::string_view::npos) {
-        error = head + "missing /PREFIX after the address (e.g. " + std::string(rest) + "/24)";
+        error = head + "missing /PREFIX after the address (e.g. " + shown(rest) + "/24)";
         return false;
     }
     const std::string_view addr_s = rest.substr(0, slash), prefix_s = rest.substr(slash + 1);
     uint32_t addr;
     if (!parse_ipv4(addr_s, addr)) {
-        error = head + "\"" + std::string(addr_s) + "\" is not an IPv4 address (a.b.c.d, each 0-255, no leading zeros)";
+        error = head + "\"" + shown(addr_s) + "\" is not an IPv4 address (a.b.c.d, each 0-255, no leading zeros)";
         return false;
     }
     uint32_t prefix;
     if (!parse_decimal(prefix_s, 99, prefix) || prefix < 1 || prefix > 32) {
-        error = head + "prefix length \"" + std::string(prefix_s) + "\" is not 1..32";
+        error = head + "prefix length \"" + shown(prefix_s) + "\" is not 1..32";
         return false;
     }
     if (const char *why = bad_host(addr)) {
@@ -137,7 +167,7 @@ bool parse_neigh_option(std::string_view value, StaticNeighbour &out, std::strin
     const std::string_view addr_s = value.substr(0, eq), mac_s = value.substr(eq + 1);
     uint32_t addr;
     if (!parse_ipv4(addr_s, addr)) {
-        error = head + "\"" + std::string(addr_s) + "\" is not an IPv4 address (a.b.c.d, each 0-255, no leading zeros)";
+        error = head + "\"" + shown(addr_s) + "\" is not an IPv4 address (a.b.c.d, each 0-255, no leading zeros)";
         return false;
     }
     if (const char *why = bad_host(addr)) {
@@ -146,7 +176,7 @@ bool parse_neigh_option(std::string_view value, StaticNeighbour &out, std::strin
     }
     MacAddr mac;
     if (!parse_mac(mac_s, mac)) {
-        error = head + "\"" + std::string(mac_s) + "\" is not a MAC address (six hex pairs: 02:00:00:00:00:02)";
+        error = head + "\"" + shown(mac_s) + "\" is not a MAC address (six hex pairs: 02:00:00:00:00:02)";
         return false;
     }
     if (mac.is_zero()) {
@@ -154,7 +184,7 @@ bool parse_neigh_option(std::string_view value, StaticNeighbour &out, std::strin
         return false;
     }
     if (mac.is_multicast()) {
-        error = head + "MAC " + std::string(mac_s) + " is a multicast/broadcast address (low bit of the first octet set)";
+        error = head + "MAC " + shown(mac_s) + " is a multicast/broadcast address (low bit of the first octet set)";
         return false;
     }
     out = StaticNeighbour{addr, mac};

@@ -62,6 +62,13 @@ IcmpEchoError check_request(const uint8_t *f, uint32_t len, uint32_t our_ip, Loc
     return IcmpEchoError::NONE;
 }
 
+// True when every byte of the ICMP message except its checksum is zero.
+bool all_zero_but_checksum(const uint8_t *icmp, uint32_t icmp_len) {
+    for (uint32_t i = 0; i < icmp_len; i++)
+        if (icmp[i] != 0 && i != 2 && i != 3) return false;
+    return true;
+}
+
 // Rewrites a checked request (already in `f`) into the reply.
 uint32_t make_reply(uint8_t *f, uint32_t len, const Located &loc, const MacAddr &our_mac) {
     std::memcpy(f, f + 6, 6);
@@ -81,7 +88,14 @@ uint32_t make_reply(uint8_t *f, uint32_t len, const Located &loc, const MacAddr 
     icmp[0] = kIcmpEchoReply;
     const uint16_t new_word = load_be16(icmp);
     uint32_t sum = static_cast<uint16_t>(~load_be16(icmp + 2)) + static_cast<uint16_t>(~old_word) + new_word;
-    store_be16(icmp + 2, checksum_finish(sum));
+    uint16_t cksum = checksum_finish(sum);
+    // Eqn. 3 yields 0x0000 when the message's sum is ones-complement zero,
+    // and takes it for -0 (0xffff). A message of zeros only (identifier,
+    // sequence and data all zero, as `IP()/ICMP()` in scapy sends) sums to
+    // +0, and its checksum must be 0xffff (RFC 1071): 0x0000 would fail the
+    // peer's check. Scan for that only in the rare case of a 0x0000 result.
+    if (cksum == 0 && all_zero_but_checksum(icmp, loc.total - loc.ihl)) cksum = 0xffff;
+    store_be16(icmp + 2, cksum);
 
     uint32_t out_len = loc.l3 + loc.total;
     if (out_len < kEthMinFrame && len >= kEthMinFrame) {
