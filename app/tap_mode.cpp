@@ -69,6 +69,7 @@ struct TapOptions {
     bool dpi = true;
     unsigned dpi_flows = 0;           // flow state objects; 0 = automatic
     unsigned record_ring = 1u << 16; // records waiting for the writer thread
+    unsigned mbufs = 0;              // receive pool; 0 = 8191 + workers x ring size
     bool help = false;
 };
 
@@ -103,6 +104,9 @@ void tap_usage(FILE *f) {
                  "                              and no record, counted as flow_states_exhausted)\n"
                  "  --record-ring N             records queued for the writer, power of two (default 65536)\n"
                  "  --summary FILE|-            write a JSON summary at exit\n"
+                 "  --mbufs N                   mbufs in the receive pool (default 8191 + workers x ring\n"
+                 "                              size); a looped capture (net_pcap infinite_rx=1) keeps\n"
+                 "                              every packet of the file in it\n"
                  "  --check-order               workers prove every packet's order and pinning (the summary's\n"
                  "                              correctness counters); a test instrument that costs a memory\n"
                  "                              access per packet, off by default\n");
@@ -197,6 +201,11 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             auto v = value("flows-out");
             if (!v) return "--flows-out needs a file name or -";
             o.flows_path = std::string(*v);
+        } else if (a == "--mbufs") {
+            auto v = value("mbufs");
+            auto n = v ? parse_uint(*v, 1024, 1u << 26) : std::nullopt;
+            if (!n) return "--mbufs needs a number from 1024 to 2^26";
+            o.mbufs = static_cast<unsigned>(*n);
         } else if (a == "--check-order") {
             o.cls.check_order = true;
         } else if (a == "--no-dpi") {
@@ -496,6 +505,8 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
         sum.split_flows += w->counters.split_flows;
         sum.unrecorded_moves += w->counters.unrecorded_moves;
         sum.stale_packets += w->counters.stale_packets;
+        sum.short_burst_cycles += w->counters.short_burst_cycles;
+        sum.short_burst_packets += w->counters.short_burst_packets;
     }
     std::fprintf(f, "{\"mode\":\"tap\",\"policy\":\"%s\",\"migrate\":%s,\"workers\":%u,\"seconds\":%.6f,",
                  flow::policy_name(r.opt.cls.policy), r.opt.cls.migrate ? "true" : "false", r.cls->workers(), seconds);
@@ -545,10 +556,15 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
                      (unsigned long)r.cls->ring_drops(w), r.cls->busy_share(w), (unsigned long)per[w].flows_ended,
                      (unsigned long)per[w].dpi_packets, (unsigned long)per[w].records_dropped);
     // Cycles per packet: the classifier's inside process_burst, the workers'
-    // on packets (flow accounting, nDPI, --check-order's checks, freeing).
-    std::fprintf(f, "],\"cycles_per_packet\":{\"classifier\":%.1f,\"workers\":%.1f},",
-                 s.packets ? static_cast<double>(s.dispatch_cycles) / static_cast<double>(s.packets) : 0.0,
-                 sum.packets ? static_cast<double>(tot.busy_cycles) / static_cast<double>(sum.packets) : 0.0);
+    // on packets (flow accounting, nDPI, --check-order's checks, freeing),
+    // and the workers' over the bursts no descheduling interrupted (what a
+    // benchmark on a shared machine can compare; flow::kLongBurstUs).
+    auto cycles_per = [](uint64_t cycles, uint64_t packets) {
+        return packets ? static_cast<double>(cycles) / static_cast<double>(packets) : 0.0;
+    };
+    std::fprintf(f, "],\"cycles_per_packet\":{\"classifier\":%.1f,\"workers\":%.1f,\"workers_short_bursts\":%.1f},",
+                 cycles_per(s.dispatch_cycles, s.packets), cycles_per(tot.busy_cycles, sum.packets),
+                 cycles_per(sum.short_burst_cycles, sum.short_burst_packets));
     if (r.cls->checks_order())
         std::fprintf(f, "\"correctness\":{\"checked\":true,\"order_inversions\":%lu,\"split_flows\":%lu,"
                         "\"unrecorded_moves\":%lu}}\n",
@@ -557,10 +573,6 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
     else
         std::fprintf(f, "\"correctness\":{\"checked\":false}}\n");
 }
-
-} // namespace
-
-namespace {
 
 // The value of every `--vdev X` / `--vdev=X` among the EAL arguments.
 std::vector<std::string_view> vdev_args(int argc, char **argv) {
@@ -609,39 +621,6 @@ std::string check_capture_files(int eal_argc, char **eal_argv) {
     return {};
 }
 
-int run_tap_on_eal(const TapOptions &opt);
-
-} // namespace
-
-int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
-    TapOptions opt;
-    std::string e = parse_tap_args(argc, argv, opt);
-    if (opt.help) {
-        tap_usage(stdout);
-        return 0;
-    }
-    if (e.empty()) e = check_capture_files(eal_argc, eal_argv);
-    if (!e.empty()) {
-        std::fprintf(stderr, "dpdk-millipede tap: %s\n", e.c_str());
-        return 2;
-    }
-    // Before EAL: a signal during start-up (EAL initialisation, probing,
-    // port set-up) only sets its flag. SIGINT/SIGTERM then stop the run as
-    // soon as it starts, through the normal teardown.
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
-    std::signal(SIGUSR1, on_usr1);
-    if (rte_eal_init(eal_argc, eal_argv) < 0) {
-        std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
-        return 1;
-    }
-    int status = run_tap_on_eal(opt); // every EAL object of the run is gone when it returns
-    rte_eal_cleanup();
-    return status;
-}
-
-namespace {
-
 int run_tap_on_eal(const TapOptions &opt) {
     TapRun r;
     r.opt = opt;
@@ -665,7 +644,8 @@ int run_tap_on_eal(const TapOptions &opt) {
     };
     bool pcap_input = true;
     int socket = port::port_socket(r.ports[0]);
-    rte_mempool *pool = port::make_pool("tap_pool", 8191 + r.opt.cls.workers * r.opt.cls.ring_size, socket, err);
+    unsigned mbufs = r.opt.mbufs ? r.opt.mbufs : 8191 + r.opt.cls.workers * r.opt.cls.ring_size;
+    rte_mempool *pool = port::make_pool("tap_pool", mbufs, socket, err);
     if (!pool) return fail(err);
     for (uint16_t p : r.ports) {
         port::PortConfig pc;
@@ -775,4 +755,32 @@ int run_tap_on_eal(const TapOptions &opt) {
 }
 
 } // namespace
+
+int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
+    TapOptions opt;
+    std::string e = parse_tap_args(argc, argv, opt);
+    if (opt.help) {
+        tap_usage(stdout);
+        return 0;
+    }
+    if (e.empty()) e = check_capture_files(eal_argc, eal_argv);
+    if (!e.empty()) {
+        std::fprintf(stderr, "dpdk-millipede tap: %s\n", e.c_str());
+        return 2;
+    }
+    // Before EAL: a signal during start-up (EAL initialisation, probing,
+    // port set-up) only sets its flag. SIGINT/SIGTERM then stop the run as
+    // soon as it starts, through the normal teardown.
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGUSR1, on_usr1);
+    if (rte_eal_init(eal_argc, eal_argv) < 0) {
+        std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+        return 1;
+    }
+    int status = run_tap_on_eal(opt); // every EAL object of the run is gone when it returns
+    rte_eal_cleanup();
+    return status;
+}
+
 } // namespace millipede::app

@@ -99,7 +99,8 @@ class Test:
         for args, text in ((["--bogus"], "unknown tap option '--bogus'"), (["--workers", "0"], "--workers"),
                            (["--workers"], "--workers"), (["--policy", "fastest"], "--policy"),
                            (["--ring-size", "1000"], "power of two"), (["--idle-timeout", "tcp=x"], "--idle-timeout"),
-                           (["--stats-interval", "-1"], "--stats-interval")):
+                           (["--stats-interval", "-1"], "--stats-interval"), (["--mbufs", "10"], "--mbufs"),
+                           (["--flows-out"], "--flows-out")):
             self.no_eal(["tap"] + args, 2, expect_line=text)
 
     def captures(self):
