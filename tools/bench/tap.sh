@@ -92,8 +92,9 @@ print(json.dumps({
     "flows": sum(s["flows"].values()), "migrations": s["migrations"],
     "check_order": s["correctness"]["checked"],
     "cycles_per_packet": s["cycles_per_packet"],
-    "correctness": s["correctness"], "lcores": sys.argv[1], "load_before": float(sys.argv[2])}))
-' "$LCORES" "$load"
+    "correctness": s["correctness"], "lcores": sys.argv[1], "load_before": float(sys.argv[2]),
+    "memory": sys.argv[3]}))
+' "$LCORES" "$load" "$MEM"
       done
     done
 done
