@@ -4,9 +4,6 @@
 #include <cstring>
 #include <string_view>
 
-#include <rte_eal.h>
-#include <rte_errno.h>
-
 #include "modes.h"
 #include "transport_mode.h"
 
@@ -70,16 +67,6 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "dpdk-millipede: unknown mode '%.*s' (see --help)\n", int(mode.size()), mode.data());
         return 2;
     }
-    for (int i = dashdash + 2; i < argc; ++i)
-        if (is_flag(argv[i], "--help") || is_flag(argv[i], "-h")) return millipede::app::run_tap(argc - dashdash - 2, argv + dashdash + 2);
-
-    int eal_argc = dashdash; // argv[0] .. before "--"
-    int rc = rte_eal_init(eal_argc, argv);
-    if (rc < 0) {
-        std::fprintf(stderr, "dpdk-millipede: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
-        return 1;
-    }
-    int status = millipede::app::run_tap(argc - dashdash - 2, argv + dashdash + 2);
-    rte_eal_cleanup();
-    return status;
+    // Like tx/rx: tap parses its options before it initialises EAL.
+    return millipede::app::run_tap(argc - dashdash - 2, argv + dashdash + 2, dashdash, argv);
 }

@@ -9,12 +9,21 @@
 // workers are spread over them, so --workers may exceed the lcore count).
 // The main lcore prints stats (--stats-interval, SIGUSR1); rte_telemetry
 // answers /millipede/tap/* from its own thread (see register_telemetry).
+//
+// Start-up order (run_tap): options are parsed and capture files checked
+// before EAL starts, so --help, a bad option or a missing capture costs no
+// EAL start-up and leaves no runtime files; the signal handlers go in before
+// rte_eal_init, so a SIGUSR1 at any moment asks for the figures (printed once
+// the run loop is up, or by the final line) and never ends the process.
 #include <atomic>
 #include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <mutex>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string>
 #include <time.h>
 #include <vector>
@@ -60,6 +69,8 @@ struct TapOptions {
     bool dpi = true;
     unsigned dpi_flows = 0;           // flow state objects; 0 = automatic
     unsigned record_ring = 1u << 16; // records waiting for the writer thread
+    unsigned mbufs = 0;              // receive pool; 0 = 8191 + workers x ring size
+    bool help = false;
 };
 
 void tap_usage(FILE *f) {
@@ -92,7 +103,13 @@ void tap_usage(FILE *f) {
                  "                              the flow capacity, at most 65536; a flow beyond gets none\n"
                  "                              and no record, counted as flow_states_exhausted)\n"
                  "  --record-ring N             records queued for the writer, power of two (default 65536)\n"
-                 "  --summary FILE|-            write a JSON summary at exit\n");
+                 "  --summary FILE|-            write a JSON summary at exit\n"
+                 "  --mbufs N                   mbufs in the receive pool (default 8191 + workers x ring\n"
+                 "                              size); a looped capture (net_pcap infinite_rx=1) keeps\n"
+                 "                              every packet of the file in it\n"
+                 "  --check-order               workers prove every packet's order and pinning (the summary's\n"
+                 "                              correctness counters); a test instrument that costs a memory\n"
+                 "                              access per packet, off by default\n");
 }
 
 bool parse_idle_timeouts(std::string_view v, flow::FlowTableConfig &t) {
@@ -127,8 +144,8 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             return std::string_view(argv[++i]);
         };
         if (a == "--help" || a == "-h") {
-            tap_usage(stdout);
-            std::exit(0);
+            o.help = true;
+            return {};
         } else if (a == "--migrate") {
             o.cls.migrate = true;
         } else if (a == "--policy") {
@@ -184,6 +201,13 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             auto v = value("flows-out");
             if (!v) return "--flows-out needs a file name or -";
             o.flows_path = std::string(*v);
+        } else if (a == "--mbufs") {
+            auto v = value("mbufs");
+            auto n = v ? parse_uint(*v, 1024, 1u << 26) : std::nullopt;
+            if (!n) return "--mbufs needs a number from 1024 to 2^26";
+            o.mbufs = static_cast<unsigned>(*n);
+        } else if (a == "--check-order") {
+            o.cls.check_order = true;
         } else if (a == "--no-dpi") {
             o.dpi = false;
         } else if (a == "--dpi-flows") {
@@ -297,9 +321,11 @@ int all_in_one_loop(TapRun &r, bool main_duties) {
     while (!r.input_done.load() && !should_stop(r)) {
         unsigned n = classify_step(r, last_rx, iter) + workers_step(r, 0, 1);
         n ? b.reset() : b.idle();
-        if (main_duties && (iter & 1023) == 0) {
-            if (g_dump.exchange(false)) print_stats_line(r);
-            if (r.opt.stats_interval_ns && now_ns(r) >= next_stats) {
+        if (main_duties) {
+            // A plain load first: the exchange's locked write stays off the
+            // hot loop unless SIGUSR1 actually asked.
+            if (g_dump.load(std::memory_order_relaxed) && g_dump.exchange(false)) print_stats_line(r);
+            if (r.opt.stats_interval_ns && (iter & 1023) == 0 && now_ns(r) >= next_stats) {
                 print_stats_line(r);
                 next_stats += r.opt.stats_interval_ns;
             }
@@ -479,6 +505,8 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
         sum.split_flows += w->counters.split_flows;
         sum.unrecorded_moves += w->counters.unrecorded_moves;
         sum.stale_packets += w->counters.stale_packets;
+        sum.short_burst_cycles += w->counters.short_burst_cycles;
+        sum.short_burst_packets += w->counters.short_burst_packets;
     }
     std::fprintf(f, "{\"mode\":\"tap\",\"policy\":\"%s\",\"migrate\":%s,\"workers\":%u,\"seconds\":%.6f,",
                  flow::policy_name(r.opt.cls.policy), r.opt.cls.migrate ? "true" : "false", r.cls->workers(), seconds);
@@ -527,19 +555,75 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
                      w ? "," : "", (unsigned long)r.cls->dispatched(w), (unsigned long)r.workers[w]->counters.packets,
                      (unsigned long)r.cls->ring_drops(w), r.cls->busy_share(w), (unsigned long)per[w].flows_ended,
                      (unsigned long)per[w].dpi_packets, (unsigned long)per[w].records_dropped);
-    std::fprintf(f, "],\"correctness\":{\"order_inversions\":%lu,\"split_flows\":%lu,\"unrecorded_moves\":%lu}}\n",
-                 (unsigned long)sum.order_inversions, (unsigned long)sum.split_flows,
-                 (unsigned long)sum.unrecorded_moves);
+    // Cycles per packet: the classifier's inside process_burst, the workers'
+    // on packets (flow accounting, nDPI, --check-order's checks, freeing),
+    // and the workers' over the bursts no descheduling interrupted (what a
+    // benchmark on a shared machine can compare; flow::kLongBurstUs).
+    auto cycles_per = [](uint64_t cycles, uint64_t packets) {
+        return packets ? static_cast<double>(cycles) / static_cast<double>(packets) : 0.0;
+    };
+    std::fprintf(f, "],\"cycles_per_packet\":{\"classifier\":%.1f,\"workers\":%.1f,\"workers_short_bursts\":%.1f},",
+                 cycles_per(s.dispatch_cycles, s.packets), cycles_per(tot.busy_cycles, sum.packets),
+                 cycles_per(sum.short_burst_cycles, sum.short_burst_packets));
+    if (r.cls->checks_order())
+        std::fprintf(f, "\"correctness\":{\"checked\":true,\"order_inversions\":%lu,\"split_flows\":%lu,"
+                        "\"unrecorded_moves\":%lu}}\n",
+                     (unsigned long)sum.order_inversions, (unsigned long)sum.split_flows,
+                     (unsigned long)sum.unrecorded_moves);
+    else
+        std::fprintf(f, "\"correctness\":{\"checked\":false}}\n");
 }
 
-} // namespace
-
-int run_tap(int argc, char **argv) {
-    TapRun r;
-    if (std::string e = parse_tap_args(argc, argv, r.opt); !e.empty()) {
-        std::fprintf(stderr, "dpdk-millipede tap: %s\n", e.c_str());
-        return 2;
+// The value of every `--vdev X` / `--vdev=X` among the EAL arguments.
+std::vector<std::string_view> vdev_args(int argc, char **argv) {
+    std::vector<std::string_view> out;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--vdev" && i + 1 < argc) out.emplace_back(argv[++i]);
+        else if (a.substr(0, 7) == "--vdev=") out.push_back(a.substr(7));
     }
+    return out;
+}
+
+// net_pcap opens its rx_pcap files while EAL probes devices, and a missing
+// one ends rte_eal_init with a probe message that does not name the file.
+// Checked here first: missing, unreadable, or (for a regular file) not a
+// pcap/pcapng capture. A FIFO is left alone (reading it would consume it).
+std::string check_capture_files(int eal_argc, char **eal_argv) {
+    for (std::string_view v : vdev_args(eal_argc, eal_argv)) {
+        std::string_view name = v.substr(0, v.find(','));
+        if (name.substr(0, 8) != "net_pcap" && name.substr(0, 8) != "eth_pcap") continue;
+        for (size_t at = v.find(','); at != std::string_view::npos;) {
+            size_t next = v.find(',', at + 1);
+            std::string_view kv = v.substr(at + 1, next == std::string_view::npos ? next : next - at - 1);
+            at = next;
+            if (kv.substr(0, 8) != "rx_pcap=") continue;
+            std::string path(kv.substr(8));
+            struct stat st {};
+            if (::stat(path.c_str(), &st) != 0) {
+                if (errno == ENOENT || errno == ENOTDIR) return "no such capture " + path;
+                return "cannot open capture " + path + ": " + std::strerror(errno);
+            }
+            if (S_ISDIR(st.st_mode)) return "capture " + path + " is a directory";
+            if (::access(path.c_str(), R_OK) != 0) return "cannot read capture " + path + ": " + std::strerror(errno);
+            if (!S_ISREG(st.st_mode)) continue;
+            int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            unsigned char magic[4] = {};
+            ssize_t got = fd >= 0 ? ::read(fd, magic, sizeof magic) : -1;
+            if (fd >= 0) ::close(fd);
+            if (got < 0) return "cannot read capture " + path + ": " + std::strerror(errno);
+            uint32_t m = uint32_t(magic[0]) << 24 | uint32_t(magic[1]) << 16 | uint32_t(magic[2]) << 8 | magic[3];
+            // pcap (microsecond and nanosecond, either byte order) and pcapng.
+            bool known = m == 0xa1b2c3d4 || m == 0xd4c3b2a1 || m == 0xa1b23c4d || m == 0x4d3cb2a1 || m == 0x0a0d0d0a;
+            if (got != 4 || !known) return "capture " + path + " is not a pcap or pcapng file";
+        }
+    }
+    return {};
+}
+
+int run_tap_on_eal(const TapOptions &opt) {
+    TapRun r;
+    r.opt = opt;
     r.ports = r.opt.ports.empty() ? port::available_ports() : r.opt.ports;
     if (r.ports.empty()) {
         std::fprintf(stderr, "dpdk-millipede tap: no DPDK ports: bind a NIC to a DPDK driver, or add a virtual "
@@ -560,7 +644,8 @@ int run_tap(int argc, char **argv) {
     };
     bool pcap_input = true;
     int socket = port::port_socket(r.ports[0]);
-    rte_mempool *pool = port::make_pool("tap_pool", 8191 + r.opt.cls.workers * r.opt.cls.ring_size, socket, err);
+    unsigned mbufs = r.opt.mbufs ? r.opt.mbufs : 8191 + r.opt.cls.workers * r.opt.cls.ring_size;
+    rte_mempool *pool = port::make_pool("tap_pool", mbufs, socket, err);
     if (!pool) return fail(err);
     for (uint16_t p : r.ports) {
         port::PortConfig pc;
@@ -621,9 +706,6 @@ int run_tap(int argc, char **argv) {
     r.start_tsc = rte_rdtsc();
     uint64_t idle_ms = r.opt.exit_on_idle_ms == UINT64_MAX ? (pcap_input ? 300 : 0) : r.opt.exit_on_idle_ms;
     r.exit_on_idle_tsc = idle_ms * r.tsc_hz / 1000;
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
-    std::signal(SIGUSR1, on_usr1);
     register_telemetry(r);
 
     std::vector<WorkerLcoreArg> wargs;
@@ -669,6 +751,35 @@ int run_tap(int argc, char **argv) {
     for (uint16_t p : r.ports) port::stop_port(p);
     r.tap_workers.clear(); // nDPI engines
     rte_mempool_free(r.flow_pool); // every object came back with its flow's notice
+    return status;
+}
+
+} // namespace
+
+int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
+    TapOptions opt;
+    std::string e = parse_tap_args(argc, argv, opt);
+    if (opt.help) {
+        tap_usage(stdout);
+        return 0;
+    }
+    if (e.empty()) e = check_capture_files(eal_argc, eal_argv);
+    if (!e.empty()) {
+        std::fprintf(stderr, "dpdk-millipede tap: %s\n", e.c_str());
+        return 2;
+    }
+    // Before EAL: a signal during start-up (EAL initialisation, probing,
+    // port set-up) only sets its flag. SIGINT/SIGTERM then stop the run as
+    // soon as it starts, through the normal teardown.
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGUSR1, on_usr1);
+    if (rte_eal_init(eal_argc, eal_argv) < 0) {
+        std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+        return 1;
+    }
+    int status = run_tap_on_eal(opt); // every EAL object of the run is gone when it returns
+    rte_eal_cleanup();
     return status;
 }
 

@@ -40,6 +40,7 @@ void TapWorker::on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burs
     }
     const uint8_t *frame = rte_pktmbuf_mtod(m, const uint8_t *);
     uint32_t len = rte_pktmbuf_data_len(m);
+    const uint32_t frame_len = rte_pktmbuf_pkt_len(m); // every segment
     uint64_t ts = burst_ns;
     if (clock_.ts_offset >= 0 && (m->ol_flags & clock_.ts_flag))
         ts = *RTE_MBUF_DYNFIELD(m, clock_.ts_offset, uint64_t *) * clock_.ts_scale_ns;
@@ -48,8 +49,15 @@ void TapWorker::on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burs
     // costs far less than nDPI itself, and only the flow's first packet and
     // those nDPI still inspects need it.
     bool inspect = engine_ && (!f->live || !f->verdict.done) && !(meta.flags & flow::kMetaLaterFragment);
-    net::PacketInfo p;
-    if ((!f->live || inspect) && net::parse_packet(frame, len, p) != net::Reject::NONE) inspect = false;
+    net::PacketInfo p{};
+    if ((!f->live || inspect) && !rte_pktmbuf_is_contiguous(m)) {
+        // Chained: nDPI needs the payload in one piece. Rare (frames over
+        // 2 KiB) and bounded by kFrameScratch, so a copy beats teaching
+        // every dissector about segments.
+        len = std::min(frame_len, kFrameScratch);
+        frame = static_cast<const uint8_t *>(rte_pktmbuf_read(m, 0, len, frame_scratch_.get()));
+    }
+    if ((!f->live || inspect) && (!frame || net::parse_packet(frame, len, p) != net::Reject::NONE)) inspect = false;
     if (!f->live) {
         // The flow's first packet here: its sender is the initiator.
         f->live = 1;
@@ -71,8 +79,8 @@ void TapWorker::on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burs
     }
     unsigned d = meta.direction == f->first_dir ? 0 : 1;
     ++f->packets[d];
-    f->bytes[d] += rte_pktmbuf_pkt_len(m);
-    TapWorkerStats::bump(stats.bytes, rte_pktmbuf_pkt_len(m));
+    f->bytes[d] += frame_len;
+    TapWorkerStats::bump(stats.bytes, frame_len);
     f->last_ns = ts;
     f->migrations = meta.epoch;
     // Later fragments carry no L4 header: ndpiReader skips them too.

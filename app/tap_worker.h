@@ -13,6 +13,11 @@
 //   pushes the record and returns the object to the pool.
 // - Nothing here allocates per packet; nDPI itself may, inside a flow
 //   (host names, TLS buffers), and that is released at the flow's end.
+// - A frame chained over several mbufs (longer than one: net_pcap, RX
+//   scatter) is counted whole (pkt_len) and, when it must be parsed or
+//   inspected, copied into this worker's scratch buffer so nDPI sees the
+//   whole payload. nDPI takes at most 65,535 bytes from the IP header on
+//   (its length is 16 bits, as in ndpiReader).
 // - Counters are single-writer (this worker), read by the main lcore and
 //   the telemetry thread with relaxed loads.
 #pragma once
@@ -91,7 +96,13 @@ public:
     // `engine` null: no inspection (--no-dpi). `writer` null: no records.
     TapWorker(unsigned id, rte_mempool *pool, std::unique_ptr<dpi::Engine> engine, RecordWriter *writer,
               const TapClock &clock)
-        : id_(id), pool_(pool), engine_(std::move(engine)), writer_(writer), clock_(clock) {}
+        : id_(id), pool_(pool), engine_(std::move(engine)), writer_(writer), clock_(clock),
+          frame_scratch_(new uint8_t[kFrameScratch]) {}
+
+    // The longest frame the parser can accept whole: two VLAN tags and an
+    // IPv6 header with a full 65,535-byte payload; anything past that is
+    // padding that no length field covers.
+    static constexpr uint32_t kFrameScratch = 22 + 40 + 65535;
 
     void on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burst_ns);
     void on_notice(void *state, flow::FlowEndReason why);
@@ -105,6 +116,7 @@ private:
     std::unique_ptr<dpi::Engine> engine_;
     RecordWriter *writer_;
     const TapClock &clock_;
+    std::unique_ptr<uint8_t[]> frame_scratch_; // a chained frame, made contiguous
 };
 
 } // namespace millipede::app

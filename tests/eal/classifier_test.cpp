@@ -84,6 +84,7 @@ ClassifierConfig small_config(unsigned workers, Policy policy, bool migrate, con
     c.ring_size = 4096;
     c.table.capacity = 1 << 14;
     c.table.name = name;
+    c.check_order = true; // the workers' order and pinning counters are asserted
     return c;
 }
 
@@ -473,6 +474,35 @@ TEST(Classifier, MalformedPacketsAreCountedByReasonAndFreed) {
     EXPECT_EQ(c->table().active(), 0u);
     c.reset();
     expect_no_leak(before);
+}
+
+// The order checker is a test instrument: without check_order there is
+// none, and the workers still deliver every packet in order.
+TEST(Classifier, TheOrderCheckerIsOffUnlessAskedFor) {
+    Collector sink;
+    std::string err;
+    ClassifierConfig cfg = small_config(1, Policy::Busy, false, "nochk");
+    cfg.check_order = false;
+    auto c = Classifier::create(cfg, &sink, err);
+    ASSERT_TRUE(c) << err;
+    EXPECT_EQ(c->checker(), nullptr);
+    EXPECT_FALSE(c->checks_order());
+    EXPECT_FALSE(ClassifierConfig{}.check_order) << "off by default";
+    std::vector<rte_mbuf *> pk;
+    Tuple t{7, 8, 9, 10, net::kProtoUDP};
+    for (uint32_t i = 1; i <= 100; ++i) pk.push_back(make_packet(i & 1 ? t : t.reversed(), 0, 0, 1, i));
+    send(*c, pk, 1);
+    Observed o;
+    std::vector<std::unique_ptr<WorkerPort>> ws;
+    ws.push_back(std::make_unique<WorkerPort>(*c, 0));
+    drain(ws, o);
+    EXPECT_EQ(o.packets, 100u);
+    EXPECT_EQ(o.inversions, 0u);
+    EXPECT_EQ(ws[0]->counters.packets, 100u);
+    auto on = small_config(1, Policy::Busy, false, "yeschk");
+    auto c2 = Classifier::create(on, &sink, err);
+    ASSERT_TRUE(c2) << err;
+    EXPECT_NE(c2->checker(), nullptr);
 }
 
 // The checker must be able to fail: feed it violations by hand.

@@ -146,6 +146,7 @@ ClassifierConfig config(unsigned workers, unsigned ring, const char *name) {
     c.table.name = name;
     c.table.closed_linger_ns = kSec;
     c.table.idle_timeout_ns = {10 * kSec, 2 * kSec, 2 * kSec};
+    c.check_order = true; // the workers' order and pinning counters are asserted
     return c;
 }
 

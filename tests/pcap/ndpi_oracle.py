@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """L7 protocols of tap's flow records, checked against Debian's ndpiReader.
 
-For every capture in the shared pcaps folder, `dpdk-millipede tap` reads the
+For every capture given (the shared pcaps folder; generated ones), `dpdk-millipede tap` reads the
 file through DPDK's net_pcap vdev on three lcores (RX/classifier, two
 logical workers on one worker lcore, busy policy with migration, so
 inspection state also moves between workers) and writes its flow records.
@@ -10,12 +10,16 @@ here wrote) lists its flows with the protocol it found. Flows are matched
 by IP protocol and unordered endpoint pair (address, port); where either
 side has several flows on one pair (ndpiReader ends a flow after 30 s idle,
 tap starts a new TCP flow on a new SYN), the protocol labels are matched as
-multisets. Every difference is printed with its likely reason; the run
-fails when fewer than 95 % of all flows agree, or when any capture's run
-fails, drops a record, or leaves a flow without one.
+multisets. Every difference is printed with its likely reason.
 
-usage: ndpi_oracle.py DPDK_MILLIPEDE PCAP_DIR
-Exit 77 (skip) when the folder is absent; 1 on failure.
+The run fails when a capture agrees less than REQUIRED says (every
+well-formed capture 100 %; the two deliberately malformed ones the shares
+README.md and docs/tap.md state, 88 % and 77 %), when fewer than OVERALL
+(98 %) of all flows agree, or when any capture's run fails, drops a record,
+or leaves a flow without one. These are the figures the README claims.
+
+usage: ndpi_oracle.py DPDK_MILLIPEDE PATH...   (capture files or folders of them)
+Exit 77 (skip) when the shared folder is absent; 1 on failure.
 """
 import collections
 import ipaddress
@@ -26,7 +30,11 @@ import shutil
 import subprocess
 import sys
 
-THRESHOLD = 0.95
+# Agreement each capture must reach; any capture not named: 1.0 (every flow).
+# The malformed captures hold headers that tap rejects by name and
+# ndpiReader accepts (or the reverse), and fragments without their first.
+REQUIRED = {"fuzz-2006-06-26-2594.pcap": 0.88, "fuzz-2020-02-16-11740.pcap": 0.77}
+OVERALL = 0.98
 IP_PROTOS = {"TCP": 6, "UDP": 17, "ICMP": 1, "ICMPV6": 58, "VRRP": 112, "IGMP": 2}
 LINE = re.compile(r"^\s+\d+\s+(\S+) \[?([0-9A-Fa-f:.]+)\]?:(\d+) (?:<->|->) \[?([0-9A-Fa-f:.]+)\]?:(\d+) "
                   r".*?\[proto: [0-9.]+/([^\]]+)\](?:.*?\[Confidence: ([^\]]+)\])?")
@@ -95,22 +103,28 @@ def reason(name, ours, theirs, key):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         print(__doc__)
         return 2
-    app, folder = sys.argv[1], sys.argv[2]
-    if not os.path.isdir(folder):
-        print(f"SKIP: capture folder {folder} is absent (it holds the shared real captures)")
+    app, paths = sys.argv[1], sys.argv[2:]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        print(f"SKIP: capture folder {missing[0]} is absent (it holds the shared real captures)")
         return 77
     if not shutil.which("ndpiReader"):
         print("FAIL: ndpiReader is not installed (package libndpi-bin; tools/test.sh installs it)")
         return 1
-    captures = sorted(f for f in os.listdir(folder) if f.endswith((".pcap", ".pcapng")))
+    captures = []
+    for p in paths:
+        if os.path.isdir(p):
+            captures += [os.path.join(p, f) for f in sorted(os.listdir(p)) if f.endswith((".pcap", ".pcapng"))]
+        else:
+            captures.append(p)
     failures, differences = [], []
     total = agree_total = 0
-    print(f"{'capture':28} {'flows':>6} {'agree':>6} {'share':>7}  ours=ndpiReader examples")
-    for i, name in enumerate(captures):
-        path = os.path.join(folder, name)
+    print(f"{'capture':28} {'flows':>6} {'agree':>6} {'share':>7} {'needed':>7}  ours=ndpiReader examples")
+    for i, path in enumerate(captures):
+        name = os.path.basename(path)
         try:
             summary, records = run_tap(app, path, i)
             theirs = ndpireader_flows(path)
@@ -152,17 +166,20 @@ def main():
         total += n
         agree_total += agree
         share = agree / n if n else 1.0
+        needed = REQUIRED.get(name, 1.0)
         top = ", ".join(f"{k} x{v}" for k, v in examples.most_common(3))
-        print(f"{name:28} {n:>6} {agree:>6} {100 * share:6.1f}%  {top}")
+        print(f"{name:28} {n:>6} {agree:>6} {100 * share:6.1f}% {100 * needed:6.0f}%  {top}")
+        if share < needed:
+            failures.append(f"{name}: {agree} of {n} flows agree = {100 * share:.1f}% < {100 * needed:.0f}%")
     print()
     print(f"differences ({len(differences)}):")
     for d in differences:
         print("  " + d)
     overall = agree_total / total if total else 0.0
     print(f"\noverall: {agree_total} of {total} flows agree with ndpiReader = {100 * overall:.1f}% "
-          f"(required {100 * THRESHOLD:.0f}%)")
-    if overall < THRESHOLD:
-        failures.append(f"agreement {100 * overall:.1f}% < {100 * THRESHOLD:.0f}%")
+          f"(required {100 * OVERALL:.0f}%)")
+    if overall < OVERALL:
+        failures.append(f"overall agreement {100 * overall:.1f}% < {100 * OVERALL:.0f}%")
     for f in failures:
         print("FAIL:", f)
     return 1 if failures else 0

@@ -2,38 +2,49 @@
 """A live tap: figures on SIGUSR1 and through rte_telemetry.
 
 Runs `dpdk-millipede tap` on a capture replayed in a loop (net_pcap
-infinite_rx=1, so the input never ends by itself) for a few seconds, with
-two logical workers. While it runs, the test connects to DPDK's telemetry
-socket (/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2, SOCK_SEQPACKET),
-asks /millipede/tap/stats and /millipede/tap/workers and checks their JSON,
-then sends SIGUSR1 and checks that exactly one extra figures line reached
-stderr. The run must end by itself (--duration) with status 0, every flow
-recorded once, no correctness counter raised.
+infinite_rx=1, so the input never ends by itself) with two logical workers
+and --check-order. The test connects to DPDK's telemetry socket
+(/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2, SOCK_SEQPACKET) and asks
+/millipede/tap/stats and /millipede/tap/workers until the workers have
+received packets and nDPI has inspected some, checks their JSON, then sends
+SIGUSR1 and waits for the figures line on stderr, then SIGTERM, and waits
+for the exit. Every wait is for a condition, with a deadline; nothing is
+timed. The run must end with status 0, exactly two figures lines (SIGUSR1
+and exit), every flow recorded once, the order checker on and its
+counters zero.
 
 usage: tap_live_test.py DPDK_MILLIPEDE PCAP_DIR
 """
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 
-def telemetry(prefix, command):
-    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
-    deadline = time.time() + 10
-    while not os.path.exists(path):
-        if time.time() > deadline:
-            raise RuntimeError(f"no telemetry socket at {path}")
-        time.sleep(0.05)
+def wait_until(what, condition, timeout):
+    """Polls `condition` until it returns something true; raises after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def telemetry(path, command):
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
-        s.settimeout(5)
+        s.settimeout(10)
         s.connect(path)
         hello = json.loads(s.recv(4096).decode())
         s.send(command.encode())
-        return json.loads(s.recv(hello["max_output_len"]).decode())
+        return json.loads(s.recv(hello["max_output_len"]).decode())[command]
 
 
 def main():
@@ -46,35 +57,71 @@ def main():
         print(f"FAIL: {capture} is absent (tests need ../shared/pcaps)")
         return 1
     prefix = f"taplive_{os.getpid()}"
+    sock = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
+    # --duration only bounds a run the test failed to stop.
     cmd = [app, "--no-huge", "--no-pci", "-m", "512", "--log-level=lib.eal:error", "--file-prefix", prefix,
            "--lcores", "0@0,1@(0-1),2@(0-1)", "--vdev", f"net_pcap0,rx_pcap={capture},infinite_rx=1", "--",
-           "tap", "--workers", "2", "--duration", "4", "--flows-out", "-", "--summary", "-"]
+           "tap", "--workers", "2", "--check-order", "--duration", "300", "--flows-out", "-", "--summary", "-"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_lines = queue.Queue()
+    err_all, out_chunks = [], []
+
+    def read_err():
+        for line in p.stderr:
+            err_all.append(line)
+            err_lines.put(line)
+
+    readers = [threading.Thread(target=read_err), threading.Thread(target=lambda: out_chunks.append(p.stdout.read()))]
+    for r in readers:
+        r.start()
+
+    def figures_line(timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = err_lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no figures line on stderr within {timeout} s")
+            if line.startswith("tap: "):
+                return line
+
     failures = []
     try:
-        time.sleep(1.5)
-        stats = telemetry(prefix, "/millipede/tap/stats")["/millipede/tap/stats"]
-        workers = telemetry(prefix, "/millipede/tap/workers")["/millipede/tap/workers"]
+        wait_until("the telemetry socket", lambda: os.path.exists(sock) or p.poll() is not None, 60)
+
+        def traffic_seen():
+            if p.poll() is not None:
+                raise RuntimeError(f"tap exited early with status {p.returncode}")
+            s = telemetry(sock, "/millipede/tap/stats")  # null until the run has registered
+            if not s or not (s["rx_packets"] > 0 and s["worker_packets"] > 0 and s["flows_started"] > 0):
+                return None
+            w = telemetry(sock, "/millipede/tap/workers")
+            return (s, w) if sum(w["dpi_packets"]) > 0 else None
+
+        stats, workers = wait_until("packets received, processed and inspected (/millipede/tap/*)", traffic_seen, 60)
         print("stats:", json.dumps(stats))
         print("workers:", json.dumps(workers))
         if stats["workers"] != 2:
             failures.append(f"telemetry says {stats['workers']} workers, expected 2")
-        if stats["rx_packets"] <= 0 or stats["flows_started"] <= 0:
-            failures.append("telemetry shows no traffic after 1.5 s of replay")
         for key in ("packets", "bytes", "flows_started", "flows_ended", "dpi_packets", "ring_drops",
                     "records_dropped", "busy_permille"):
             if len(workers.get(key, [])) != 2:
                 failures.append(f"/millipede/tap/workers: {key} is not a 2-worker array: {workers.get(key)}")
         if sum(workers["packets"]) <= 0 or sum(workers["dpi_packets"]) <= 0:
             failures.append("workers have inspected nothing")
-        if sum(workers["packets"]) > stats["rx_packets"]:
+        if sum(workers["packets"]) > telemetry(sock, "/millipede/tap/stats")["rx_packets"]:
             failures.append("workers processed more packets than were received")
         p.send_signal(signal.SIGUSR1)
-        out, err = p.communicate(timeout=60)
+        print("on SIGUSR1:", figures_line(60).strip())
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=120)
     except Exception as e:
-        p.kill()
-        out, err = p.communicate()
         failures.append(f"{type(e).__name__}: {e}")
+        p.kill()
+        p.wait(60)
+    for r in readers:
+        r.join(60)
+    out, err = "".join(out_chunks), "".join(err_all)
     if p.returncode != 0:
         failures.append(f"exit status {p.returncode}: {err.strip()[-400:]}")
     lines = [l for l in err.splitlines() if l.startswith("tap: ")]
@@ -86,13 +133,15 @@ def main():
         summary, records = docs[-1], docs[:-1]
         flows = sum(summary["flows"].values())
         print(f"summary: {summary['packets']} packets, {flows} flows, {len(records)} records, "
-              f"dpi {summary['dpi']}")
+              f"dpi {summary['dpi']}, correctness {summary['correctness']}")
         if len(records) != flows:
             failures.append(f"{len(records)} records for {flows} flows")
         if summary["records"]["dropped"]:
             failures.append(f"{summary['records']['dropped']} records dropped")
+        if summary["correctness"].get("checked") is not True:
+            failures.append(f"--check-order did not check: {summary['correctness']}")
         for counter, value in summary["correctness"].items():
-            if value:
+            if counter != "checked" and value:
                 failures.append(f"{counter} = {value}")
         if not any(r.get("l7") == "WhatsApp" for r in records):
             failures.append("no WhatsApp flow among the records")

@@ -590,6 +590,7 @@ PhaseResult run_millipede(Common &c, std::string &err) {
     if (o.migrate_margin) cfg.tuning.migrate_margin = *o.migrate_margin;
     cfg.release = [](rte_mbuf **, unsigned) {}; // static trace: never free
     cfg.tsc_hz = c.tsc_hz;
+    cfg.check_order = true; // the correctness counters compare with rte_distributor's
     r.cls = flow::Classifier::create(cfg, nullptr, err);
     if (!r.cls) return res;
     for (unsigned w = 0; w < o.workers; ++w) r.ports.push_back(std::make_unique<flow::WorkerPort>(*r.cls, w));

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Packets per second through `dpdk-millipede tap` with nDPI, on a looped
 # replay of real captures (net_pcap infinite_rx=1: each file is loaded into
-# mbufs once and replayed forever), for 1 and 2 workers and each policy.
-# Prints one JSON line per run (docs/benchmarks.md, "tap with nDPI").
+# mbufs once and replayed forever), for 1 and 2 workers and each policy,
+# with the order checker off and on (--check-order: the test instrument's
+# cost shows in the workers' cycles per packet). Prints one JSON line per
+# run (docs/benchmarks.md, "tap with nDPI").
 #
 #   tools/bench/tap.sh [seconds]          # default 10 s per run
 #
@@ -12,7 +14,11 @@
 # (default ../shared/pcaps), CAPTURES (file names, default a mix with an
 # L7 verdict each; not http_ipv6.pcap: its frames exceed one mbuf, which
 # net_pcap's infinite_rx refuses), NICE (default -20), WORKERS (default "1 2"),
-# POLICIES (default "hash pending busy busy+migrate"), EXTRA (more tap options).
+# POLICIES (default "hash pending busy busy+migrate"), CHECK_ORDER (default
+# "off on": runs without and with --check-order, one after the other),
+# FLOWS (instead of CAPTURES: a capture of that many concurrent UDP flows,
+# written once by tools/bench/many_flows_pcap.py into $BUILD, so per-flow
+# state is out of cache as on a busy mirror port), EXTRA (more tap options).
 # Uses 2 MiB hugepages when 512 are free (its own --file-prefix, removed
 # afterwards), else --no-huge.
 set -eu
@@ -24,6 +30,7 @@ CAPTURES=${CAPTURES:-"whatsapp.pcap quic.pcap dropbox.pcap tor.pcap bittorrent.p
 NICE=${NICE:--20}
 WORKERS=${WORKERS:-"1 2"}
 POLICIES=${POLICIES:-"hash pending busy busy+migrate"}
+CHECK_ORDER=${CHECK_ORDER:-"off on"}
 EXTRA=${EXTRA:-}
 SECONDS_PER_RUN=${1:-10}
 PREFIX=benchtap$$
@@ -33,6 +40,15 @@ ninja -C "$BUILD" app/dpdk-millipede >&2
 
 VDEVS=""
 i=0
+FLOWS=${FLOWS:-}
+if [ -n "$FLOWS" ]; then
+    many="$BUILD/bench-flows-$FLOWS.pcap"
+    [ -f "$many" ] || python3 tools/bench/many_flows_pcap.py "$many" "$FLOWS"
+    PCAPS=$(dirname "$many")
+    CAPTURES=$(basename "$many")
+    # net_pcap's infinite_rx holds the whole file in the pool: 2 packets per flow.
+    EXTRA="$EXTRA --mbufs $((2 * FLOWS + 8191 + 2 * 4096))"
+fi
 for c in $CAPTURES; do
     [ -f "$PCAPS/$c" ] || { echo "tap.sh: no capture $PCAPS/$c" >&2; exit 2; }
     VDEVS="$VDEVS --vdev net_pcap$i,rx_pcap=$PCAPS/$c,infinite_rx=1"
@@ -47,10 +63,12 @@ trap cleanup EXIT
 
 for w in $WORKERS; do
     for pol in $POLICIES; do
+      for check in $CHECK_ORDER; do
         case $pol in
         *+migrate) args="--policy ${pol%+migrate} --migrate" ;;
         *) args="--policy $pol" ;;
         esac
+        [ "$check" = on ] && args="$args --check-order"
         load=$(cut -d' ' -f1 /proc/loadavg)
         # shellcheck disable=SC2086
         out=$(timeout -s KILL $((SECONDS_PER_RUN + 120)) nice -n "$NICE" "$BUILD/app/dpdk-millipede" \
@@ -72,7 +90,11 @@ print(json.dumps({
     "imbalance_offered": round(imb(offered), 3), "imbalance_processed": round(imb(done), 3),
     "busy_share": [x["busy_share"] for x in w], "dpi_packets": s["dpi"]["packets"],
     "flows": sum(s["flows"].values()), "migrations": s["migrations"],
-    "correctness": s["correctness"], "lcores": sys.argv[1], "load_before": float(sys.argv[2])}))
-' "$LCORES" "$load"
+    "check_order": s["correctness"]["checked"],
+    "cycles_per_packet": s["cycles_per_packet"],
+    "correctness": s["correctness"], "lcores": sys.argv[1], "load_before": float(sys.argv[2]),
+    "memory": sys.argv[3]}))
+' "$LCORES" "$load" "$MEM"
+      done
     done
 done

@@ -1,5 +1,6 @@
 #include "millipede/flow/classifier.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <rte_cycles.h>
@@ -155,7 +156,14 @@ std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, Flow
         // so that a full ring never makes the classifier allocate.
         for (auto &p : c->pending_) p.reserve(cfg.flow_state_pool->size);
     }
-    c->checker_ = std::make_unique<OrderChecker>(c->table_->slots(), cfg.table.socket_id);
+    if (cfg.check_order) {
+        c->checker_ = std::make_unique<OrderChecker>(c->table_->slots(), cfg.table.socket_id);
+        if (!c->checker_->ready()) {
+            err = "cannot allocate the order checker's " + std::to_string(c->table_->slots()) + " slots";
+            return nullptr;
+        }
+    }
+    c->header_scratch_.resize(net::kMaxHeaderBytes);
     c->shared_ = static_cast<WorkerShared *>(
         rte_zmalloc_socket("worker_shared", sizeof(WorkerShared) * cfg.workers, 64, cfg.table.socket_id));
     if (!c->shared_) {
@@ -228,6 +236,21 @@ bool Classifier::resolve_fragment(const net::PacketInfo &p, FlowKey &key) {
     return false;
 }
 
+net::Reject Classifier::parse_chained(rte_mbuf *m, net::PacketInfo &p) {
+    // A frame longer than one mbuf: lengths are the whole frame's, and the
+    // headers nearly always lie in the first segment (2 KiB or more).
+    const uint32_t len = rte_pktmbuf_pkt_len(m);
+    net::Reject r = net::Reject::NONE;
+    if (net::parse_packet_prefix(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), len, p, r)) return r;
+    // Only long IPv6 extension headers get here: copy what the parser may read.
+    const uint32_t held = std::min(len, net::kMaxHeaderBytes);
+    const auto *head = static_cast<const uint8_t *>(rte_pktmbuf_read(m, 0, held, header_scratch_.data()));
+    // Holding min(len, kMaxHeaderBytes) always decides (parse.h); a chain
+    // shorter than its pkt_len is a broken mbuf, counted as a truncated frame.
+    if (!head || !net::parse_packet_prefix(head, held, len, p, r)) return net::Reject::ETH_TRUNCATED;
+    return r;
+}
+
 void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
     if (n == 0) return;
     if (n > kBurst) n = kBurst;
@@ -257,7 +280,9 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
         if (i + kAhead < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void *));
         rte_mbuf *m = pkts[i];
         net::PacketInfo p;
-        net::Reject r = net::parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), p);
+        net::Reject r = likely(rte_pktmbuf_is_contiguous(m))
+                            ? net::parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), p)
+                            : parse_chained(m, p);
         if (r != net::Reject::NONE) {
             ++stats_.rejects[static_cast<unsigned>(r)];
             dropped[ndropped++] = m;

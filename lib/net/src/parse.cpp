@@ -8,6 +8,12 @@
 //
 // Anything past the IP datagram (Ethernet minimum-size padding, FCS left by
 // the NIC) is ignored: L4 is bounded by the IP length, not the frame length.
+//
+// Prefix mode (parse_packet_prefix, kPrefix = true): lengths are checked
+// against the whole frame as above, and in addition every load is preceded
+// by a check against `held`, the bytes actually present at `frame`. A load
+// past `held` stops the parse with kNeedMore, which never leaves this file.
+// For parse_packet() held == len and those checks compile away.
 
 #include "millipede/net/parse.h"
 
@@ -44,6 +50,15 @@ constexpr uint8_t kIpv6AH = 51;
 constexpr uint8_t kIpv6NoNextHeader = 59;
 constexpr uint8_t kIpv6DestOptions = 60;
 
+// Internal: the headers reach past the bytes held (prefix mode only).
+constexpr Reject kNeedMore = Reject::COUNT_;
+
+// True when `n` bytes at `off` are not all held (prefix mode only).
+template <bool kPrefix> inline bool past_held(uint32_t off, uint32_t n, uint32_t held) {
+    if constexpr (kPrefix) return off > held || n > held - off;
+    else return false;
+}
+
 struct RejectText {
     const char *name;
     const char *description;
@@ -61,8 +76,9 @@ static_assert(std::size(kRejectText) == kRejectCount, "rejects.def and the text 
 // `more_fragments`: this is a first fragment and the rest of the datagram is
 // in later packets, so length fields describing the whole datagram may
 // exceed what this packet holds.
-inline Reject parse_l4(const uint8_t *frame, uint32_t l4, uint32_t ip_end, uint8_t proto, bool more_fragments,
-                       PacketInfo &out) {
+template <bool kPrefix>
+inline Reject parse_l4(const uint8_t *frame, uint32_t held, uint32_t l4, uint32_t ip_end, uint8_t proto,
+                       bool more_fragments, PacketInfo &out) {
     const uint8_t *p = frame + l4;
     const uint32_t avail = ip_end - l4;
     uint32_t header_len;
@@ -71,6 +87,7 @@ inline Reject parse_l4(const uint8_t *frame, uint32_t l4, uint32_t ip_end, uint8
     switch (proto) {
     case kProtoTCP: {
         if (avail < kTcpMinHeaderLen) return Reject::TCP_TRUNCATED;
+        if (past_held<kPrefix>(l4, kTcpMinHeaderLen, held)) return kNeedMore;
         header_len = (p[12] >> 4) * 4u;
         if (header_len < kTcpMinHeaderLen || header_len > avail) return Reject::TCP_BAD_DATA_OFFSET;
         out.src_port = load_be16(p);
@@ -84,6 +101,7 @@ inline Reject parse_l4(const uint8_t *frame, uint32_t l4, uint32_t ip_end, uint8
     }
     case kProtoUDP: {
         if (avail < kUdpHeaderLen) return Reject::UDP_TRUNCATED;
+        if (past_held<kPrefix>(l4, kUdpHeaderLen, held)) return kNeedMore;
         uint32_t udp_len = load_be16(p + 4);
         if (udp_len < kUdpHeaderLen) return Reject::UDP_BAD_LENGTH;
         if (udp_len > avail) {
@@ -102,6 +120,7 @@ inline Reject parse_l4(const uint8_t *frame, uint32_t l4, uint32_t ip_end, uint8
     case kProtoICMP:
     case kProtoICMPv6: {
         if (avail < kIcmpHeaderLen) return Reject::ICMP_TRUNCATED;
+        if (past_held<kPrefix>(l4, kIcmpHeaderLen, held)) return kNeedMore;
         out.icmp_type = p[0];
         out.icmp_code = p[1];
         header_len = kIcmpHeaderLen;
@@ -110,6 +129,7 @@ inline Reject parse_l4(const uint8_t *frame, uint32_t l4, uint32_t ip_end, uint8
     }
     case kProtoSCTP: {
         if (avail < kSctpCommonHeaderLen) return Reject::SCTP_TRUNCATED;
+        if (past_held<kPrefix>(l4, kSctpCommonHeaderLen, held)) return kNeedMore;
         out.src_port = load_be16(p);
         out.dst_port = load_be16(p + 2);
         header_len = kSctpCommonHeaderLen;
@@ -122,17 +142,21 @@ inline Reject parse_l4(const uint8_t *frame, uint32_t l4, uint32_t ip_end, uint8
     }
 
     // Fits: l4 <= 22 + 60 (IPv4) or 22 + 40 + 8 * 2048 (IPv6 extension
-    // headers), header_len <= 60, payload_len <= 65535 - 28.
+    // headers), header_len <= 60, payload_len <= 65535 - 8 (UDP or ICMP
+    // straight after an IPv6 header).
     out.l4_offset = static_cast<uint16_t>(l4);
     out.payload_offset = static_cast<uint16_t>(l4 + header_len);
     out.payload_len = static_cast<uint16_t>(payload_len);
     return Reject::NONE;
 }
 
-inline Reject parse_ipv4(const uint8_t *frame, uint32_t len, uint32_t l3, PacketInfo &out) {
+template <bool kPrefix>
+inline Reject parse_ipv4(const uint8_t *frame, uint32_t held, uint32_t len, uint32_t l3, PacketInfo &out) {
     const uint8_t *ip = frame + l3;
     const uint32_t avail = len - l3;
     if (avail < kIpv4MinHeaderLen) return Reject::IPV4_TRUNCATED;
+    // Options are skipped, never read: the fixed header is all that is loaded.
+    if (past_held<kPrefix>(l3, kIpv4MinHeaderLen, held)) return kNeedMore;
     if ((ip[0] >> 4) != 4) return Reject::IPV4_BAD_VERSION;
     const uint32_t header_len = (ip[0] & 0x0fu) * 4u;
     if (header_len < kIpv4MinHeaderLen || header_len > avail) return Reject::IPV4_BAD_IHL;
@@ -140,7 +164,7 @@ inline Reject parse_ipv4(const uint8_t *frame, uint32_t len, uint32_t l3, Packet
     if (total_len < header_len || total_len > avail) return Reject::IPV4_BAD_TOTAL_LEN;
 
     out.ip_version = 4;
-    out.ip_total_len = static_cast<uint16_t>(total_len);
+    out.ip_total_len = total_len;
     out.l4_proto = ip[9];
     std::memcpy(out.src.bytes, ip + 12, 4);
     std::memcpy(out.dst.bytes, ip + 16, 4);
@@ -155,26 +179,26 @@ inline Reject parse_ipv4(const uint8_t *frame, uint32_t len, uint32_t l3, Packet
     // an L4 header, so reading ports there would invent a flow.
     if (!first) return Reject::NONE;
 
-    return parse_l4(frame, l3 + header_len, l3 + total_len, out.l4_proto, more_fragments, out);
+    return parse_l4<kPrefix>(frame, held, l3 + header_len, l3 + total_len, out.l4_proto, more_fragments, out);
 }
 
-inline Reject parse_ipv6(const uint8_t *frame, uint32_t len, uint32_t l3, PacketInfo &out) {
+template <bool kPrefix>
+inline Reject parse_ipv6(const uint8_t *frame, uint32_t held, uint32_t len, uint32_t l3, PacketInfo &out) {
     const uint8_t *ip = frame + l3;
     const uint32_t avail = len - l3;
     if (avail < kIpv6HeaderLen) return Reject::IPV6_TRUNCATED;
+    if (past_held<kPrefix>(l3, kIpv6HeaderLen, held)) return kNeedMore;
     if ((ip[0] >> 4) != 6) return Reject::IPV6_BAD_VERSION;
     const uint32_t payload_len = load_be16(ip + 4);
     uint8_t next = ip[6];
     // Payload length 0 is an RFC 2675 jumbogram (real length in a hop-by-hop
-    // option, which cannot fit ip_total_len) unless nothing follows at all.
-    // The last clause keeps 40 + payload length within uint16_t: only a
-    // >64 KiB coalesced (LRO/GRO) buffer could get there.
-    if ((payload_len == 0 && next != kIpv6NoNextHeader) || payload_len > avail - kIpv6HeaderLen ||
-        payload_len > UINT16_MAX - kIpv6HeaderLen)
+    // option, which the parser does not follow) unless nothing follows at all.
+    // 65,535 is a full datagram of 65,575 bytes (a GRO/TSO capture holds them).
+    if ((payload_len == 0 && next != kIpv6NoNextHeader) || payload_len > avail - kIpv6HeaderLen)
         return Reject::IPV6_BAD_PAYLOAD_LEN;
 
     out.ip_version = 6;
-    out.ip_total_len = static_cast<uint16_t>(kIpv6HeaderLen + payload_len);
+    out.ip_total_len = kIpv6HeaderLen + payload_len;
     out.is_first_fragment = true;
     std::memcpy(out.src.bytes, ip + 8, 16);
     std::memcpy(out.dst.bytes, ip + 24, 16);
@@ -189,6 +213,8 @@ inline Reject parse_ipv6(const uint8_t *frame, uint32_t len, uint32_t l3, Packet
         // Bounds the work an attacker can ask for; real traffic uses two or three.
         if (seen == kMaxIpv6ExtHeaders) return Reject::IPV6_EXT_TOO_MANY;
         if (ip_end - cur < kIpv6ExtMinLen) return Reject::IPV6_EXT_TRUNCATED;
+        // Only an extension header's first 8 bytes are read; the rest is skipped.
+        if (past_held<kPrefix>(cur, kIpv6ExtMinLen, held)) return kNeedMore;
         const uint8_t *ext = frame + cur;
         uint32_t ext_len;
         if (next == kIpv6Fragment) {
@@ -220,16 +246,16 @@ inline Reject parse_ipv6(const uint8_t *frame, uint32_t len, uint32_t l3, Packet
     }
 
     out.l4_proto = next;
-    return parse_l4(frame, cur, ip_end, next, more_fragments, out);
+    return parse_l4<kPrefix>(frame, held, cur, ip_end, next, more_fragments, out);
 }
 
-} // namespace
 
-Reject parse_packet(const uint8_t *frame, uint32_t len, PacketInfo &out) {
+template <bool kPrefix> Reject parse_frame(const uint8_t *frame, uint32_t held, uint32_t len, PacketInfo &out) {
     // memset rather than `= {}` so padding is zero too: callers may memcmp or
     // hash the struct.
     std::memset(&out, 0, sizeof out);
     if (len < kEthHeaderLen) return Reject::ETH_TRUNCATED;
+    if (past_held<kPrefix>(0, kEthHeaderLen, held)) return kNeedMore;
 
     uint32_t off = kEthHeaderLen;
     uint16_t ethertype = load_be16(frame + 12);
@@ -238,15 +264,30 @@ Reject parse_packet(const uint8_t *frame, uint32_t len, PacketInfo &out) {
     while (ethertype == kEtherTypeVLAN || ethertype == kEtherTypeQinQ) {
         if (out.vlan_count == kMaxVlanTags) return Reject::VLAN_TOO_DEEP;
         if (len - off < kVlanTagLen) return Reject::VLAN_TRUNCATED;
+        if (past_held<kPrefix>(off, kVlanTagLen, held)) return kNeedMore;
         out.vlan_tci[out.vlan_count++] = load_be16(frame + off);
         ethertype = load_be16(frame + off + 2);
         off += kVlanTagLen;
     }
     out.l3_offset = static_cast<uint16_t>(off);
 
-    if (ethertype == kEtherTypeIPv4) return parse_ipv4(frame, len, off, out);
-    if (ethertype == kEtherTypeIPv6) return parse_ipv6(frame, len, off, out);
+    if (ethertype == kEtherTypeIPv4) return parse_ipv4<kPrefix>(frame, held, len, off, out);
+    if (ethertype == kEtherTypeIPv6) return parse_ipv6<kPrefix>(frame, held, len, off, out);
     return Reject::NOT_IP;
+}
+
+} // namespace
+
+Reject parse_packet(const uint8_t *frame, uint32_t len, PacketInfo &out) {
+    return parse_frame<false>(frame, len, len, out);
+}
+
+bool parse_packet_prefix(const uint8_t *head, uint32_t held, uint32_t frame_len, PacketInfo &out, Reject &result) {
+    if (held > frame_len) held = frame_len;
+    Reject r = parse_frame<true>(head, held, frame_len, out);
+    if (r == kNeedMore) return false;
+    result = r;
+    return true;
 }
 
 const char *reject_name(Reject r) {

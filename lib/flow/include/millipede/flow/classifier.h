@@ -5,6 +5,10 @@
 // Contract
 // - Classifier: every method is called from the one classifier lcore, except
 //   worker_ring() / worker_shared() / checker(), which workers use.
+// - Frames of any length: a frame chained over several mbufs (net_pcap, a
+//   NIC with RX scatter) is parsed across its segments (the headers are
+//   copied into a scratch buffer when they do not lie in the first one) and
+//   classified like any other; nothing here reads the payload.
 // - process_burst() takes ownership of every mbuf: each is enqueued to a
 //   worker, or counted (reject reason, ring-full per worker, table full) and
 //   released through the configured release function. It never blocks: a
@@ -18,7 +22,10 @@
 //   assigned when a packet is staged, and staged packets count as backlog).
 // - Every packet handed over carries a FlowMeta (an mbuf dynamic field): the
 //   flow slot, its uid, a per-flow sequence number and its migration epoch,
-//   so workers can prove order and pinning (OrderChecker).
+//   so workers can prove order and pinning (OrderChecker). The check itself
+//   is a test instrument that costs a random memory access per packet: it
+//   runs only when ClassifierConfig::check_order asks for it (tests,
+//   benchmarks, `tap --check-order`), never by default.
 // - A flow moves to another worker (--migrate) only when none of its packets
 //   is in flight on its current worker: its last packet's ring position is at
 //   or below the worker's published completion count. Order is thus kept.
@@ -106,7 +113,15 @@ struct alignas(64) WorkerCounters {
     uint64_t split_flows = 0;      // flows whose two directions reached different workers
     uint64_t unrecorded_moves = 0; // flows seen on two workers without a recorded migration
     uint64_t stale_packets = 0;    // packets of a flow generation already superseded in its slot
+    // TSC cycles and packets of the bursts that took under kLongBurstUs:
+    // on a shared machine a burst the scheduler interrupted adds
+    // milliseconds, so these give the per-packet cost that benchmarks
+    // compare (WorkerShared::busy_cycles keeps every cycle).
+    uint64_t short_burst_cycles = 0;
+    uint64_t short_burst_packets = 0;
 };
+// A worker burst (at most kBurst packets) that takes longer was descheduled.
+inline constexpr unsigned kLongBurstUs = 200;
 
 // Per-flow-slot state shared by the workers to check order and pinning. A
 // slot is only written by the worker that currently owns its flow; the
@@ -119,6 +134,7 @@ public:
     ~OrderChecker();
     OrderChecker(const OrderChecker &) = delete;
     OrderChecker &operator=(const OrderChecker &) = delete;
+    bool ready() const { return slots_ != nullptr; } // false: the slots could not be allocated
     void check(unsigned worker, const FlowMeta &m, WorkerCounters &c);
     // Starts fetching the slot check() will read for `m`.
     void prefetch(const FlowMeta &m) const {
@@ -183,6 +199,9 @@ struct ClassifierConfig {
     // Per-flow state objects and end notices (see the contract); null = off.
     // Objects must be aligned to 16 bytes (mempool objects are cache-aligned).
     rte_mempool *flow_state_pool = nullptr;
+    // Workers check every packet's order and pinning (OrderChecker, counted
+    // in WorkerCounters). Off: the counters stay 0 and mean nothing.
+    bool check_order = false;
 };
 
 class Classifier {
@@ -227,7 +246,8 @@ public:
     unsigned workers() const { return cfg_.workers; }
     rte_ring *worker_ring(unsigned w) const { return rings_[w]; }
     WorkerShared &worker_shared(unsigned w) { return shared_[w]; }
-    OrderChecker &checker() { return *checker_; }
+    OrderChecker *checker() { return checker_.get(); } // null unless check_order
+    bool checks_order() const { return checker_ != nullptr; }
     FlowTable &table() { return *table_; }
     const ClassifierStats &stats() const { return stats_; }
     uint64_t dispatched(unsigned w) const { return dispatched_[w]; }
@@ -249,6 +269,7 @@ private:
     void refresh_loads(uint64_t tsc);
     void hand_over(unsigned w);
     bool resolve_fragment(const net::PacketInfo &p, FlowKey &key);
+    net::Reject parse_chained(rte_mbuf *m, net::PacketInfo &p);
     void remember_fragment(const net::PacketInfo &p, const FlowKey &key);
 
     ClassifierConfig cfg_;
@@ -286,15 +307,18 @@ private:
     EndRelay relay_;
     void **state_ = nullptr;                  // per slot: the flow's state object (flow_state_pool)
     std::vector<std::vector<void *>> pending_; // per worker: notices waiting for ring room
+    std::vector<uint8_t> header_scratch_;      // kMaxHeaderBytes: headers of a chained frame
 };
 
 // The worker side of one ring. Not thread-safe: one per worker lcore.
 class WorkerPort {
 public:
-    WorkerPort(Classifier &c, unsigned id) : c_(c), id_(id), ring_(c.worker_ring(id)), shared_(c.worker_shared(id)) {}
+    WorkerPort(Classifier &c, unsigned id)
+        : checker_(c.checker()), id_(id), ring_(c.worker_ring(id)), shared_(c.worker_shared(id)),
+          long_burst_(rte_get_tsc_hz() / 1'000'000 * kLongBurstUs) {}
 
-
-    // Dequeues a burst, checks order and pinning, calls on_packet(mbuf, meta)
+    // Dequeues a burst, checks order and pinning (if the classifier was
+    // configured to), calls on_packet(mbuf, meta)
     // for each packet and on_notice(state, reason) for each end-of-flow
     // notice, in ring order, then publishes completion (ring entries, notices
     // included) and busy cycles. on_packet owns the mbuf (frees or forwards
@@ -309,8 +333,9 @@ public:
         // is needed.
         for (unsigned i = 0; i < n; ++i)
             if (!is_notice(ents[i])) rte_prefetch0(flow_meta(static_cast<rte_mbuf *>(ents[i])));
-        for (unsigned i = 0; i < n; ++i)
-            if (!is_notice(ents[i])) c_.checker().prefetch(*flow_meta(static_cast<rte_mbuf *>(ents[i])));
+        if (checker_)
+            for (unsigned i = 0; i < n; ++i)
+                if (!is_notice(ents[i])) checker_->prefetch(*flow_meta(static_cast<rte_mbuf *>(ents[i])));
         unsigned packets = 0;
         for (unsigned i = 0; i < n; ++i) {
             if (is_notice(ents[i])) {
@@ -322,13 +347,18 @@ public:
             if (i + 1 < n && !is_notice(ents[i + 1]))
                 rte_prefetch0(rte_pktmbuf_mtod(static_cast<rte_mbuf *>(ents[i + 1]), void *));
             FlowMeta &meta = *flow_meta(m);
-            c_.checker().check(id_, meta, counters);
+            if (checker_) checker_->check(id_, meta, counters);
             on_packet(m, meta);
             ++packets;
         }
         counters.packets += packets;
         ++counters.bursts;
-        shared_.busy_cycles.fetch_add(rte_rdtsc() - t0, std::memory_order_relaxed);
+        const uint64_t took = rte_rdtsc() - t0;
+        if (took < long_burst_) {
+            counters.short_burst_cycles += took;
+            counters.short_burst_packets += packets;
+        }
+        shared_.busy_cycles.fetch_add(took, std::memory_order_relaxed);
         // Release: the checker's writes happen-before the classifier sees
         // this completion and may migrate one of these flows.
         shared_.completed.fetch_add(n, std::memory_order_release);
@@ -343,10 +373,11 @@ public:
     WorkerCounters counters;
 
 private:
-    Classifier &c_;
+    OrderChecker *checker_; // null: no checks (ClassifierConfig::check_order)
     unsigned id_;
     rte_ring *ring_;
     WorkerShared &shared_;
+    uint64_t long_burst_; // kLongBurstUs in TSC cycles
 };
 
 } // namespace millipede::flow

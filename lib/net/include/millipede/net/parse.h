@@ -12,6 +12,12 @@
 //   flows (ports 0). Tunnels are not decapsulated: see docs/classifier.md.
 // - Non-first IP fragments carry no L4 header: l4_offset is 0 and ports are 0;
 //   `fragment_id` lets the flow layer join them to their first fragment.
+// - parse_packet_prefix() is the same parse for a frame held in pieces (a
+//   chained mbuf: DPDK's net_pcap, or a NIC with RX scatter, spreads a frame
+//   longer than one mbuf over several): it reads only the first `held` bytes
+//   and checks every length against the whole frame's. It reads only header
+//   bytes, never the L4 payload, so a frame whose first `held` bytes cover
+//   min(frame_len, kMaxHeaderBytes) is always decided.
 // - Checksums are not verified here (mirrored traffic often carries offloaded,
 //   not-yet-filled checksums); the transport verifies TCP checksums itself.
 #pragma once
@@ -62,8 +68,8 @@ struct PacketInfo {
     uint16_t l4_offset;      // first byte of TCP/UDP/ICMP/SCTP header; 0 when absent
     uint16_t payload_offset; // first byte of L4 payload; 0 when no L4 header
     uint16_t payload_len;    // L4 payload bytes that the IP length claims AND the frame holds
-    uint16_t ip_total_len;   // IP datagram length from the header (v6: 40 + payload length)
     uint16_t vlan_tci[2];    // outer first
+    uint32_t ip_total_len;   // IP datagram length from the header (v6: 40 + payload length, up to 65,575)
     uint8_t vlan_count;      // 0, 1 or 2
     uint8_t ip_version;      // 4 or 6
     uint8_t l4_proto;        // IPPROTO_* of the upper layer after extension headers
@@ -83,5 +89,17 @@ struct PacketInfo {
 };
 
 Reject parse_packet(const uint8_t *frame, uint32_t len, PacketInfo &out);
+
+// Where the last byte parse_packet reads can lie: Ethernet with two VLAN
+// tags (22), IPv6 (40), eight extension headers of at most 2,048 bytes each
+// (RFC 8200 4.3: (255 + 1) x 8; AH is at most 1,028), then the 20 bytes of a
+// TCP header that are read.
+inline constexpr uint32_t kMaxHeaderBytes = 22 + 40 + 8 * 2048 + 20;
+
+// A frame `frame_len` bytes long whose first `held` bytes (held <= frame_len)
+// are at `head`. Returns true and sets `result` (and `out`, as parse_packet
+// would for the whole frame) when the headers lie within those bytes; false
+// when they reach past them (then `out` is unspecified: hold more and retry).
+bool parse_packet_prefix(const uint8_t *head, uint32_t held, uint32_t frame_len, PacketInfo &out, Reject &result);
 
 } // namespace millipede::net
