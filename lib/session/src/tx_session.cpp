@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -148,10 +149,15 @@ void TxSession::start_leg(uint32_t i, uint64_t now) {
 
 void TxSession::lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why) {
     Leg &l = legs_[i];
+    char msg[sizeof leg_msg_] = "";
+    // What the peer acknowledged up to (and including) the segment that
+    // ended the leg: compat has no other proof of delivery, and a stock
+    // receiver's ACK of the end header often arrives in its FIN.
+    const uint64_t delivered = l.conn && l.established ? l.conn->bytes_acked() : 0;
     if (l.conn) {
         char ep[128];
         detail::format_endpoints(l.conn->endpoints(), ep, sizeof ep);
-        snprintf(leg_msg_, sizeof leg_msg_, "leg %u (%s): %s", i, ep, why);
+        snprintf(msg, sizeof msg, "leg %u (%s): %s", i, ep, why);
         retire(i, now);
     }
     const bool was_up = l.established;
@@ -159,13 +165,26 @@ void TxSession::lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *wh
     l.dirty = false;
     l.watch.reset();
     l.connect_deadline = UINT64_MAX;
-    if (state_ != State::RUNNING) return;
+    if (state_ != State::RUNNING) {
+        if (*msg) std::memcpy(leg_msg_, msg, sizeof msg);
+        return;
+    }
     if (was_up) {
+        // Re-queues its unacknowledged chunks, reconnects with back-off.
+        const stripe::LegDown r = stripe_.leg_down(i, now, delivered);
+        if (r == stripe::LegDown::FINISHED || r == stripe::LegDown::DRAINED) {
+            // viamillipede: the receiver ended the leg after everything it
+            // carried (FINISHED: the end header too) was acknowledged. The
+            // orderly end of a stock receiver, not a lost leg.
+            stats_.legs_ended_by_receiver++;
+            return;
+        }
+        std::memcpy(leg_msg_, msg, sizeof msg);
         stats_.legs_lost++;
         stats_.watchdog_kills += watchdog;
         stats_.last_leg_lost_us = now;
-        stripe_.leg_down(i, now); // re-queues its unacknowledged chunks, reconnects with back-off
     } else {
+        if (*msg) std::memcpy(leg_msg_, msg, sizeof msg);
         stats_.connect_failures++;
         stripe_.leg_connect_failed(i, now);
     }
@@ -253,7 +272,8 @@ void TxSession::handle_conn(uint32_t i, uint64_t now) {
         lose_leg(i, now, false, why);
         return;
     }
-    if (state_ != State::RUNNING) return;
+    // (A leg that ended the session in compat mode: its DONE is handled by poll().)
+    if (state_ != State::RUNNING || stripe_.state() != stripe::SessionState::RUNNING) return;
     if (l.conn->peer_closed()) {
         lose_leg(i, now, false, "the receiver closed the connection mid-stream");
         return;

@@ -243,16 +243,16 @@ void StripeSender::leg_connect_failed(uint32_t leg, uint64_t now_us) {
     schedule_retry(l, now_us);
 }
 
-void StripeSender::leg_down(uint32_t leg, uint64_t now_us) {
-    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return;
+LegDown StripeSender::leg_down(uint32_t leg, uint64_t now_us, uint64_t delivered) {
+    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return LegDown::IGNORED;
     Leg &l = legs_[leg];
     switch (l.st) {
     case SenderLegState::CLOSED:
     case SenderLegState::DOWN:
-        return;
+        return LegDown::IGNORED;
     case SenderLegState::CONNECTING:
         leg_connect_failed(leg, now_us);
-        return;
+        return LegDown::LOST;
     case SenderLegState::HELLO:
         l.failures++; // never got as far as carrying data: back off harder
         break;
@@ -260,14 +260,28 @@ void StripeSender::leg_down(uint32_t leg, uint64_t now_us) {
         l.failures = 0;
         break;
     }
+    LegDown outcome = LegDown::LOST;
+    if (cfg_.codec == Codec::VIAMILLIPEDE && l.st == SenderLegState::OPEN) {
+        // A stock receiver exits as soon as it has written the end record;
+        // its kernel's ACK of the end header often travels in the FIN
+        // itself, and the owner reports the FIN before poll() would have
+        // looked at what was delivered (release_delivered). So count what
+        // the leg's transport acknowledged first.
+        if (release_leg(leg, delivered)) return LegDown::FINISHED;
+        bool outstanding = l.cur >= 0 || l.ctl_len != 0 || delivered < l.written;
+        for (const auto &s : slots_) outstanding |= s.st == Slot::St::SENT && s.leg == leg;
+        const bool end_out = (end_state_ == EndState::ON_LEG || end_state_ == EndState::WRITTEN) && end_leg_ != leg;
+        if (!outstanding && end_out) outcome = LegDown::DRAINED;
+    }
     stats_.leg_deaths++;
-    if (cfg_.codec == Codec::VIAMILLIPEDE && !l.fresh) stats_.compat_deaths_unconfirmed++;
+    if (cfg_.codec == Codec::VIAMILLIPEDE && !l.fresh && outcome == LegDown::LOST) stats_.compat_deaths_unconfirmed++;
     requeue_leg(leg);
     l.ctl_len = l.ctl_off = 0;
     l.dec.reset();
     if ((end_state_ == EndState::ON_LEG || end_state_ == EndState::WRITTEN) && end_leg_ == leg)
         end_state_ = EndState::QUEUED; // the end record is idempotent: send it again elsewhere
     schedule_retry(l, now_us);
+    return outcome;
 }
 
 size_t StripeSender::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t now_us) {
@@ -648,21 +662,26 @@ void StripeSender::recycle_for_resend(uint64_t now_us) {
 // re-sent instead of lost; DONE waits for the end header likewise.
 void StripeSender::release_delivered(LegIo &io) {
     for (uint32_t leg = 0; leg < legs_.size(); leg++) {
-        Leg &l = legs_[leg];
+        const Leg &l = legs_[leg];
         if (l.st != SenderLegState::OPEN && l.st != SenderLegState::HELLO) continue;
-        const uint64_t d = io.delivered(leg);
-        for (size_t i = 0; i < slots_.size(); i++) {
-            Slot &s = slots_[i];
-            if (s.st == Slot::St::SENT && s.leg == leg && s.delivered_at <= d) {
-                stats_.chunks_acked++;
-                free_slot(static_cast<int32_t>(i));
-            }
-        }
-        if (end_state_ == EndState::WRITTEN && end_leg_ == leg && l.end_at <= d) {
-            finish(false);
-            return;
+        if (release_leg(leg, io.delivered(leg))) return;
+    }
+}
+
+bool StripeSender::release_leg(uint32_t leg, uint64_t delivered) {
+    const Leg &l = legs_[leg];
+    for (size_t i = 0; i < slots_.size(); i++) {
+        Slot &s = slots_[i];
+        if (s.st == Slot::St::SENT && s.leg == leg && s.delivered_at <= delivered) {
+            stats_.chunks_acked++;
+            free_slot(static_cast<int32_t>(i));
         }
     }
+    if (end_state_ == EndState::WRITTEN && end_leg_ == leg && l.end_at <= delivered) {
+        finish(false);
+        return true;
+    }
+    return false;
 }
 
 uint64_t StripeSender::next_wakeup_us() const {

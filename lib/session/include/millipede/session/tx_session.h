@@ -31,6 +31,12 @@
 //   declares dead (RTO expirations without progress, see config.h), is
 //   aborted and reported to the stripe sender, which re-queues its
 //   unacknowledged chunks on the other legs and reconnects with back-off.
+//   viamillipede mode: a leg the receiver closes (FIN) or resets is first
+//   credited with every byte its peer acknowledged up to and including that
+//   segment; when that covers the end header the session is DONE (a stock
+//   receiver exits right after the end record, and its ACK of the end
+//   header often rides in its FIN), and a leg closed after the end header
+//   went out with everything it carried acknowledged is not a lost leg.
 // - End: state() is DONE when the receiver verified the stream (native
 //   codec; in viamillipede mode when the end header was handed to a leg),
 //   FAILED with message() otherwise. Then the legs close (FIN, or RST on
@@ -60,6 +66,10 @@ struct TxStats {
     uint64_t watchdog_kills = 0;    // of which the Watchdog declared dead
     uint64_t last_leg_lost_us = 0;  // when the last one died
     uint64_t retired = 0;           // compat: connections closed with FIN instead of RST (see retire())
+    // compat: legs the receiver ended (FIN, reset) once everything they
+    // carried was acknowledged, after the end header went out: a stock
+    // receiver exiting after the end record. Not in legs_lost.
+    uint64_t legs_ended_by_receiver = 0;
 };
 
 enum class TxLegState : uint8_t { IDLE, CONNECTING, ESTABLISHED, CLOSING };

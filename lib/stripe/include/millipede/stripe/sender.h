@@ -52,6 +52,15 @@ struct SenderConfig {
     uint64_t force_recycle_us = 1'000'000; // compat: a re-sent chunk waits at most this long for a fresh connection
 };
 
+// What leg_down() made of a leg's end.
+enum class LegDown : uint8_t {
+    IGNORED,  // not a live leg (already down, closed) or the session is over
+    LOST,     // a lost leg: what it carried and its transport did not acknowledge goes again
+    FINISHED, // compat: its transport had acknowledged the end header: the session is DONE
+    DRAINED,  // compat: after the end header went out on another leg, this leg ended with every
+              // byte written on it acknowledged: the receiver finishing, nothing to send again
+};
+
 enum class SenderLegState : uint8_t {
     DOWN,       // waiting for its back-off to expire
     CONNECTING, // CONNECT_LEG emitted, waiting for leg_up()/leg_connect_failed()
@@ -91,7 +100,13 @@ class StripeSender {
     // ---- leg side
     void leg_up(uint32_t leg, uint64_t now_us);             // connection established
     void leg_connect_failed(uint32_t leg, uint64_t now_us); // connect attempt failed
-    void leg_down(uint32_t leg, uint64_t now_us);           // connection died / was reset
+    // The leg's connection died, was reset or closed by the peer.
+    // `delivered`: bytes written on it since it connected that its transport
+    // acknowledged by then (LegIo::delivered). compat mode counts those first,
+    // so a peer FIN that carried (or followed) the ACK of the end header ends
+    // the session (FINISHED) instead of re-queuing the end record, and a FIN
+    // after everything a leg carried was acknowledged re-sends nothing.
+    LegDown leg_down(uint32_t leg, uint64_t now_us, uint64_t delivered = 0);
     // Bytes the receiver sent on `leg` (replies, acks, resend requests).
     // Always consumes everything (these records are tiny).
     size_t leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t now_us);
@@ -129,6 +144,7 @@ class StripeSender {
     void free_slot(int32_t s);
     void maybe_end();
     void release_delivered(LegIo &io);
+    bool release_leg(uint32_t leg, uint64_t delivered); // true: the end header was delivered (DONE)
     void recycle_for_resend(uint64_t now_us);
     void finish(bool confirmed);
 
