@@ -31,8 +31,8 @@ struct TransportOptions {
     std::vector<TxDestination> dests;     // tx HOST PORT (preference order)
     uint16_t listen_port = 0;             // rx PORT
     uint32_t threads = 0;                 // TCP legs in total (0: 2 per destination)
-    bool checksum = false;                // viamillipede's `checksum` (compat codec; native always has CRC32C)
-    uint64_t chaos = 0;                   // every N chunks sent, abort the latest data leg (0: off)
+    bool checksum = false;                // viamillipede's `checksums` (or `checksum`; compat codec; native always has CRC32C)
+    uint64_t chaos = 0;                   // every N chunks sent, break the latest data leg (0: off; compat: FIN, else RST)
     unsigned verbose = 0;
     char checkphrase[4] = {'y', 'o', 'e', 's'};
     bool prbs = false;
