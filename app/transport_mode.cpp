@@ -705,7 +705,9 @@ bool Transport::pipe_step_rx(uint64_t) {
 
 // Abort the connection that carried the chosen segment, as a real failure
 // would: a RST to the peer, and our own side reset (its RFC 5961 check
-// passes because the RST carries exactly our RCV.NXT).
+// passes because the RST carries exactly our RCV.NXT). viamillipede mode:
+// a stock receiver exits (v0.89) or asserts (2018) on a reset leg, so the
+// leg is closed with FIN instead, once what it carried was acknowledged.
 void Transport::apply_chaos(uint64_t now) {
     chaos_.pending = false;
     for (uint32_t i = 0; i < tx_->legs(); i++) {
@@ -715,6 +717,13 @@ void Transport::apply_chaos(uint64_t now) {
         if (!(ep.local_ip == chaos_.ep.local_ip && ep.local_port == chaos_.ep.local_port &&
               ep.remote_ip == chaos_.ep.remote_ip && ep.remote_port == chaos_.ep.remote_port))
             continue;
+        if (o_.compat) {
+            if (tx_->break_leg(i)) {
+                c_.chaos_breaks++;
+                if (o_.verbose) std::fprintf(stderr, "dpdk-millipede tx: chaos: closing leg %u (FIN)\n", i);
+            }
+            return;
+        }
         tcp::Segment out;
         out.src_ip = ep.local_ip;
         out.dst_ip = ep.remote_ip;

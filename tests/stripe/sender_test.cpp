@@ -630,3 +630,82 @@ TEST(StripeSender, CompatLegEndingBeforeTheEndHeaderIsLost) {
     EXPECT_EQ(tx.stats().chunks_resent, 0u);
     EXPECT_EQ(tx.chunks_in_flight(), 1u) << "chunk 1 was acknowledged when its leg ended";
 }
+
+// The `chaos` word in compat mode: a stock receiver survives a leg closed
+// with FIN (it discards a chunk cut short and accepts a new connection), not
+// one reset. break_leg() stops writing to the leg, waits until its
+// transport acknowledged everything written, closes it, reconnects it and
+// re-sends only the chunk it cut.
+TEST(StripeSender, CompatBreakLegClosesOnceDeliveredAndResendsTheCutChunk) {
+    auto c = cfg(2);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(2);
+    io.acked = {0, 0};
+    bring_up(tx, io);
+    const uint64_t one = kCompatHeaderSize + 100;
+    io.cap = {one + kCompatHeaderSize + 30, 0}; // leg 0: chunk 0 and 30 bytes of chunk 1's payload
+    auto in = data(300);
+    tx.push_input(in.data(), in.size(), 0);
+    tx.poll(1, io);
+    ASSERT_EQ(io.q[0].size(), one + kCompatHeaderSize + 30);
+    ASSERT_TRUE(tx.break_leg(0));
+    io.q[0].clear();
+    io.cap[0] = 100000;
+    tx.poll(2, io);
+    EXPECT_TRUE(io.q[0].empty()) << "nothing more is written to a leg being broken";
+    StripeEvent ev;
+    const uint64_t written = 4 + one + kCompatHeaderSize + 30;
+    io.acked[0] = written - 1;
+    tx.poll(3, io);
+    EXPECT_FALSE(tx.next_event(ev)) << "not closed while a written byte is unacknowledged";
+    io.acked[0] = written;
+    tx.poll(4, io);
+    std::vector<StripeEvent> evs;
+    while (tx.next_event(ev)) evs.push_back(ev);
+    ASSERT_EQ(evs.size(), 2u);
+    EXPECT_EQ(evs[0].type, EventType::CLOSE_LEG);
+    EXPECT_EQ(evs[0].leg, 0u);
+    EXPECT_EQ(evs[1].type, EventType::CONNECT_LEG);
+    EXPECT_EQ(evs[1].leg, 0u);
+    EXPECT_EQ(tx.stats().legs_broken, 1u);
+    EXPECT_EQ(tx.stats().legs_recycled, 0u) << "the reconnecting leg is the fresh connection: none recycled";
+    EXPECT_EQ(tx.chunks_in_flight(), 2u) << "chunk 0 was delivered; chunks 1 (cut) and 2 remain";
+    // The fresh connection carries the cut chunk first.
+    io.acked[0] = 0;
+    tx.leg_up(0, 5);
+    tx.poll(5, io);
+    EXPECT_EQ(io.take(0), (std::vector<uint8_t>{'y', 'o', 'e', 's'}));
+    tx.leg_input(0, reinterpret_cast<const uint8_t *>("ok"), 2, 5);
+    tx.poll(6, io);
+    std::vector<uint8_t> bytes = {'y', 'o', 'e', 's'};
+    append(bytes, io.take(0));
+    Decoder dec(Codec::VIAMILLIPEDE, Direction::FROM_SENDER);
+    auto recs = decode_all(dec, bytes);
+    ASSERT_EQ(recs.size(), 3u);
+    EXPECT_EQ(recs[1].chunk.seq, 1u);
+    EXPECT_EQ(recs[1].payload, std::vector<uint8_t>(in.begin() + 100, in.begin() + 200));
+    EXPECT_EQ(recs[2].chunk.seq, 2u);
+    EXPECT_EQ(tx.stats().chunks_resent, 1u);
+}
+
+TEST(StripeSender, BreakLegRefusedForTheEndLegAndInNativeMode) {
+    {
+        auto c = cfg(1);
+        StripeSender tx(c); // native: abort the connection instead
+        FakeIo io(1);
+        bring_up(tx, io);
+        EXPECT_FALSE(tx.break_leg(0));
+    }
+    auto c = cfg(1);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(1);
+    io.acked = {0};
+    bring_up(tx, io);
+    tx.finish_input(0); // an empty stream: the end header goes out at once
+    tx.poll(1, io);
+    ASSERT_EQ(io.q[0].size(), kCompatHeaderSize);
+    EXPECT_FALSE(tx.break_leg(0)) << "the leg carrying the end record is never broken";
+    EXPECT_FALSE(tx.break_leg(7));
+}

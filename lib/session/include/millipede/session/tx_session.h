@@ -93,6 +93,14 @@ class TxSession {
     // on_segment(); false when the segment was dropped as malformed.
     bool on_bytes(std::span<const uint8_t> bytes, const tcp::IpAddr &src, const tcp::IpAddr &dst, uint64_t now_us);
 
+    // ---- fault injection (the `chaos` word), viamillipede mode: close leg
+    // `leg` with FIN once everything written on it is acknowledged, then
+    // reconnect it and re-send the chunk it cut (StripeSender::break_leg; a
+    // stock receiver survives a FIN, not a reset). False when it cannot:
+    // native mode (abort the connection instead), a leg not carrying data,
+    // or the one carrying the end record.
+    bool break_leg(uint32_t leg) { return stripe_.break_leg(leg); }
+
     // ---- time
     void poll(uint64_t now_us);
     uint64_t next_deadline() const; // UINT64_MAX: nothing scheduled
