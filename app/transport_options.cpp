@@ -262,8 +262,6 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         }
     }
     if (!mode_set) return "no mode: give 'tx HOST PORT' or 'rx PORT'";
-    if (o.ips.empty())
-        return "no address: give each DPDK port its IPv4 address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
     if (!o.tx) { // (stock viamillipede ignores these on its receiver)
         if (o.chaos) return "chaos is a sender word: give it to tx, leave it out on rx";
         if (o.leglimit) return "leglimit is a sender word: give it to tx, leave it out on rx";
@@ -275,6 +273,8 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
                "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
+    if (o.ips.empty())
+        return "no address: give each DPDK port its IPv4 address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
     if (o.tx && o.dests.size() > 64) return "at most 64 tx destinations";
     if (o.tx && o.threads && o.threads < o.dests.size())
         return "threads " + std::to_string(o.threads) + " is fewer than the " + std::to_string(o.dests.size()) +
