@@ -416,14 +416,15 @@ def set_quickack(s, on):
 def vm_recv(a):
     ls = listen_socket(a)
     st = {"saved": 0xFF, "checked": 0, "bad_sums": [], "broke": False, "partial": 0, "padding_nonzero": 0,
-          "end_conn": None, "end_headers": 0}
+          "end_conn": None, "end_headers": 0, "chunks_on": {}}
     errors = []
     closes = {}
 
     def summary():
         return dict(chunks=r.next, bytes=r.bytes, connections=len(peers), duplicates=r.dups,
                     partial_discarded=st["partial"], checksums_checked=st["checked"],
-                    padding_nonzero=st["padding_nonzero"], end_headers=st["end_headers"], end_connection=st["end_conn"])
+                    padding_nonzero=st["padding_nonzero"], end_headers=st["end_headers"], end_connection=st["end_conn"],
+                    chunks_on=st["chunks_on"])  # connection (in accept order) -> the whole chunks it carried
 
     def exit_after_end():
         """Stock rx: exit(0) once the end record is written. LOCK held: no
@@ -504,6 +505,7 @@ def vm_recv(a):
                 with LOCK:
                     if seq >= r.next and seq not in r.held:
                         sums[seq] = cks
+                    st["chunks_on"].setdefault(idx, []).append(seq)
                     r.put(seq, payload)
                     if a.exit_after_end and r.complete():
                         exit_after_end()
