@@ -1,7 +1,10 @@
 // `tx` / `rx` command line: viamillipede's words plus dpdk-millipede's
 // options, parsed before EAL starts (set-up code: one line of error text,
 // never an exit or an exception).
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -18,19 +21,25 @@ void transport_usage(FILE *f) {
         f,
         "usage: dpdk-millipede [EAL options] -- tx HOST PORT [tx HOST PORT ...] [words] [options]  < input\n"
         "       dpdk-millipede [EAL options] -- rx PORT [words] [options]                       > output\n"
-        "  viamillipede's words:\n"
+        "  viamillipede's words (stock viamillipede's, v0.89 and 2018, with their meaning):\n"
         "    tx HOST PORT       a receiver address (IPv4); repeat for more, in preference order\n"
         "    rx PORT            listen on PORT at every --ip address\n"
-        "    threads N          TCP connections in total, spread over the tx destinations (1-64;\n"
+        "    threads N          tx: TCP connections in total, spread over the tx destinations (1-64;\n"
         "                       default 2 per destination)\n"
-        "    checksum           viamillipede checksums (--compat); native chunks always carry CRC32C\n"
-        "    chaos N            tx: every N chunks sent, abort the TCP connection that carried the\n"
-        "                       latest data (RST both ways); its chunks are re-sent on other legs\n"
-        "    verbose N          0-20: leg events (1), counters at exit (2)\n"
+        "    checksums          viamillipede's chunk checksums (--compat; stock's spelling, `checksum`\n"
+        "                       works too); native chunks always carry CRC32C\n"
+        "    chaos N            tx: every N chunks sent, break the TCP connection that carried the\n"
+        "                       latest data (RST both ways; with --compat: FIN once what was written\n"
+        "                       is acknowledged, as a stock receiver survives only that); its chunks\n"
+        "                       go again on other legs (0: off)\n"
+        "    verbose N          leg events (1), counters at exit (2); above 20 counts as 20\n"
         "    checkphrase WXYZ   4 characters both sides must agree on (default yoes)\n"
         "    prbs SEED          tx: send a PRBS stream (--size bytes) instead of stdin;\n"
-        "                       rx: verify the PRBS stream instead of writing stdout\n"
-        "    leglimit N         tx: send at most N chunks, then end the stream\n"
+        "                       rx: verify the PRBS stream instead of writing stdout. SEED decimal or\n"
+        "                       0x hex. dpdk-millipede's own pattern: not with --compat\n"
+        "    leglimit N         tx: send at most N chunks (of --chunk bytes), then end the stream (0: off)\n"
+        "    charmode, delayus N, terminate PORT, initiate HOST PORT: not implemented; refused with\n"
+        "                       what to use instead\n"
         "  options:\n"
         "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required)\n"
         "    --neigh ADDR=MAC          static neighbour, no ARP for it (repeatable)\n"
@@ -97,9 +106,45 @@ std::optional<uint32_t> parse_percent_ppm(std::string_view s, uint32_t max_ppm) 
     return static_cast<uint32_t>(ppm);
 }
 
+// A whole number as C's strtoul(s, NULL, 0) reads one (what stock
+// viamillipede uses for prbs and leglimit): decimal, 0x hex or 0 octal.
+std::optional<uint64_t> parse_c_number(std::string_view s) {
+    if (s.empty() || s.size() > 24 || !(s[0] >= '0' && s[0] <= '9')) return std::nullopt;
+    const std::string str(s);
+    char *end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(str.c_str(), &end, 0);
+    if (errno != 0 || end != str.c_str() + str.size()) return std::nullopt;
+    return static_cast<uint64_t>(v);
+}
+
+// Stock viamillipede's words that dpdk-millipede does not implement, each
+// refused with what to do instead.
+const char *unimplemented_word(std::string_view a) {
+    if (a == "charmode")
+        return "charmode is not implemented: dpdk-millipede already sends a partial chunk at most 5 ms after "
+               "its first byte arrived, so interactive input is not held back; leave charmode out";
+    if (a == "delayus")
+        return "delayus (a pause before every chunk, to cap the rate) is not implemented: put a rate "
+               "limiter in the pipe instead, e.g. `pv -q -L 100M | dpdk-millipede ... tx ...`";
+    if (a == "terminate")
+        return "terminate (input and output through a TCP connection accepted on a port) is not "
+               "implemented: dpdk-millipede reads stdin and writes stdout; join a socket to the pipe, "
+               "e.g. `socat TCP-LISTEN:PORT - | dpdk-millipede ... tx ...`";
+    if (a == "initiate")
+        return "initiate (relay through a TCP connection to HOST PORT) is not implemented: "
+               "dpdk-millipede writes stdout; join a socket to the pipe, e.g. "
+               "`dpdk-millipede ... rx ... | socat - TCP:HOST:PORT`";
+    return nullptr;
+}
+
 } // namespace
 
 std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
+    // Stock viamillipede runs both in one process for a full-duplex pipe.
+    static const char *const kBothDirections =
+        "'tx' and 'rx' in one command: a process is either the sender or the receiver; for both "
+        "directions run two (each its own --file-prefix and ports)";
     bool mode_set = false;
     for (int i = 0; i < argc; ++i)
         if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
@@ -113,7 +158,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             o.help = true;
             return {};
         } else if (a == "tx") {
-            if (mode_set && !o.tx) return "'tx' and 'rx' in one command: a process is either the sender or the receiver";
+            if (mode_set && !o.tx) return kBothDirections;
             if (!need(2)) return "tx needs HOST PORT, e.g. tx 10.0.0.2 8834";
             TxDestination d;
             if (!net::parse_ipv4(argv[i + 1], d.addr))
@@ -127,8 +172,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             mode_set = true;
             i += 2;
         } else if (a == "rx") {
-            if (mode_set) return o.tx ? "'tx' and 'rx' in one command: a process is either the sender or the receiver"
-                                      : "rx given twice";
+            if (mode_set) return o.tx ? kBothDirections : "rx given twice";
             if (!need(1)) return "rx needs PORT, e.g. rx 8834";
             auto p = parse_uint(argv[i + 1], 1, 65535);
             if (!p) return "rx PORT must be 1-65535: '" + std::string(argv[i + 1]) + "'";
@@ -140,29 +184,32 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_uint(argv[++i], 1, 64) : std::nullopt;
             if (!n) return "threads needs a number from 1 to 64";
             o.threads = static_cast<uint32_t>(*n);
-        } else if (a == "checksum") {
+        } else if (a == "checksums" || a == "checksum") { // stock spells it `checksums`
             o.checksum = true;
         } else if (a == "chaos") {
-            auto n = need(1) ? parse_uint(argv[++i], 1, UINT64_MAX) : std::nullopt;
-            if (!n) return "chaos needs a number of operations >= 1";
+            auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
+            if (!n) return "chaos needs a number of chunks (0: off)";
             o.chaos = *n;
         } else if (a == "verbose") {
-            auto n = need(1) ? parse_uint(argv[++i], 0, 20) : std::nullopt;
-            if (!n) return "verbose needs a level from 0 to 20";
-            o.verbose = static_cast<unsigned>(*n);
+            auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
+            if (!n) return "verbose needs a level (a number, 0 and up)";
+            o.verbose = static_cast<unsigned>(std::min<uint64_t>(*n, 20));
         } else if (a == "checkphrase") {
             if (!need(1) || std::strlen(argv[i + 1]) != 4)
-                return "checkphrase needs exactly 4 characters, e.g. checkphrase yoes";
+                return "checkphrase needs exactly 4 characters, e.g. checkphrase yoes (stock viamillipede "
+                       "sends and compares only the first 4 of a longer one: give those)";
             std::memcpy(o.checkphrase, argv[++i], 4);
         } else if (a == "prbs") {
-            auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
-            if (!n) return "prbs needs a seed (a decimal number)";
+            auto n = need(1) ? parse_c_number(argv[++i]) : std::nullopt;
+            if (!n) return "prbs needs a seed, a number (decimal or 0x hex), e.g. prbs 0x5aa5";
             o.prbs = true;
             o.prbs_seed = *n;
         } else if (a == "leglimit") {
-            auto n = need(1) ? parse_uint(argv[++i], 1, UINT64_MAX) : std::nullopt;
-            if (!n) return "leglimit needs a number of chunks >= 1";
+            auto n = need(1) ? parse_c_number(argv[++i]) : std::nullopt;
+            if (!n) return "leglimit needs a number of chunks (0: no limit)";
             o.leglimit = *n;
+        } else if (const char *why = unimplemented_word(a)) {
+            return why;
         } else if (a == "--ip") {
             if (!need(1)) return "--ip needs PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
             net::IpAssignment ip;
@@ -235,13 +282,19 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         }
     }
     if (!mode_set) return "no mode: give 'tx HOST PORT' or 'rx PORT'";
+    if (!o.tx) { // (stock viamillipede ignores these on its receiver)
+        if (o.chaos) return "chaos is a sender word: give it to tx, leave it out on rx";
+        if (o.leglimit) return "leglimit is a sender word: give it to tx, leave it out on rx";
+        if (o.threads)
+            return "threads is a sender word: leave it out on rx (the receiver serves as many connections as "
+                   "the sender opens)";
+    }
+    if (o.prbs && o.compat)
+        return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
+               "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
+               "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
     if (o.ips.empty())
         return "no address: give each DPDK port its IPv4 address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
-    if (!o.tx) {
-        if (o.chaos) return "chaos is a sender word (tx)";
-        if (o.leglimit) return "leglimit is a sender word (tx)";
-        if (o.threads) return "threads is a sender word (tx)";
-    }
     if (o.tx && o.dests.size() > 64) return "at most 64 tx destinations";
     if (o.tx && o.threads && o.threads < o.dests.size())
         return "threads " + std::to_string(o.threads) + " is fewer than the " + std::to_string(o.dests.size()) +

@@ -21,6 +21,19 @@ The chunk's partial payload is discarded by a receiver. A sender with
 retry: a worker reconnects and re-sends its buffer; native: every
 unacknowledged chunk of the dead connection is re-queued on the others).
 
+Stock viamillipede's behaviours on the wire (docs/interop.md):
+--layout 2018|0.89 is the header's opcode field: v0.6 to v0.81 declare it a C
+int followed by 4 bytes of struct padding that may hold stack garbage (send:
+garbage there; recv: only the int is compared), v0.89 a u_long (send: zero
+padding; recv: all 8 bytes compared, so non-zero padding is an error).
+recv --exit-after-end exits the process as soon as the end record is written,
+as stock rx does: the kernel closes every connection (FIN, or RST where
+unread data is left) and the port. --end-ack quick|delayed sets TCP_QUICKACK
+around every read, so that the kernel's ACK of the end header leaves at once
+(before the FIN) or waits for the delayed-ACK timer (and rides in the FIN).
+--reset-fatal ends the receiver (exit 1) on a connection reset, as stock rx
+does (v0.89 exits, the 2018 versions assert).
+
 Every wait is bounded: sockets time out after --io-timeout seconds and the
 whole run is killed (exit 3) after --timeout seconds.
 Prints one line "PEER {json summary}" on stdout; exit 0 on success, 1 on a
@@ -98,7 +111,7 @@ def viamillipede_mix(seed, data):
 # Common plumbing.
 
 T0 = time.monotonic()
-LOCK = threading.Lock()
+LOCK = threading.RLock()  # (re-entrant: exit_after_end logs with it held)
 EVENTS = []  # human-readable events, also in the summary
 
 
@@ -210,7 +223,26 @@ def wait_eof(sock, limit):
 VM_PREAMBLE = 0xA5A5A5A55A5A5A5A
 VM_DATA, VM_END = 0xCAFE, 0xDEAD
 VM_HDR = struct.Struct("<5Q")
+VM_HDR_2018 = struct.Struct("<4QI4s")  # v0.6-v0.81: int opcode, then 4 bytes of struct padding
 VM_MAX = 2 * 1024 * 1024
+# What a 2018-era sender leaves in the padding: stack garbage (the first as
+# captured from v0.6 on Linux, the second as issue 12 reports it).
+VM_GARBAGE = (b"\xff\x7f\x00\x00", b"\xfd\x7f\x00\x00", b"\xff\xff\xff\xff", b"\x10\x32\x54\x76")
+
+
+def vm_header(a, seq, size, cks, op):
+    """A header in --layout's form."""
+    if a.layout == "2018":
+        return VM_HDR_2018.pack(VM_PREAMBLE, seq, size, cks, op, VM_GARBAGE[seq % len(VM_GARBAGE)])
+    return VM_HDR.pack(VM_PREAMBLE, seq, size, cks, op)
+
+
+def vm_parse(a, h):
+    """(preamble, seq, size, checksum, opcode, padding) as --layout's receiver reads them."""
+    pre, seq, size, cks, field = VM_HDR.unpack(h)
+    if a.layout == "2018":
+        return pre, seq, size, cks, field & 0xFFFFFFFF, field >> 32
+    return pre, seq, size, cks, field, field >> 32
 
 
 def chunks_of(data, size):
@@ -244,7 +276,7 @@ def vm_send(a, data):
         return s
 
     def send_chunk(s, seq, off, ln, part=None):
-        hdr = VM_HDR.pack(VM_PREAMBLE, seq, ln, sums.get(seq, 0), VM_DATA)
+        hdr = vm_header(a, seq, ln, sums.get(seq, 0), VM_DATA)
         payload = memoryview(data)[off:off + (ln if part is None else part)]
         s.sendall(hdr)
         if len(payload):
@@ -294,7 +326,7 @@ def vm_send(a, data):
         finish(1, error="chunk not re-sent (as asked); stream incomplete", receiver_closes=closes,
                chunks=len(chunks), connections=conns_made[0])
     end_sock = next(s for s in per_conn if s is not None)
-    end_sock.sendall(VM_HDR.pack(VM_PREAMBLE, len(chunks), 0, 0, VM_END))
+    end_sock.sendall(vm_header(a, len(chunks), 0, 0, VM_END))
     log(f"all {len(chunks)} chunks and the end header written on {conns_made[0]} connections")
     for s in socks:
         s.shutdown(socket.SHUT_WR)
@@ -355,12 +387,12 @@ def listen_socket(a):
     return ls
 
 
-def accept_until(ls, done, serve, grace=0.5):
+def accept_until(ls, done, serve, grace=0.5, peers=None):
     """Accepts and serves connections (a thread each) until done(), then
     for `grace` seconds more: a sender may still be opening connections it
     no longer needs (a short stream), and they deserve an answer, not the
     RST a closed listener would give them."""
-    threads, peers = [], []
+    threads, peers = [], peers if peers is not None else []
     until = None
     while until is None or time.monotonic() < until:
         with LOCK:
@@ -377,11 +409,35 @@ def accept_until(ls, done, serve, grace=0.5):
     return threads, peers
 
 
+def set_quickack(s, on):
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1 if on else 0)
+
+
 def vm_recv(a):
     ls = listen_socket(a)
-    st = {"saved": 0xFF, "checked": 0, "bad_sums": [], "broke": False, "partial": 0}
+    st = {"saved": 0xFF, "checked": 0, "bad_sums": [], "broke": False, "partial": 0, "padding_nonzero": 0,
+          "end_conn": None, "end_headers": 0, "chunks_on": {}}
     errors = []
     closes = {}
+
+    def summary():
+        return dict(chunks=r.next, bytes=r.bytes, connections=len(peers), duplicates=r.dups,
+                    partial_discarded=st["partial"], checksums_checked=st["checked"],
+                    padding_nonzero=st["padding_nonzero"], end_headers=st["end_headers"], end_connection=st["end_conn"],
+                    chunks_on=st["chunks_on"])  # connection (in accept order) -> the whole chunks it carried
+
+    def exit_after_end():
+        """Stock rx: exit(0) once the end record is written. LOCK held: no
+        other thread writes the output meanwhile."""
+        r.out.close()
+        log(f"stream complete: {r.next} chunks, {r.bytes} bytes; exiting at once (--exit-after-end)")
+        bad = [f"viamillipede checksum mismatch on chunks {st['bad_sums'][:10]}"] if st["bad_sums"] else []
+        finish(1 if bad else 0, **summary(), **({"error": "; ".join(bad)} if bad else {}))
+
+    def reset_fatal(idx, e):
+        log(f"connection {idx}: {e}: a stock receiver ends here (--reset-fatal)")
+        finish(1, error=f"connection {idx} reset ({e}): stock viamillipede rx exits (v0.89) or asserts (2018)",
+               **summary())
 
     def on_deliver(seq, _off, payload):
         # viamillipede's chained checksum, in seq order (docs/wire.md 3.1).
@@ -398,6 +454,7 @@ def vm_recv(a):
 
     def serve(idx, s):
         s.settimeout(a.io_timeout)
+        ack = a.end_ack and (lambda: set_quickack(s, a.end_ack == "quick"))
         try:
             ph = recv_exact(s, 4)
             if ph != a.checkphrase.encode():
@@ -407,18 +464,28 @@ def vm_recv(a):
                 return
             s.sendall(b"ok")
             while True:
+                if ack:
+                    ack()  # (TCP_QUICKACK does not stick: set it around every read)
                 try:
                     h = recv_exact(s, VM_HDR.size, boundary_ok=True)
                 except Closed:
                     closes[idx] = "fin"
                     break
-                pre, seq, size, cks, op = VM_HDR.unpack(h)
+                if ack:
+                    ack()
+                pre, seq, size, cks, op, pad = vm_parse(a, h)
+                st["padding_nonzero"] += pad != 0
                 if pre != VM_PREAMBLE or op not in (VM_DATA, VM_END) or size > VM_MAX or (op == VM_END and size):
-                    raise ValueError(f"bad header: preamble {pre:#x} seq {seq} size {size} opcode {op:#x}")
+                    raise ValueError(f"bad header: preamble {pre:#x} seq {seq} size {size} opcode {op:#x} "
+                                     f"(layout {a.layout})")
                 if op == VM_END:
                     with LOCK:
                         r.end = seq
-                    log(f"connection {idx}: end header, {seq} chunks")
+                        st["end_headers"] += 1
+                        st["end_conn"] = idx
+                        log(f"connection {idx}: end header, {seq} chunks")
+                        if a.exit_after_end and r.complete():
+                            exit_after_end()
                     continue
                 if a.break_kind and seq == a.break_chunk and not st["broke"]:
                     st["broke"] = True
@@ -438,8 +505,13 @@ def vm_recv(a):
                 with LOCK:
                     if seq >= r.next and seq not in r.held:
                         sums[seq] = cks
+                    st["chunks_on"].setdefault(idx, []).append(seq)
                     r.put(seq, payload)
+                    if a.exit_after_end and r.complete():
+                        exit_after_end()
         except Broken as e:
+            if a.reset_fatal and "ConnectionResetError" in str(e):
+                reset_fatal(idx, e)
             closes[idx] = f"broken: {e}"
             log(f"connection {idx}: {e}")
         except ValueError as e:
@@ -448,7 +520,8 @@ def vm_recv(a):
             log(f"connection {idx}: {e}")
         s.close()
 
-    threads, peers = accept_until(ls, r.complete, serve)
+    peers = []
+    threads, _ = accept_until(ls, r.complete, serve, peers=peers)
     log(f"stream complete: {r.next} chunks, {r.bytes} bytes")
     for t in threads:  # the sender closes every connection with FIN once done
         t.join(a.io_timeout)
@@ -461,9 +534,7 @@ def vm_recv(a):
     closes_l = [closes.get(i, "open") for i in range(len(peers))]
     if any(c == "open" for c in closes_l):
         errors.append("a connection was still open after the stream ended")
-    finish(1 if errors else 0, chunks=r.next, bytes=r.bytes, connections=len(peers), duplicates=r.dups,
-           partial_discarded=st["partial"], checksums_checked=st["checked"], closes=closes_l,
-           **({"error": "; ".join(errors)} if errors else {}))
+    finish(1 if errors else 0, **summary(), closes=closes_l, **({"error": "; ".join(errors)} if errors else {}))
 
 
 # --------------------------------------------------------------------------
@@ -890,7 +961,14 @@ def main():
     ap.add_argument("--output", help="recv: where the stream goes")
     ap.add_argument("--chunk", type=int, default=1 << 20, help="send: chunk payload bytes (<= 2 MiB)")
     ap.add_argument("--checkphrase", default="yoes")
-    ap.add_argument("--checksum", action="store_true", help="viamillipede checksums (send: compute them)")
+    ap.add_argument("--checksums", "--checksum", dest="checksum", action="store_true",
+                    help="viamillipede checksums (send: compute them; recv: at least one chunk must carry one)")
+    ap.add_argument("--layout", choices=("0.89", "2018"), default="0.89",
+                    help="viamillipede header: opcode as u_long (0.89) or as int plus padding (2018)")
+    ap.add_argument("--exit-after-end", action="store_true", help="recv: exit once the end record is written")
+    ap.add_argument("--end-ack", choices=("quick", "delayed"),
+                    help="recv: TCP_QUICKACK on (ACK at once) or off (delayed ACK) around every read")
+    ap.add_argument("--reset-fatal", action="store_true", help="recv: a connection reset ends the receiver")
     ap.add_argument("--window", type=int, default=32, help="native recv: reorder window in chunks")
     ap.add_argument("--rcvbuf", type=int, default=0, help="recv: SO_RCVBUF of the listening socket")
     ap.add_argument("--break", dest="break_kind", choices=("fin", "rst"))

@@ -86,6 +86,65 @@ TEST(StripeCompat, DecodeErrors) {
     EXPECT_EQ(run(CompatHeader{0, kCompatMaxChunkBytes, 0, kCompatOpMore}), Error::NONE);
 }
 
+// viamillipede v0.6 to v0.81 declare the opcode a C int: bytes 36-39 of the
+// header are struct padding, and v0.6/v0.7 leave stack garbage there. The
+// header below is the one captured from such a sender (issue 12); a stock
+// receiver of that era compares only the int, and so do we.
+TEST(StripeCompat, OpcodeIsTheLow32BitsWhateverThePadding) {
+    auto header = [](uint64_t seq, uint64_t size, const uint8_t (&op)[8]) {
+        CompatHeader h{seq, size, 0, 0};
+        std::vector<uint8_t> v(40);
+        encode_compat_header(v.data(), h);
+        std::memcpy(v.data() + 32, op, 8);
+        return v;
+    };
+    const uint8_t more_2018[8] = {0xfe, 0xca, 0x00, 0x00, 0xfd, 0x7f, 0x00, 0x00};
+    const uint8_t end_2018[8] = {0xad, 0xde, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t more_089[8] = {0xfe, 0xca, 0, 0, 0, 0, 0, 0};
+    std::vector<uint8_t> b = {'y', 'o', 'e', 's'};
+    b.reserve(512);
+    append(b, header(0, 3, more_2018));
+    append(b, {7, 8, 9});
+    append(b, header(1, 2, more_089));
+    append(b, {10, 11});
+    append(b, header(2, 0, end_2018));
+    for (bool bytewise : {false, true}) {
+        Decoder dec(Codec::VIAMILLIPEDE, Direction::FROM_SENDER);
+        Error e = Error::NONE;
+        auto recs = decode_all(dec, b, bytewise, &e);
+        ASSERT_EQ(e, Error::NONE);
+        ASSERT_EQ(recs.size(), 4u);
+        EXPECT_EQ(recs[1].kind, EventKind::CHUNK_HEADER);
+        EXPECT_EQ(recs[1].payload, (std::vector<uint8_t>{7, 8, 9}));
+        EXPECT_EQ(recs[2].payload, (std::vector<uint8_t>{10, 11}));
+        EXPECT_EQ(recs[3].kind, EventKind::END);
+        EXPECT_EQ(recs[3].d.end.chunks, 2u);
+    }
+    EXPECT_EQ(compat_opcode(more_2018), kCompatOpMore);
+    EXPECT_EQ(compat_opcode(end_2018), kCompatOpEnd);
+    // Garbage in the padding does not make a bad opcode good, nor a good one bad.
+    const uint8_t bad[8] = {0xef, 0xbe, 0x00, 0x00, 0xfe, 0xca, 0x00, 0x00}; // 0xbeef, "cafe" only in the padding
+    std::vector<uint8_t> c = {'y', 'o', 'e', 's'};
+    c.reserve(64);
+    append(c, header(0, 1, bad));
+    Decoder dec(Codec::VIAMILLIPEDE, Direction::FROM_SENDER);
+    Error e = Error::NONE;
+    auto recs = decode_all(dec, c, false, &e);
+    EXPECT_EQ(e, Error::COMPAT_BAD_OPCODE);
+    ASSERT_FALSE(recs.empty());
+    EXPECT_EQ(recs.back().d.bad_value, 0xbeefu); // the opcode, as the receiver read it
+}
+
+// We always write v0.89's layout: the opcode as a u_long, padding zero, so
+// that receivers of either era read it.
+TEST(StripeCompat, EncodeWritesZeroPadding) {
+    uint8_t b[40];
+    std::memset(b, 0xaa, sizeof b);
+    encode_compat_header(b, CompatHeader{5, 0, 0, 0x7ffd00000000dead});
+    const uint8_t want[8] = {0xad, 0xde, 0, 0, 0, 0, 0, 0};
+    EXPECT_EQ(0, std::memcmp(b + 32, want, 8));
+}
+
 TEST(StripeCompat, ReceiverOkAndNothingElse) {
     Decoder d1(Codec::VIAMILLIPEDE, Direction::FROM_RECEIVER);
     auto r = decode_all(d1, {'o', 'k'}, true);

@@ -503,3 +503,209 @@ TEST(StripeSender, CompatResendOnlyOnAFreshLeg) {
     tx.poll(1001, io);
     EXPECT_EQ(io.q[0].size(), kCompatHeaderSize + 100);
 }
+
+// A stock viamillipede receiver exits as soon as it has written the end
+// record; the owner may report the leg's FIN (leg_down) before a poll saw
+// the transport's ACK of the end header, which often rides in that FIN.
+// leg_down() counts what was acknowledged first: the end header delivered
+// means DONE, not a lost leg whose end record goes out again.
+TEST(StripeSender, CompatLegDownWithTheEndHeaderAcknowledgedFinishes) {
+    auto c = cfg(1);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(1);
+    io.acked = {0};
+    bring_up(tx, io);
+    auto in = data(150);
+    tx.push_input(in.data(), in.size(), 0);
+    tx.finish_input(0);
+    tx.poll(1, io);
+    const uint64_t chunks = 4 + 2 * kCompatHeaderSize + 150;
+    io.acked[0] = chunks;
+    tx.poll(2, io); // both chunks delivered: the end header is written
+    ASSERT_EQ(io.q[0].size(), chunks - 4 + kCompatHeaderSize);
+    ASSERT_EQ(tx.state(), SessionState::RUNNING);
+    // The FIN arrives with the ACK of the end header, before any poll.
+    EXPECT_EQ(tx.leg_down(0, 3, chunks + kCompatHeaderSize), LegDown::FINISHED);
+    EXPECT_EQ(tx.state(), SessionState::DONE);
+    EXPECT_FALSE(tx.confirmed());
+    StripeEvent ev;
+    ASSERT_TRUE(tx.next_event(ev));
+    EXPECT_EQ(ev.type, EventType::DONE);
+    EXPECT_FALSE(tx.next_event(ev)) << "no reconnection";
+    EXPECT_EQ(tx.stats().leg_deaths, 0u);
+}
+
+// The same FIN one byte short of the end header: the end record was not
+// acknowledged (a FIN that does not acknowledge it cannot come from a
+// receiver that read it), so it is a lost leg and the end goes out again on
+// a fresh connection.
+TEST(StripeSender, CompatLegDownShortOfTheEndHeaderResendsTheEnd) {
+    auto c = cfg(1);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(1);
+    io.acked = {0};
+    bring_up(tx, io);
+    auto in = data(150);
+    tx.push_input(in.data(), in.size(), 0);
+    tx.finish_input(0);
+    tx.poll(1, io);
+    const uint64_t chunks = 4 + 2 * kCompatHeaderSize + 150;
+    io.acked[0] = chunks;
+    tx.poll(2, io);
+    io.q[0].clear();
+    EXPECT_EQ(tx.leg_down(0, 3, chunks + kCompatHeaderSize - 1), LegDown::LOST);
+    EXPECT_EQ(tx.state(), SessionState::RUNNING);
+    EXPECT_EQ(tx.stats().chunks_resent, 0u) << "both chunks were acknowledged";
+    StripeEvent ev;
+    tx.poll(1000, io);
+    ASSERT_TRUE(tx.next_event(ev));
+    EXPECT_EQ(ev.type, EventType::CONNECT_LEG);
+    io.acked[0] = 0;
+    tx.leg_up(0, 1000);
+    tx.poll(1000, io);
+    io.take(0);
+    tx.leg_input(0, reinterpret_cast<const uint8_t *>("ok"), 2, 1000);
+    tx.poll(1001, io);
+    std::vector<uint8_t> bytes = {'y', 'o', 'e', 's'};
+    append(bytes, io.take(0));
+    Decoder dec(Codec::VIAMILLIPEDE, Direction::FROM_SENDER);
+    auto recs = decode_all(dec, bytes);
+    ASSERT_EQ(recs.size(), 2u);
+    EXPECT_EQ(recs[1].kind, EventKind::END);
+    EXPECT_EQ(recs[1].d.end.chunks, 2u);
+    io.acked[0] = 4 + kCompatHeaderSize;
+    tx.poll(1002, io);
+    EXPECT_EQ(tx.state(), SessionState::DONE);
+}
+
+// A stock receiver closes every connection when it exits; the others' FINs
+// may come before the end leg's. A leg that ends with everything it carried
+// acknowledged, after the end header went out elsewhere, re-sends nothing.
+TEST(StripeSender, CompatOtherLegsEndingAfterTheEndHeaderAreDrained) {
+    auto c = cfg(2);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(2);
+    io.acked = {0, 0};
+    bring_up(tx, io);
+    io.cap = {kCompatHeaderSize + 100, 100000}; // chunk 0 fills leg 0, chunk 1 goes on leg 1
+    auto in = data(200);
+    tx.push_input(in.data(), in.size(), 0);
+    tx.finish_input(0);
+    tx.poll(1, io);
+    const uint64_t one = 4 + kCompatHeaderSize + 100;
+    ASSERT_EQ(io.q[0].size(), one - 4);
+    ASSERT_EQ(io.q[1].size(), one - 4);
+    io.take(0);
+    io.acked = {one, one};
+    tx.poll(2, io); // both delivered; the end header goes on leg 0
+    ASSERT_EQ(io.q[0].size(), kCompatHeaderSize);
+    // Leg 1's FIN first: nothing outstanding there, the end is out on leg 0.
+    EXPECT_EQ(tx.leg_down(1, 3, one), LegDown::DRAINED);
+    EXPECT_EQ(tx.stats().compat_deaths_unconfirmed, 0u);
+    EXPECT_EQ(tx.state(), SessionState::RUNNING);
+    // Then leg 0's FIN, carrying the ACK of the end header.
+    EXPECT_EQ(tx.leg_down(0, 3, one + kCompatHeaderSize), LegDown::FINISHED);
+    EXPECT_EQ(tx.state(), SessionState::DONE);
+    EXPECT_EQ(tx.stats().chunks_resent, 0u);
+}
+
+// Before the end header is out, a leg that ends is lost even with nothing
+// outstanding: the receiver went away mid-stream.
+TEST(StripeSender, CompatLegEndingBeforeTheEndHeaderIsLost) {
+    auto c = cfg(2);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(2);
+    io.acked = {0, 0};
+    bring_up(tx, io);
+    io.cap = {kCompatHeaderSize + 100, 100000};
+    auto in = data(200);
+    tx.push_input(in.data(), in.size(), 0);
+    tx.poll(1, io); // no EOF yet
+    const uint64_t one = 4 + kCompatHeaderSize + 100;
+    EXPECT_EQ(tx.leg_down(1, 3, one), LegDown::LOST);
+    EXPECT_EQ(tx.stats().chunks_resent, 0u);
+    EXPECT_EQ(tx.chunks_in_flight(), 1u) << "chunk 1 was acknowledged when its leg ended";
+}
+
+// The `chaos` word in compat mode: a stock receiver survives a leg closed
+// with FIN (it discards a chunk cut short and accepts a new connection), not
+// one reset. break_leg() stops writing to the leg, waits until its
+// transport acknowledged everything written, closes it, reconnects it and
+// re-sends only the chunk it cut.
+TEST(StripeSender, CompatBreakLegClosesOnceDeliveredAndResendsTheCutChunk) {
+    auto c = cfg(2);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(2);
+    io.acked = {0, 0};
+    bring_up(tx, io);
+    const uint64_t one = kCompatHeaderSize + 100;
+    io.cap = {one + kCompatHeaderSize + 30, 0}; // leg 0: chunk 0 and 30 bytes of chunk 1's payload
+    auto in = data(300);
+    tx.push_input(in.data(), in.size(), 0);
+    tx.poll(1, io);
+    ASSERT_EQ(io.q[0].size(), one + kCompatHeaderSize + 30);
+    ASSERT_TRUE(tx.break_leg(0));
+    io.q[0].clear();
+    io.cap[0] = 100000;
+    tx.poll(2, io);
+    EXPECT_TRUE(io.q[0].empty()) << "nothing more is written to a leg being broken";
+    StripeEvent ev;
+    const uint64_t written = 4 + one + kCompatHeaderSize + 30;
+    io.acked[0] = written - 1;
+    tx.poll(3, io);
+    EXPECT_FALSE(tx.next_event(ev)) << "not closed while a written byte is unacknowledged";
+    io.acked[0] = written;
+    tx.poll(4, io);
+    std::vector<StripeEvent> evs;
+    while (tx.next_event(ev)) evs.push_back(ev);
+    ASSERT_EQ(evs.size(), 2u);
+    EXPECT_EQ(evs[0].type, EventType::CLOSE_LEG);
+    EXPECT_EQ(evs[0].leg, 0u);
+    EXPECT_EQ(evs[1].type, EventType::CONNECT_LEG);
+    EXPECT_EQ(evs[1].leg, 0u);
+    EXPECT_EQ(tx.stats().legs_broken, 1u);
+    EXPECT_EQ(tx.stats().legs_recycled, 0u) << "the reconnecting leg is the fresh connection: none recycled";
+    EXPECT_EQ(tx.chunks_in_flight(), 2u) << "chunk 0 was delivered; chunks 1 (cut) and 2 remain";
+    // The fresh connection carries the cut chunk first.
+    io.acked[0] = 0;
+    tx.leg_up(0, 5);
+    tx.poll(5, io);
+    EXPECT_EQ(io.take(0), (std::vector<uint8_t>{'y', 'o', 'e', 's'}));
+    tx.leg_input(0, reinterpret_cast<const uint8_t *>("ok"), 2, 5);
+    tx.poll(6, io);
+    std::vector<uint8_t> bytes = {'y', 'o', 'e', 's'};
+    append(bytes, io.take(0));
+    Decoder dec(Codec::VIAMILLIPEDE, Direction::FROM_SENDER);
+    auto recs = decode_all(dec, bytes);
+    ASSERT_EQ(recs.size(), 3u);
+    EXPECT_EQ(recs[1].chunk.seq, 1u);
+    EXPECT_EQ(recs[1].payload, std::vector<uint8_t>(in.begin() + 100, in.begin() + 200));
+    EXPECT_EQ(recs[2].chunk.seq, 2u);
+    EXPECT_EQ(tx.stats().chunks_resent, 1u);
+}
+
+TEST(StripeSender, BreakLegRefusedForTheEndLegAndInNativeMode) {
+    {
+        auto c = cfg(1);
+        StripeSender tx(c); // native: abort the connection instead
+        FakeIo io(1);
+        bring_up(tx, io);
+        EXPECT_FALSE(tx.break_leg(0));
+    }
+    auto c = cfg(1);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(1);
+    io.acked = {0};
+    bring_up(tx, io);
+    tx.finish_input(0); // an empty stream: the end header goes out at once
+    tx.poll(1, io);
+    ASSERT_EQ(io.q[0].size(), kCompatHeaderSize);
+    EXPECT_FALSE(tx.break_leg(0)) << "the leg carrying the end record is never broken";
+    EXPECT_FALSE(tx.break_leg(7));
+}

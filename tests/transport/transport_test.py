@@ -276,7 +276,7 @@ def case_chaos():
     for n in (2, 6, 17):
         tx_err, _ = exact(f"chaos {n}", pairs, 16 << 20,
                           tx_words=["threads", "4", "chaos", str(n), "--chunk", "256K", "verbose", "2"], limit=120)
-        breaks = tx_err.count("chaos: broke leg")
+        breaks = tx_err.count("chaos: aborted leg")
         check(breaks >= 64 // n - 1, f"chaos {n} broke {breaks} legs (>= {64 // n - 1} expected)", tx_err)
 
 

@@ -149,7 +149,12 @@ unsigned Impl::session_poll(uint64_t now) {
             const int32_t leg = s.tx->last_data_leg();
             if (leg >= 0 && s.tx->break_leg(static_cast<uint32_t>(leg))) {
                 s.chaos_breaks++;
-                if (o.verbose) std::fprintf(stderr, "dpdk-millipede tx: chaos: broke leg %d\n", leg);
+                // A stock viamillipede receiver cannot survive a reset leg:
+                // in compat mode the leg closes with FIN (TxCore::break_leg).
+                if (o.verbose)
+                    std::fprintf(stderr, o.compat ? "dpdk-millipede tx: chaos: closing leg %d (FIN)\n"
+                                                  : "dpdk-millipede tx: chaos: aborted leg %d\n",
+                                 leg);
             }
         }
     }

@@ -475,6 +475,7 @@ void LegHost::service(uint32_t i, uint64_t now) {
         r.reason = s.reason;
         r.handle = s.handle;
         r.leg = s.leg;
+        r.credit.acked = c.bytes_acked(); // up to and including the segment that ended it
         if (report(r)) s.ended_sent = true;
         else again = true;
     }

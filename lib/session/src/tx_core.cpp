@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -225,23 +226,37 @@ void TxCore::give_up(uint32_t i) {
     l.dirty = false;
 }
 
-void TxCore::lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why) {
+void TxCore::lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why, uint64_t delivered) {
     Leg &l = legs_[i];
+    char msg[sizeof leg_msg_] = "";
     if (l.handle) {
         char ep[128];
         detail::format_endpoints(l.ep, ep, sizeof ep);
-        snprintf(leg_msg_, sizeof leg_msg_, "leg %u (%s): %s", i, ep, why);
+        snprintf(msg, sizeof msg, "leg %u (%s): %s", i, ep, why);
     }
     const bool was_up = l.st == TxLegState::ESTABLISHED;
     if (l.handle) give_up(i);
     l.st = TxLegState::IDLE;
-    if (state_ != State::RUNNING) return;
+    if (state_ != State::RUNNING) {
+        if (*msg) std::memcpy(leg_msg_, msg, sizeof msg);
+        return;
+    }
     if (was_up) {
+        // Re-queues its unacknowledged chunks, reconnects with back-off.
+        const stripe::LegDown r = stripe_.leg_down(i, now, delivered);
+        if (r == stripe::LegDown::FINISHED || r == stripe::LegDown::DRAINED) {
+            // viamillipede: the receiver ended the leg after everything it
+            // carried (FINISHED: the end header too) was acknowledged. The
+            // orderly end of a stock receiver, not a lost leg.
+            stats_.legs_ended_by_receiver++;
+            return;
+        }
+        if (*msg) std::memcpy(leg_msg_, msg, sizeof msg);
         stats_.legs_lost++;
         stats_.watchdog_kills += watchdog;
         stats_.last_leg_lost_us = now;
-        stripe_.leg_down(i, now); // re-queues its unacknowledged chunks, reconnects with back-off
     } else {
+        if (*msg) std::memcpy(leg_msg_, msg, sizeof msg);
         stats_.connect_failures++;
         stripe_.leg_connect_failed(i, now);
     }
@@ -303,7 +318,9 @@ void TxCore::on_report(const LegReport &r, uint64_t now) {
     case ReportType::PEER_FIN:
         l.acked = std::max(l.acked, r.credit.acked);
         l.peer_fin = true;
-        if (state_ == State::RUNNING) lose_leg(i, now, false, "the receiver closed the connection mid-stream");
+        // (A leg that ended the session in compat mode: its DONE is handled by poll().)
+        if (state_ == State::RUNNING && stripe_.state() == stripe::SessionState::RUNNING)
+            lose_leg(i, now, false, "the receiver closed the connection mid-stream", l.acked);
         break;
     case ReportType::ENDED: {
         char why[96];
@@ -325,11 +342,18 @@ void TxCore::on_report(const LegReport &r, uint64_t now) {
             l.closed = true;
             break;
         }
+        // What the peer acknowledged up to the end (in the report): a stock
+        // receiver's reset after the end header may carry its last ACK.
+        l.acked = std::max(l.acked, r.credit.acked);
+        const uint64_t delivered = l.acked;
         char ep[128];
         detail::format_endpoints(l.ep, ep, sizeof ep);
-        snprintf(leg_msg_, sizeof leg_msg_, "leg %u (%s): %s", i, ep, why);
+        char msg[sizeof leg_msg_];
+        snprintf(msg, sizeof msg, "leg %u (%s): %s", i, ep, why);
         l.handle = 0; // (released above: nothing to give up)
-        lose_leg(i, now, r.cause == EndCause::WATCHDOG, why);
+        const uint64_t lost_before = stats_.legs_lost + stats_.connect_failures;
+        lose_leg(i, now, r.cause == EndCause::WATCHDOG, why, delivered);
+        if (stats_.legs_lost + stats_.connect_failures != lost_before) std::memcpy(leg_msg_, msg, sizeof msg);
         break;
     }
     case ReportType::CLOSED: {
@@ -349,6 +373,7 @@ void TxCore::on_report(const LegReport &r, uint64_t now) {
 
 bool TxCore::break_leg(uint32_t i) {
     if (i >= legs_.size() || !legs_[i].handle || legs_[i].st != TxLegState::ESTABLISHED) return false;
+    if (cfg_.stripe.codec == stripe::Codec::VIAMILLIPEDE) return stripe_.break_leg(i);
     LegCommand c;
     c.type = CommandType::BREAK;
     c.handle = legs_[i].handle;

@@ -46,6 +46,7 @@ struct StripeSender::Leg {
     bool fresh = true;          // no chunk bytes written since the hello
     uint64_t written = 0;       // bytes handed to the leg since it connected
     uint64_t end_at = 0;        // compat: the leg's stream offset just past the end header
+    bool breaking = false;      // compat: break_leg() asked; closes once all written is delivered
 };
 
 StripeSender::StripeSender(const SenderConfig &cfg)
@@ -259,6 +260,7 @@ void StripeSender::leg_up(uint32_t leg, uint64_t) {
     l.dec.reset();
     l.cur = -1;
     l.fresh = true;
+    l.breaking = false;
     l.ctl_off = 0;
     l.written = 0;
     if (cfg_.codec == Codec::NATIVE) {
@@ -284,16 +286,16 @@ void StripeSender::leg_connect_failed(uint32_t leg, uint64_t now_us) {
     schedule_retry(l, now_us);
 }
 
-void StripeSender::leg_down(uint32_t leg, uint64_t now_us) {
-    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return;
+LegDown StripeSender::leg_down(uint32_t leg, uint64_t now_us, uint64_t delivered) {
+    if (leg >= legs_.size() || state_ != SessionState::RUNNING) return LegDown::IGNORED;
     Leg &l = legs_[leg];
     switch (l.st) {
     case SenderLegState::CLOSED:
     case SenderLegState::DOWN:
-        return;
+        return LegDown::IGNORED;
     case SenderLegState::CONNECTING:
         leg_connect_failed(leg, now_us);
-        return;
+        return LegDown::LOST;
     case SenderLegState::HELLO:
         l.failures++; // never got as far as carrying data: back off harder
         break;
@@ -301,14 +303,30 @@ void StripeSender::leg_down(uint32_t leg, uint64_t now_us) {
         l.failures = 0;
         break;
     }
+    LegDown outcome = LegDown::LOST;
+    if (cfg_.codec == Codec::VIAMILLIPEDE && l.st == SenderLegState::OPEN) {
+        // A stock receiver exits as soon as it has written the end record;
+        // its kernel's ACK of the end header often travels in the FIN
+        // itself, and the owner reports the FIN before poll() would have
+        // looked at what was delivered (release_delivered). So count what
+        // the leg's transport acknowledged first.
+        if (release_leg(leg, delivered)) return LegDown::FINISHED;
+        bool outstanding = l.cur >= 0 || l.ctl_len != 0 || delivered < l.written;
+        for (const auto &s : slots_) outstanding |= s.st == Slot::St::SENT && s.leg == leg;
+        const bool end_out = (end_state_ == EndState::ON_LEG || end_state_ == EndState::WRITTEN) && end_leg_ != leg;
+        if (!outstanding && end_out) outcome = LegDown::DRAINED;
+    }
+    l.breaking = false;
     stats_.leg_deaths++;
-    if (cfg_.codec == Codec::VIAMILLIPEDE && !l.fresh) stats_.compat_deaths_unconfirmed++;
+    if (cfg_.codec == Codec::VIAMILLIPEDE && !l.fresh && outcome == LegDown::LOST) stats_.compat_deaths_unconfirmed++;
     requeue_leg(leg);
     l.ctl_len = l.ctl_off = 0;
     l.dec.reset();
+    l.fresh = true; // its next connection carries no chunk yet
     if ((end_state_ == EndState::ON_LEG || end_state_ == EndState::WRITTEN) && end_leg_ == leg)
         end_state_ = EndState::QUEUED; // the end record is idempotent: send it again elsewhere
     schedule_retry(l, now_us);
+    return outcome;
 }
 
 size_t StripeSender::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t now_us) {
@@ -514,6 +532,7 @@ void StripeSender::start_chunk(Leg &l, uint32_t leg, int32_t si) {
 
 void StripeSender::write_leg(uint32_t leg, LegIo &io) {
     Leg &l = legs_[leg];
+    if (l.breaking) return;
     while (state_ == SessionState::RUNNING) {
         size_t w = io.writable(leg);
         if (w == 0) return;
@@ -617,6 +636,7 @@ void StripeSender::poll(uint64_t now_us, LegIo &io) {
     if (cfg_.codec == Codec::VIAMILLIPEDE) {
         release_delivered(io);
         if (state_ != SessionState::RUNNING) return;
+        finish_breaks(io, now_us);
         recycle_for_resend(now_us);
     }
     maybe_end();
@@ -637,6 +657,9 @@ void StripeSender::recycle_for_resend(uint64_t now_us) {
     bool resend = false;
     for (const auto &s : slots_) resend |= s.st == Slot::St::RESEND;
     bool underway = false;
+    // (A leg reconnecting after it went down is fresh again; one whose link
+    // keeps failing, failures > 0, does not count, nor one still waiting
+    // out its back-off.)
     for (const auto &l : legs_)
         underway |= l.fresh && (l.st == SenderLegState::HELLO || l.st == SenderLegState::OPEN ||
                                 (l.st == SenderLegState::CONNECTING && l.failures == 0));
@@ -657,6 +680,7 @@ void StripeSender::recycle_for_resend(uint64_t now_us) {
         l.ctl_len = l.ctl_off = 0;
         l.dec.reset();
         l.st = SenderLegState::DOWN;
+        l.fresh = true;
         l.next_attempt = now_us; // reconnect on the next poll
         resend_waiting_since_ = UINT64_MAX;
         return;
@@ -676,11 +700,45 @@ void StripeSender::recycle_for_resend(uint64_t now_us) {
         events_.push({EventType::CLOSE_LEG, leg, Error::NONE});
         l.dec.reset();
         l.st = SenderLegState::DOWN;
+        l.fresh = true;
         l.next_attempt = now_us;
         resend_waiting_since_ = UINT64_MAX;
         return;
     }
     resend_waiting_since_ = now_us; // no leg is up: look again a while later, not at every poll
+}
+
+bool StripeSender::break_leg(uint32_t leg) {
+    if (cfg_.codec != Codec::VIAMILLIPEDE || leg >= legs_.size() || state_ != SessionState::RUNNING) return false;
+    Leg &l = legs_[leg];
+    if (l.st != SenderLegState::OPEN || l.ctl_len != 0 || l.breaking) return false;
+    if ((end_state_ == EndState::ON_LEG || end_state_ == EndState::WRITTEN) && end_leg_ == leg) return false;
+    l.breaking = true;
+    return true;
+}
+
+// A leg being broken writes nothing more; once its transport acknowledged
+// every byte written, what a receiver holds from it is known, and it closes.
+// Its chunk in progress (cut short: the receiver discards it) goes again on
+// a fresh connection; every earlier one was delivered.
+void StripeSender::finish_breaks(LegIo &io, uint64_t now_us) {
+    for (uint32_t leg = 0; leg < legs_.size(); leg++) {
+        Leg &l = legs_[leg];
+        if (!l.breaking || l.st != SenderLegState::OPEN || io.delivered(leg) < l.written) continue;
+        l.breaking = false;
+        stats_.legs_broken++;
+        requeue_leg(leg);
+        events_.push({EventType::CLOSE_LEG, leg, Error::NONE});
+        l.ctl_len = l.ctl_off = 0;
+        l.dec.reset();
+        l.fresh = true;
+        l.failures = 0;
+        // Reconnect at once: the fresh connection for the cut chunk is
+        // under way, so no other leg is recycled for it.
+        l.st = SenderLegState::CONNECTING;
+        stats_.connect_attempts++;
+        events_.push({EventType::CONNECT_LEG, leg, Error::NONE});
+    }
 }
 
 // viamillipede's receiver acknowledges nothing: the only proof that a chunk
@@ -689,21 +747,26 @@ void StripeSender::recycle_for_resend(uint64_t now_us) {
 // re-sent instead of lost; DONE waits for the end header likewise.
 void StripeSender::release_delivered(LegIo &io) {
     for (uint32_t leg = 0; leg < legs_.size(); leg++) {
-        Leg &l = legs_[leg];
+        const Leg &l = legs_[leg];
         if (l.st != SenderLegState::OPEN && l.st != SenderLegState::HELLO) continue;
-        const uint64_t d = io.delivered(leg);
-        for (size_t i = 0; i < slots_.size(); i++) {
-            Slot &s = slots_[i];
-            if (s.st == Slot::St::SENT && s.leg == leg && s.delivered_at <= d) {
-                stats_.chunks_acked++;
-                free_slot(static_cast<int32_t>(i));
-            }
-        }
-        if (end_state_ == EndState::WRITTEN && end_leg_ == leg && l.end_at <= d) {
-            finish(false);
-            return;
+        if (release_leg(leg, io.delivered(leg))) return;
+    }
+}
+
+bool StripeSender::release_leg(uint32_t leg, uint64_t delivered) {
+    const Leg &l = legs_[leg];
+    for (size_t i = 0; i < slots_.size(); i++) {
+        Slot &s = slots_[i];
+        if (s.st == Slot::St::SENT && s.leg == leg && s.delivered_at <= delivered) {
+            stats_.chunks_acked++;
+            free_slot(static_cast<int32_t>(i));
         }
     }
+    if (end_state_ == EndState::WRITTEN && end_leg_ == leg && l.end_at <= delivered) {
+        finish(false);
+        return true;
+    }
+    return false;
 }
 
 uint64_t StripeSender::next_wakeup_us() const {

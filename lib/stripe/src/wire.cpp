@@ -148,9 +148,13 @@ size_t encode_compat_header(uint8_t *out, const CompatHeader &h) {
     store_le64(out + 8, h.chunk_seq);
     store_le64(out + 16, h.size);
     store_le64(out + 24, h.checksum);
-    store_le64(out + 32, h.opcode);
+    // The opcode as v0.89's u_long with its high half zero: read right both
+    // by v0.89 (compares 8 bytes) and by 2018 receivers (compare 4).
+    store_le64(out + 32, h.opcode & 0xffffffffu);
     return kCompatHeaderSize;
 }
+
+uint64_t compat_opcode(const uint8_t *field) { return load_le64(field) & 0xffffffffu; }
 
 uint32_t viamillipede_mix(uint32_t seed, const uint8_t *p, uint64_t size) {
     uint8_t first[8] = {};
@@ -465,7 +469,10 @@ size_t Decoder::feed_compat(const uint8_t *p, size_t n, Decoded &out) {
             uint64_t seq = load_le64(hdr_ + 8);
             uint64_t size = load_le64(hdr_ + 16);
             uint64_t sum = load_le64(hdr_ + 24);
-            uint64_t op = load_le64(hdr_ + 32);
+            // Only the low 32 bits are the opcode: 2018-era senders (v0.6 to
+            // v0.81) declare it a C int, so bytes 36-39 are struct padding,
+            // which may hold stack garbage (docs/wire.md section 3).
+            const uint64_t op = compat_opcode(hdr_ + 32);
             if (pre != kCompatPreamble) return fail(out, Error::COMPAT_BAD_PREAMBLE, pre, used);
             if (op == kCompatOpEnd) {
                 if (size != 0) return fail(out, Error::COMPAT_BAD_END, size, used);

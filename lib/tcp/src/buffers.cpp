@@ -208,7 +208,18 @@ bool RecvQueue::place(size_t pos, uint32_t seq, const uint8_t *data, uint32_t le
     return true;
 }
 
-bool RecvQueue::insert(uint32_t seq, const Piece *pieces, size_t npieces) {
+bool RecvQueue::insert(uint32_t seq, const Piece *in, size_t npieces) {
+    // Without reference counting nothing can be held by reference: every
+    // piece is copied (a segment handed over straight from another
+    // connection's sink names memory that connection will reuse).
+    Piece local[32];
+    const Piece *pieces = in;
+    if (!(ops_ && ops_->retain) && npieces <= 32) {
+        for (size_t i = 0; i < npieces; i++) local[i] = Piece{in[i].data, in[i].len, 0};
+        pieces = local;
+    } else if (!(ops_ && ops_->retain)) {
+        return false;
+    }
     // Walks the parts of [seq, seq + total) that no extent covers yet, in
     // order; fn(pos, a, e, piece, piece_start) for each.
     auto walk = [&](auto &&fn) {

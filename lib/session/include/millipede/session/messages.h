@@ -103,7 +103,7 @@ struct LegReport {
         struct {
             uint64_t acked;      // payload bytes the peer acknowledged (TCP), since connect
             uint64_t window_end; // the core may write up to this stream offset
-        } credit;                // CONNECTED, CREDIT, PEER_FIN (acked at the FIN)
+        } credit;                // CONNECTED, CREDIT, PEER_FIN, ENDED, CLOSED (acked then)
         struct {
             const uint8_t *p;
             uint32_t n;

@@ -42,6 +42,10 @@ struct TxStats {
     uint64_t watchdog_kills = 0;    // of which the Watchdog declared dead
     uint64_t last_leg_lost_us = 0;  // when the last one died
     uint64_t retired = 0;           // compat: connections closed with FIN instead of RST
+    // compat: legs the receiver ended (FIN, reset) once everything they
+    // carried was acknowledged, after the end header went out: a stock
+    // receiver exiting after the end record. Not in legs_lost.
+    uint64_t legs_ended_by_receiver = 0;
 };
 
 enum class TxLegState : uint8_t { IDLE, CONNECTING, ESTABLISHED, CLOSING };
@@ -74,9 +78,12 @@ class TxCore {
     const char *message() const;
     const char *last_leg_message() const { return leg_msg_; }
     const TxStats &stats() const { return stats_; }
-    // Fault injection: fail leg `leg`'s connection as a dead link would
-    // (its host resets it, or closes it with FIN for a viamillipede peer);
-    // the loss is then handled like any other. False when it has none.
+    // Fault injection (the `chaos` word): native, leg `leg`'s connection is
+    // reset as a dead link's would be and its loss handled like any other;
+    // viamillipede mode, the leg stops being written to and, once what it
+    // carried is acknowledged, closes with FIN and reconnects, the chunk it
+    // cut going again on the fresh connection (StripeSender::break_leg: a
+    // stock receiver survives a FIN, not a reset). False when it cannot.
     bool break_leg(uint32_t leg);
     // The leg that was last given chunk bytes (-1: none yet): chaos's victim.
     int32_t last_data_leg() const { return last_data_leg_; }
@@ -94,7 +101,9 @@ class TxCore {
     bool send_to(uint32_t host, const LegCommand &c);
     void start_leg(uint32_t i, uint64_t now);
     void give_up(uint32_t i);
-    void lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why);
+    // `delivered`: payload the peer acknowledged up to and including the
+    // segment that ended the leg (viamillipede's only proof of delivery).
+    void lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why, uint64_t delivered = 0);
     void end(uint64_t now);
     uint16_t next_port(const LegSpec &spec);
     void internal_failure(const char *what);

@@ -73,6 +73,9 @@ class TxSession {
     // on_segment(); false when the segment was dropped as malformed.
     bool on_bytes(std::span<const uint8_t> bytes, const tcp::IpAddr &src, const tcp::IpAddr &dst, uint64_t now_us);
 
+    // ---- fault injection: see TxCore::break_leg().
+    bool break_leg(uint32_t leg) { return core_->break_leg(leg); }
+
     // ---- time
     void poll(uint64_t now_us);
     uint64_t next_deadline() const; // UINT64_MAX: nothing scheduled

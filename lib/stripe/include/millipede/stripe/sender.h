@@ -60,6 +60,15 @@ struct SenderConfig {
     void *release_ctx = nullptr;
 };
 
+// What leg_down() made of a leg's end.
+enum class LegDown : uint8_t {
+    IGNORED,  // not a live leg (already down, closed) or the session is over
+    LOST,     // a lost leg: what it carried and its transport did not acknowledge goes again
+    FINISHED, // compat: its transport had acknowledged the end header: the session is DONE
+    DRAINED,  // compat: after the end header went out on another leg, this leg ended with every
+              // byte written on it acknowledged: the receiver finishing, nothing to send again
+};
+
 enum class SenderLegState : uint8_t {
     DOWN,       // waiting for its back-off to expire
     CONNECTING, // CONNECT_LEG emitted, waiting for leg_up()/leg_connect_failed()
@@ -81,6 +90,7 @@ struct SenderStats {
     uint64_t connect_failures = 0;
     uint64_t compat_deaths_unconfirmed = 0; // compat: a leg died after carrying whole chunks
     uint64_t legs_recycled = 0;      // compat: closed and reconnected to carry a re-sent chunk
+    uint64_t legs_broken = 0;        // compat: closed on request (break_leg: chaos)
     uint64_t errors[kErrorCount] = {};
 };
 
@@ -107,7 +117,23 @@ class StripeSender {
     // ---- leg side
     void leg_up(uint32_t leg, uint64_t now_us);             // connection established
     void leg_connect_failed(uint32_t leg, uint64_t now_us); // connect attempt failed
-    void leg_down(uint32_t leg, uint64_t now_us);           // connection died / was reset
+    // The leg's connection died, was reset or closed by the peer.
+    // `delivered`: bytes written on it since it connected that its transport
+    // acknowledged by then (LegIo::delivered). compat mode counts those first,
+    // so a peer FIN that carried (or followed) the ACK of the end header ends
+    // the session (FINISHED) instead of re-queuing the end record, and a FIN
+    // after everything a leg carried was acknowledged re-sends nothing.
+    LegDown leg_down(uint32_t leg, uint64_t now_us, uint64_t delivered = 0);
+    // compat fault injection (the `chaos` word): stop writing to an open
+    // leg; once its transport acknowledged everything written on it, close
+    // it (CLOSE_LEG: the owner ends it with FIN, which a stock receiver
+    // survives, unlike a reset), reconnect it at once and re-send the chunk
+    // it was in the middle of on a fresh connection. A receiver discards a
+    // chunk cut short by a FIN; nothing it already has goes again, so no
+    // duplicate reaches it. False (nothing done) when the leg is not open,
+    // carries the end record, or the codec is native (abort the connection
+    // instead: native acknowledgements say what to re-send).
+    bool break_leg(uint32_t leg);
     // Bytes the receiver sent on `leg` (replies, acks, resend requests).
     // Always consumes everything (these records are tiny).
     size_t leg_input(uint32_t leg, const uint8_t *p, size_t n, uint64_t now_us);
@@ -145,7 +171,9 @@ class StripeSender {
     void free_slot(int32_t s);
     void maybe_end();
     void release_delivered(LegIo &io);
+    bool release_leg(uint32_t leg, uint64_t delivered); // true: the end header was delivered (DONE)
     void recycle_for_resend(uint64_t now_us);
+    void finish_breaks(LegIo &io, uint64_t now_us);
     void finish(bool confirmed);
 
     SenderConfig cfg_;

@@ -180,10 +180,19 @@ struct CompatHeader {
     uint64_t chunk_seq = 0; // viamillipede's leg_id
     uint64_t size = 0;      // payload bytes, <= 2 MiB, 0 for the end header
     uint64_t checksum = 0;  // 0 = checksums off
-    uint64_t opcode = kCompatOpMore;
+    uint64_t opcode = kCompatOpMore; // only the low 32 bits travel (see compat_opcode)
 };
 
-size_t encode_compat_header(uint8_t *out, const CompatHeader &h); // 40 bytes
+// 40 bytes; the opcode's 8-byte field is written as the low 32 bits of
+// h.opcode followed by 4 zero bytes.
+size_t encode_compat_header(uint8_t *out, const CompatHeader &h);
+
+// The opcode in a header's 8-byte opcode field (bytes 32-39): its low 32
+// bits, whatever bytes 36-39 hold. viamillipede v0.6 to v0.81 declare the
+// opcode a C int followed by 4 bytes of struct padding that may be stack
+// garbage (seen on the wire: fe ca 00 00 fd 7f 00 00); v0.89 declares it
+// u_long and zero-fills. Stock receivers compare only what they declared.
+uint64_t compat_opcode(const uint8_t *field);
 
 // viamillipede's checksum, reproduced bit-exactly from its source
 // (agokhale/viamillipede, plumbing.c mix(), tx.c txingest(), rx.c rxworker()):

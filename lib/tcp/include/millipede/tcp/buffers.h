@@ -119,8 +119,8 @@ class RecvQueue {
 
     // Stores the bytes of [seq, seq + total) given as pieces, skipping what
     // is already held; copies pieces whose ref is 0 into the arena and
-    // retains the others. Returns false (storing nothing) when the extent
-    // table would overflow.
+    // retains the others (without RefOps every piece is copied). Returns
+    // false (storing nothing) when the extent table would overflow.
     bool insert(uint32_t seq, const Piece *pieces, size_t npieces);
     // Up to `max` readable spans from the front (bytes below `limit_seq`,
     // i.e. RCV.NXT); returns the count.
