@@ -97,4 +97,21 @@ unsigned ConnTable::expire_tentative(uint64_t now_us, uint64_t age_us) {
     return n;
 }
 
+void ConnTableHooks::on_open(const tcp::Endpoints &ep) {
+    // Before its first segment leaves: the answer must find this worker. A
+    // connection accepted here confirms the rx lcore's tentative entry.
+    t_.add(conn_key(ep), worker_, false);
+    if (n_) n_->fetch_add(1, std::memory_order_relaxed);
+}
+
+void ConnTableHooks::on_close(const tcp::Endpoints &ep) {
+    t_.remove(conn_key(ep));
+    if (n_) n_->fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool misdelivered(const ConnTable &t, uint32_t worker, const tcp::Segment &seg) {
+    const int32_t owner = t.lookup(conn_key(tcp::Endpoints{seg.dst_ip, seg.src_ip, seg.dst_port, seg.src_port}));
+    return owner >= 0 && static_cast<uint32_t>(owner) != worker;
+}
+
 } // namespace millipede::dataplane

@@ -137,7 +137,7 @@ struct RingReports final : session::ReportOut {
     }
 };
 
-struct alignas(64) Worker : session::FlowHooks {
+struct alignas(64) Worker {
     Impl *plane = nullptr;
     unsigned index = 0;
     unsigned lcore = 0;
@@ -157,9 +157,7 @@ struct alignas(64) Worker : session::FlowHooks {
     WorkerPublic pub;
     LegBoard legs;
     uint64_t next_legs_publish = 0;
-    // FlowHooks: the flow table learns our connections before their first segment leaves.
-    void on_open(const tcp::Endpoints &ep) override;
-    void on_close(const tcp::Endpoints &ep) override;
+    std::unique_ptr<ConnTableHooks> hooks; // the flow table learns our connections before their first segment leaves
 };
 
 // The session lcore's CommandOut: one ring per worker; new connections go

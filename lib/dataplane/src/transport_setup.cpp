@@ -315,7 +315,8 @@ bool Impl::setup_workers(std::string &err) {
                 hc.mss_by_local_ip.push_back({tcp::IpAddr::v4(a.addr), p->mss, p->send_cap});
         hc.compat = o.compat;
         hc.max_connections = 4 * 64 + 64;
-        hc.hooks = w.get();
+        w->hooks = std::make_unique<ConnTableHooks>(*conns, i, &w->pub.connections);
+        hc.hooks = w->hooks.get();
         Worker *wp = w.get();
         tcp::SeededRandom rng(rte_get_tsc_cycles() ^ (uint64_t(getpid()) << 32) ^ (uint64_t(i) << 20));
         try {

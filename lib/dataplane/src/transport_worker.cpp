@@ -10,18 +10,6 @@
 
 namespace millipede::dataplane {
 
-void Worker::on_open(const tcp::Endpoints &ep) {
-    // Before its first segment leaves: the answer must find us. A connection
-    // accepted here confirms the rx lcore's tentative entry.
-    plane->conns->add(conn_key(ep), index, false);
-    pub.connections.fetch_add(1, std::memory_order_relaxed);
-}
-
-void Worker::on_close(const tcp::Endpoints &ep) {
-    plane->conns->remove(conn_key(ep));
-    pub.connections.fetch_sub(1, std::memory_order_relaxed);
-}
-
 namespace {
 
 void flush_tx(TxBuffer &b, const PortState &p, uint64_t &drops) {
@@ -160,12 +148,8 @@ unsigned Impl::worker_poll(Worker &w, uint64_t now) {
             continue;
         }
         w.pub.segments_in.fetch_add(1, std::memory_order_relaxed);
-        if (!w.host->on_segment(seg, now)) {
-            // No connection or listener here: was it another worker's?
-            const int32_t owner = conns->lookup(conn_key(tcp::Endpoints{dst, src, seg.dst_port, seg.src_port}));
-            if (owner >= 0 && static_cast<unsigned>(owner) != w.index)
-                w.pub.misdelivered.fetch_add(1, std::memory_order_relaxed);
-        }
+        if (!w.host->on_segment(seg, now) && misdelivered(*conns, w.index, seg))
+            w.pub.misdelivered.fetch_add(1, std::memory_order_relaxed);
         rte_pktmbuf_free(m); // what the connection keeps, it holds its own reference on
     }
     work += n;

@@ -14,10 +14,12 @@
 // - expire_tentative() only on the RX lcore that added the tentative flows.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "millipede/session/leg_host.h"
 #include "millipede/tcp/connection.h"
 
 struct rte_hash;
@@ -65,5 +67,27 @@ class ConnTable {
     std::unique_ptr<Tentative[]> tq_; // FIFO of tentative adds, bounded (RX lcore only)
     size_t tq_cap_ = 0, tq_head_ = 0, tq_count_ = 0;
 };
+
+// A worker's LegHost flow hooks: its connections enter the table (as the
+// worker's) before their first segment leaves and leave it when gone.
+// `connections` (optional) counts them for the balancer.
+class ConnTableHooks final : public session::FlowHooks {
+  public:
+    ConnTableHooks(ConnTable &t, uint32_t worker, std::atomic<uint32_t> *connections = nullptr)
+        : t_(t), worker_(worker), n_(connections) {}
+    void on_open(const tcp::Endpoints &ep) override;
+    void on_close(const tcp::Endpoints &ep) override;
+
+  private:
+    ConnTable &t_;
+    uint32_t worker_;
+    std::atomic<uint32_t> *n_;
+};
+
+// For a segment no connection or listener of `worker` took: true when the
+// flow table gives its connection to another worker, i.e. the segment was
+// delivered to the wrong one (share-nothing is broken; counted, never
+// expected).
+bool misdelivered(const ConnTable &t, uint32_t worker, const tcp::Segment &seg);
 
 } // namespace millipede::dataplane
