@@ -45,7 +45,12 @@ TAG = f"mi{os.getpid() % 100000}"
 NS_K, NS_D = f"{TAG}k", f"{TAG}d"  # the kernel peer's, dpdk-millipede's
 MADE_NS = []
 PROCS = []
-EAL = ["--no-pci", "--no-huge", "-m", "512", "-l", "0"]
+# MILLIPEDE_TEST_WORKERS=N (N >= 2): dpdk-millipede runs N worker lcores
+# (control, rx+session and N workers, all on CPU 0 as -l 0 is), so the
+# connections spread over workers; 1 (default): the single-lcore layout.
+WORKERS = int(os.environ.get("MILLIPEDE_TEST_WORKERS", "1"))
+LCORES = ["-l", "0"] if WORKERS <= 1 else ["--lcores", ",".join(f"{i}@0" for i in range(WORKERS + 2))]
+EAL = ["--no-pci", "--no-huge", "-m", "512", *LCORES]
 PORT = 8834
 MiB = 1 << 20
 TMP = tempfile.mkdtemp(prefix="mpinterop")

@@ -94,6 +94,13 @@ def addrs(side, n):
     return [f"10.{77 + i}.{third}.{side}" for i in range(n)]
 
 
+# MILLIPEDE_TEST_WORKERS=N (N >= 2): every dpdk-millipede of a case that
+# does not choose its own lcores runs N worker lcores (plus control and
+# rx+session), mapped onto the 2 CPUs; each transfer then also checks that
+# no segment reached a worker that does not own its connection.
+WORKERS = int(os.environ.get("MILLIPEDE_TEST_WORKERS", "1"))
+
+
 class Proc:
     """One dpdk-millipede under `timeout -s KILL`, in its side's namespace
     (ns=None: the caller's), stderr kept in a file."""
@@ -102,6 +109,9 @@ class Proc:
         self.err = tempfile.TemporaryFile()
         side = "rx" if lcore else "tx"
         self.prefix = f"{TAG}{side}"
+        if not lcores and WORKERS > 1:
+            # control on this side's CPU, rx+session and WORKERS workers on both
+            lcores = ",".join([f"0@{lcore}"] + [f"{i}@(0-1)" for i in range(1, WORKERS + 2)])
         cpus = ["--lcores", lcores] if lcores else ["-l", str(lcore)]
         nx = ["ip", "netns", "exec", NS[side]] if ns == "side" else []
         cmd = nx + ["timeout", "-s", "KILL", str(limit), BIN, *(EAL if eal is None else eal), *cpus,
@@ -185,6 +195,12 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, feeder=None, dur
         bad = sanitizer_reports(err)
         if bad:
             check(False, f"{who}: a sanitizer report", *bad[:20])
+        if WORKERS > 1 and not tx_lcores and err:
+            import re
+            mis = [int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* misdelivered (\d+)", err)]
+            if mis:  # (printed with verbose 2)
+                check(len(mis) == WORKERS and sum(mis) == 0,
+                      f"{who}: {WORKERS} workers, no segment on a worker that does not own its connection ({mis})", err)
     return tx_rc, tx_err, rx_rc, rx_err, out_path
 
 
@@ -231,8 +247,17 @@ def case_sizes():
 
 
 def case_bulk2():
+    import re
     pairs = make_links(2)
-    exact("two links", pairs, 32 << 20, tx_words=["threads", "4"], limit=120)
+    tx_err, rx_err = exact("two links", pairs, 32 << 20, tx_words=["threads", "4", "verbose", "2"],
+                           rx_words=["verbose", "2"], limit=120)
+    if WORKERS > 1:
+        # The least-loaded worker gets each new connection: with 4 legs every
+        # worker owns some (tx picks when it connects, rx when the SYN comes).
+        for who, err, word in (("tx", tx_err, "connects"), ("rx", rx_err, "accepted")):
+            per = [int(x) for x in re.findall(rf"worker \d+ \(lcore \d+\): .* {word} (\d+)", err)]
+            check(len(per) == WORKERS and all(n >= 1 for n in per[:min(WORKERS, 4)]),
+                  f"{who}: connections spread over the {WORKERS} workers ({word} {per})", err)
 
 
 def case_prbs():

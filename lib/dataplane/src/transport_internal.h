@@ -8,6 +8,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,12 +71,34 @@ struct PortState {
 };
 
 // Frames waiting for one tx_burst per port per loop iteration.
+// One lcore's frames for one port, in order. A device (or hand-off ring)
+// that takes only part of a burst keeps the rest here for the next call: a
+// full TX ring is back-pressure, not loss. Only a frame that finds the
+// buffer still full after a flush is dropped (TCP re-sends it).
 struct TxBuffer {
     uint16_t queue = 0;
     unsigned n = 0;
     uint64_t sent = 0, drops = 0; // this lcore's frames to the port (or its hand-off ring)
     rte_mbuf *pkts[kTxCap];
 };
+
+struct PortState;
+// tx_burst what the device takes now; the rest stays in `b`. Frames the
+// device's tx_prepare refuses are dropped and counted in `drops`.
+void tx_flush(TxBuffer &b, const PortState &p, uint64_t &drops);
+// The same onto a hand-off ring (the rx lcore transmits them).
+void handoff_flush(TxBuffer &b, rte_ring *ring);
+// Appends `m`, flushing first when full; drops `m` if that freed nothing.
+template <class Flush> inline void tx_append(TxBuffer &b, rte_mbuf *m, uint64_t &drops, Flush &&flush) {
+    if (b.n == kTxCap) flush();
+    if (b.n == kTxCap) {
+        rte_pktmbuf_free(m);
+        drops++;
+        b.drops++;
+        return;
+    }
+    b.pkts[b.n++] = m;
+}
 
 // Reasons a received frame is not handed to TCP: one table.
 #define MILLIPEDE_RX_DROPS(X)                                                                                     \
@@ -157,6 +180,7 @@ struct alignas(64) Worker {
     WorkerPublic pub;
     LegBoard legs;
     uint64_t next_legs_publish = 0;
+    size_t legs_published_conns = SIZE_MAX;
     std::unique_ptr<ConnTableHooks> hooks; // the flow table learns our connections before their first segment leaves
 };
 
@@ -220,6 +244,13 @@ struct Impl {
     std::vector<std::unique_ptr<Worker>> workers;
     Session session;
     std::unique_ptr<flow::Balancer> rx_balancer;
+    // RX lcore: new flows handed to each worker whose connection it has not
+    // published yet (a burst of SYNs must spread before any handshake ends).
+    struct NewFlows {
+        uint32_t pending = 0, seen = 0; // seen: the worker's count when last looked at
+        uint64_t last_us = 0;
+    };
+    std::array<NewFlows, 64> new_flows{};
     RxCounters rxc;
     // Back-pressure: frames a full worker ring did not take wait here, and
     // the ports are not polled until they are handed over.

@@ -45,42 +45,11 @@ inline uint32_t key_hash(const ConnKey &k) {
 
 } // namespace
 
-void Impl::flush(TxBuffer &b, PortState &p) {
-    if (!b.n) return;
-    if (p.tx_ip_offload || p.tx_tcp_offload) {
-        // Some devices need headers fixed up for offload; a frame they refuse
-        // is dropped (TCP retransmits it) rather than sent with a bad checksum.
-        unsigned ok = 0;
-        while (ok < b.n) {
-            ok += rte_eth_tx_prepare(p.id, b.queue, b.pkts + ok, static_cast<uint16_t>(b.n - ok));
-            if (ok < b.n) {
-                rte_pktmbuf_free(b.pkts[ok]);
-                owner_tx_drops++;
-                std::memmove(b.pkts + ok, b.pkts + ok + 1, (b.n - ok - 1) * sizeof(rte_mbuf *));
-                b.n--;
-            }
-        }
-    }
-    unsigned sent = 0, tries = 0;
-    while (sent < b.n) {
-        const uint16_t k = rte_eth_tx_burst(p.id, b.queue, b.pkts + sent, static_cast<uint16_t>(b.n - sent));
-        sent += k;
-        if (k == 0 && ++tries > 16) break;
-    }
-    b.sent += sent;
-    if (sent < b.n) {
-        // The device is full: TCP retransmits what was lost; never leak.
-        rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
-        owner_tx_drops += b.n - sent;
-        b.drops += b.n - sent;
-    }
-    b.n = 0;
-}
+void Impl::flush(TxBuffer &b, PortState &p) { tx_flush(b, p, owner_tx_drops); }
 
 void Impl::owner_send(PortState &p, rte_mbuf *m) {
     TxBuffer &b = owner_tx[p.index];
-    if (b.n == kTxCap) flush(b, p);
-    b.pkts[b.n++] = m;
+    tx_append(b, m, owner_tx_drops, [&] { flush(b, p); });
 }
 
 namespace {
@@ -165,9 +134,15 @@ unsigned Impl::owner_poll(uint64_t now) {
     work += n;
     for (auto &p : ports) {
         if (p->tx_handoff) {
-            const unsigned k = rte_ring_sc_dequeue_burst(p->tx_handoff, reinterpret_cast<void **>(pk), kBurst, nullptr);
-            for (unsigned i = 0; i < k; i++) owner_send(*p, pk[i]);
+            // The workers' frames, as many as the owner's buffer has room
+            // for: what stays in the ring waits (the workers keep theirs).
+            TxBuffer &b = owner_tx[p->index];
+            const unsigned room = kTxCap - b.n;
+            const unsigned k = rte_ring_sc_dequeue_burst(p->tx_handoff, reinterpret_cast<void **>(b.pkts + b.n),
+                                                         room, nullptr);
+            b.n += k;
             work += k;
+            if (b.n == kTxCap) flush(b, *p);
         }
     }
     if (now >= next_neigh) {
@@ -176,9 +151,11 @@ unsigned Impl::owner_poll(uint64_t now) {
             uint32_t req[32];
             const size_t k = p->neigh->poll(now, req, 32);
             for (size_t i = 0; i < k; i++) send_request(*p, req[i]);
-            take_released(*p);
         }
     }
+    // Frames that waited for a MAC leave as soon as the reply is in (a SYN
+    // held for a 10 ms tick would start its leg late).
+    for (auto &p : ports) take_released(*p);
     if (now >= next_expire) {
         next_expire = now + 100'000;
         conns->expire_tentative(now, 5'000'000); // a handshake that took 5 s is not coming
@@ -211,8 +188,16 @@ unsigned Impl::rx_poll(uint64_t now) {
     }
     // The balancer sees each worker's load once per burst.
     flow::WorkerLoad loads[64];
-    for (unsigned w = 0; w < nw && w < 64; w++)
-        loads[w] = flow::WorkerLoad{rte_ring_count(workers[w]->pkts) + 32 * workers[w]->pub.connections.load(std::memory_order_relaxed), 0.0f};
+    for (unsigned w = 0; w < nw && w < 64; w++) {
+        const uint32_t conns_now = workers[w]->pub.connections.load(std::memory_order_relaxed);
+        NewFlows &nf = new_flows[w];
+        // Connections the worker opened since: those flows are counted there
+        // now. A SYN that never became one stops counting after a second.
+        const uint32_t opened = conns_now > nf.seen ? conns_now - nf.seen : 0;
+        nf.pending = opened >= nf.pending || now - nf.last_us > 1'000'000 ? 0 : nf.pending - opened;
+        nf.seen = conns_now;
+        loads[w] = flow::WorkerLoad{rte_ring_count(workers[w]->pkts) + 32 * (conns_now + nf.pending), 0.0f};
+    }
     rx_balancer->refresh({loads, std::min(nw, 64u)});
     for (auto &pp : ports) {
         PortState &p = *pp;
@@ -347,8 +332,12 @@ unsigned Impl::rx_poll(uint64_t now) {
                     // A new flow: the least-loaded worker, entered in the
                     // table so the rest of its handshake finds it.
                     w = static_cast<int32_t>(rx_balancer->pick_new(key_hash(keys[i])));
-                    if (conns->add_tentative(keys[i], static_cast<uint32_t>(w), now)) rxc.new_flows++;
-                    rx_balancer->note_dispatch(static_cast<unsigned>(w));
+                    if (conns->add_tentative(keys[i], static_cast<uint32_t>(w), now)) {
+                        rxc.new_flows++;
+                        new_flows[w].pending++;
+                        new_flows[w].last_us = now;
+                    }
+                    rx_balancer->note_dispatch(static_cast<unsigned>(w), 32);
                 } else {
                     // No owner: the same worker for every segment of it
                     // (it answers with RST, or ignores it in compat).

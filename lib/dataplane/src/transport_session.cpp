@@ -20,11 +20,16 @@ uint32_t RingCommands::hosts() const { return static_cast<uint32_t>(plane->worke
 
 // A new leg goes to the least-loaded worker: fewest connections, then
 // least busy (the balancer's busy policy over the workers' own figures).
+// The session's own count of legs per worker comes first: the legs of one
+// start are placed before any worker has run its CONNECT.
 uint32_t RingCommands::pick_host(const tcp::Endpoints &ep) {
     const unsigned nw = static_cast<unsigned>(plane->workers.size());
+    const session::TxCore *core = plane->session.tx.get();
     flow::WorkerLoad loads[64];
-    for (unsigned w = 0; w < nw && w < 64; w++)
-        loads[w] = flow::WorkerLoad{32 * plane->workers[w]->pub.connections.load(std::memory_order_relaxed), 0.0f};
+    for (unsigned w = 0; w < nw && w < 64; w++) {
+        const uint32_t published = plane->workers[w]->pub.connections.load(std::memory_order_relaxed);
+        loads[w] = flow::WorkerLoad{32 * std::max(published, core ? core->legs_on_host(w) : 0u), 0.0f};
+    }
     balancer->refresh({loads, std::min(nw, 64u)});
     const uint32_t h = ep.local_port * 2654435761u ^ ep.remote_port;
     const unsigned w = balancer->pick_new(h);
@@ -142,12 +147,16 @@ unsigned Impl::session_poll(uint64_t now) {
     work += s.tx ? pipe_tx(*this, now) : pipe_rx(*this);
     if (o.chaos && s.tx && s.tx->state() == session::State::RUNNING) {
         const auto &st = s.tx->stripe().stats();
-        const uint64_t sent = st.chunks_sent + st.chunks_resent;
+        // New chunks only: counting re-sends too, chaos 2 could break every
+        // leg before its re-sent chunks land, and never finish.
+        const uint64_t sent = st.chunks_sent;
         if (!s.next_chaos) s.next_chaos = o.chaos;
         if (sent >= s.next_chaos) {
-            s.next_chaos = sent + o.chaos;
+            // A leg that cannot break now (already down, still connecting)
+            // is tried again on the next poll: every N chunks, one break.
             const int32_t leg = s.tx->last_data_leg();
             if (leg >= 0 && s.tx->break_leg(static_cast<uint32_t>(leg))) {
+                s.next_chaos += o.chaos; // on schedule, however many chunks one poll sent
                 s.chaos_breaks++;
                 // A stock viamillipede receiver cannot survive a reset leg:
                 // in compat mode the leg closes with FIN (TxCore::break_leg).
@@ -262,6 +271,16 @@ bool Impl::session_finished(uint64_t now) {
 
 // Fills the snapshot the user-facing side reads (progress line, SIGUSR1
 // table, telemetry). Session lcore only; every ~100 ms and at the end.
+static const char *core_leg_state_name(session::TxLegState s) {
+    switch (s) {
+    case session::TxLegState::ESTABLISHED: return "ESTABLISHED";
+    case session::TxLegState::CLOSING: return "FIN-WAIT-1";
+    case session::TxLegState::CONNECTING: return "SYN-SENT";
+    case session::TxLegState::IDLE: break;
+    }
+    return "CLOSED";
+}
+
 void Impl::publish(uint64_t now, bool final) {
     Session &ss = session;
     stats::TransferSnapshot &sn = ss.scratch;
@@ -321,7 +340,8 @@ void Impl::publish(uint64_t now, bool final) {
         r.remote_port = ep->remote_port;
         const PortState *p = port_for_local(r.local_ip);
         r.port_id = p ? p->id : 0;
-        r.state = row.handle ? row.state : "SYN-SENT";
+        // A leg the worker has not published yet: what the session knows.
+        r.state = row.handle ? row.state : ss.tx ? core_leg_state_name(ss.tx->leg_state(i)) : "ESTABLISHED";
         r.bytes = ss.tx ? row.bytes_acked : row.bytes_received;
         if (new_interval) {
             ss.leg_rate[i] = dt > 0 && r.bytes >= ss.leg_prev_bytes[i] ? (r.bytes - ss.leg_prev_bytes[i]) / dt / 1e6 : 0;
@@ -331,7 +351,7 @@ void Impl::publish(uint64_t now, bool final) {
         r.cwnd = row.cwnd;
         r.srtt_us = row.srtt_us;
         r.retransmits = row.retransmits;
-        if (row.handle && std::strcmp(row.state, "ESTABLISHED") == 0) sn.legs_up++;
+        if (std::strcmp(r.state, "ESTABLISHED") == 0) sn.legs_up++;
     }
     if (ss.tx) {
         sn.chunks_sent = ss.tx->stripe().stats().chunks_sent;

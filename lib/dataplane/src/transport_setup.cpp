@@ -164,7 +164,9 @@ bool Impl::setup_ports(std::string &err) {
         pc.rx_scatter = jumbo;
         pc.rx_queues = 1;
         pc.tx_queues = static_cast<uint16_t>(std::min<unsigned>(transmitters, caps.max_tx_queues ? caps.max_tx_queues : 1));
-        if (pc.tx_queues < transmitters) pc.tx_queues = 1; // all through the owner (below)
+        // memif pairs its rings with the peer's: one queue each way keeps
+        // two ends with different lcore layouts compatible.
+        if (pc.tx_queues < transmitters || caps.driver == "net_memif") pc.tx_queues = 1; // all through the owner
         if (!port::start_port(pc, rx_pool, err)) return false;
         started.push_back(p->id);
         p->txq_count = pc.tx_queues;

@@ -12,37 +12,41 @@ namespace millipede::dataplane {
 
 namespace {
 
-void flush_tx(TxBuffer &b, const PortState &p, uint64_t &drops) {
+void keep_rest(TxBuffer &b, unsigned sent) {
+    b.sent += sent;
+    if (sent && sent < b.n) std::memmove(b.pkts, b.pkts + sent, (b.n - sent) * sizeof(rte_mbuf *));
+    b.n -= sent;
+}
+
+} // namespace
+
+void tx_flush(TxBuffer &b, const PortState &p, uint64_t &drops) {
     if (!b.n) return;
     if (p.tx_ip_offload || p.tx_tcp_offload) {
+        // Some devices need headers fixed up for offload; a frame they refuse
+        // is dropped (TCP re-sends it) rather than sent with a bad checksum.
         unsigned ok = 0;
         while (ok < b.n) {
             ok += rte_eth_tx_prepare(p.id, b.queue, b.pkts + ok, static_cast<uint16_t>(b.n - ok));
             if (ok < b.n) {
                 rte_pktmbuf_free(b.pkts[ok]);
                 drops++;
+                b.drops++;
                 std::memmove(b.pkts + ok, b.pkts + ok + 1, (b.n - ok - 1) * sizeof(rte_mbuf *));
                 b.n--;
             }
         }
     }
-    unsigned sent = 0, tries = 0;
-    while (sent < b.n) {
-        const uint16_t k = rte_eth_tx_burst(p.id, b.queue, b.pkts + sent, static_cast<uint16_t>(b.n - sent));
-        sent += k;
-        if (k == 0 && ++tries > 16) break;
-    }
-    b.sent += sent;
-    if (sent < b.n) {
-        // The device is full: TCP retransmits what was lost; never leak.
-        rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);
-        drops += b.n - sent;
-        b.drops += b.n - sent;
-    }
-    b.n = 0;
+    unsigned sent = 0;
+    for (int tries = 0; sent < b.n && tries < 4; tries++)
+        sent += rte_eth_tx_burst(p.id, b.queue, b.pkts + sent, static_cast<uint16_t>(b.n - sent));
+    keep_rest(b, sent);
 }
 
-} // namespace
+void handoff_flush(TxBuffer &b, rte_ring *ring) {
+    if (b.n) keep_rest(b, rte_ring_mp_enqueue_burst(ring, reinterpret_cast<void **>(b.pkts), b.n, nullptr));
+}
+
 
 // The LegHost's SegmentSink: the frame is built (payload attached, not
 // copied), addressed with the MAC the owner published, and buffered for one
@@ -67,19 +71,12 @@ void Impl::worker_emit(Worker &w, const tcp::Segment &s) {
     if (neighbours->lookup(p->index, hop, mac)) {
         std::memcpy(rte_pktmbuf_mtod(m, uint8_t *), mac.b, 6);
         TxBuffer &b = w.tx[p->index];
-        if (b.n == kTxCap) {
-            if (p->tx_handoff && !w.with_owner) {
-                const unsigned k = rte_ring_mp_enqueue_burst(p->tx_handoff, reinterpret_cast<void **>(b.pkts), b.n, nullptr);
-                if (k < b.n) {
-                    rte_pktmbuf_free_bulk(b.pkts + k, b.n - k);
-                    w.tx_drops += b.n - k;
-                }
-                b.n = 0;
-            } else {
-                flush_tx(b, *p, w.tx_drops);
-            }
-        }
-        b.pkts[b.n++] = m;
+        tx_append(b, m, w.tx_drops, [&] {
+            if (p->tx_handoff && !w.with_owner)
+                handoff_flush(b, p->tx_handoff);
+            else
+                tx_flush(b, *p, w.tx_drops);
+        });
         return;
     }
     // No MAC yet: the owner resolves it (ARP) and sends the frame.
@@ -93,10 +90,14 @@ void Impl::worker_emit(Worker &w, const tcp::Segment &s) {
 }
 
 void Impl::publish_legs(Worker &w, uint64_t now) {
-    if (now < w.next_legs_publish) return;
-    w.next_legs_publish = now + 100'000;
+    // Every 10 ms, and at once when a connection comes or goes, so a table
+    // asked for just after the legs came up does not show them missing.
+    const size_t conns_now = w.host->connections();
+    if (now < w.next_legs_publish && conns_now == w.legs_published_conns) return;
     std::unique_lock<std::mutex> g(w.legs.m, std::try_to_lock);
-    if (!g.owns_lock()) return; // a reader holds it: next time
+    if (!g.owns_lock()) return; // a reader holds it: next poll
+    w.next_legs_publish = now + 10'000;
+    w.legs_published_conns = conns_now;
     uint32_t n = 0;
     w.host->for_each([&](session::ConnHandle h, uint16_t, const tcp::Connection &c) {
         if (n == sizeof w.legs.rows / sizeof w.legs.rows[0]) return;
@@ -158,17 +159,10 @@ unsigned Impl::worker_poll(Worker &w, uint64_t now) {
         PortState &p = *pp;
         TxBuffer &b = w.tx[p.index];
         if (!b.n) continue;
-        if (p.tx_handoff && !w.with_owner) {
-            const unsigned k = rte_ring_mp_enqueue_burst(p.tx_handoff, reinterpret_cast<void **>(b.pkts), b.n, nullptr);
-            if (k < b.n) {
-                rte_pktmbuf_free_bulk(b.pkts + k, b.n - k);
-                w.tx_drops += b.n - k;
-                b.drops += b.n - k;
-            }
-            b.n = 0; // (the owner counts what it sends of them)
-        } else {
-            flush_tx(b, p, w.tx_drops);
-        }
+        if (p.tx_handoff && !w.with_owner)
+            handoff_flush(b, p.tx_handoff); // (the owner counts what it sends of them)
+        else
+            tx_flush(b, p, w.tx_drops);
     }
     w.pub.bytes_copied.store(w.txc.bytes_copied, std::memory_order_relaxed);
     w.pub.bytes_referenced.store(w.txc.bytes_referenced, std::memory_order_relaxed);

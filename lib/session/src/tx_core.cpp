@@ -175,6 +175,12 @@ uint16_t TxCore::next_port(const LegSpec &spec) {
     return cfg_.ephemeral_first; // more legs than ports: cannot happen with <= 64 legs
 }
 
+uint32_t TxCore::legs_on_host(uint32_t host) const {
+    uint32_t n = 0;
+    for (const Leg &l : legs_) n += l.handle && l.host == host;
+    return n;
+}
+
 int32_t TxCore::leg_of(const LegReport &r) const {
     if (r.leg < legs_.size() && legs_[r.leg].handle == r.handle && r.handle) return r.leg;
     return -1;
@@ -280,6 +286,17 @@ void TxCore::on_report(const LegReport &r, uint64_t now) {
         l.acked = r.credit.acked;
         l.window_end = r.credit.window_end;
         if (state_ == State::RUNNING) stripe_.leg_up(i, now);
+        if (state_ == State::DONE) {
+            // Still connecting when the transfer ended (end() kept it): a
+            // FIN now, not a reset to the SYN-ACK.
+            LegCommand c;
+            c.type = CommandType::SHUTDOWN;
+            c.handle = l.handle;
+            c.leg = static_cast<uint16_t>(i);
+            send(l, c);
+            c.type = CommandType::FLUSH;
+            send(l, c);
+        }
         break;
     case ReportType::CONNECT_FAILED: {
         char why[96];
@@ -388,7 +405,11 @@ void TxCore::end(uint64_t now) {
         LegCommand c;
         c.handle = l.handle;
         c.leg = static_cast<uint16_t>(i);
-        if (state_ == State::DONE && l.st == TxLegState::ESTABLISHED) {
+        if (state_ == State::DONE && l.st == TxLegState::CONNECTING) {
+            // Its handshake ends as a peer expects, then a FIN (CONNECTED
+            // above); one that never completes is aborted with the
+            // stragglers, or when the linger runs out.
+        } else if (state_ == State::DONE && l.st == TxLegState::ESTABLISHED) {
             c.type = CommandType::SHUTDOWN; // FIN after everything written
             send(l, c);
             c.type = CommandType::FLUSH;

@@ -57,8 +57,9 @@ public:
 
     // Every packet dispatched to `worker` within the burst raises its score,
     // so a burst of new flows spreads instead of piling onto the worker that
-    // was least loaded when the burst began.
-    void note_dispatch(unsigned worker) { bump(worker, 1.0f); }
+    // was least loaded when the burst began. `weight`: what one dispatch is
+    // worth in packets of backlog (a new connection counts more than a packet).
+    void note_dispatch(unsigned worker, float weight = 1.0f) { bump(worker, weight); }
 
     // For a flow with nothing in flight on `current`: the worker it should
     // move to, or `current` when it should stay. Always `current` for hash.

@@ -92,6 +92,9 @@ class TxCore {
     TxLegState leg_state(uint32_t leg) const;
     ConnHandle leg_handle(uint32_t leg) const;
     const tcp::Endpoints *leg_endpoints(uint32_t leg) const; // nullptr when the leg has no connection
+    // Legs whose connection lives on `host` now, as this core knows it
+    // (ahead of what the host has published: a CONNECT may still be queued).
+    uint32_t legs_on_host(uint32_t host) const;
 
   private:
     struct Leg;
