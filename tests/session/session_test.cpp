@@ -294,3 +294,21 @@ TEST(Session, CompatFinAfterTheEndHeaderIsNotAMidStreamClose) {
     EXPECT_EQ(w.rx().stats().legs_lost, 0u) << w.rx().last_leg_message();
     EXPECT_EQ(std::strstr(w.rx().last_leg_message(), "mid-stream"), nullptr) << w.rx().last_leg_message();
 }
+
+// The dataplane's session loop polls the receiver only when segments came in
+// or next_deadline() is due, and writes stdout after the poll. The last
+// output taken must still end the stream: a viamillipede end header read
+// while stdout lagged, then every byte written, and no further segment.
+TEST(Session, OutputTakenAfterThePollStillEndsTheStream) {
+    WorldConfig wc = base(12, 1, 3);
+    wc.tx.stripe.codec = stripe::Codec::VIAMILLIPEDE;
+    wc.rx.stripe.codec = stripe::Codec::VIAMILLIPEDE;
+    wc.reader_bytes_per_ms = 100;
+    wc.rx_poll_when_due = true;
+    wc.time_limit_us = 30'000'000;
+    const auto in = sim::make_input(300'000, 12);
+    World w(wc, in);
+    w.run();
+    ASSERT_EQ(w.rx().state(), session::State::DONE) << w.rx().message();
+    EXPECT_EQ(w.output(), in);
+}

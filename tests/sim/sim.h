@@ -230,6 +230,10 @@ struct WorldConfig {
     session::TxConfig tx;        // legs are filled in by World
     session::RxConfig rx;        // local_ips/port filled in by World
     uint64_t reader_bytes_per_ms = 0; // receiver's stdout rate (0: as fast as it comes)
+    // Drive the receiver as lib/dataplane's session loop does: poll only
+    // after segments arrived or once next_deadline() is due, and hand stdout
+    // its bytes after the poll (the contract of rx_core.h), not before it.
+    bool rx_poll_when_due = false;
     uint64_t time_limit_us = 600'000'000;
 };
 
@@ -273,11 +277,14 @@ class World {
         bool tx_done_seen = false;
         while (now < wc_.time_limit_us) {
             net_.advance(now);
+            bool rx_input = false;
             net_.deliver_due([&](Network::Pkt &pk) {
-                if (pk.to == 1)
+                if (pk.to == 1) {
                     rx_->on_bytes(pk.bytes, pk.src, pk.dst, now);
-                else
+                    rx_input = true;
+                } else {
                     tx_->on_bytes(pk.bytes, pk.src, pk.dst, now);
+                }
             });
             // Pipe in: stdin is always ready.
             if (fed_ < in_.size()) fed_ += tx_->push_input(in_.data() + fed_, in_.size() - fed_, now);
@@ -286,21 +293,25 @@ class World {
                 eof_ = true;
             }
             // Pipe out.
-            size_t allowance = SIZE_MAX;
-            if (wc_.reader_bytes_per_ms) {
-                allowance = (now - last_read) / 1000 * wc_.reader_bytes_per_ms;
-                if (allowance) last_read = now - (now - last_read) % 1000;
-            }
-            for (;;) {
-                auto s = rx_->output();
-                if (s.empty() || allowance == 0) break;
-                const size_t k = std::min(s.size(), allowance);
-                out_.insert(out_.end(), s.begin(), s.begin() + k);
-                rx_->output_consumed(k);
-                allowance -= k;
-            }
+            const auto pipe_out = [&] {
+                size_t allowance = SIZE_MAX;
+                if (wc_.reader_bytes_per_ms) {
+                    allowance = (now - last_read) / 1000 * wc_.reader_bytes_per_ms;
+                    if (allowance) last_read = now - (now - last_read) % 1000;
+                }
+                for (;;) {
+                    auto s = rx_->output();
+                    if (s.empty() || allowance == 0) break;
+                    const size_t k = std::min(s.size(), allowance);
+                    out_.insert(out_.end(), s.begin(), s.begin() + k);
+                    rx_->output_consumed(k);
+                    allowance -= k;
+                }
+            };
+            if (!wc_.rx_poll_when_due) pipe_out();
             tx_->poll(now);
-            rx_->poll(now);
+            if (!wc_.rx_poll_when_due || rx_input || now >= rx_->next_deadline()) rx_->poll(now);
+            if (wc_.rx_poll_when_due) pipe_out();
             if (observe) observe(*this);
             if (!tx_done_seen && tx_->state() != session::State::RUNNING) {
                 tx_done_seen = true;

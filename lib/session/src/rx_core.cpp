@@ -291,6 +291,7 @@ void RxCore::on_report(const LegReport &r, uint64_t now) {
 }
 
 void RxCore::poll(uint64_t now) {
+    poll_due_ = false;
     for (uint32_t i = 0; i < legs_.size(); i++) handle_leg(i, now); // also retries legs blocked by back-pressure
     stripe_.poll(now, *io_); // acks, resend requests, hello replies, the end ack
     for (Leg &l : legs_)
@@ -348,6 +349,7 @@ void RxCore::poll(uint64_t now) {
 }
 
 uint64_t RxCore::next_deadline() const {
+    if (poll_due_) return 0;
     uint64_t t = UINT64_MAX;
     for (const Leg &l : legs_) {
         if (!l.handle) continue;

@@ -52,7 +52,12 @@ class RxCore {
 
     // ---- pipe side
     std::span<const uint8_t> output() const { return stripe_.output(); }
-    void output_consumed(size_t n) { stripe_.output_consumed(n); }
+    // Output taken can finish the stream (the stripe receiver turns DONE in
+    // poll once every byte is out): the next poll is due at once.
+    void output_consumed(size_t n) {
+        stripe_.output_consumed(n);
+        poll_due_ = true;
+    }
 
     void poll(uint64_t now_us);
     uint64_t next_deadline() const;
@@ -87,6 +92,7 @@ class RxCore {
     std::unique_ptr<Io> io_;
     State state_ = State::RUNNING;
     bool finished_ = false;
+    bool poll_due_ = false;
     bool sender_closed_ = false;
     uint64_t sender_closed_at_ = UINT64_MAX; // first FIN of a sender that finished
     uint64_t linger_until_ = UINT64_MAX;
