@@ -18,6 +18,17 @@ inline uint32_t ip_be(const tcp::IpAddr &a) {
     return v;
 }
 inline uint16_t be16(uint16_t host) { return static_cast<uint16_t>((host >> 8) | (host << 8)); }
+
+// rte_hash_crc loads the key 8 bytes at a time through a uint64_t pointer, and a ConnKey is only
+// 4-byte aligned (a stack key or a key inside a segment descriptor), so that load is misaligned
+// (undefined behaviour that UBSan reports). The key is three 32-bit words: hash them as such.
+uint32_t conn_key_hash(const void *key, uint32_t key_len, uint32_t init) {
+    (void)key_len; // always sizeof(ConnKey), set at create
+    uint32_t w[3];
+    std::memcpy(w, key, sizeof(w));
+    return rte_hash_crc_4byte(w[2], rte_hash_crc_4byte(w[1], rte_hash_crc_4byte(w[0], init)));
+}
+static_assert(sizeof(ConnKey) == 3 * sizeof(uint32_t));
 } // namespace
 
 ConnKey conn_key(const tcp::Endpoints &ep) {
@@ -31,7 +42,7 @@ std::unique_ptr<ConnTable> ConnTable::create(const std::string &name, uint32_t c
     p.name = name.c_str();
     p.entries = capacity;
     p.key_len = sizeof(ConnKey);
-    p.hash_func = rte_hash_crc;
+    p.hash_func = conn_key_hash;
     p.hash_func_init_val = 0;
     p.socket_id = socket;
     p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD;
