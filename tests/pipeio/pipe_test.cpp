@@ -457,3 +457,53 @@ TEST(PipeIoHelpers, WaitOthersAsleepTellsBusyFromWaiting) {
     ASSERT_EQ(write(p.wr, "x", 1), 1);
     blocked.join();
 }
+
+// on_piece sees every byte once, in stream order, in pieces of at most
+// piece_bytes, before the chunk is handed over; Chunk::sums carry its
+// results and start at 0 for every chunk (also a reused buffer).
+TEST(PipeIo, PieceHookSeesEveryByteOnceInOrder) {
+    char in_path[] = "/tmp/pipeio_piece_XXXXXX";
+    int in_fd = mkstemp(in_path);
+    ASSERT_GE(in_fd, 0);
+    auto data = random_bytes((3u << 20) + 777, 9);
+    ASSERT_EQ(write(in_fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(lseek(in_fd, 0, SEEK_SET), 0);
+    struct Seen {
+        uint64_t stream_pos = 0;   // bytes hooked so far
+        uint32_t largest = 0;
+        bool in_order = true;
+        const std::vector<uint8_t> *data = nullptr;
+    } seen;
+    seen.data = &data;
+    ReaderConfig rc = reader_cfg(in_fd, 1u << 20, 3);
+    rc.piece_bytes = 100'000;
+    rc.on_piece_ctx = &seen;
+    rc.on_piece = [](void *ctx, Chunk &c, const uint8_t *p, size_t n) {
+        auto &s = *static_cast<Seen *>(ctx);
+        if (c.offset + c.len != s.stream_pos || std::memcmp(p, s.data->data() + s.stream_pos, n) != 0)
+            s.in_order = false;
+        s.stream_pos += n;
+        s.largest = std::max<uint32_t>(s.largest, static_cast<uint32_t>(n));
+        c.sums[0] += n;                           // bytes of this chunk
+        c.sums[1] = s.stream_pos;                 // stream through this chunk
+    };
+    PipeReader r(rc);
+    r.start();
+    uint64_t total = 0;
+    for (;;) {
+        Chunk *c = r.wait_chunk(5'000'000);
+        ASSERT_NE(c, nullptr) << r.message();
+        EXPECT_EQ(c->sums[0], c->len) << "chunk at " << c->offset;
+        EXPECT_EQ(c->sums[1], c->offset + c->len);
+        total += c->len;
+        const bool end = c->flags & CHUNK_END;
+        r.release(c);
+        if (end) break;
+    }
+    EXPECT_EQ(total, data.size());
+    EXPECT_EQ(seen.stream_pos, data.size());
+    EXPECT_TRUE(seen.in_order);
+    EXPECT_LE(seen.largest, 100'000u);
+    close(in_fd);
+    unlink(in_path);
+}

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ PipeReader::PipeReader(const ReaderConfig &cfg)
         throw std::invalid_argument("pipe reader: chunk_bytes must be 1..1073741824");
     if (cfg.chunks == 0 || cfg.chunks > 65536) throw std::invalid_argument("pipe reader: chunks must be 1..65536");
     if (cfg.wait_slice_us == 0) throw std::invalid_argument("pipe reader: wait_slice_us must be > 0");
+    if (cfg.on_piece && cfg.piece_bytes == 0) throw std::invalid_argument("pipe reader: piece_bytes must be > 0");
     if (cfg.source == ReaderSource::FD && cfg.fd < 0) throw std::invalid_argument("pipe reader: fd must be >= 0");
 
     const size_t total = static_cast<size_t>(cfg.chunks) * cfg.chunk_bytes;
@@ -63,6 +65,7 @@ void PipeReader::start() {
     std::snprintf(message_, sizeof message_, "running");
     state_.store(ReaderState::RUNNING, std::memory_order_release);
     thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "mp-stdin"); // for top -H and perf
         detail::set_thread_cpus(cfg_.cpus);
         run();
     });
@@ -100,6 +103,7 @@ void PipeReader::release(Chunk *c) {
     c->len = 0;
     c->flags = 0;
     c->error = 0;
+    c->sums[0] = c->sums[1] = 0;
     free_.try_push(c); // cannot fail: at most `chunks` descriptors exist
     free_event_->notify();
 }
@@ -167,7 +171,9 @@ bool PipeReader::read_into(Chunk *c) {
             continue;
         }
         if (pfd[1].revents) continue; // stop: handled at the top
-        const ssize_t n = ::read(cfg_.fd, c->data + c->len, cfg_.chunk_bytes - c->len);
+        size_t want = cfg_.chunk_bytes - c->len;
+        if (cfg_.on_piece && want > cfg_.piece_bytes) want = cfg_.piece_bytes;
+        const ssize_t n = ::read(cfg_.fd, c->data + c->len, want);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
             const int e = errno;
@@ -187,6 +193,7 @@ bool PipeReader::read_into(Chunk *c) {
             return false;
         }
         stats_.reads.fetch_add(1, std::memory_order_relaxed);
+        if (cfg_.on_piece) cfg_.on_piece(cfg_.on_piece_ctx, *c, c->data + c->len, static_cast<size_t>(n));
         c->len += static_cast<uint32_t>(n);
         if (c->len == cfg_.chunk_bytes) {
             publish(c);
@@ -203,6 +210,7 @@ bool PipeReader::read_into(Chunk *c) {
 bool PipeReader::generate_into(Chunk *c) {
     const uint64_t n = prbs_left_ < cfg_.chunk_bytes ? prbs_left_ : cfg_.chunk_bytes;
     prbs_->fill(c->data, n);
+    if (cfg_.on_piece) cfg_.on_piece(cfg_.on_piece_ctx, *c, c->data, static_cast<size_t>(n));
     c->len = static_cast<uint32_t>(n);
     if (prbs_left_ != UINT64_MAX) prbs_left_ -= n;
     if (prbs_left_ == 0) {
@@ -221,6 +229,7 @@ void PipeReader::run() {
     while (true) {
         Chunk *c = take_free();
         if (!c) break; // stop
+        c->offset = offset_; // (on_piece may want it while the chunk fills)
         const bool more = cfg_.source == ReaderSource::PRBS ? generate_into(c) : read_into(c);
         if (!more) break;
     }

@@ -54,6 +54,7 @@ void PipeWriter::start() {
     std::snprintf(message_, sizeof message_, "running");
     state_.store(WriterState::RUNNING, std::memory_order_release);
     thread_ = std::thread([this] {
+        pthread_setname_np(pthread_self(), "mp-stdout"); // for top -H and perf
         detail::set_thread_cpus(cfg_.cpus);
         run();
     });

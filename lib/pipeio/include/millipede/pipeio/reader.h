@@ -60,7 +60,14 @@ struct Chunk {
     int error = 0;           // errno when CHUNK_ERROR
     uint32_t index = 0;      // position in the pool, 0..chunks-1
     uint64_t offset = 0;     // stream offset of data[0]
+    uint64_t sums[2] = {};   // ReaderConfig::on_piece's results (0 when the chunk is taken for refilling)
 };
+
+// Called on the reader thread for each piece read into `c` (at c.data +
+// c.len, before c.len counts it), while those bytes are still in the
+// core's cache: per-byte work such as CRCs costs a fraction of what it
+// costs the consumer later, and leaves the consumer's lcore.
+using PieceHook = void (*)(void *ctx, Chunk &c, const uint8_t *p, size_t n);
 
 enum class ReaderSource : uint8_t {
     FD,   // read(2) from ReaderConfig::fd
@@ -78,6 +85,11 @@ struct ReaderConfig {
     uint64_t prbs_seed = 0;
     uint64_t prbs_bytes = UINT64_MAX;    // PRBS: stream length (UINT64_MAX: endless)
     uint8_t *memory = nullptr;           // optional: chunks x chunk_bytes supplied by the caller
+    PieceHook on_piece = nullptr;        // optional, see PieceHook
+    void *on_piece_ctx = nullptr;
+    // Largest single read(2) when on_piece is set: the piece must still be
+    // in L2 when the hook reads it.
+    uint32_t piece_bytes = 256u << 10;
     // CPUs the thread may run on (empty: inherit the creator's). A thread
     // created by a pinned lcore would otherwise share that lcore's CPU.
     std::vector<int> cpus;
