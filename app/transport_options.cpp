@@ -60,6 +60,8 @@ void transport_usage(FILE *f) {
         "    --memif-mss N             MSS offered on memif ports (536-65000, default 65000): segments\n"
         "                              larger than the MTU travel as mbuf chains between two memif ends\n"
         "    --no-big-segments         keep memif segments within the port's MTU\n"
+        "    --verify-memif-checksums  verify received TCP checksums on memif ports too (by\n"
+        "                              default trusted, as Linux trusts loopback: shared memory)\n"
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
         "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
@@ -269,6 +271,8 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             o.busy_poll = true;
         } else if (a == "--no-big-segments") {
             o.big_segments = false;
+        } else if (a == "--verify-memif-checksums") {
+            o.verify_memif_checksums = true;
         } else if (a == "--memif-mss") {
             auto n = need(1) ? parse_uint(argv[++i], 536, 65000) : std::nullopt;
             if (!n) return "--memif-mss needs a number from 536 to 65000";

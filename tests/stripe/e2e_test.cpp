@@ -27,6 +27,7 @@ struct Result {
 struct ExternalChunks {
     std::map<uint64_t, std::vector<uint8_t>> held; // ref -> buffer, while the sender holds it
     uint64_t next = 1, released = 0, bad_releases = 0;
+    uint64_t digest = 0; // CRC-64 of the stream pushed so far (for precomputed sums)
     static void release(void *ctx, uint64_t ref) {
         auto *e = static_cast<ExternalChunks *>(ctx);
         if (e->held.erase(ref) != 1) e->bad_releases++;
@@ -102,7 +103,13 @@ Result run(uint32_t seed, Codec codec, bool kill, size_t input_len, uint32_t leg
                 const size_t k = std::min<size_t>({in.size() - fed, rnd(1, 9000), sc.chunk_bytes});
                 std::vector<uint8_t> buf(in.begin() + fed, in.begin() + fed + k);
                 const uint64_t ref = ext->next;
-                if (tx.push_chunk(buf.data(), static_cast<uint32_t>(k), ref, now)) {
+                // Half the chunks come with their CRCs precomputed (as
+                // pipeio's reader hands them over); the receiver's checks
+                // of chunk CRCs and stream digest must not tell the two apart.
+                StripeSender::ChunkSums sums{crc32c(buf.data(), k), crc64(buf.data(), k, ext->digest)};
+                const bool pre = rnd(0, 1) == 1;
+                if (tx.push_chunk(buf.data(), static_cast<uint32_t>(k), ref, now, pre ? &sums : nullptr)) {
+                    ext->digest = sums.digest_after;
                     ext->held[ref] = std::move(buf); // (moving a vector keeps its storage)
                     ext->next++;
                     fed += k;

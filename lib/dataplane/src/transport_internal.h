@@ -48,6 +48,10 @@ struct PortState {
     uint16_t mss = 1460;       // what we advertise on connections over it
     uint16_t send_cap = 0;     // the largest payload we send per segment (0: the MSS)
     bool memif = false;
+    // memif is shared memory between two processes of this host: nothing on
+    // it can corrupt a frame, so the TCP checksum is not verified on
+    // receive (as Linux trusts loopback); --verify-memif-checksums verifies.
+    bool trust_l4_checksum = false;
     bool multi_seg = false;    // sends chained mbufs
     bool tx_ip_offload = false, tx_tcp_offload = false;
     uint16_t txq_count = 1;    // TX queues configured
@@ -207,6 +211,8 @@ struct Session {
     uint64_t pushed = 0;
     uint64_t limit_bytes = UINT64_MAX;
     std::vector<pipeio::Chunk *> by_index; // reader chunk of each pool index
+    uint64_t reader_digest = 0;            // the reader thread's running CRC-64 (its on_piece hook only)
+    bool reader_sums = false;              // the reader computes the stripe's CRCs (Chunk::sums)
     // rx pipe side
     uint64_t inflight = 0;
     bool end_submitted = false;

@@ -310,6 +310,8 @@ unsigned Impl::rx_poll(uint64_t now) {
                 drop(RxDrop::InjectedDrop);
                 continue;
             }
+            if (p.trust_l4_checksum)
+                m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_L4_CKSUM_MASK) | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
             std::memcpy(&keys[nt].remote_ip, ip + 12, 4);
             std::memcpy(&keys[nt].local_ip, ip + 16, 4);
             std::memcpy(&keys[nt].remote_port, t, 2);

@@ -72,7 +72,10 @@ unsigned pipe_tx(Impl &p, uint64_t now) {
             if (!st.chunk_room()) break; // every chunk is in flight: back-pressure to the pipe
             const tcp::BufRef ref = s.chunks->take(c->index);
             s.by_index[c->index] = c;
-            if (!st.push_chunk(c->data, len, ref, now)) {
+            // The reader's sums cover the whole chunk; a chunk cut by
+            // leglimit is summed by the sender itself.
+            const stripe::StripeSender::ChunkSums sums{static_cast<uint32_t>(c->sums[0]), c->sums[1]};
+            if (!st.push_chunk(c->data, len, ref, now, s.reader_sums && len == c->len ? &sums : nullptr)) {
                 chunk_release(ref); // (cannot happen after chunk_room(); comes back through the ring)
                 break;
             }

@@ -13,6 +13,7 @@
 #include <rte_malloc.h>
 
 #include "millipede/port/port.h"
+#include "millipede/stripe/wire.h"
 #include "transport_internal.h"
 
 namespace millipede::dataplane {
@@ -193,6 +194,7 @@ bool Impl::setup_ports(std::string &err) {
         if (rte_eth_dev_get_mtu(p->id, &mtu) == 0 && mtu >= 576) p->mtu = std::min<uint16_t>(mtu, 9000);
         p->mss = static_cast<uint16_t>(p->mtu - 40);
         p->max_frame = p->mtu + kEthLen;
+        p->trust_l4_checksum = p->memif && !o.verify_memif_checksums;
         if (p->memif && o.big_segments && p->multi_seg) {
             // memif carries frames larger than the MTU as chained ring slots,
             // and our receive path takes chains: offer a big MSS. What we
@@ -386,6 +388,16 @@ bool Impl::setup_session(std::string &err) {
             rc.prbs_seed = o.prbs_seed;
             rc.prbs_bytes = o.size;
             rc.cpus = node_cpus(port::port_socket(ports[0]->id));
+            // The stripe's CRCs on the reader thread, over each piece just
+            // read (in L2): the session lcore reads none of the bytes.
+            rc.on_piece = [](void *ctx, pipeio::Chunk &c, const uint8_t *p, size_t n) {
+                auto *running = static_cast<uint64_t *>(ctx);
+                c.sums[0] = stripe::crc32c(p, n, static_cast<uint32_t>(c.sums[0]));
+                *running = stripe::crc64(p, n, *running);
+                c.sums[1] = *running;
+            };
+            rc.on_piece_ctx = &s.reader_digest;
+            s.reader_sums = rc.on_piece != nullptr;
             s.reader = std::make_unique<pipeio::PipeReader>(rc);
             s.by_index.assign(chunks, nullptr);
         } else {

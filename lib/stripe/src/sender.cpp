@@ -126,7 +126,7 @@ bool StripeSender::chunk_room() const {
     return false;
 }
 
-bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us) {
+bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us, const ChunkSums *sums) {
     if (!cfg_.external_chunks || eof_ || state_ != SessionState::RUNNING || len == 0 || len > cfg_.chunk_bytes)
         return false;
     const int32_t i = grab_free_slot();
@@ -135,9 +135,14 @@ bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, u
     s.buf = data;
     s.ref = ref;
     s.len = len;
-    // One read pass for both CRCs; the bytes are never copied here.
-    s.crc = crc32c(data, len, 0);
-    digest_ = crc64(data, len, digest_);
+    if (sums) {
+        s.crc = sums->crc32c;
+        digest_ = sums->digest_after;
+    } else {
+        // One read pass for both CRCs; the bytes are never copied here.
+        s.crc = crc32c(data, len, 0);
+        digest_ = crc64(data, len, digest_);
+    }
     stats_.bytes_in += len;
     filling_ = i;
     seal(now_us);

@@ -73,6 +73,7 @@ struct TransportOptions {
     unsigned workers = 0;                 // --workers: worker lcores to use (0: every one the plan allows)
     bool busy_poll = false;               // --busy-poll: idle lcores spin instead of backing off
     bool big_segments = true;             // --no-big-segments: memif segments stay within the MTU
+    bool verify_memif_checksums = false;  // --verify-memif-checksums: verify TCP checksums on memif too
     uint32_t memif_mss = 0;               // --memif-mss (0: the default, kMemifMss)
 
     bool help = false;

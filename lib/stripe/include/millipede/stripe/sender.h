@@ -109,7 +109,14 @@ class StripeSender {
     // is acknowledged. The bytes must not change meanwhile. False (nothing
     // taken) when max_chunks_in_flight chunks are in flight, at EOF or after
     // the session ended: the caller keeps the buffer and offers it again.
-    bool push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us);
+    // `sums` (optional): the chunk's CRC-32C and the stream's CRC-64 through
+    // its last byte, computed by whoever produced the bytes while they were
+    // hot (pipeio's on_piece); the sender then reads none of them.
+    struct ChunkSums {
+        uint32_t crc32c = 0;
+        uint64_t digest_after = 0;
+    };
+    bool push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us, const ChunkSums *sums = nullptr);
     bool chunk_room() const; // push_chunk() would take a chunk now
     void flush_input(uint64_t now_us);  // seal the partial chunk now
     void finish_input(uint64_t now_us); // end of input (EOF)
