@@ -11,7 +11,7 @@ MILLIPEDE_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libndpi-dev libndpi-bin tshark python3-scapy
   clang libclang-rt-14-dev
-  socat iperf3 iproute2 ethtool procps python3-scapy
+  socat iperf3 iproute2 ethtool procps python3-matplotlib
 )
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
