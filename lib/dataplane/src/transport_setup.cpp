@@ -168,6 +168,7 @@ bool Impl::setup_ports(std::string &err) {
         // memif pairs its rings with the peer's: one queue each way keeps
         // two ends with different lcore layouts compatible.
         if (pc.tx_queues < transmitters || caps.driver == "net_memif") pc.tx_queues = 1; // all through the owner
+        pc.start = false; // setup() starts the ports after its last allocation (port.h)
         if (!port::start_port(pc, rx_pool, err)) return false;
         started.push_back(p->id);
         p->txq_count = pc.tx_queues;
@@ -436,7 +437,10 @@ bool Impl::setup(std::string &err) {
     RTE_LCORE_FOREACH_WORKER(l) ids.push_back(l);
     plan = plan_lcores(ids, o.workers);
     lcore_stats = std::vector<LcoreStats>(plan.lcores.size());
-    return setup_ports(err) && setup_workers(err) && setup_session(err);
+    if (!(setup_ports(err) && setup_workers(err) && setup_session(err))) return false;
+    for (uint16_t id : started)
+        if (!port::start_device(id, false, err)) return false;
+    return true;
 }
 
 void Impl::teardown() {

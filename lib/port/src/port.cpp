@@ -137,13 +137,17 @@ bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
             return false;
         }
     }
-    rc = rte_eth_dev_start(p);
+    return !cfg.start || start_device(p, cfg.promiscuous, err);
+}
+
+bool start_device(uint16_t port_id, bool promiscuous, std::string &err) {
+    const int rc = rte_eth_dev_start(port_id);
     if (rc != 0) {
-        err = who + ": start failed: " + rte_strerror(-rc);
+        err = "port " + std::to_string(port_id) + " (" + port_name(port_id) + "): start failed: " + rte_strerror(-rc);
         return false;
     }
     // Not every virtual device supports promiscuous mode; that is no error.
-    if (cfg.promiscuous) rte_eth_promiscuous_enable(p);
+    if (promiscuous) rte_eth_promiscuous_enable(port_id);
     return true;
 }
 

@@ -27,6 +27,13 @@ struct PortConfig {
     uint16_t mtu = 0; // 0: leave the device's MTU; else set it (jumbo frames need a pool to match)
     bool tx_multi_seg = false; // send chained mbufs (when the device offers it)
     bool rx_scatter = false;   // receive frames longer than one mbuf as chains (when offered)
+    // false: configure and set up the queues only; start_device() later.
+    // A memif zero-copy client registers its regions from EAL's interrupt
+    // thread once started, calling rte_zmalloc inside rte_memseg_walk; an
+    // rte_malloc on another thread at that moment can deadlock in DPDK 22.11
+    // (memory lock against heap lock). Starting after the last allocation
+    // of set-up avoids it.
+    bool start = true;
 };
 
 // What a device can do, for the plans made before it starts.
@@ -56,8 +63,12 @@ ChecksumOffloads checksum_offloads(uint16_t port_id);
 rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err,
                        uint16_t data_room = 0);
 
-// Configures and starts one port with `pool` for every RX queue.
+// Configures and starts one port with `pool` for every RX queue
+// (cfg.start false: configures only).
 bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err);
+
+// Starts a port configured with start_port(cfg.start = false).
+bool start_device(uint16_t port_id, bool promiscuous, std::string &err);
 
 // Stops and closes a port started with start_port().
 void stop_port(uint16_t port_id);
