@@ -38,8 +38,11 @@ void transport_usage(FILE *f) {
         "                       rx: verify the PRBS stream instead of writing stdout. SEED decimal or\n"
         "                       0x hex. dpdk-millipede's own pattern: not with --compat\n"
         "    leglimit N         tx: send at most N chunks (of --chunk bytes), then end the stream (0: off)\n"
-        "    charmode, delayus N, terminate PORT, initiate HOST PORT: not implemented; refused with\n"
-        "                       what to use instead\n"
+        "    charmode           tx: latency first: whatever one read of stdin returned leaves at once\n"
+        "                       as a chunk of its own (default: a partial chunk waits up to 2 ms)\n"
+        "    delayus N          tx: at most one chunk every N microseconds (stock pauses N us per chunk\n"
+        "                       and connection); a rate of --chunk bytes per N us. See --rate\n"
+        "    terminate PORT, initiate HOST PORT: not implemented; refused with what to use instead\n"
         "  options:\n"
         "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required)\n"
         "    --neigh ADDR=MAC          static neighbour, no ARP for it (repeatable)\n"
@@ -62,6 +65,8 @@ void transport_usage(FILE *f) {
         "    --no-big-segments         keep memif segments within the port's MTU\n"
         "    --verify-memif-checksums  verify received TCP checksums on memif ports too (by\n"
         "                              default trusted, as Linux trusts loopback: shared memory)\n"
+        "    --rate BYTES/S            tx: send at most BYTES per second (K/M/G suffixes; a token bucket\n"
+        "                              with a 10 ms burst, exact over the stream)\n"
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
         "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
@@ -123,12 +128,6 @@ std::optional<uint64_t> parse_c_number(std::string_view s) {
 // Stock viamillipede's words that dpdk-millipede does not implement, each
 // refused with what to do instead.
 const char *unimplemented_word(std::string_view a) {
-    if (a == "charmode")
-        return "charmode is not implemented: dpdk-millipede already sends a partial chunk at most 5 ms after "
-               "its first byte arrived, so interactive input is not held back; leave charmode out";
-    if (a == "delayus")
-        return "delayus (a pause before every chunk, to cap the rate) is not implemented: put a rate "
-               "limiter in the pipe instead, e.g. `pv -q -L 100M | dpdk-millipede ... tx ...`";
     if (a == "terminate")
         return "terminate (input and output through a TCP connection accepted on a port) is not "
                "implemented: dpdk-millipede reads stdin and writes stdout; join a socket to the pipe, "
@@ -148,6 +147,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         "'tx' and 'rx' in one command: a process is either the sender or the receiver; for both "
         "directions run two (each its own --file-prefix and ports)";
     bool mode_set = false;
+    uint64_t delayus = 0;
     for (int i = 0; i < argc; ++i)
         if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
             o.help = true;
@@ -210,6 +210,16 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_c_number(argv[++i]) : std::nullopt;
             if (!n) return "leglimit needs a number of chunks (0: no limit)";
             o.leglimit = *n;
+        } else if (a == "charmode") {
+            o.charmode = true;
+        } else if (a == "delayus") {
+            auto n = need(1) ? parse_uint(argv[++i], 0, 60'000'000) : std::nullopt;
+            if (!n) return "delayus needs microseconds from 0 to 60000000 (0: no delay)";
+            delayus = *n;
+        } else if (a == "--rate") {
+            auto n = need(1) ? parse_bytes(argv[++i], 1, UINT64_MAX / 2) : std::nullopt;
+            if (!n) return "--rate needs bytes per second > 0 (K/M/G suffixes allowed, e.g. --rate 100M)";
+            o.rate = *n;
         } else if (const char *why = unimplemented_word(a)) {
             return why;
         } else if (a == "--ip") {
@@ -289,6 +299,8 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
     if (!o.tx) { // (stock viamillipede ignores these on its receiver)
         if (o.chaos) return "chaos is a sender word: give it to tx, leave it out on rx";
         if (o.leglimit) return "leglimit is a sender word: give it to tx, leave it out on rx";
+        if (o.rate || delayus) return "--rate and delayus limit the sender: give them to tx, leave them out on rx";
+        if (o.charmode) return "charmode is a sender word: give it to tx (rx writes every chunk as soon as it is in order)";
         if (o.threads)
             return "threads is a sender word: leave it out on rx (the receiver serves as many connections as "
                    "the sender opens)";
@@ -297,6 +309,12 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
                "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
+    if (delayus) {
+        if (o.rate) return "delayus and --rate both limit the rate: give one";
+        // Stock pauses delayus before each chunk it writes; here that is a
+        // rate of one chunk per delayus over the whole stream.
+        o.rate = std::max<uint64_t>(1, uint64_t(o.chunk_bytes) * 1'000'000 / delayus);
+    }
     if (o.ips.empty())
         return "no address: give each DPDK port its IPv4 address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
     if (o.tx && o.dests.size() > 64) return "at most 64 tx destinations";

@@ -161,6 +161,7 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, feeder=None, dur
     tx_ip, rx_ip = addrs(1, n), addrs(2, n)
     tmp = tempfile.mkdtemp(prefix="mpt")
     out_path = os.path.join(tmp, "out")
+    transfer.out_path = out_path  # (for a feeder or `during` that watches the output)
     rx = None
     if start_rx:
         rx_args = (rx_dev or vdevs([b for _, b in pairs])) + ["--", "rx", "8834", *rx_words]
@@ -835,11 +836,52 @@ def case_badargs():
     check(rc == 1 and "MTU 9000" in err and "at most 1518" in err, "--mtu beyond the device: a clear refusal", err)
 
 
+def case_rate():
+    """--rate: 8 MiB at 1 MB/s cannot take less than ~7.2 s from tx's start
+    (the first 1 MiB chunk leaves at once, each next one when the bucket's
+    debt is paid); unlimited, the same transfer takes about a second even on
+    a loaded machine. delayus, stock viamillipede's word, is the same cap
+    expressed per chunk (1 MiB per 1048576 us = 1 MiB/s: >= 6.9 s)."""
+    pairs = make_links(1)
+    for words, what in ((["--rate", "1000000"], "--rate 1000000"), (["delayus", "1048576"], "delayus 1048576")):
+        t0 = time.monotonic()
+        exact(what, pairs, 8 << 20, tx_words=words, limit=120)
+        took = time.monotonic() - t0
+        check(took >= 6.5, f"{what}: 8 MiB took {took:.2f} s (a cap of ~1 MB/s: >= 6.5 s)")
+
+
+def case_charmode():
+    """charmode: a line typed into tx arrives on rx's stdout while tx's
+    stdin stays open (an interactive session), then the stream ends cleanly
+    when stdin closes."""
+    pairs = make_links(1)
+    state = {}
+
+    def feeder(pipe):
+        pipe.write(b"hello over the legs\n")
+        pipe.flush()
+        out = transfer.out_path
+        state["arrived"] = wait_until(lambda: os.path.exists(out) and
+                                      open(out, "rb").read() == b"hello over the legs\n", 30)
+        pipe.write(b"bye\n")
+        pipe.close()
+
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["charmode"], feeder=feeder, limit=90)
+    check(bool(state.get("arrived")), "charmode: the first line reached rx's stdout while tx's stdin was open",
+          tx_err, rx_err)
+    with open(out, "rb") as f:
+        got = f.read()
+    check(tx_rc == 0 and rx_rc == 0 and got == b"hello over the legs\nbye\n",
+          "charmode: both lines, in order, and exit 0 on both ends", f"tx rc={tx_rc}: {tx_err}",
+          f"rx rc={rx_rc}: {rx_err}", repr(got[:80]))
+
+
 CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
+    "rate": case_rate, "charmode": case_charmode,
 }
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@
 #include "millipede/pipeio/reader.h"
 #include "millipede/pipeio/writer.h"
 #include "millipede/session/leg_host.h"
+#include "millipede/session/rate_limiter.h"
 #include "millipede/session/rx_core.h"
 #include "millipede/session/tx_core.h"
 #include "millipede/tcp/connection.h"
@@ -213,6 +214,7 @@ struct Session {
     std::vector<pipeio::Chunk *> by_index; // reader chunk of each pool index
     uint64_t reader_digest = 0;            // the reader thread's running CRC-64 (its on_piece hook only)
     bool reader_sums = false;              // the reader computes the stripe's CRCs (Chunk::sums)
+    session::RateLimiter rate;             // --rate / delayus (unlimited by default)
     // rx pipe side
     uint64_t inflight = 0;
     bool end_submitted = false;

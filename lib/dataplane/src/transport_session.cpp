@@ -70,6 +70,7 @@ unsigned pipe_tx(Impl &p, uint64_t now) {
             len = static_cast<uint32_t>(s.limit_bytes - s.pushed);
         if (len) {
             if (!st.chunk_room()) break; // every chunk is in flight: back-pressure to the pipe
+            if (!s.rate.admit(len, now)) break; // --rate: the chunk waits in `pending`
             const tcp::BufRef ref = s.chunks->take(c->index);
             s.by_index[c->index] = c;
             // The reader's sums cover the whole chunk; a chunk cut by

@@ -389,6 +389,8 @@ bool Impl::setup_session(std::string &err) {
             rc.prbs_seed = o.prbs_seed;
             rc.prbs_bytes = o.size;
             rc.cpus = node_cpus(port::port_socket(ports[0]->id));
+            if (o.charmode) rc.flush_idle_us = 0; // each read leaves as it is: latency first
+            s.rate = session::RateLimiter(o.rate);
             // The stripe's CRCs on the reader thread, over each piece just
             // read (in L2): the session lcore reads none of the bytes.
             rc.on_piece = [](void *ctx, pipeio::Chunk &c, const uint8_t *p, size_t n) {

@@ -75,6 +75,8 @@ struct TransportOptions {
     bool big_segments = true;             // --no-big-segments: memif segments stay within the MTU
     bool verify_memif_checksums = false;  // --verify-memif-checksums: verify TCP checksums on memif too
     uint32_t memif_mss = 0;               // --memif-mss (0: the default, kMemifMss)
+    bool charmode = false;                // tx: hand over whatever each read returned, at once
+    uint64_t rate = 0;                    // tx: --rate BYTES/S, or delayus as a rate (0: unlimited)
 
     bool help = false;
 };
