@@ -13,6 +13,7 @@
 
 #include "millipede/dataplane/conn_table.h"
 #include "millipede/dataplane/frame.h"
+#include "millipede/dataplane/lcores.h"
 #include "millipede/dataplane/refs.h"
 #include "millipede/net/bytes.h"
 #include "millipede/net/checksum.h"
@@ -243,4 +244,39 @@ TEST(Frame, ReceivedChainsAreHeldByReference) {
     EXPECT_EQ(dataplane::segment_from_mbuf(tiny, 34, 1520, kPeerIp, kOurIp, true, seg, rx),
               dataplane::RxSegmentError::BAD_HEADER);
     rte_pktmbuf_free(tiny);
+}
+
+// The lcore plan: roles collapse with fewer lcores, and workers are logical.
+TEST(LcorePlan, RolesCollapseAndLogicalWorkersShareLcores) {
+    using namespace millipede::dataplane;
+    // One lcore: everything in one loop, one worker.
+    LcorePlan one = plan_lcores({0}, 0);
+    ASSERT_EQ(one.lcores.size(), 1u);
+    EXPECT_EQ(one.lcores[0].roles, unsigned(kRoleControl | kRoleRx | kRoleSession | kRoleWorker));
+    EXPECT_EQ(one.workers, 1u);
+    EXPECT_EQ(one.lcores[0].workers, std::vector<unsigned>({0}));
+    // One lcore, --workers 3: three logical workers in that loop.
+    LcorePlan three = plan_lcores({5}, 3);
+    EXPECT_EQ(three.workers, 3u);
+    EXPECT_EQ(three.lcores[0].workers, std::vector<unsigned>({0, 1, 2}));
+    EXPECT_EQ(three.lcore_of_worker(2), 0u);
+    EXPECT_EQ(three.describe(), "lcore 5: control+rx+session+worker 0,1,2");
+    // Four lcores, default: control, rx+session, two worker lcores.
+    LcorePlan four = plan_lcores({0, 1, 2, 3}, 0);
+    EXPECT_EQ(four.workers, 2u);
+    EXPECT_EQ(four.lcores[1].roles, unsigned(kRoleRx | kRoleSession));
+    EXPECT_EQ(four.lcores[2].workers, std::vector<unsigned>({0}));
+    EXPECT_EQ(four.lcores[3].workers, std::vector<unsigned>({1}));
+    EXPECT_EQ(four.transmitters(), 3u);
+    // Four lcores, --workers 5: round-robin over the two worker lcores.
+    LcorePlan five = plan_lcores({0, 1, 2, 3}, 5);
+    EXPECT_EQ(five.workers, 5u);
+    EXPECT_EQ(five.lcores[2].workers, std::vector<unsigned>({0, 2, 4}));
+    EXPECT_EQ(five.lcores[3].workers, std::vector<unsigned>({1, 3}));
+    EXPECT_EQ(five.lcore_of_worker(3), 3u);
+    // Four lcores, --workers 1: one worker lcore, two lcores left unused.
+    LcorePlan capped = plan_lcores({0, 1, 2, 3}, 1);
+    EXPECT_EQ(capped.workers, 1u);
+    EXPECT_EQ(capped.unused, 2u);
+    EXPECT_EQ(capped.lcores[1].roles, unsigned(kRoleRx | kRoleSession | kRoleWorker));
 }

@@ -99,6 +99,9 @@ def addrs(side, n):
 # rx+session), mapped onto the 2 CPUs; each transfer then also checks that
 # no segment reached a worker that does not own its connection.
 WORKERS = int(os.environ.get("MILLIPEDE_TEST_WORKERS", "1"))
+# MILLIPEDE_TEST_LOGICAL=1: the WORKERS workers are logical, all polled by
+# the process's one lcore (--workers N with -l N).
+LOGICAL = os.environ.get("MILLIPEDE_TEST_LOGICAL", "0") == "1"
 
 
 class Proc:
@@ -109,7 +112,9 @@ class Proc:
         self.err = tempfile.TemporaryFile()
         side = "rx" if lcore else "tx"
         self.prefix = f"{TAG}{side}"
-        if not lcores and WORKERS > 1:
+        if not lcores and WORKERS > 1 and LOGICAL:
+            args = list(args) + ["--workers", str(WORKERS)]
+        elif not lcores and WORKERS > 1:
             # control on this side's CPU, rx+session and WORKERS workers on both
             lcores = ",".join([f"0@{lcore}"] + [f"{i}@(0-1)" for i in range(1, WORKERS + 2)])
         cpus = ["--lcores", lcores] if lcores else ["-l", str(lcore)]

@@ -29,16 +29,18 @@ def main():
         return 1
     systems = d["systems"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for workers in sorted({r["workers"] for r in rows}):
-        pts = sorted((r["legs"], r["mb_per_s"]) for r in rows if r["workers"] == workers and r["mb_per_s"])
+    for workers, logical in sorted({(r["workers"], r.get("logical", False)) for r in rows}):
+        mine = [r for r in rows if r["workers"] == workers and r.get("logical", False) == logical]
+        what = f"{workers} worker{'s' if workers > 1 else ''}" + (" on 1 lcore (logical)" if logical else
+                                                                 " lcores" if workers > 1 else "")
+        pts = sorted((r["legs"], r["mb_per_s"]) for r in mine if r["mb_per_s"])
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                    label=f"dpdk-millipede memif, {workers} worker{'s' if workers > 1 else ''} (wall)")
-        only = sorted((r["legs"], systems[r["system"]].get("transfer_only_mb_per_s")) for r in rows if r["workers"] == workers)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"dpdk-millipede memif, {what} (wall)")
+        only = sorted((r["legs"], systems[r["system"]].get("transfer_only_mb_per_s")) for r in mine)
         only = [p for p in only if p[1]]
         if only:
             ax.plot([p[0] for p in only], [p[1] for p in only], marker="x", linestyle="--",
-                    label=f"the same, {workers} worker{'s' if workers > 1 else ''}, transfer only (no EAL start)")
+                    label=f"the same, {what}, transfer only (no EAL start)")
     for name, style in (("socat", ":"), ("socat_b1m", "-.")):
         v = systems.get(name, {}).get("mb_per_s")
         if v:

@@ -1,6 +1,8 @@
 // Lcore roles; see lcores.h.
 #include "millipede/dataplane/lcores.h"
 
+#include <algorithm>
+
 namespace millipede::dataplane {
 
 std::string LcorePlan::role_name(uint32_t r) {
@@ -22,9 +24,19 @@ std::string LcorePlan::describe() const {
     for (const Lcore &l : lcores) {
         if (!s.empty()) s += "; ";
         s += "lcore " + std::to_string(l.id) + ": " + role_name(l.roles);
-        if (l.roles & kRoleWorker) s += " " + std::to_string(l.worker);
+        for (size_t k = 0; k < l.workers.size(); k++) {
+            s += k ? ',' : ' ';
+            s += std::to_string(l.workers[k]);
+        }
     }
     return s;
+}
+
+unsigned LcorePlan::lcore_of_worker(unsigned w) const {
+    for (unsigned slot = 0; slot < lcores.size(); slot++)
+        for (unsigned x : lcores[slot].workers)
+            if (x == w) return slot;
+    return 0;
 }
 
 unsigned LcorePlan::transmitters() const {
@@ -39,29 +51,34 @@ unsigned LcorePlan::transmitter_index(unsigned slot) const {
     return n;
 }
 
-LcorePlan plan_lcores(const std::vector<unsigned> &ids, unsigned max_workers) {
+LcorePlan plan_lcores(const std::vector<unsigned> &ids, unsigned workers) {
     LcorePlan p;
     if (ids.empty()) return p;
+    // The lcores that will poll workers, by the table in lcores.h.
+    std::vector<size_t> worker_slots;
     if (ids.size() == 1) {
-        p.lcores.push_back({ids[0], kRoleControl | kRoleRx | kRoleSession | kRoleWorker, 0});
-        p.workers = 1;
-        return p;
-    }
-    p.lcores.push_back({ids[0], kRoleControl, 0});
-    if (ids.size() == 2 || max_workers == 1) {
-        p.lcores.push_back({ids[1], kRoleRx | kRoleSession | kRoleWorker, 0});
-        p.workers = 1;
-        p.unused = static_cast<unsigned>(ids.size()) - 2;
-        return p;
-    }
-    p.lcores.push_back({ids[1], kRoleRx | kRoleSession, 0});
-    for (size_t i = 2; i < ids.size(); i++) {
-        if (max_workers && p.workers == max_workers) {
-            p.unused++;
-            continue;
+        p.lcores.push_back({ids[0], kRoleControl | kRoleRx | kRoleSession | kRoleWorker, {}});
+        worker_slots.push_back(0);
+    } else {
+        p.lcores.push_back({ids[0], kRoleControl, {}});
+        if (ids.size() == 2 || workers == 1) {
+            p.lcores.push_back({ids[1], kRoleRx | kRoleSession | kRoleWorker, {}});
+            worker_slots.push_back(1);
+            p.unused = static_cast<unsigned>(ids.size()) - 2;
+        } else {
+            p.lcores.push_back({ids[1], kRoleRx | kRoleSession, {}});
+            for (size_t i = 2; i < ids.size(); i++) {
+                if (workers && worker_slots.size() == workers) {
+                    p.unused++;
+                    continue;
+                }
+                worker_slots.push_back(p.lcores.size());
+                p.lcores.push_back({ids[i], kRoleWorker, {}});
+            }
         }
-        p.lcores.push_back({ids[i], kRoleWorker, p.workers++});
     }
+    p.workers = std::max<unsigned>(workers, static_cast<unsigned>(worker_slots.size()));
+    for (unsigned w = 0; w < p.workers; w++) p.lcores[worker_slots[w % worker_slots.size()]].workers.push_back(w);
     return p;
 }
 

@@ -67,7 +67,11 @@ void Impl::wait_links(uint64_t bound_us) {
 
 int Impl::lcore_main(unsigned slot) {
     const uint32_t roles = plan.lcores[slot].roles;
-    Worker *w = (roles & kRoleWorker) ? workers[plan.lcores[slot].worker].get() : nullptr;
+    // The logical workers this lcore polls, in turn (lcores.h).
+    Worker *mine[64];
+    unsigned nmine = 0;
+    for (unsigned wi : plan.lcores[slot].workers)
+        if (nmine < 64) mine[nmine++] = workers[wi].get();
     if (roles == kRoleControl) {
         // The main lcore while others move the data: control only.
         while (!done.load(std::memory_order_acquire)) {
@@ -83,7 +87,7 @@ int Impl::lcore_main(unsigned slot) {
         const uint64_t now = now_us();
         unsigned work = 0;
         if (roles & kRoleRx) work += rx_poll(now);
-        if (w) work += worker_poll(*w, now);
+        for (unsigned k = 0; k < nmine; k++) work += worker_poll(*mine[k], now);
         if (roles & kRoleRx) work += owner_poll(now); // (after the workers' frames of this round)
         if (roles & kRoleSession) {
             work += session_poll(now);
@@ -100,13 +104,14 @@ int Impl::lcore_main(unsigned slot) {
         if (t1 - last > hz / 10) {
             lcore_stats[slot].busy_permille.store(static_cast<uint32_t>(busy * 1000 / (t1 - last)),
                                                   std::memory_order_relaxed);
-            if (w) w->pub.busy_cycles.fetch_add(busy, std::memory_order_relaxed);
+            for (unsigned k = 0; k < nmine; k++) // (shared evenly: one loop polls them all)
+                mine[k]->pub.busy_cycles.fetch_add(busy / nmine, std::memory_order_relaxed);
             last = t1;
             busy = 0;
         }
     }
     // Last frames of this lcore (a FIN, the final acknowledgements).
-    if (w) worker_poll(*w, now_us());
+    for (unsigned k = 0; k < nmine; k++) worker_poll(*mine[k], now_us());
     if (roles & kRoleRx) owner_poll(now_us());
     return 0;
 }
@@ -124,7 +129,7 @@ int Impl::run_all() {
     for (const auto &l : plan.lcores) role_names.push_back(LcorePlan::role_name(l.roles));
     for (unsigned slot = 0; slot < plan.lcores.size(); slot++)
         if ((plan.lcores[slot].roles & kRoleWorker) && (plan.lcores[slot].roles & kRoleRx))
-            workers[plan.lcores[slot].worker]->with_owner = true;
+            for (unsigned wi : plan.lcores[slot].workers) workers[wi]->with_owner = true;
     if (o.verbose) {
         std::fprintf(stderr, "dpdk-millipede %s: %s\n", who(), plan.describe().c_str());
         if (plan.unused)

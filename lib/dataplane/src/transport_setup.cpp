@@ -263,14 +263,11 @@ bool Impl::setup_workers(std::string &err) {
     const int socket = port::port_socket(ports[0]->id);
     conns = ConnTable::create(ring_name("conns", 0), 4096, socket, err);
     if (!conns) return false;
-    std::vector<unsigned> wl;
-    for (unsigned slot = 0; slot < plan.lcores.size(); slot++)
-        if (plan.lcores[slot].roles & kRoleWorker) wl.push_back(slot);
     for (unsigned i = 0; i < plan.workers; i++) {
         auto w = std::make_unique<Worker>();
         w->plane = this;
         w->index = i;
-        const unsigned slot = wl[i];
+        const unsigned slot = plan.lcore_of_worker(i);
         w->lcore = plan.lcores[slot].id;
         w->pkts = rte_ring_create(ring_name("pk", i).c_str(), 4096, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
         w->cmds = rte_ring_create_elem(ring_name("cm", i).c_str(), sizeof(session::LegCommand), 8192, socket,

@@ -8,6 +8,12 @@
 //   2      | control                       | rx+session+worker 0| -
 //   3+     | control                       | rx+session         | workers 0..n-3
 //
+// Workers are logical, as in tap: `--workers N` above the worker lcores
+// puts several workers on one lcore (round-robin), each with its own rings
+// and connections, polled in turn. So `--workers 2 -l 0` runs two
+// share-nothing workers in one loop, and the same command scales out when
+// it is given more lcores.
+//
 // "rx" polls the ports, classifies and owns ARP/ICMP and the neighbour
 // caches; "session" runs the stripe core and talks to the pipe threads;
 // a "worker" owns TCP connections (LegHost) and transmits on its own TX
@@ -37,11 +43,12 @@ struct LcorePlan {
     struct Lcore {
         unsigned id = 0;
         uint32_t roles = 0;
-        unsigned worker = 0; // worker index when kRoleWorker
+        std::vector<unsigned> workers; // logical workers this lcore polls (kRoleWorker)
     };
     std::vector<Lcore> lcores; // lcores[0] is the main lcore
     unsigned workers = 0;
     unsigned unused = 0;       // lcores given but not needed (max_workers)
+    unsigned lcore_of_worker(unsigned w) const; // slot of the lcore that polls worker w
     // "lcore 0: control; lcore 1: rx+session+worker 0"
     std::string describe() const;
     static std::string role_name(uint32_t roles);
@@ -51,8 +58,9 @@ struct LcorePlan {
 };
 
 // `ids`: the main lcore first, then the others (RTE_LCORE_FOREACH_WORKER).
-// max_workers 0: as many as the lcores allow.
-LcorePlan plan_lcores(const std::vector<unsigned> &ids, unsigned max_workers);
+// workers 0: one per worker lcore; fewer: the rest of the lcores stay
+// unused; more: logical workers spread round-robin over the worker lcores.
+LcorePlan plan_lcores(const std::vector<unsigned> &ids, unsigned workers);
 
 // Idle back-off for polling loops: spin politely first, then sleep in
 // growing steps, so that an oversubscribed core (two DPDK processes on a
