@@ -769,7 +769,11 @@ void Connection::rtt_sample(uint64_t r) {
         rttvar_us_ = (3 * rttvar_us_ + diff) / 4;
         srtt_us_ = (7 * srtt_us_ + r) / 8;
     }
-    rto_us_ = std::clamp(srtt_us_ + std::max(kClockGranularityUs, 4 * rttvar_us_), cfg_.rto_min_us, cfg_.rto_max_us);
+    // The floor applies to the variance term, as Linux's (tcp_set_rto():
+    // RTO >= SRTT + rto_min), not to the sum: on a long path whose queue
+    // keeps RTTVAR small, SRTT + 4 RTTVAR clamped to a floor below the
+    // next RTT fires during an ordinary fast recovery.
+    rto_us_ = std::min(srtt_us_ + std::max({kClockGranularityUs, 4 * rttvar_us_, cfg_.rto_min_us}), cfg_.rto_max_us);
 }
 
 bool Connection::process_ack(const Segment &seg, uint64_t now) {
@@ -1233,6 +1237,13 @@ uint32_t Connection::send_data_segment(uint32_t seq, uint32_t len, bool fin, uin
     }
     sink_(s);
     if (t_rto_ == kNever && !in_persist_) arm_rto(now); // RFC 6298 5.1
+    // A fast retransmission of the first unacknowledged segment restarts
+    // the RTO (as Linux's tcp_xmit_retransmit_queue() does): the timer
+    // then covers this transmission's round trip. Restarted only by ACKs
+    // of new data (RFC 6298 5.3), it ran from the last such ACK, often
+    // shorter than the hole's repair takes when the queue is full, and a
+    // spurious RTO re-sends the whole window.
+    if (kind == Tx::Fast && seq == snd_una_ && rack_on() && t_rto_ != kNever) arm_rto(now);
     if (kind == Tx::New && !tlp_outstanding_) arm_tlp(now); // RFC 8985 7.2
     return len + (fin ? 1 : 0);
 }
