@@ -32,6 +32,7 @@
 
 #include "millipede/net/addr_parse.h"
 #include "millipede/stats/transfer.h"
+#include "millipede/tcp/congestion.h"
 
 namespace millipede::dataplane {
 
@@ -74,6 +75,7 @@ struct TransportOptions {
     bool busy_poll = false;               // --busy-poll: idle lcores spin instead of backing off
     bool big_segments = true;             // --no-big-segments: memif segments stay within the MTU
     uint32_t memif_mss = 0;               // --memif-mss (0: the default, kMemifMss)
+    tcp::CongestionAlgo cc = tcp::CongestionAlgo::NewReno; // --cc: every leg's controller
 
     bool help = false;
 };
