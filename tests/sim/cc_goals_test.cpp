@@ -46,9 +46,9 @@ TEST(CcGoals, LegsBesideCubicOnOneBottleneck) {
     // against the equal split of what the 5 flows carried together, for
     // seeds 1-6. Together the legs take no more than their 4 fair shares
     // + 20 %, the CUBIC flow keeps at least its share - 20 %, and the link
-    // stays busy. The goal for each leg alone (+ 20 %) is missed on seeds
-    // 1 and 4, where one leg takes 1.25 and 1.27 shares (docs/benchmarks.md):
-    // checked here at the 1.3 those runs reach, so that a regression shows.
+    // stays busy. The goal for each leg alone (+ 20 %) is missed on seed 3,
+    // where one leg takes 1.22 shares (docs/benchmarks.md): checked here at
+    // 1.25, so that a regression shows.
     for (uint64_t seed = 1; seed <= 6; seed++) {
         sim::PathSpec p = bbr_path();
         p.seed = seed;
@@ -58,7 +58,7 @@ TEST(CcGoals, LegsBesideCubicOnOneBottleneck) {
         double legs = 0;
         for (size_t i = 0; i < r.leg_share.size(); i++) {
             legs += r.leg_share[i];
-            EXPECT_LE(r.leg_share[i], 1.3 * equal) << "seed " << seed << " leg " << i;
+            EXPECT_LE(r.leg_share[i], 1.25 * equal) << "seed " << seed << " leg " << i;
         }
         EXPECT_LE(legs, 1.2 * 4 * equal) << "seed " << seed;
         EXPECT_GE(r.cross_share, 0.8 * equal) << "seed " << seed;

@@ -212,6 +212,58 @@ TEST(Rack, LostRetransmissionFoundBySendTime) {
     EXPECT_EQ(p.drain_server(), d);
 }
 
+// TxRecords alone: RACK on send order, the rate sample, and the window
+// widening on a spurious mark.
+TEST(TxRecords, RateSampleRackAndSpuriousMarkWidensTheWindow) {
+    TxRecords t;
+    t.allocate(64);
+    const uint32_t mss = 1000;
+    // Four segments, 100 us apart, starting with nothing in flight.
+    for (uint32_t i = 0; i < 4; i++) t.on_send(i * mss, (i + 1) * mss, 1'000 + i * 100, i * mss, 0, false);
+    const auto none = [](uint32_t, uint32_t) { return false; };
+    // Segments 2 and 3 SACKed at t = 11,300 (RTT 10 ms).
+    uint32_t edges[2] = {2 * mss, 4 * mss};
+    TxRecords::AckInput in;
+    in.snd_una = 0;
+    in.sack_edges = edges;
+    in.sack_blocks = 1;
+    in.min_rtt_us = 10'000;
+    RateSample rs;
+    t.on_ack(in, 11'300, none, rs);
+    EXPECT_TRUE(rs.has_data);
+    EXPECT_EQ(rs.newly_acked, 2 * mss);
+    EXPECT_EQ(rs.rtt_us, 10'000);
+    // Delivered 2000 bytes over max(send 300 us, ack 10,300 us): ~194 kB/s.
+    EXPECT_EQ(rs.delivered, 2 * mss);
+    EXPECT_NEAR(rs.delivery_rate, 2000.0 * 1e6 / 10'300, 1.0);
+    EXPECT_EQ(t.rack_rtt_us(), 10'000u);
+    // In recovery without reordering seen: window 0, segments 0 and 1
+    // (sent before segment 3) are lost at once.
+    EXPECT_EQ(t.reo_wnd(true, 10'000, 10'000), 0u);
+    std::vector<uint32_t> lost;
+    EXPECT_EQ(t.detect_loss(11'300, 0, [&](const TxRecord &r) { lost.push_back(r.start); }), 0u);
+    EXPECT_EQ(lost, (std::vector<uint32_t>{0, mss}));
+    EXPECT_EQ(t.lost_bytes(), 2 * mss);
+    // Segment 0 was only late: SACKed before any re-send. The mark was
+    // spurious: reordering seen, the window multiplier grows (RFC 8985 6.2
+    // step 4), so the window is no longer 0 in recovery.
+    uint32_t late[2] = {0, mss};
+    in.sack_edges = late;
+    t.on_ack(in, 11'500, none, rs);
+    EXPECT_EQ(t.spurious_marks(), 1u);
+    EXPECT_TRUE(t.reordering_seen());
+    EXPECT_EQ(t.reo_wnd_mult(), 2u);
+    EXPECT_EQ(t.reo_wnd(true, 10'000, 12'000), 2u * 10'000 / 4);
+    EXPECT_EQ(t.lost_bytes(), mss);
+    // 16 recoveries without new evidence: back to one quarter min_RTT.
+    for (int i = 0; i < 16; i++) t.on_recovery_end();
+    EXPECT_EQ(t.reo_wnd_mult(), 1u);
+    // A re-send of segment 1 puts it back in flight: no longer lost.
+    t.on_send(mss, 2 * mss, 12'000, 0, 0, true);
+    EXPECT_EQ(t.lost_bytes(), 0u);
+    EXPECT_EQ(t.find(mss)->transmissions, 2u);
+}
+
 TEST(Rack, OffKeepsRfc6675Only) {
     // Config::rack = false: a single SACKed segment never marks a hole
     // lost, and no probe timer is armed (only the RTO).

@@ -882,6 +882,7 @@ void Connection::on_new_ack(uint32_t ack, const Segment &seg, uint64_t now) {
             in_recovery_ = false;
             dupacks_ = 0;
             rtx_count_ = 0;
+            txr_.on_recovery_end();
             cc_->on_recovery_exit(now);
         } else if (!sack_ok_) {
             // Partial ACK, RFC 6582 3.2 step 4: retransmit the first

@@ -124,9 +124,27 @@ void TxRecords::deliver(TxRecord &r, uint64_t now, RateSample &rs, const TxRecor
         first_send_us_ = r.xmit_us;
     }
     if (r.lost) {
-        r.lost = false; // delivered after all (a spurious mark)
+        // Delivered after RACK marked it lost, and not re-sent since: the
+        // mark was spurious (the segment was only late, e.g. in a queue
+        // that grew). RFC 8985 6.2 step 4 widens the reordering window on
+        // such evidence (there from D-SACK, which this stack does not
+        // parse; this signal is unambiguous): reo_wnd_mult + 1, kept for
+        // 16 recoveries. Without it one late segment credited to its
+        // retransmission moves RACK.xmit_ts ahead of everything still
+        // queued, and all of it is marked lost in turn.
+        r.lost = false;
         lost_bytes_ -= r.size();
+        reordering_seen_ = true;
+        if (reo_wnd_mult_ < 16) reo_wnd_mult_++;
+        reo_wnd_persist_ = 16;
+        spurious_++;
     }
+}
+
+void TxRecords::on_recovery_end() {
+    // RFC 8985 6.2 step 4: after 16 recoveries without new evidence of
+    // reordering, the window multiplier returns to 1.
+    if (reo_wnd_persist_ && --reo_wnd_persist_ == 0) reo_wnd_mult_ = 1;
 }
 
 void TxRecords::rack_update(const TxRecord &r, const AckInput &in, uint64_t now) {

@@ -104,6 +104,11 @@ class TxRecords {
     // record is lost.
     void mark_all_lost(const std::function<void(const TxRecord &)> &on_lost);
     bool reordering_seen() const { return reordering_seen_; }
+    // RFC 8985 6.2 step 4 bookkeeping: a loss recovery ended.
+    void on_recovery_end();
+    uint32_t reo_wnd_mult() const { return reo_wnd_mult_; }
+    // Records delivered after RACK marked them lost (spurious marks).
+    uint64_t spurious_marks() const { return spurious_; }
     uint32_t segs_sacked() const { return segs_sacked_; }
     uint64_t rack_rtt_us() const { return rack_rtt_; }
     uint64_t rack_xmit_us() const { return rack_xmit_; }
@@ -140,7 +145,8 @@ class TxRecords {
     uint32_t rack_end_ = 0, rack_fack_ = 0;
     bool rack_valid_ = false, reordering_seen_ = false;
     uint32_t segs_sacked_ = 0;
-    uint32_t reo_wnd_mult_ = 1; // RACK.reo_wnd_mult: fixed (no D-SACK parsing to widen it)
+    uint32_t reo_wnd_mult_ = 1, reo_wnd_persist_ = 0; // RACK.reo_wnd_mult / reo_wnd_persist
+    uint64_t spurious_ = 0;
 };
 
 } // namespace millipede::tcp
