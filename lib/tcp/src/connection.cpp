@@ -966,16 +966,7 @@ void Connection::enter_recovery(uint64_t now, bool retransmit) {
             // RACK found the loss: re-send its first lost segment now, as
             // fast retransmit does (RFC 6675 5 step 4 is not bound by
             // cwnd); output() continues with NextSeg().
-            if (const TxRecord *r = txr_.first_lost()) {
-                uint32_t b = r->end;
-                for (size_t i = 0; i < sb_count_; ++i)
-                    if (seq_gt(sb_[i].left, r->start)) b = seq_min(b, sb_[i].left);
-                const uint32_t a = seq_max(r->start, snd_una_);
-                if (seq_lt(a, b)) {
-                    const uint32_t used = send_range(a, b, now, Tx::Fast);
-                    high_rxt_ = seq_max(high_rxt_, a + used);
-                }
-            }
+            resend_first_lost(now);
             return;
         }
         uint32_t limit = snd_max_;
@@ -1270,19 +1261,7 @@ void Connection::output_sack_recovery(uint64_t now) {
         if (!pacing_allows(now)) break;
         // RFC 8985 6.2: first what RACK marked lost, lowest first (a
         // lost retransmission included).
-        if (rack_on()) {
-            if (const TxRecord *r = txr_.first_lost()) {
-                uint32_t b = r->end;
-                for (size_t i = 0; i < sb_count_; ++i)
-                    if (seq_gt(sb_[i].left, r->start)) b = seq_min(b, sb_[i].left);
-                const uint32_t a = seq_max(r->start, snd_una_);
-                const uint32_t used = seq_lt(a, b) ? send_range(a, b, now, Tx::Fast) : 0;
-                if (used) {
-                    high_rxt_ = seq_max(high_rxt_, a + used);
-                    continue;
-                }
-            }
-        }
+        if (rack_on() && resend_first_lost(now)) continue;
         // First a retransmission found lost (detect_lost_retransmits()).
         if (resend_lost_retransmit(now)) continue;
         // NextSeg() rule 1: lowest unSACKed, lost sequence >= HighRxt below

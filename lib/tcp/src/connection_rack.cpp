@@ -94,6 +94,20 @@ void Connection::rack_and_rate(const Segment &seg, uint64_t now) {
     if (cc_->on_ack_sample(rs, conn_state(), now)) txr_.mark_app_limited(pipe());
 }
 
+uint32_t Connection::resend_first_lost(uint64_t now) {
+    // RFC 8985 6.2: re-send the lowest segment RACK marked lost (up to the
+    // next SACKed block); HighRxt follows it (RFC 6675 C.3).
+    const TxRecord *r = txr_.first_lost();
+    if (!r) return 0;
+    uint32_t b = r->end;
+    for (size_t i = 0; i < sb_count_; ++i)
+        if (seq_gt(sb_[i].left, r->start)) b = seq_min(b, sb_[i].left);
+    const uint32_t a = seq_max(r->start, snd_una_);
+    const uint32_t used = seq_lt(a, b) ? send_range(a, b, now, Tx::Fast) : 0;
+    if (used) high_rxt_ = seq_max(high_rxt_, a + used);
+    return used;
+}
+
 void Connection::arm_tlp(uint64_t now) {
     // RFC 8985 7.2: a probe timeout while data is outstanding, outside
     // recovery, one probe at a time; PTO = 2 SRTT (+ WCDelAckT when a

@@ -328,6 +328,8 @@ private:
     void rack_and_rate(const Segment &seg, uint64_t now);
     void rack_detect(uint64_t now, uint32_t *newly_lost);
     void on_record_lost(const TxRecord &r, uint64_t now);
+    // Re-sends the lowest segment RACK marked lost; the sequence space used.
+    uint32_t resend_first_lost(uint64_t now);
     CcConnState conn_state() const;
     // RFC 8985 7.2: (re)arm the probe timeout.
     void arm_tlp(uint64_t now);
