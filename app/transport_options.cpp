@@ -68,6 +68,9 @@ void transport_usage(FILE *f) {
         "                              default trusted, as Linux trusts loopback: shared memory)\n"
         "    --rate BYTES/S            tx: send at most BYTES per second (K/M/G suffixes; a token bucket\n"
         "                              with a 10 ms burst, exact over the stream)\n"
+        "    --cc reno|cubic|bbr       congestion control of every leg (default reno): NewReno\n"
+        "                              (RFC 5681/6582), CUBIC (RFC 9438) or BBR (draft-ietf-ccwg-bbr,\n"
+        "                              model-based and paced: random loss on a WAN does not slow it)\n"
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
         "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
@@ -288,6 +291,10 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_uint(argv[++i], 536, 65000) : std::nullopt;
             if (!n) return "--memif-mss needs a number from 536 to 65000";
             o.memif_mss = static_cast<uint32_t>(*n);
+        } else if (a == "--cc") {
+            if (!need(1) || !tcp::parse_congestion_algo(argv[i + 1], o.cc))
+                return "--cc needs reno, cubic or bbr";
+            ++i;
         } else if (a == "--drop-seed") {
             auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
             if (!n) return "--drop-seed needs a decimal number";

@@ -21,6 +21,7 @@
 #include "millipede/session/rx_session.h"
 #include "millipede/session/tx_session.h"
 #include "millipede/stripe/wire.h"
+#include "millipede/tcp/listener.h"
 #include "millipede/tcp/segment.h"
 
 namespace sim {
@@ -222,6 +223,16 @@ inline std::vector<uint8_t> make_input(size_t n, uint64_t seed) {
     return v;
 }
 
+// A bulk TCP flow beside the session (competing traffic): a plain
+// TCP-lite connection from host 0 to a listener on host 1 over one link,
+// always with data to send, its receiver reading everything at once.
+struct CrossFlowSpec {
+    uint32_t link = 0;
+    tcp::Config tcp; // both ends; the sender's cc is the flow's controller
+    uint16_t port = 9000;
+    uint64_t start_us = 0;
+};
+
 struct WorldConfig {
     uint64_t seed = 1;
     std::vector<LinkParams> links{LinkParams{}};
@@ -235,6 +246,7 @@ struct WorldConfig {
     // its bytes after the poll (the contract of rx_core.h), not before it.
     bool rx_poll_when_due = false;
     uint64_t time_limit_us = 600'000'000;
+    std::vector<CrossFlowSpec> cross; // competing bulk flows
 };
 
 struct Outcome {
@@ -266,6 +278,18 @@ class World {
         rx_ = std::make_unique<session::RxSession>(
             rc, [this](const tcp::Segment &s) { net_.send(1, s); }, [this] { return uint32_t(rng_.next()); });
         out_.reserve(input.size());
+        for (const CrossFlowSpec &cs : wc.cross) {
+            auto cf = std::make_unique<Cross>();
+            cf->spec = cs;
+            const auto &l = net_.link(cs.link);
+            const tcp::Endpoints ep{l.ip[0], l.ip[1], uint16_t(cs.port + 1), cs.port};
+            cf->client = std::make_unique<tcp::Connection>(
+                cs.tcp, ep, [this](const tcp::Segment &s) { net_.send(0, s); }, [this] { return uint32_t(rng_.next()); });
+            cf->listener = std::make_unique<tcp::Listener>(
+                cs.tcp, l.ip[1], cs.port, 4, [this](const tcp::Segment &s) { net_.send(1, s); },
+                [this] { return uint32_t(rng_.next()); });
+            cross_.push_back(std::move(cf));
+        }
     }
 
     // Runs until both sides finished (or failed), or the time limit.
@@ -279,6 +303,10 @@ class World {
             net_.advance(now);
             bool rx_input = false;
             net_.deliver_due([&](Network::Pkt &pk) {
+                if (Cross *cf = cross_for(pk)) {
+                    cross_deliver(*cf, pk, now);
+                    return;
+                }
                 if (pk.to == 1) {
                     rx_->on_bytes(pk.bytes, pk.src, pk.dst, now);
                     rx_input = true;
@@ -309,6 +337,7 @@ class World {
                 }
             };
             if (!wc_.rx_poll_when_due) pipe_out();
+            drive_cross(now);
             tx_->poll(now);
             if (!wc_.rx_poll_when_due || rx_input || now >= rx_->next_deadline()) rx_->poll(now);
             if (wc_.rx_poll_when_due) pipe_out();
@@ -320,6 +349,7 @@ class World {
             if (tx_->state() == session::State::FAILED || rx_->state() == session::State::FAILED) break;
             if (tx_->finished() && rx_->finished()) break;
             uint64_t next = std::min({tx_->next_deadline(), rx_->next_deadline(), net_.next_event()});
+            next = std::min(next, cross_deadline(now));
             // stdout takes what the receiver has on the next step (at once,
             // or at the reader's rate), as the app's writer thread does.
             if (!rx_->output().empty()) next = std::min(next, now + (wc_.reader_bytes_per_ms ? 1000 : 1));
@@ -366,8 +396,61 @@ class World {
     const std::vector<uint8_t> &output() const { return out_; }
     uint64_t now() const { return net_.now(); }
     uint64_t steps() const { return steps_; }
+    // The competing flow `i`'s sender (nullptr before it exists).
+    const tcp::Connection *cross_sender(size_t i) const { return i < cross_.size() ? cross_[i]->client.get() : nullptr; }
 
   private:
+    struct Cross {
+        CrossFlowSpec spec;
+        std::unique_ptr<tcp::Connection> client, server;
+        std::unique_ptr<tcp::Listener> listener;
+        bool connected = false;
+    };
+    Cross *cross_for(const Network::Pkt &pk) {
+        if (cross_.empty() || pk.bytes.size() < 4) return nullptr;
+        // The TCP header's port toward the receiving host.
+        const uint16_t dport = uint16_t(pk.bytes[2] << 8 | pk.bytes[3]);
+        const uint16_t sport = uint16_t(pk.bytes[0] << 8 | pk.bytes[1]);
+        for (auto &c : cross_)
+            if ((pk.to == 1 && dport == c->spec.port) || (pk.to == 0 && sport == c->spec.port)) return c.get();
+        return nullptr;
+    }
+    void cross_deliver(Cross &c, Network::Pkt &pk, uint64_t now) {
+        if (pk.to == 0) {
+            c.client->on_bytes(pk.bytes, pk.src, pk.dst, now);
+        } else if (c.server) {
+            c.server->on_bytes(pk.bytes, pk.src, pk.dst, now);
+        } else if (auto conn = c.listener->on_bytes(pk.bytes, pk.src, pk.dst, now)) {
+            c.server = std::move(conn);
+            c.server->set_sink([this](const tcp::Segment &s) { net_.send(1, s); });
+        }
+    }
+    void drive_cross(uint64_t now) {
+        static const std::vector<uint8_t> zeros(64 * 1024);
+        for (auto &c : cross_) {
+            if (!c->connected && now >= c->spec.start_us) {
+                c->client->connect(now);
+                c->connected = true;
+            }
+            for (tcp::Connection *k : {c->client.get(), c->server.get()})
+                if (k && k->next_timer_deadline() <= now) k->on_timer(now);
+            if (c->listener->next_timer_deadline() <= now) c->listener->on_timer(now);
+            if (c->client->state() == tcp::State::Established)
+                while (c->client->writable_bytes() > 0 && c->client->send(zeros, now) > 0) {
+                }
+            if (c->server) c->server->consume(c->server->readable_bytes(), now);
+        }
+    }
+    uint64_t cross_deadline(uint64_t now) const {
+        uint64_t t = UINT64_MAX;
+        for (const auto &c : cross_) {
+            if (!c->connected) t = std::min(t, std::max(now + 1, c->spec.start_us));
+            t = std::min({t, c->client->next_timer_deadline(), c->listener->next_timer_deadline()});
+            if (c->server) t = std::min(t, c->server->next_timer_deadline());
+        }
+        return t;
+    }
+    std::vector<std::unique_ptr<Cross>> cross_;
     WorldConfig wc_;
     Network net_;
     const std::vector<uint8_t> &in_;

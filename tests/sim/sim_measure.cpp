@@ -2,7 +2,9 @@
 // network, printed as JSON. Not a test: the numbers go to docs/benchmarks.md.
 //
 //   sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]
-//               [--detail 1] [--rto-min-us U]
+//               [--detail 1] [--rto-min-us U] [--cc reno|cubic|bbr]
+//               [--loss-pct 0,1,5] [--recovery 0|1] [--fair 0|1]
+//               [--fair-seconds S]
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,7 +12,9 @@
 #include <memory>
 #include <string>
 
-#include "sim.h"
+#include <vector>
+
+#include "scenarios.h"
 
 using namespace millipede;
 
@@ -25,31 +29,27 @@ struct Opts {
     uint64_t detail = 0;  // 1: per-run loss-recovery breakdown (where the time goes)
     uint64_t rto_min_us = 0; // 0: the library default
     uint64_t trace_ms = 0;   // >0: leg 0's state changes for 50 ms from this time, on stderr (1 % loss run)
+    tcp::CongestionAlgo cc = tcp::CongestionAlgo::Cubic;
+    std::vector<double> loss_pct{0, 1, 5};
+    uint64_t recovery = 1;     // the dead-leg recovery run
+    uint64_t fair = 0;         // the shared-bottleneck run instead of the others
+    uint64_t fair_seconds = 30;
+
+    sim::PathSpec path() const {
+        sim::PathSpec p;
+        p.rate_mbps = rate_mbps;
+        p.delay_us = delay_us;
+        p.legs = legs;
+        p.seed = seed;
+        p.cc = cc;
+        p.rto_min_us = rto_min_us;
+        return p;
+    }
 };
 
 sim::WorldConfig world(const Opts &o, double loss) {
-    sim::WorldConfig wc;
-    wc.seed = o.seed;
-    sim::LinkParams lp;
-    lp.rate_bps = o.rate_mbps * 1'000'000;
-    lp.delay_us = o.delay_us;
-    // Drop-tail buffer of ~2 BDP (at least 64 KiB).
-    lp.queue_bytes = std::max<uint64_t>(64 * 1024, 2 * lp.rate_bps / 8 * 2 * o.delay_us / 1'000'000);
-    lp.loss = loss;
-    wc.links.assign(4, lp);
-    wc.legs = o.legs;
-    wc.tx.stripe.chunk_bytes = 256 * 1024;
-    wc.tx.stripe.max_chunks_in_flight = 32;
-    wc.rx.stripe.window_chunks = 32;
-    wc.rx.stripe.max_chunk_bytes = 256 * 1024;
-    for (tcp::Config *t : {&wc.tx.tcp, &wc.rx.tcp}) {
-        t->send_buffer = 1024 * 1024;
-        t->recv_buffer = 1024 * 1024;
-        t->cc = tcp::CongestionAlgo::Cubic;
-        if (o.rto_min_us) t->rto_min_us = o.rto_min_us;
-    }
-    wc.time_limit_us = 3'600'000'000ull;
-    return wc;
+    const sim::PathSpec p = o.path();
+    return sim::world_for(p, std::vector<sim::LinkParams>(4, sim::link_for(p, loss)));
 }
 
 // Where the time goes on the sender's legs: sampled after every simulator
@@ -161,6 +161,14 @@ void goodput(const Opts &o, double loss, bool last) {
         printf("      \"queue_drops\": %llu,\n", (unsigned long long)qd);
         bd->print(secs, o.legs);
     }
+    const tcp::Connection *c0 = w.tx().leg_connection(0);
+    const tcp::Stats st0 = c0 ? c0->stats() : tcp::Stats{};
+    if (o.detail)
+        printf("      \"leg0\": {\"rack_lost\": %llu, \"tlp_probes\": %llu, \"pacing_waits\": %llu, "
+               "\"rto_events\": %llu, \"fast_recoveries\": %llu},\n",
+               (unsigned long long)st0.rack_lost, (unsigned long long)st0.tlp_probes,
+               (unsigned long long)st0.pacing_waits, (unsigned long long)st0.rto_events,
+               (unsigned long long)st0.fast_recoveries);
     printf("    {\"loss_pct\": %.1f, \"ok\": %s, \"seconds\": %.3f, \"goodput_mbps\": %.1f, "
            "\"share_of_capacity\": %.3f, \"packets_lost\": %llu, \"legs_lost\": %llu, \"chunks_resent\": %llu}%s\n",
            loss * 100, out.ok ? "true" : "false", secs, gp / 1e6, gp / capacity,
@@ -203,11 +211,72 @@ void recovery(const Opts &o) {
            out.end_us / 1e6);
 }
 
+void fairness(const Opts &o) {
+    const uint64_t secs = std::max<uint64_t>(o.fair_seconds, 4);
+    const uint64_t warmup = secs / 3;
+    const sim::FairnessResult r = sim::run_fairness(o.path(), warmup * 1'000'000, (secs - warmup) * 1'000'000);
+    if (!r.measured) {
+        printf("  \"fairness\": {\"error\": \"the run ended before the window did: %s\"}\n", r.why.c_str());
+        return;
+    }
+    const double equal = r.link_utilisation / (o.legs + 1); // an equal split of what the flows got
+    double worst = 0;
+    printf("  \"fairness\": {\"flows\": %u, \"warmup_s\": %llu, \"window_s\": %llu, \"link_utilisation\": %.3f, "
+           "\"fair_share\": %.3f, \"equal_split_of_achieved\": %.3f, \"cubic_flow_share\": %.3f, \"leg_shares\": [",
+           o.legs + 1, (unsigned long long)warmup, (unsigned long long)(secs - warmup), r.link_utilisation,
+           r.fair_share, equal, r.cross_share);
+    for (size_t i = 0; i < r.leg_share.size(); i++) {
+        printf("%s%.3f", i ? ", " : "", r.leg_share[i]);
+        worst = std::max(worst, r.leg_share[i] / equal);
+    }
+    printf("], \"max_leg_over_equal_split\": %.3f, \"queue_drops\": %llu", worst, (unsigned long long)r.queue_drops);
+    if (o.detail) {
+        printf(", \"legs\": [");
+        for (size_t i = 0; i < r.leg_stats.size(); i++) {
+            const tcp::Stats &s = r.leg_stats[i];
+            printf("%s{\"fast_recoveries\": %llu, \"rack_lost\": %llu, \"rto_events\": %llu, \"srtt_us\": %llu, "
+                   "\"cwnd\": %u}",
+                   i ? ", " : "", (unsigned long long)s.fast_recoveries, (unsigned long long)s.rack_lost,
+                   (unsigned long long)s.rto_events, (unsigned long long)s.srtt_us, s.cwnd);
+        }
+        printf("]");
+    }
+    printf("}\n");
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
     Opts o;
+    const auto usage = [] {
+        fprintf(stderr, "usage: sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]\n"
+                        "                   [--detail 0|1] [--rto-min-us U] [--cc reno|cubic|bbr]\n"
+                        "                   [--loss-pct P[,P...]] [--recovery 0|1] [--fair 0|1] [--fair-seconds S]\n");
+        return 2;
+    };
     for (int i = 1; i + 1 < argc; i += 2) {
+        if (!std::strcmp(argv[i], "--cc")) {
+            if (!tcp::parse_congestion_algo(argv[i + 1], o.cc)) {
+                fprintf(stderr, "sim-measure: --cc must be reno, cubic or bbr, not '%s'\n", argv[i + 1]);
+                return 2;
+            }
+            continue;
+        }
+        if (!std::strcmp(argv[i], "--loss-pct")) {
+            o.loss_pct.clear();
+            const char *p = argv[i + 1];
+            while (*p) {
+                char *end = nullptr;
+                const double v = std::strtod(p, &end);
+                if (end == p || v < 0 || v >= 100) {
+                    fprintf(stderr, "sim-measure: bad --loss-pct list '%s'\n", argv[i + 1]);
+                    return 2;
+                }
+                o.loss_pct.push_back(v);
+                p = *end == ',' ? end + 1 : end;
+            }
+            continue;
+        }
         const uint64_t v = std::strtoull(argv[i + 1], nullptr, 10);
         if (!std::strcmp(argv[i], "--mib")) o.mib = v;
         else if (!std::strcmp(argv[i], "--rate-mbps")) o.rate_mbps = v;
@@ -217,22 +286,27 @@ int main(int argc, char **argv) {
         else if (!std::strcmp(argv[i], "--detail")) o.detail = v;
         else if (!std::strcmp(argv[i], "--trace-ms")) o.trace_ms = v;
         else if (!std::strcmp(argv[i], "--rto-min-us")) o.rto_min_us = v;
-        else {
-            fprintf(stderr, "usage: sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]\n"
-                            "                   [--detail 0|1] [--rto-min-us U]\n");
-            return 2;
-        }
+        else if (!std::strcmp(argv[i], "--recovery")) o.recovery = v;
+        else if (!std::strcmp(argv[i], "--fair")) o.fair = v;
+        else if (!std::strcmp(argv[i], "--fair-seconds")) o.fair_seconds = v;
+        else return usage();
     }
-    printf("{\n  \"conditions\": {\"links\": 4, \"legs\": %u, \"link_rate_mbps\": %llu, \"one_way_delay_us\": %llu, "
-           "\"transfer_mib\": %llu, \"chunk_kib\": 256, \"tcp_buffers_kib\": 1024, \"cc\": \"cubic\", \"seed\": %llu},\n",
-           o.legs, static_cast<unsigned long long>(o.rate_mbps), static_cast<unsigned long long>(o.delay_us),
-           static_cast<unsigned long long>(o.mib), static_cast<unsigned long long>(o.seed));
+    if (argc % 2 == 0) return usage();
+    const sim::PathSpec p = o.path();
+    printf("{\n  \"conditions\": {\"links\": %d, \"legs\": %u, \"link_rate_mbps\": %llu, \"one_way_delay_us\": %llu, "
+           "\"transfer_mib\": %llu, \"chunk_kib\": 256, \"tcp_buffers_kib\": %u, \"cc\": \"%s\", \"seed\": %llu},\n",
+           o.fair ? 1 : 4, o.legs, static_cast<unsigned long long>(o.rate_mbps),
+           static_cast<unsigned long long>(o.delay_us), static_cast<unsigned long long>(o.mib),
+           sim::tcp_buffer_for(p) / 1024, tcp::congestion_algo_name(o.cc), static_cast<unsigned long long>(o.seed));
+    if (o.fair) {
+        fairness(o);
+        printf("}\n");
+        return 0;
+    }
     printf("  \"goodput\": [\n");
-    goodput(o, 0.0, false);
-    goodput(o, 0.01, false);
-    goodput(o, 0.05, true);
-    printf("  ],\n");
-    recovery(o);
+    for (size_t i = 0; i < o.loss_pct.size(); i++) goodput(o, o.loss_pct[i] / 100.0, i + 1 == o.loss_pct.size());
+    printf("  ]%s\n", o.recovery ? "," : "");
+    if (o.recovery) recovery(o);
     printf("}\n");
     return 0;
 }

@@ -24,6 +24,15 @@ Config cfg(uint32_t iw) {
     return c;
 }
 
+// RFC 6675 alone (Config::rack off): the rescue retransmission and
+// limited transmit are its tools; with RACK-TLP on (the default, see
+// rack_test.cpp) the reordering timer and the loss probe act first.
+Config cfg_6675(uint32_t iw) {
+    Config c = cfg(iw);
+    c.rack = false;
+    return c;
+}
+
 // Sends `segs` full segments from the client and moves segments until both
 // sides are quiet. `drop(index, nth)` decides whether the nth transmission
 // (0: original) of data segment `index` is lost. Returns the client's stats.
@@ -146,7 +155,7 @@ TEST(NextSeg, Rule4RescueRetransmitsTheTail) {
     // 20 segments, 5 and the last one (19) lost: nothing is SACKed above
     // 19, so only the rescue retransmission (one per recovery) repairs it,
     // once the ACK clock has stopped for a probe timeout (2 SRTT).
-    auto r = run(20, 20, [](uint32_t i, int nth) { return (i == 5 || i == 19) && nth == 0; });
+    auto r = run(20, 20, [](uint32_t i, int nth) { return (i == 5 || i == 19) && nth == 0; }, cfg_6675(20));
     EXPECT_TRUE(r.ok);
     EXPECT_EQ(r.sends[19], 2);
     EXPECT_EQ(r.client.rescue_retransmits, 1u);
@@ -156,7 +165,7 @@ TEST(NextSeg, Rule4RescueRetransmitsTheTail) {
 TEST(NextSeg, RescueAtMostOncePerRecovery) {
     // Both the tail segment and its rescue are lost: no second rescue in the
     // same recovery (RescueRxt); the RTO takes over.
-    Config c = cfg(20);
+    Config c = cfg_6675(20);
     auto r = run(20, 20, [](uint32_t i, int nth) { return (i == 5 && nth == 0) || (i == 19 && nth < 2); }, c);
     EXPECT_EQ(r.sends[19], 2);
     EXPECT_EQ(r.client.rescue_retransmits, 1u);
@@ -167,7 +176,7 @@ TEST(LimitedTransmit, SmallWindowStillReachesDupThresh) {
     // cwnd of 3 segments, the first lost: only two duplicate ACKs would
     // come back. RFC 3042 sends one new segment on each, their ACKs make
     // the third duplicate, and fast retransmit repairs the loss (no RTO).
-    auto r = run(3, 10, [](uint32_t i, int nth) { return i == 0 && nth == 0; });
+    auto r = run(3, 10, [](uint32_t i, int nth) { return i == 0 && nth == 0; }, cfg_6675(3));
     EXPECT_TRUE(r.ok);
     EXPECT_EQ(r.client.limited_transmits, 2u);
     EXPECT_EQ(r.client.fast_recoveries, 1u);

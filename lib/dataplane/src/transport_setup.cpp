@@ -293,6 +293,7 @@ bool Impl::setup_workers(std::string &err) {
         hc.tcp.recv_buffer = kRecvBuffer;
         hc.tcp.ref_ops = &kRefOps;
         hc.tcp.keepalive = true;
+        hc.tcp.cc = o.cc;
         if (o.tx) {
             const session::TxConfig tdef;
             hc.tcp.keepalive_idle_us = tdef.tcp.keepalive_idle_us;

@@ -3,7 +3,26 @@
 #include <algorithm>
 #include <cmath>
 
+#include "millipede/tcp/bbr.h"
+
 namespace millipede::tcp {
+
+bool parse_congestion_algo(std::string_view name, CongestionAlgo &out) {
+    if (name == "reno" || name == "newreno") out = CongestionAlgo::NewReno;
+    else if (name == "cubic") out = CongestionAlgo::Cubic;
+    else if (name == "bbr") out = CongestionAlgo::Bbr;
+    else return false;
+    return true;
+}
+
+const char *congestion_algo_name(CongestionAlgo algo) {
+    switch (algo) {
+    case CongestionAlgo::NewReno: return "newreno";
+    case CongestionAlgo::Cubic: return "cubic";
+    case CongestionAlgo::Bbr: return "bbr";
+    }
+    return "?";
+}
 
 // ---------------- NewReno (RFC 5681, RFC 3465, RFC 6582) ----------------
 
@@ -124,7 +143,11 @@ uint32_t CubicCC::cwnd() const { return static_cast<uint32_t>(std::min(cwnd_ * m
 uint32_t CubicCC::ssthresh() const { return static_cast<uint32_t>(std::min(ssthresh_ * mss_, 4e9)); }
 
 std::unique_ptr<CongestionControl> make_congestion_control(CongestionAlgo algo) {
-    if (algo == CongestionAlgo::Cubic) return std::make_unique<CubicCC>();
+    switch (algo) {
+    case CongestionAlgo::Cubic: return std::make_unique<CubicCC>();
+    case CongestionAlgo::Bbr: return std::make_unique<BbrCC>();
+    case CongestionAlgo::NewReno: break;
+    }
     return std::make_unique<NewRenoCC>();
 }
 

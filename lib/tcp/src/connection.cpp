@@ -111,6 +111,12 @@ void Connection::init_common() {
                     cfg_.max_extents ? cfg_.max_extents : cfg_.send_buffer / 256 + 64, cfg_.ref_ops);
     cc_ = make_congestion_control(cfg_.cc);
     cc_->init(cfg_.mss, cfg_.initial_cwnd_segments, 0);
+    if (cc_->model_based()) cc_->seed(uint64_t(rng_()) << 32 | rng_());
+    // One record per segment in flight: enough for the send ring in
+    // segments of 512 bytes on average (tx_records.h: a segment without a
+    // record is still recovered, by RFC 6675 and the RTO).
+    txr_.allocate(cfg_.send_buffer / 512 + 64);
+    min_rtt_.reset(UINT64_MAX, 0);
     rto_us_ = std::clamp(cfg_.rto_initial_us, cfg_.rto_min_us, cfg_.rto_max_us);
 }
 
@@ -303,6 +309,7 @@ void Connection::terminate(EventType type, CloseReason reason) {
     close_reason_ = reason;
     snd_q_.clear(); // nothing more will be sent: give referenced memory back now
     t_rto_ = t_persist_ = t_delack_ = t_keepalive_ = t_close_ = t_probe_ = kNever;
+    t_rack_ = t_tlp_ = t_pace_ = kNever;
     push_event(type, reason);
 }
 
@@ -318,7 +325,9 @@ Stats Connection::stats() const {
     return s;
 }
 
-uint32_t Connection::cwnd() const { return (in_recovery_ && !sack_ok_) ? recovery_cwnd_ : cc_->cwnd(); }
+uint32_t Connection::cwnd() const {
+    return (in_recovery_ && !sack_ok_ && !cc_->model_based()) ? recovery_cwnd_ : cc_->cwnd();
+}
 
 // ---------------------------------------------------------------- input
 
@@ -617,7 +626,13 @@ bool Connection::is_lost(uint32_t seq) const {
     size_t blocks = 0;
     for (size_t i = 0; i < sb_count_; ++i)
         if (seq_gt(sb_[i].left, seq)) ++blocks;
-    return blocks >= kDupThresh || sacked_above(seq) > (kDupThresh - 1) * eff_mss_;
+    if (blocks >= kDupThresh || sacked_above(seq) > (kDupThresh - 1) * eff_mss_) return true;
+    // RFC 8985 6.2: or RACK marked it lost (and it was not re-sent since).
+    if (rack_on()) {
+        const TxRecord *r = txr_.find(seq);
+        return r && r->lost;
+    }
+    return false;
 }
 
 bool Connection::is_sacked(uint32_t seq, uint32_t *run_end) const {
@@ -656,7 +671,11 @@ void Connection::detect_lost_retransmits() {
     // the reordering allowance has passed. Here "sent after" is "above SND.MAX
     // at the retransmission" and the allowance is RFC 6675's IsLost() margin:
     // more than (DupThresh - 1) * SMSS such bytes SACKed while the range is
-    // still a hole.
+    // still a hole. With RACK on, RACK does this itself on send times.
+    if (rack_on()) {
+        rtx_count_ = 0;
+        return;
+    }
     size_t keep = 0;
     for (size_t i = 0; i < rtx_count_; ++i) {
         RtxRange r = rtx_[i];
@@ -707,6 +726,13 @@ bool Connection::resend_lost_retransmit(uint64_t now) {
 }
 
 uint32_t Connection::pipe() const {
+    if (rack_on()) {
+        // RFC 8985: outstanding minus SACKed minus lost-and-not-yet-re-sent
+        // (a re-sent segment is in flight once).
+        const uint32_t out = snd_max_ - snd_una_;
+        const uint32_t gone = txr_.sacked_bytes() + txr_.lost_bytes();
+        return out > gone ? out - gone : 0;
+    }
     // RFC 6675 4 SetPipe(): every unSACKed octet not deemed lost counts once,
     // and once more if it was retransmitted (below HighRxt).
     uint32_t p = 0;
@@ -743,7 +769,11 @@ void Connection::rtt_sample(uint64_t r) {
         rttvar_us_ = (3 * rttvar_us_ + diff) / 4;
         srtt_us_ = (7 * srtt_us_ + r) / 8;
     }
-    rto_us_ = std::clamp(srtt_us_ + std::max(kClockGranularityUs, 4 * rttvar_us_), cfg_.rto_min_us, cfg_.rto_max_us);
+    // The floor applies to the variance term, as Linux's (tcp_set_rto():
+    // RTO >= SRTT + rto_min), not to the sum: on a long path whose queue
+    // keeps RTTVAR small, SRTT + 4 RTTVAR clamped to a floor below the
+    // next RTT fires during an ordinary fast recovery.
+    rto_us_ = std::min(srtt_us_ + std::max({kClockGranularityUs, 4 * rttvar_us_, cfg_.rto_min_us}), cfg_.rto_max_us);
 }
 
 bool Connection::process_ack(const Segment &seg, uint64_t now) {
@@ -766,17 +796,19 @@ bool Connection::process_ack(const Segment &seg, uint64_t now) {
     if (sack_ok_ && seg.opt.sack_count) new_sack = update_scoreboard_blocks(seg);
 
     const uint32_t scaled_wnd = uint32_t(seg.window) << snd_wscale_;
+    // RFC 5681 2 "duplicate acknowledgment" (with SACK: new SACK info,
+    // RFC 6675 2).
+    const bool dup = ack == snd_una_ && snd_max_ != snd_una_ && seg.payload_len() == 0 && !seg.has(flag::SYN) &&
+                     !seg.has(flag::FIN) && ((sack_ok_ && new_sack) || scaled_wnd == snd_wnd_);
     if (seq_gt(ack, snd_una_)) {
         on_new_ack(ack, seg, now);
         if (state_ == State::Closed) return false;
         if (in_recovery_ && sack_ok_) detect_lost_retransmits();
-    } else if (ack == snd_una_ && snd_max_ != snd_una_ && seg.payload_len() == 0 &&
-               !seg.has(flag::SYN) && !seg.has(flag::FIN) &&
-               ((sack_ok_ && new_sack) || scaled_wnd == snd_wnd_)) {
-        // RFC 5681 2 "duplicate acknowledgment" (with SACK: new SACK info,
-        // RFC 6675 2).
-        on_dup_ack(now);
     }
+    // RACK first (RFC 8985 6.2: time-based marks, recovery on a loss it
+    // finds), then the DupThresh rule for what it has not marked.
+    rack_and_rate(seg, now);
+    if (dup) on_dup_ack(now);
     if (in_recovery_ && sack_ok_ && new_sack) detect_lost_retransmits();
     // Rescue probe (send_rescue()): PTO = 2 SRTT from the latest ACK, at
     // least 2 clock ticks; 1 s without an RTT sample (RFC 8985 7.2). Like a
@@ -850,6 +882,7 @@ void Connection::on_new_ack(uint32_t ack, const Segment &seg, uint64_t now) {
             in_recovery_ = false;
             dupacks_ = 0;
             rtx_count_ = 0;
+            txr_.on_recovery_end();
             cc_->on_recovery_exit(now);
         } else if (!sack_ok_) {
             // Partial ACK, RFC 6582 3.2 step 4: retransmit the first
@@ -866,13 +899,17 @@ void Connection::on_new_ack(uint32_t ack, const Segment &seg, uint64_t now) {
         }
     } else {
         dupacks_ = 0;
-        if (acked_bytes) cc_->on_ack(acked_bytes, flight_before, rtt, now);
+        if (acked_bytes && !cc_->model_based()) cc_->on_ack(acked_bytes, flight_before, rtt, now);
     }
 
     // RFC 6298 5.2 / 5.3: stop the timer when all is acknowledged, else
     // restart it.
     if (snd_una_ == snd_max_) t_rto_ = kNever;
     else if (!in_persist_) arm_rto(now);
+    // RFC 8985 7.4: the probe's episode ends once it is acknowledged;
+    // 7.2: an ACK of new data restarts the probe timer.
+    if (tlp_outstanding_ && seq_geq(ack, tlp_end_seq_)) tlp_outstanding_ = false;
+    arm_tlp(now);
 
     if (fin_ack) fin_acked(now);
 }
@@ -903,9 +940,14 @@ void Connection::on_dup_ack(uint64_t now) {
         return;
     }
     const bool trigger = dupacks_ >= kDupThresh || (sack_ok_ && is_lost(snd_una_));
+    if (trigger) enter_recovery(now, true);
+}
+
+void Connection::enter_recovery(uint64_t now, bool retransmit) {
     // RFC 6582 3.2 step 2: no new recovery unless the ACK covers "recover".
-    if (!trigger || !seq_geq(snd_una_, recover_)) return;
+    if (in_recovery_ || !seq_geq(snd_una_, recover_)) return;
     in_recovery_ = true;
+    t_tlp_ = kNever; // RFC 8985 7.2: no probes during recovery
     recover_ = snd_max_;
     stats_.fast_recoveries++;
     rtt_timing_ = false; // Karn
@@ -920,6 +962,13 @@ void Connection::on_dup_ack(uint64_t now) {
         high_rxt_ = snd_una_;
         rtx_count_ = 0;
         rescue_used_ = false;
+        if (!retransmit) {
+            // RACK found the loss: re-send its first lost segment now, as
+            // fast retransmit does (RFC 6675 5 step 4 is not bound by
+            // cwnd); output() continues with NextSeg().
+            resend_first_lost(now);
+            return;
+        }
         uint32_t limit = snd_max_;
         if (sb_count_) limit = seq_min(limit, sb_[0].left);
         const uint32_t used = send_range(snd_una_, limit, now, Tx::Fast);
@@ -1163,6 +1212,11 @@ uint32_t Connection::send_data_segment(uint32_t seq, uint32_t len, bool fin, uin
     s.seq = seq;
     fill_common(s, now);
     stats_.bytes_sent += len;
+    if (len) {
+        // Transmit record (tx_records.h), C.inflight before this send.
+        txr_.on_send(seq, seq + len, now, pipe(), s.opt.has_ts ? s.opt.ts_val : 0, seq_lt(seq, snd_max_));
+        if (kind == Tx::New || kind == Tx::Fast || kind == Tx::Timeout) paced(len, now);
+    }
     if (kind == Tx::Timeout) stats_.retransmits_timeout++;
     else if (kind == Tx::Fast) stats_.retransmits_fast++;
     else if (kind == Tx::Probe) stats_.zero_window_probes++;
@@ -1175,6 +1229,14 @@ uint32_t Connection::send_data_segment(uint32_t seq, uint32_t len, bool fin, uin
     }
     sink_(s);
     if (t_rto_ == kNever && !in_persist_) arm_rto(now); // RFC 6298 5.1
+    // A fast retransmission of the first unacknowledged segment restarts
+    // the RTO (as Linux's tcp_xmit_retransmit_queue() does): the timer
+    // then covers this transmission's round trip. Restarted only by ACKs
+    // of new data (RFC 6298 5.3), it ran from the last such ACK, often
+    // shorter than the hole's repair takes when the queue is full, and a
+    // spurious RTO re-sends the whole window.
+    if (kind == Tx::Fast && seq == snd_una_ && rack_on() && t_rto_ != kNever) arm_rto(now);
+    if (kind == Tx::New && !tlp_outstanding_) arm_tlp(now); // RFC 8985 7.2
     return len + (fin ? 1 : 0);
 }
 
@@ -1192,7 +1254,14 @@ void Connection::output_sack_recovery(uint64_t now) {
     for (int guard = 0; guard < 1024; ++guard) {
         const uint32_t p = pipe();
         const uint32_t cw = cc_->cwnd();
-        if (cw < p + eff_mss_) break;
+        if (cw < p + eff_mss_) {
+            cwnd_limited_ = true;
+            break;
+        }
+        if (!pacing_allows(now)) break;
+        // RFC 8985 6.2: first what RACK marked lost, lowest first (a
+        // lost retransmission included).
+        if (rack_on() && resend_first_lost(now)) continue;
         // First a retransmission found lost (detect_lost_retransmits()).
         if (resend_lost_retransmit(now)) continue;
         // NextSeg() rule 1: lowest unSACKed, lost sequence >= HighRxt below
@@ -1292,7 +1361,10 @@ void Connection::output(uint64_t now) {
             const uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
             const uint32_t len = std::min<uint32_t>({avail, usable, eff_mss_});
             const bool fin = fin_pending && len == avail;
-            if (len == 0 && !fin) break;
+            if (len == 0 && !fin) {
+                if (avail && cw <= snd_wnd_) cwnd_limited_ = true;
+                break;
+            }
             if (len < eff_mss_ && len < avail) {
                 // RFC 9293 3.8.6.2.1 sender SWS avoidance: a short segment
                 // only when nothing is in flight or it is >= half the
@@ -1302,10 +1374,15 @@ void Connection::output(uint64_t now) {
             // RFC 9293 3.7.4 Nagle: hold a short segment while data is unacked.
             if (cfg_.nagle && len < eff_mss_ && !fin && in_flight > 0) break;
             const Tx kind = seq_lt(snd_nxt_, snd_max_) ? Tx::Timeout : Tx::New;
+            if (len && !pacing_allows(now)) break;
+            if (len && cc_->model_based() && in_flight == 0) cc_->on_transmit(conn_state(), now);
             if (limited && in_flight + len > cwnd()) stats_.limited_transmits++;
             snd_nxt_ += send_data_segment(snd_nxt_, len, fin, now, kind);
             snd_max_ = seq_max(snd_max_, snd_nxt_);
         }
+        // Delivery-rate estimation 3.4: nothing left to send and cwnd not
+        // full: the connection is application-limited.
+        if (!seq_lt(snd_nxt_, data_end_seq()) && pipe() + eff_mss_ <= cwnd()) txr_.mark_app_limited(pipe());
         // RFC 9293 3.8.6.1: data waiting, zero window, nothing in flight:
         // start the persist timer.
         if (snd_wnd_ == 0 && snd_una_ == snd_max_ && seq_lt(snd_nxt_, data_end_seq())) {
@@ -1323,7 +1400,7 @@ void Connection::output(uint64_t now) {
 void Connection::arm_rto(uint64_t now) { t_rto_ = now + rto_us_; }
 
 uint64_t Connection::next_timer_deadline() const {
-    return std::min({t_rto_, t_persist_, t_delack_, t_keepalive_, t_close_, t_probe_});
+    return std::min({t_rto_, t_persist_, t_delack_, t_keepalive_, t_close_, t_probe_, t_rack_, t_tlp_, t_pace_});
 }
 
 void Connection::on_timer(uint64_t now) {
@@ -1334,6 +1411,24 @@ void Connection::on_timer(uint64_t now) {
     if (t_probe_ <= now) {
         t_probe_ = kNever;
         if (state_ != State::Closed && send_rescue(now)) output(now);
+    }
+    if (t_rack_ <= now) {
+        // RFC 8985 6.3: the reordering window of a segment passed.
+        t_rack_ = kNever;
+        if (state_ != State::Closed && rack_on()) {
+            uint32_t lost = 0;
+            rack_detect(now, &lost);
+            if (lost && !in_recovery_) enter_recovery(now, false);
+            if (lost) output(now);
+        }
+    }
+    if (t_tlp_ <= now) {
+        t_tlp_ = kNever;
+        if (state_ != State::Closed) on_tlp(now);
+    }
+    if (t_pace_ <= now) {
+        t_pace_ = kNever;
+        if (state_ != State::Closed) output(now);
     }
     if (t_rto_ <= now) {
         t_rto_ = kNever;
@@ -1388,8 +1483,11 @@ void Connection::on_rto(uint64_t now) {
     // forget SACK state; RFC 6298 5.5: back off; 5.4: retransmit the earliest
     // unacknowledged segment (go-back-N from SND.UNA).
     cc_->on_rto(snd_max_ - snd_una_, now);
+    // RFC 8985 6.3 / RFC 6675 5.1: every outstanding segment is lost.
+    txr_.mark_all_lost([&](const TxRecord &r) { on_record_lost(r, now); });
     in_recovery_ = false;
-    t_probe_ = kNever;
+    t_probe_ = t_rack_ = t_tlp_ = kNever;
+    tlp_outstanding_ = false;
     dupacks_ = 0;
     recover_ = snd_max_;
     sb_count_ = 0;
@@ -1441,6 +1539,7 @@ void Connection::enter_time_wait(uint64_t now) {
     // RFC 9293 3.10.7.4: TIME-WAIT for 2 MSL (configurable, short).
     state_ = State::TimeWait;
     t_rto_ = t_persist_ = t_keepalive_ = t_probe_ = kNever;
+    t_rack_ = t_tlp_ = t_pace_ = kNever;
     t_close_ = now + cfg_.time_wait_us;
     ack_now_ = true;
 }

@@ -32,6 +32,7 @@
 
 #include "millipede/net/addr_parse.h"
 #include "millipede/stats/transfer.h"
+#include "millipede/tcp/congestion.h"
 
 namespace millipede::dataplane {
 
@@ -77,6 +78,7 @@ struct TransportOptions {
     uint32_t memif_mss = 0;               // --memif-mss (0: the default, kMemifMss)
     bool charmode = false;                // tx: hand over whatever each read returned, at once
     uint64_t rate = 0;                    // tx: --rate BYTES/S, or delayus as a rate (0: unlimited)
+    tcp::CongestionAlgo cc = tcp::CongestionAlgo::NewReno; // --cc: every leg's controller
 
     bool help = false;
 };

@@ -22,6 +22,11 @@
 //    a ref is held by reference until consume(). Bytes without a ref are
 //    copied into the connection's arena, as before.
 //  - Call on_timer(now) when now >= next_timer_deadline().
+//  - Pacing: a controller with a pacing rate (BBR) holds data back until
+//    its next send time; next_timer_deadline() then includes that time, so
+//    a caller that honours the deadline honours the pacing rate
+//    (next_send_us() and pacing_rate() expose both for a data plane that
+//    schedules transmit itself).
 #pragma once
 
 #include <array>
@@ -34,6 +39,8 @@
 #include "millipede/tcp/buffers.h"
 #include "millipede/tcp/congestion.h"
 #include "millipede/tcp/segment.h"
+#include "millipede/tcp/tx_records.h"
+#include "millipede/tcp/windowed_filter.h"
 
 namespace millipede::tcp {
 
@@ -109,6 +116,9 @@ struct Config {
     bool sack = true;                  // offer SACK-permitted (RFC 2018)
     bool timestamps = true;            // offer RFC 7323 timestamps
     CongestionAlgo cc = CongestionAlgo::NewReno;
+    // RACK-TLP loss detection (RFC 8985) with SACK, on top of RFC 6675's
+    // DupThresh rule; off: RFC 6675 and the RTO only.
+    bool rack = true;
     uint32_t initial_cwnd_segments = 10; // RFC 6928
     uint64_t rto_initial_us = 1'000'000; // RFC 6298 2.1
     uint64_t rto_min_us = 200'000;       // RFC 6298 2.4 says 1 s; Linux uses 200 ms
@@ -152,6 +162,9 @@ struct Stats {
     uint64_t lost_retransmits = 0;    // retransmissions found lost by SACKs of later data (then re-sent)
     uint64_t rescue_retransmits = 0;  // RFC 6675 NextSeg rule 4
     uint64_t limited_transmits = 0;   // RFC 3042 new segments on the first two duplicate ACKs
+    uint64_t rack_lost = 0;           // segments RACK marked lost (RFC 8985 6.2)
+    uint64_t tlp_probes = 0;          // tail loss probes sent (RFC 8985 7.3)
+    uint64_t pacing_waits = 0;        // times output stopped for the pacing rate
     uint64_t out_of_order_segments = 0;
     uint64_t bad_checksums = 0;
     uint64_t duplicate_segments = 0;
@@ -274,6 +287,13 @@ public:
     uint32_t unanswered_probes() const { return persist_unanswered_; }
     uint64_t rto_us() const { return rto_us_; }
     const CongestionControl &congestion() const { return *cc_; }
+    const TxRecords &tx_records() const { return txr_; }
+    // Pacing (contract above): bytes per second (0: not paced), and the
+    // earliest time the next paced data segment may leave.
+    uint64_t pacing_rate() const { return cc_->pacing_rate(); }
+    uint64_t next_send_us() const { return next_send_us_; }
+    // RACK.min_RTT (RFC 8985 6.1), UINT64_MAX before the first sample.
+    uint64_t min_rtt_us() const { return min_rtt_.get(); }
 
 private:
     struct Interval {
@@ -300,6 +320,25 @@ private:
     void process_data(const Segment &seg, uint32_t seq, uint32_t len, bool fin, uint64_t now);
     void on_new_ack(uint32_t ack, const Segment &seg, uint64_t now);
     void on_dup_ack(uint64_t now);
+    // RFC 6675 5 step 4 / RFC 8985 6.2: enter loss recovery; `retransmit`
+    // sends the first hole at once (the DupThresh path).
+    void enter_recovery(uint64_t now, bool retransmit);
+    // RFC 8985 6 and the rate sample (tx_records.h), then the model-based
+    // controller's per-ACK update.
+    void rack_and_rate(const Segment &seg, uint64_t now);
+    void rack_detect(uint64_t now, uint32_t *newly_lost);
+    void on_record_lost(const TxRecord &r, uint64_t now);
+    // Re-sends the lowest segment RACK marked lost; the sequence space used.
+    uint32_t resend_first_lost(uint64_t now);
+    CcConnState conn_state() const;
+    // RFC 8985 7.2: (re)arm the probe timeout.
+    void arm_tlp(uint64_t now);
+    void on_tlp(uint64_t now);
+    bool rack_on() const { return cfg_.rack && sack_ok_; }
+    // Pacing: true when a paced data segment may leave now; else arms the
+    // pacing timer.
+    bool pacing_allows(uint64_t now);
+    void paced(uint32_t len, uint64_t now);
     void rtt_sample(uint64_t r_us);
     void fin_acked(uint64_t now);
 
@@ -420,6 +459,18 @@ private:
     uint64_t t_rto_ = UINT64_MAX, t_persist_ = UINT64_MAX, t_delack_ = UINT64_MAX;
     uint64_t t_keepalive_ = UINT64_MAX, t_close_ = UINT64_MAX; // TIME-WAIT / FIN-WAIT-2
     uint64_t t_probe_ = UINT64_MAX; // rescue retransmission in SACK recovery
+    uint64_t t_rack_ = UINT64_MAX;  // RACK reordering timer (RFC 8985 6.3)
+    uint64_t t_tlp_ = UINT64_MAX;   // tail loss probe (RFC 8985 7.2)
+    uint64_t t_pace_ = UINT64_MAX;  // the pacing rate lets the next segment go
+
+    // Transmit records, RACK and rate samples (tx_records.h).
+    TxRecords txr_;
+    WindowedMin<uint64_t> min_rtt_; // RACK.min_RTT, over kMinRttWindowUs
+    bool tlp_outstanding_ = false;
+    uint32_t tlp_end_seq_ = 0;      // RFC 8985 7.3 TLP.end_seq
+    uint64_t next_send_us_ = 0;     // pacing
+    bool cwnd_limited_ = false, cwnd_limited_round_ = false; // C.is_cwnd_limited
+    uint64_t cwnd_round_end_ = 0;
 
     std::array<Event, 8> events_{};
     size_t ev_head_ = 0, ev_count_ = 0;
