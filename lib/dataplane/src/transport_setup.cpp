@@ -294,6 +294,12 @@ bool Impl::setup_workers(std::string &err) {
         hc.tcp.ref_ops = &kRefOps;
         hc.tcp.keepalive = true;
         hc.tcp.cc = o.cc;
+        // RACK-TLP goes with BBR, the lossy-WAN case it was added for. On a
+        // LAN with reno/cubic a tail loss probe fired while a busy 2-CPU host
+        // delays the peer's ACK is a spurious retransmission (the interop
+        // oracle caught one with 4 workers), and dead legs are the
+        // watchdog's job there.
+        hc.tcp.rack = o.cc == tcp::CongestionAlgo::Bbr;
         if (o.tx) {
             const session::TxConfig tdef;
             hc.tcp.keepalive_idle_us = tdef.tcp.keepalive_idle_us;
