@@ -74,6 +74,8 @@ struct TransportOptions {
     bool busy_poll = false;               // --busy-poll: idle lcores spin instead of backing off
     bool big_segments = true;             // --no-big-segments: memif segments stay within the MTU
     uint32_t memif_mss = 0;               // --memif-mss (0: the default, kMemifMss)
+    std::string config_path;              // --config: host file of port settings (millipede/port/configured.h)
+    bool print_config = false;            // --print-config: print each port's settings once set up, then exit
 
     bool help = false;
 };
