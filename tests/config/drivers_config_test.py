@@ -144,7 +144,7 @@ def veth_pair():
 COMPARED = ["rx_desc", "tx_desc", "mbufs", "mempool_cache", "tso", "lro", "rss_hash", "flow_control"]
 
 
-def check_profile_run(what, r, section, profile, mode, host_path):
+def check_profile_run(what, r, section, profile, mode):
     if not check(r.returncode == 0, f"{what}: --print-config exits 0", r.stderr[-2000:]):
         return None
     printed = ini(r.stdout)
@@ -171,6 +171,23 @@ def round_trip(what, eal, pfx, mode_args, first):
         check(ini(r.stdout) == ini(first), f"{what}: ... and print the same settings", first, r.stdout)
 
 
+MODE_ARGS = {"tap": ["tap"], "rx": ["rx", "8834", "--ip", "0=10.0.0.2/24"],
+             "tx": ["tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24"]}
+
+
+def profile_runs(profile, port, eal, modes, host):
+    """The port in each mode: the profile's settings printed, and read back."""
+    ran = True
+    for mode in modes:
+        what, p = f"{port} {mode}", prefix(port + mode)
+        out = check_profile_run(what, app(eal, p, MODE_ARGS[mode] + ["--config", host, "--print-config"]), port,
+                                profile, mode)
+        if out:
+            round_trip(what, eal, p, MODE_ARGS[mode], out)
+        ran &= bool(out)
+    return ran
+
+
 def case_profiles():
     host = write("host.ini", "[default]\nprofile = auto\n")
     ran = []
@@ -181,13 +198,10 @@ def case_profiles():
         check(False, f"{capture} is present (tests need ../shared/pcaps)")
         return
     eal = NOHUGE + ["-l", "0", "--vdev", f"net_pcap0,rx_pcap={capture}"]
-    p = prefix("pcap")
-    out = check_profile_run("net_pcap tap", app(eal, p, ["tap", "--config", host, "--print-config"]), "net_pcap0",
-                            "net_pcap", "tap", host)
-    if out:
-        round_trip("net_pcap tap", eal, p, ["tap"], out)
+    if profile_runs("net_pcap", "net_pcap0", eal, ["tap"], host):
         ran.append("net_pcap")
     # A device section over [default] over the profile.
+    p = prefix("over")
     over = write("over.ini", "[default]\nprofile = auto\nmbufs = 12000\n[net_pcap0]\nrx_desc = 512\n")
     r = app(eal, p, ["tap", "--config", over, "--print-config"])
     if check(r.returncode == 0, "net_pcap tap with overrides: exits 0", r.stderr):
@@ -201,36 +215,20 @@ def case_profiles():
 
     # net_tap, tap mode (a TAP interface of the kernel).
     eal = NOHUGE + ["-l", "0", "--vdev", f"net_tap0,iface={TAG}tap"]
-    p = prefix("tap")
-    out = check_profile_run("net_tap tap", app(eal, p, ["tap", "--config", host, "--print-config"]), "net_tap0",
-                            "net_tap", "tap", host)
-    if out:
-        round_trip("net_tap tap", eal, p, ["tap"], out)
+    if profile_runs("net_tap", "net_tap0", eal, ["tap"], host):
         ran.append("net_tap")
 
     # net_af_packet, rx and tx, on a veth pair.
-    a, b = veth_pair()
+    a, _ = veth_pair()
     eal = NOHUGE + ["-l", "0", "--vdev", f"net_af_packet0,iface={a}"]
-    for mode, args in (("rx", ["rx", "8834", "--ip", "0=10.0.0.2/24"]),
-                       ("tx", ["tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24"])):
-        p = prefix("afp" + mode)
-        out = check_profile_run(f"net_af_packet {mode}", app(eal, p, args + ["--config", host, "--print-config"]),
-                                "net_af_packet0", "net_af_packet", mode, host)
-        if out:
-            round_trip(f"net_af_packet {mode}", eal, p, args, out)
-    ran.append("net_af_packet")
+    if profile_runs("net_af_packet", "net_af_packet0", eal, ["rx", "tx"], host):
+        ran.append("net_af_packet")
 
     # net_memif, rx and tx, on hugepages (memif's regions are shared memory).
     sock = os.path.join(WORK, "memif.sock")
     eal = HUGE + ["-l", "0", "--vdev", f"net_memif0,role=server,socket={sock}"]
-    for mode, args in (("rx", ["rx", "8834", "--ip", "0=10.0.0.2/24"]),
-                       ("tx", ["tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24"])):
-        p = prefix("memif" + mode)
-        out = check_profile_run(f"net_memif {mode}", app(eal, p, args + ["--config", host, "--print-config"]),
-                                "net_memif0", "net_memif", mode, host)
-        if out:
-            round_trip(f"net_memif {mode}", eal, p, args, out)
-    ran.append("net_memif")
+    if profile_runs("net_memif", "net_memif0", eal, ["rx", "tx"], host):
+        ran.append("net_memif")
 
     # net_virtio_user on a vhost-user socket: dpdk-testpmd serves it with
     # DPDK's net_vhost, idle at its prompt (no forwarding lcore polls).
@@ -249,11 +247,7 @@ def case_profiles():
         if check(wait_until(lambda: os.path.exists(vsock), 60), "vhost-user back end listens"):
             eal = HUGE + ["-l", "0", "--single-file-segments",
                           "--vdev", f"net_virtio_user0,path={vsock},queues=2,queue_size=256"]
-            p = prefix("vuser")
-            out = check_profile_run("net_virtio_user tap",
-                                    app(eal, p, ["tap", "--config", host, "--print-config"]),
-                                    "net_virtio_user0", "virtio-user", "tap", host)
-            if out:
+            if profile_runs("virtio-user", "net_virtio_user0", eal, ["tap"], host):
                 ran.append("net_virtio_user")
         backend.stdin.close()
         backend.kill()

@@ -6,7 +6,7 @@
 // it ([port], with [tap], [tx] and [rx] over it for one mode). A host file
 // has a [default] section and one section per device (a PCI address such as
 // 0000:03:00.0, or a vdev name such as net_memif0); each may name a profile
-// (`profile = ixgbe`) and override any setting. docs/config.md lists the keys.
+// (`profile = ixgbe`) and override any setting. docs/drivers-config.md lists the keys.
 //
 // Both are INI files read with DPDK's rte_cfgfile (no parser of our own).
 // A value is checked when it is loaded: its syntax and general range, and
