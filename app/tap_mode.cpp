@@ -39,6 +39,7 @@
 
 #include "millipede/dpi/inspector.h"
 #include "millipede/flow/classifier.h"
+#include "millipede/port/configured.h"
 #include "millipede/port/port.h"
 #include "backoff.h"
 #include "modes.h"
@@ -70,6 +71,8 @@ struct TapOptions {
     unsigned dpi_flows = 0;           // flow state objects; 0 = automatic
     unsigned record_ring = 1u << 16; // records waiting for the writer thread
     unsigned mbufs = 0;              // receive pool; 0 = 8191 + workers x ring size
+    std::string config_path;         // --config: port settings (millipede/port/configured.h)
+    bool print_config = false;       // --print-config: print the ports' settings and exit
     bool help = false;
 };
 
@@ -107,6 +110,12 @@ void tap_usage(FILE *f) {
                  "  --mbufs N                   mbufs in the receive pool (default 8191 + workers x ring\n"
                  "                              size); a looped capture (net_pcap infinite_rx=1) keeps\n"
                  "                              every packet of the file in it\n"
+                 "  --config FILE               port settings from a host file: a [default] section, then\n"
+                 "                              one per device (PCI address or vdev name), each naming a\n"
+                 "                              driver profile of drivers-config/ (docs/drivers-config.md);\n"
+                 "                              --mbufs wins over the file's mbufs\n"
+                 "  --print-config              set the ports up, print each one's effective settings to\n"
+                 "                              stdout as a host file, and exit 0 (nothing is read)\n"
                  "  --check-order               workers prove every packet's order and pinning (the summary's\n"
                  "                              correctness counters); a test instrument that costs a memory\n"
                  "                              access per packet, off by default\n");
@@ -206,6 +215,12 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             auto n = v ? parse_uint(*v, 1024, 1u << 26) : std::nullopt;
             if (!n) return "--mbufs needs a number from 1024 to 2^26";
             o.mbufs = static_cast<unsigned>(*n);
+        } else if (a == "--config") {
+            auto v = value("config");
+            if (!v || v->empty()) return "--config needs a host file, e.g. --config /etc/dpdk-millipede/host.ini";
+            o.config_path = std::string(*v);
+        } else if (a == "--print-config") {
+            o.print_config = true;
         } else if (a == "--check-order") {
             o.cls.check_order = true;
         } else if (a == "--no-dpi") {
@@ -645,7 +660,10 @@ int run_tap_on_eal(const TapOptions &opt) {
     bool pcap_input = true;
     int socket = port::port_socket(r.ports[0]);
     unsigned mbufs = r.opt.mbufs ? r.opt.mbufs : 8191 + r.opt.cls.workers * r.opt.cls.ring_size;
-    rte_mempool *pool = port::make_pool("tap_pool", mbufs, socket, err);
+    port::PoolSize pool_size; // a host file's mbufs per port, unless --mbufs
+    if (!port::configured_pool(r.ports, mbufs, pool_size, err)) return fail(err);
+    if (r.opt.mbufs) pool_size.mbufs = r.opt.mbufs;
+    rte_mempool *pool = port::make_pool("tap_pool", pool_size.mbufs, socket, err, 0, pool_size.cache);
     if (!pool) return fail(err);
     for (uint16_t p : r.ports) {
         port::PortConfig pc;
@@ -654,6 +672,11 @@ int run_tap_on_eal(const TapOptions &opt) {
         rte_eth_dev_info info{};
         rte_eth_dev_info_get(p, &info);
         if (!info.driver_name || std::strcmp(info.driver_name, "net_pcap") != 0) pcap_input = false;
+    }
+    if (r.opt.print_config) {
+        port::print_config(stdout, "dpdk-millipede tap");
+        for (uint16_t p : r.ports) port::stop_port(p);
+        return std::fflush(stdout) == 0 ? 0 : 1;
     }
     r.opt.cls.table.socket_id = socket;
     r.opt.cls.table.name = "tap_flows";
@@ -764,6 +787,7 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
         return 0;
     }
     if (e.empty()) e = check_capture_files(eal_argc, eal_argv);
+    if (e.empty() && !opt.config_path.empty()) e = port::load_config(opt.config_path, "tap");
     if (!e.empty()) {
         std::fprintf(stderr, "dpdk-millipede tap: %s\n", e.c_str());
         return 2;
@@ -778,7 +802,11 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
         std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
         return 1;
     }
+    // dpdk-dumpcap (a secondary process with this --file-prefix) may now
+    // capture any port; without it the tap runs on.
+    if (std::string ce; !port::enable_capture(ce)) std::fprintf(stderr, "dpdk-millipede tap: warning: %s\n", ce.c_str());
     int status = run_tap_on_eal(opt); // every EAL object of the run is gone when it returns
+    port::disable_capture();
     rte_eal_cleanup();
     return status;
 }

@@ -19,6 +19,7 @@
 #include <rte_log.h>
 
 #include "millipede/dataplane/transport.h"
+#include "millipede/port/configured.h"
 #include "millipede/stats/transfer.h"
 
 namespace millipede::app {
@@ -73,6 +74,13 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
         std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, e.c_str());
         return 2;
     }
+    // The host file is read before EAL starts: a bad value costs no start-up.
+    if (!o.config_path.empty()) {
+        if (std::string ce = port::load_config(o.config_path, who); !ce.empty()) {
+            std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, ce.c_str());
+            return 2;
+        }
+    }
     // SIGUSR1's default action ends the process: a `kill -USR1` during
     // start-up (EAL initialisation, waiting for links) must only ask for the
     // table, which the control loop prints once it runs.
@@ -97,6 +105,10 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
         std::fprintf(stderr, "dpdk-millipede %s: EAL initialisation failed: %s\n", who, rte_strerror(rte_errno));
         return 1;
     }
+    // dpdk-dumpcap (a secondary process with this --file-prefix) may now
+    // capture any port; without it the run goes on.
+    if (std::string ce; !port::enable_capture(ce))
+        std::fprintf(stderr, "dpdk-millipede %s: warning: %s\n", who, ce.c_str());
     int status = 1;
     const double t_eal = ms_since();
     double t_setup = 0, t_run = 0;
@@ -105,6 +117,9 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
         std::unique_ptr<dataplane::TransportPlane> plane = dataplane::TransportPlane::create(o, err);
         if (!plane) {
             std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, err.c_str());
+        } else if (o.print_config) {
+            port::print_config(stdout, (std::string("dpdk-millipede ") + who).c_str());
+            status = std::fflush(stdout) == 0 ? 0 : 1;
         } else {
             g_plane.store(plane.get());
             std::signal(SIGINT, on_signal);
@@ -124,6 +139,7 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
             g_plane.store(nullptr);
         }
     }
+    port::disable_capture();
     rte_eal_cleanup();
     if (o.verbose >= 2)
         std::fprintf(stderr, "dpdk-millipede %s: timeline: EAL ready %.0f ms, set-up done %.0f ms, transfer over %.0f ms, "

@@ -60,6 +60,11 @@ void transport_usage(FILE *f) {
         "    --workers N               workers that own TCP connections (default: one per lcore the plan\n"
         "                              leaves; more than that: logical workers sharing lcores; see\n"
         "                              docs/architecture.md for the roles)\n"
+        "    --config FILE             port settings from a host file: a [default] section, then one\n"
+        "                              per device (PCI address or vdev name), each naming a driver\n"
+        "                              profile of drivers-config/ (docs/drivers-config.md); --mtu wins\n"
+        "    --print-config            set the ports up, print each one's effective settings to stdout\n"
+        "                              as a host file, and exit 0 (nothing is transferred)\n"
         "    --busy-poll               idle lcores spin instead of backing off (dedicated cores)\n"
         "    --memif-mss N             MSS offered on memif ports (536-65000, default 65000): segments\n"
         "                              larger than the MTU travel as mbuf chains between two memif ends\n"
@@ -276,6 +281,11 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_uint(argv[++i], 576, 9000) : std::nullopt;
             if (!n) return "--mtu needs a number from 576 to 9000";
             o.mtu = static_cast<uint16_t>(*n);
+        } else if (a == "--config") {
+            if (!need(1) || !*argv[i + 1]) return "--config needs a host file, e.g. --config /etc/dpdk-millipede/host.ini";
+            o.config_path = argv[++i];
+        } else if (a == "--print-config") {
+            o.print_config = true;
         } else if (a == "--no-offload") {
             o.offload = false;
         } else if (a == "--workers") {

@@ -13,6 +13,7 @@
 #include <rte_devargs.h>
 #include <rte_malloc.h>
 
+#include "millipede/port/configured.h"
 #include "millipede/port/port.h"
 #include "millipede/stripe/wire.h"
 #include "transport_internal.h"
@@ -146,7 +147,13 @@ bool Impl::setup_ports(std::string &err) {
                                      : 0;
     const uint32_t nports = static_cast<uint32_t>(ports.size());
     const uint32_t rx_mbufs = room > RTE_MBUF_DEFAULT_BUF_SIZE ? 2048 * nports + 2047 : 8192 * nports + 8191;
-    rx_pool = port::make_pool("mp_rx" + std::to_string(getpid() % 100000), rx_mbufs, socket, err, room);
+    // A host file (--config) may size the pool: mbufs per port, mempool_cache.
+    std::vector<uint16_t> ids;
+    for (auto &p : ports) ids.push_back(p->id);
+    port::PoolSize pool_size;
+    if (!port::configured_pool(ids, rx_mbufs, pool_size, err)) return false;
+    rx_pool = port::make_pool("mp_rx" + std::to_string(getpid() % 100000), pool_size.mbufs, socket, err, room,
+                              pool_size.cache);
     if (!rx_pool) return false;
     // Extbuf segments carry no data of their own.
     attach_pool = rte_pktmbuf_pool_create(("mp_att" + std::to_string(getpid() % 100000)).c_str(), 16383, 256, 0, 0,

@@ -1,14 +1,32 @@
 #include "millipede/port/port.h"
 
+#include <algorithm>
+
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
+#include "configured_internal.h"
+#include "millipede/port/configured.h"
+
 namespace millipede::port {
 
+namespace {
+
+// The host configuration's settings for a port, or none (no configuration,
+// or a bad value: start_port() reports that one).
+config::PortSettings settings_or_none(uint16_t port_id) {
+    if (!active_config()) return {};
+    std::string ignored;
+    auto r = port_settings(port_id, ignored);
+    return r ? r->settings : config::PortSettings{};
+}
+
+} // namespace
+
 rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err,
-                       uint16_t data_room) {
-    rte_mempool *mp = rte_pktmbuf_pool_create(name.c_str(), mbufs, 256, 0,
+                       uint16_t data_room, uint32_t cache) {
+    rte_mempool *mp = rte_pktmbuf_pool_create(name.c_str(), mbufs, cache, 0,
                                               data_room ? data_room : RTE_MBUF_DEFAULT_BUF_SIZE, socket_id);
     if (!mp)
         err = "cannot create mbuf pool '" + name + "' of " + std::to_string(mbufs) +
@@ -42,6 +60,9 @@ ChecksumOffloads checksum_offloads(uint16_t port_id) {
     o.rx_tcp = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
     o.tx_ipv4 = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
     o.tx_tcp = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_CKSUM;
+    const config::PortSettings s = settings_or_none(port_id);
+    if (s.rx_checksum && !*s.rx_checksum) o.rx_ipv4 = o.rx_tcp = false;
+    if (s.tx_checksum && !*s.tx_checksum) o.tx_ipv4 = o.tx_tcp = false;
     return o;
 }
 
@@ -58,6 +79,9 @@ DeviceCaps device_caps(uint16_t port_id) {
     c.tx_tso = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_TCP_TSO;
     c.rx_lro = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TCP_LRO;
     c.rss = (info.flow_type_rss_offloads & RTE_ETH_RSS_IP) != 0;
+    const config::PortSettings s = settings_or_none(port_id);
+    if (s.rx_queues) c.max_rx_queues = std::min(c.max_rx_queues, *s.rx_queues);
+    if (s.tx_queues) c.max_tx_queues = std::min(c.max_tx_queues, *s.tx_queues);
     return c;
 }
 
@@ -75,6 +99,28 @@ bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
         err = who + ": cannot read device info: " + rte_strerror(-rc);
         return false;
     }
+    // The host configuration's settings (none without --config), checked
+    // against this device.
+    detail::Applied applied;
+    applied.resolved = port_settings(p, err);
+    if (!applied.resolved) return false;
+    // A copy: `applied` moves into the registry below, and the origins
+    // named in messages must stay.
+    const config::PortSettings s = applied.resolved->settings;
+    if (!active_config()) applied.resolved.reset();
+    applied.mode_rx_queues = cfg.rx_queues;
+    applied.mode_tx_queues = cfg.tx_queues;
+    applied.mode_mtu = cfg.mtu;
+    applied.pool = pool;
+    if (auto it = detail::pool_shares().find(p); it != detail::pool_shares().end()) applied.pool_share = it->second;
+    // Queue counts are the mode's (its lcores read them); device_caps()
+    // already kept its plan within the configured ones.
+    if ((s.rx_queues && cfg.rx_queues > *s.rx_queues) || (s.tx_queues && cfg.tx_queues > *s.tx_queues)) {
+        err = who + ": the mode needs " + std::to_string(cfg.rx_queues) + " RX / " + std::to_string(cfg.tx_queues) +
+              " TX queues, more than " + (s.rx_queues && cfg.rx_queues > *s.rx_queues ? s.rx_queues : s.tx_queues).origin.where() +
+              " allows";
+        return false;
+    }
     if (cfg.rx_queues > info.max_rx_queues || cfg.tx_queues > info.max_tx_queues) {
         err = who + ": wants " + std::to_string(cfg.rx_queues) + " RX / " + std::to_string(cfg.tx_queues) +
               " TX queues, device has " + std::to_string(info.max_rx_queues) + " / " +
@@ -85,6 +131,14 @@ bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
     if (cfg.rx_queues > 1) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads & RTE_ETH_RSS_IP;
+    }
+    if (s.rss_hash) { // the configured fields, even on one queue: what was asked is what the device holds
+        conf.rxmode.mq_mode = *s.rss_hash ? RTE_ETH_MQ_RX_RSS : RTE_ETH_MQ_RX_NONE;
+        conf.rx_adv_conf.rss_conf.rss_hf = *s.rss_hash;
+    }
+    if (conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS && s.rss_key && s.rss_key->kind != config::RssKeyKind::driver_default) {
+        applied.rss_key = s.rss_key->kind == config::RssKeyKind::symmetric ? config::symmetric_rss_key(info.hash_key_size)
+                                                                           : s.rss_key->bytes;
     }
     if (cfg.checksum_offload) {
         const ChecksumOffloads o = checksum_offloads(p);
@@ -97,47 +151,90 @@ bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err) {
         conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
     if (cfg.rx_scatter && (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER))
         conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
-    if (cfg.mtu) {
-        if (cfg.mtu < info.min_mtu || cfg.mtu > info.max_mtu) {
-            err = who + ": MTU " + std::to_string(cfg.mtu) + " is outside the device's " +
+    if (s.tso && *s.tso) conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_TCP_TSO;
+    if (s.lro && *s.lro) conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_TCP_LRO;
+    // The mode's MTU (--mtu) wins over the file's.
+    const uint16_t mtu = cfg.mtu ? cfg.mtu : (s.mtu ? *s.mtu : 0);
+    if (mtu) {
+        if (mtu < info.min_mtu || mtu > info.max_mtu) {
+            err = who + ": MTU " + std::to_string(mtu) + " is outside the device's " +
                   std::to_string(info.min_mtu) + "-" + std::to_string(info.max_mtu);
             return false;
         }
-        const uint32_t frame = cfg.mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+        const uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
         if (frame > info.max_rx_pktlen) {
-            err = who + ": MTU " + std::to_string(cfg.mtu) + " needs " + std::to_string(frame) +
+            err = who + ": MTU " + std::to_string(mtu) + " needs " + std::to_string(frame) +
                   "-byte frames; the device takes at most " + std::to_string(info.max_rx_pktlen);
             return false;
         }
-        conf.rxmode.mtu = cfg.mtu;
+        // A configured MTU beyond one mbuf: frames arrive as chains, which
+        // both modes take, when the device can scatter.
+        const uint32_t room = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+        if (!cfg.mtu && frame > room) {
+            if (!(info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_SCATTER)) {
+                err = s.mtu.origin.where() + ": " + detail::describe_port(p, info) + " allows " +
+                      std::to_string(info.min_mtu) + "-" + std::to_string(room - RTE_ETHER_HDR_LEN - RTE_ETHER_CRC_LEN) +
+                      " (frames of one " + std::to_string(room) + "-byte mbuf: the device has no RX scatter)";
+                return false;
+            }
+            conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_SCATTER;
+        }
+        conf.rxmode.mtu = mtu;
     }
+    // The key must outlive the port (PMDs read it again at every start):
+    // it is kept in the registry entry, which stays until stop_port().
+    detail::Applied &kept = detail::started()[p] = std::move(applied);
+    if (!kept.rss_key.empty()) {
+        conf.rx_adv_conf.rss_conf.rss_key = kept.rss_key.data();
+        conf.rx_adv_conf.rss_conf.rss_key_len = static_cast<uint8_t>(kept.rss_key.size());
+    }
+    auto fail = [&](std::string msg) {
+        detail::started().erase(p);
+        err = std::move(msg);
+        return false;
+    };
     rc = rte_eth_dev_configure(p, cfg.rx_queues, cfg.tx_queues, &conf);
-    if (rc != 0) {
-        err = who + ": configure failed: " + rte_strerror(-rc);
-        return false;
-    }
-    if (cfg.mtu && (rc = rte_eth_dev_set_mtu(p, cfg.mtu)) != 0) {
-        err = who + ": cannot set MTU " + std::to_string(cfg.mtu) + ": " + rte_strerror(-rc);
-        return false;
-    }
-    uint16_t rxd = cfg.rx_desc, txd = cfg.tx_desc;
+    if (rc != 0) return fail(who + ": configure failed: " + rte_strerror(-rc));
+    // Asking for the MTU a device already has is no change, even where the
+    // driver cannot set one (memif): a printed configuration read back.
+    uint16_t current_mtu = 0;
+    if (mtu && (rte_eth_dev_get_mtu(p, &current_mtu) != 0 || current_mtu != mtu) &&
+        (rc = rte_eth_dev_set_mtu(p, mtu)) != 0)
+        return fail(who + ": cannot set MTU " + std::to_string(mtu) + ": " + rte_strerror(-rc));
+    uint16_t rxd = s.rx_desc ? *s.rx_desc : cfg.rx_desc, txd = s.tx_desc ? *s.tx_desc : cfg.tx_desc;
     rte_eth_dev_adjust_nb_rx_tx_desc(p, &rxd, &txd);
+    kept.rx_desc = rxd;
+    kept.tx_desc = txd;
     int socket = port_socket(p);
     for (uint16_t q = 0; q < cfg.rx_queues; ++q) {
         rc = rte_eth_rx_queue_setup(p, q, rxd, socket, nullptr, pool);
-        if (rc != 0) {
-            err = who + ": RX queue " + std::to_string(q) + " set-up failed: " + rte_strerror(-rc);
-            return false;
-        }
+        if (rc != 0) return fail(who + ": RX queue " + std::to_string(q) + " set-up failed: " + rte_strerror(-rc));
     }
     for (uint16_t q = 0; q < cfg.tx_queues; ++q) {
         rc = rte_eth_tx_queue_setup(p, q, txd, socket, nullptr);
-        if (rc != 0) {
-            err = who + ": TX queue " + std::to_string(q) + " set-up failed: " + rte_strerror(-rc);
-            return false;
+        if (rc != 0) return fail(who + ": TX queue " + std::to_string(q) + " set-up failed: " + rte_strerror(-rc));
+    }
+    if (s.flow_control && *s.flow_control == config::FlowControl::off) {
+        // Pause frames would stall a mirror port's sender and hide loss;
+        // devices without flow control (virtual ones) send none anyway.
+        rte_eth_fc_conf fc{};
+        rc = rte_eth_dev_flow_ctrl_get(p, &fc);
+        if (rc == -ENOTSUP) {
+            kept.flow_control_unsupported = true;
+        } else if (rc == 0 && fc.mode != RTE_ETH_FC_NONE) {
+            fc.mode = RTE_ETH_FC_NONE;
+            rc = rte_eth_dev_flow_ctrl_set(p, &fc);
+            if (rc != 0 && rc != -ENOTSUP)
+                return fail(s.flow_control.origin.where() + ": " + who + " cannot switch flow control off: " +
+                            rte_strerror(-rc));
         }
     }
-    return !cfg.start || start_device(p, cfg.promiscuous, err);
+    if (!cfg.start) return true;
+    if (!start_device(p, cfg.promiscuous, err)) {
+        detail::started().erase(p);
+        return false;
+    }
+    return true;
 }
 
 bool start_device(uint16_t port_id, bool promiscuous, std::string &err) {
@@ -152,6 +249,7 @@ bool start_device(uint16_t port_id, bool promiscuous, std::string &err) {
 }
 
 void stop_port(uint16_t port_id) {
+    detail::started().erase(port_id);
     rte_eth_dev_stop(port_id);
     rte_eth_dev_close(port_id);
 }

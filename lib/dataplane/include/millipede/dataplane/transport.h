@@ -79,6 +79,8 @@ struct TransportOptions {
     bool charmode = false;                // tx: hand over whatever each read returned, at once
     uint64_t rate = 0;                    // tx: --rate BYTES/S, or delayus as a rate (0: unlimited)
     tcp::CongestionAlgo cc = tcp::CongestionAlgo::NewReno; // --cc: every leg's controller
+    std::string config_path;              // --config: host file of port settings (millipede/port/configured.h)
+    bool print_config = false;            // --print-config: print each port's settings once set up, then exit
 
     bool help = false;
 };

@@ -36,7 +36,9 @@ struct PortConfig {
     bool start = true;
 };
 
-// What a device can do, for the plans made before it starts.
+// What a device can do, for the plans made before it starts (within the
+// host configuration's rx_queues / tx_queues, when one is in use:
+// configured.h).
 struct DeviceCaps {
     std::string driver;           // e.g. "net_memif"
     uint16_t max_rx_queues = 1, max_tx_queues = 1;
@@ -49,7 +51,9 @@ struct DeviceCaps {
 };
 DeviceCaps device_caps(uint16_t port_id);
 
-// The IPv4/TCP checksum offloads a device offers.
+// The IPv4/TCP checksum offloads a device offers (and the host
+// configuration, when one is in use, does not switch off: configured.h):
+// start_port() enables these when PortConfig::checksum_offload is set.
 struct ChecksumOffloads {
     bool rx_ipv4 = false, rx_tcp = false; // RX: ol_flags says GOOD/BAD
     bool tx_ipv4 = false, tx_tcp = false; // TX: the device fills the checksums
@@ -59,12 +63,15 @@ ChecksumOffloads checksum_offloads(uint16_t port_id);
 // A mempool on the port's NUMA socket, sized for its descriptors plus
 // `in_flight` mbufs held in rings and by workers.
 // `data_room` 0: DPDK's default (2048 bytes + headroom); jumbo frames need
-// frame length + headroom so a frame stays in one segment.
+// frame length + headroom so a frame stays in one segment. `cache`: mbufs
+// each lcore keeps (configured_pool() gives the configured one).
 rte_mempool *make_pool(const std::string &name, uint32_t mbufs, int socket_id, std::string &err,
-                       uint16_t data_room = 0);
+                       uint16_t data_room = 0, uint32_t cache = 256);
 
-// Configures and starts one port with `pool` for every RX queue
-// (cfg.start false: configures only).
+// Configures and starts one port with `pool` for every RX queue. With a host
+// configuration in use (configured.h), its settings for the port are checked
+// against the device and applied over `cfg` (the mode's MTU wins).
+// cfg.start false: configures only (start_device() later).
 bool start_port(const PortConfig &cfg, rte_mempool *pool, std::string &err);
 
 // Starts a port configured with start_port(cfg.start = false).
