@@ -155,7 +155,10 @@ std::vector<WorkerLoad> rates(std::initializer_list<float> r) {
 } // namespace
 
 TEST(Balancer, HysteresisKeepsAWorkerHotUntilItHasCooled) {
-    Balancer b(Policy::Busy, 4); // hot above +4 % of the mean rate, cool below +1 %
+    BalancerTuning t;
+    t.hot_above = 0.04f; // hot above +4 % of the mean rate, cool below +1 %
+    t.cool_below = 0.01f;
+    Balancer b(Policy::Busy, 4, t);
     b.refresh(rates({103, 100, 100, 97}));
     EXPECT_FALSE(b.hot(0)) << "3 % above the mean: not hot yet";
     EXPECT_FALSE(b.may_migrate());

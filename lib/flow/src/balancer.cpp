@@ -89,13 +89,12 @@ unsigned Balancer::migration_target(unsigned current) const {
     return current;
 }
 
-void Balancer::note_move(unsigned from, unsigned to) {
-    (void)from;
+void Balancer::note_move(unsigned from, unsigned to, float flow_rate) {
     tokens_ -= 1.0f;
-    // Until the next refresh, count the moved flow's packets on its new
-    // worker's rate a little, so one refresh interval does not send every
-    // move to the same worker when several are nearly as cool.
-    rate_[to] += 1.0f;
+    // Until the next refresh, so that the moves of one burst do not all go
+    // to the worker that was coolest when it began.
+    rate_[from] = rate_[from] > flow_rate ? rate_[from] - flow_rate : 0.0f;
+    rate_[to] += flow_rate;
     float low = rate_[coolest_];
     unsigned c = coolest_;
     for (unsigned w = 0; w < rate_.size(); ++w)

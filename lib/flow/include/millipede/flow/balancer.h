@@ -61,11 +61,11 @@ struct BalancerTuning {
     float migrate_margin = 64.0f;
     // Hysteresis on the smoothed dispatch rate: hot above mean x (1 +
     // hot_above), cool again below mean x (1 + cool_below).
-    float hot_above = 0.04f;
-    float cool_below = 0.01f;
+    float hot_above = 0.02f;
+    float cool_below = 0.005f;
     // Moves per dispatched packet, at most (token bucket), and the bucket's
     // depth: the move budget (docs/classifier.md).
-    float move_budget = 0.004f;
+    float move_budget = 0.005f;
     float move_burst = 64.0f;
     // After a move a flow stays at least this long on its new worker
     // (enforced by the classifier, which keeps each flow's last move time).
@@ -104,9 +104,10 @@ public:
     // move to, or `current` when it should stay. Always `current` for hash.
     unsigned migration_target(unsigned current) const;
 
-    // The flow moved from `from` to `to`: spends a token, and the moved
-    // flow's next packets count on `to`.
-    void note_move(unsigned from, unsigned to);
+    // The flow moved from `from` to `to`: spends a token, and its rate
+    // (packets per rate sample, as WorkerLoad::rate) counts on `to` from
+    // now on. The caller moves it in its own averages too.
+    void note_move(unsigned from, unsigned to, float flow_rate = 1.0f);
 
     float score(unsigned worker) const { return score_[worker]; }
     bool hot(unsigned worker) const { return hot_[worker] != 0; }

@@ -308,6 +308,7 @@ private:
     uint32_t *moved_at_ = nullptr; // allocated when migrate is on
     uint32_t dwell_units_ = 0;
     uint64_t last_refresh_tsc_ = 0;
+    static constexpr uint64_t kRateIntervalNs = 100'000; // busy share and rate samples: every 100 us
     uint64_t refresh_interval_tsc_ = 0;
     ClassifierStats stats_;
 
