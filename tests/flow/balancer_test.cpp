@@ -145,3 +145,76 @@ TEST(Balancer, MigrationNeedsAMargin) {
     EXPECT_EQ(b.migration_target(0), 1u);
     EXPECT_EQ(b.migration_target(1), 1u) << "the best worker never moves its flows";
 }
+
+namespace {
+std::vector<WorkerLoad> rates(std::initializer_list<float> r) {
+    std::vector<WorkerLoad> v;
+    for (float x : r) v.push_back({0, 0.0f, x});
+    return v;
+}
+} // namespace
+
+TEST(Balancer, HysteresisKeepsAWorkerHotUntilItHasCooled) {
+    BalancerTuning t;
+    t.hot_above = 0.04f; // hot above +4 % of the mean rate, cool below +1 %
+    t.cool_below = 0.01f;
+    Balancer b(Policy::Busy, 4, t);
+    b.refresh(rates({103, 100, 100, 97}));
+    EXPECT_FALSE(b.hot(0)) << "3 % above the mean: not hot yet";
+    EXPECT_FALSE(b.may_migrate());
+    b.refresh(rates({110, 100, 100, 90}));
+    EXPECT_TRUE(b.hot(0));
+    EXPECT_TRUE(b.may_migrate());
+    EXPECT_EQ(b.migration_target(0), 3u) << "onto the worker with the least traffic";
+    EXPECT_EQ(b.migration_target(1), 1u) << "a cool worker keeps its flows";
+    b.refresh(rates({103, 100, 100, 97}));
+    EXPECT_TRUE(b.hot(0)) << "3 % above: still hot, as it has not cooled below 1 %";
+    b.refresh(rates({100.5f, 100, 100, 99.5f}));
+    EXPECT_FALSE(b.hot(0));
+    EXPECT_EQ(b.migration_target(0), 0u);
+}
+
+TEST(Balancer, ABacklogMakesAWorkerHotAtOnce) {
+    BalancerTuning t;
+    t.migrate_margin = 16;
+    Balancer b(Policy::Pending, 3, t);
+    std::vector<WorkerLoad> loads(3);
+    loads[0].backlog = 40;
+    loads[2].backlog = 10;
+    b.refresh(loads);
+    EXPECT_TRUE(b.hot(0));
+    EXPECT_EQ(b.migration_target(0), 1u) << "relieved onto the least backlogged worker";
+    loads[0].backlog = 12; // back within the margin, not yet within half of it
+    b.refresh(loads);
+    EXPECT_TRUE(b.hot(0)) << "hysteresis";
+    loads[0].backlog = 6;
+    b.refresh(loads);
+    EXPECT_FALSE(b.hot(0));
+}
+
+TEST(Balancer, MovesStayWithinTheBudget) {
+    BalancerTuning t;
+    t.move_budget = 0.01f; // one move per 100 packets
+    t.move_burst = 3;
+    Balancer b(Policy::Busy, 2, t);
+    b.refresh(rates({200, 100}));
+    unsigned moves = 0;
+    for (int i = 0; i < 10000; ++i) {
+        if (b.may_migrate() && b.migration_target(0) == 1) {
+            b.note_move(0, 1);
+            ++moves;
+        }
+        b.note_dispatch(0);
+        if (i % 50 == 0) b.refresh(rates({200, 100})); // stays hot throughout
+    }
+    // The bucket's depth plus one token per 100 dispatched packets.
+    EXPECT_LE(moves, 3u + 10000u / 100u);
+    EXPECT_GE(moves, 10000u / 100u - 1u);
+}
+
+TEST(Balancer, HashNeverMoves) {
+    Balancer b(Policy::Hash, 2);
+    b.refresh(rates({1000, 1}));
+    EXPECT_FALSE(b.may_migrate());
+    EXPECT_EQ(b.migration_target(0), 0u);
+}

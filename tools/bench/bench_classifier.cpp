@@ -69,7 +69,8 @@ struct Options {
     uint64_t seed = 1;
     bool run_millipede = true, run_distributor = true;
     unsigned timeout_s = 300;
-    std::optional<float> busy_weight, migrate_margin;
+    std::optional<float> busy_weight, migrate_margin, move_budget;
+    std::optional<uint64_t> min_dwell_ms;
 };
 
 void usage(FILE *f) {
@@ -97,6 +98,8 @@ void usage(FILE *f) {
                  "  --only millipede|distributor   run one system only\n"
                  "  --busy-weight F    override BalancerTuning::busy_weight\n"
                  "  --migrate-margin F override BalancerTuning::migrate_margin\n"
+                 "  --move-budget F    override BalancerTuning::move_budget (moves per packet, at most)\n"
+                 "  --min-dwell-ms N   override BalancerTuning::min_dwell_ns, in milliseconds\n"
                  "  --timeout S        watchdog: abort the whole run after S seconds (default 300)\n"
                  "  --help             this text\n");
 }
@@ -191,6 +194,14 @@ std::string parse_options(int argc, char **argv, Options &o) {
             auto d = need() ? to_double(v, 0.0, 1e6) : std::nullopt;
             if (!d) return "--migrate-margin needs a non-negative number";
             o.migrate_margin = static_cast<float>(*d);
+        } else if (a == "--move-budget") {
+            auto d = need() ? to_double(v, 0.0, 1.0) : std::nullopt;
+            if (!d) return "--move-budget needs a fraction from 0 to 1";
+            o.move_budget = static_cast<float>(*d);
+        } else if (a == "--min-dwell-ms") {
+            auto n = need() ? to_uint(v, 0, 3'600'000) : std::nullopt;
+            if (!n) return "--min-dwell-ms needs milliseconds from 0 to 3600000";
+            o.min_dwell_ms = *n;
         } else if (a == "--timeout") {
             auto n = need() ? to_uint(v, 1, 86400) : std::nullopt;
             if (!n) return "--timeout needs seconds from 1 to 86400";
@@ -588,6 +599,8 @@ PhaseResult run_millipede(Common &c, std::string &err) {
     cfg.table.name = "bench_flows";
     if (o.busy_weight) cfg.tuning.busy_weight = *o.busy_weight;
     if (o.migrate_margin) cfg.tuning.migrate_margin = *o.migrate_margin;
+    if (o.move_budget) cfg.tuning.move_budget = *o.move_budget;
+    if (o.min_dwell_ms) cfg.tuning.min_dwell_ns = *o.min_dwell_ms * 1'000'000ull;
     cfg.release = [](rte_mbuf **, unsigned) {}; // static trace: never free
     cfg.tsc_hz = c.tsc_hz;
     cfg.check_order = true; // the correctness counters compare with rte_distributor's
@@ -961,7 +974,9 @@ void print_phase(FILE *f, const PhaseResult &r, uint64_t tsc_hz) {
     std::fprintf(f, "\"imbalance_offered\":%.4f,\"imbalance_processed\":%.4f,", imbalance(r.offered),
                  imbalance(r.processed));
     if (std::strcmp(r.name, "millipede") == 0)
-        std::fprintf(f, "\"migrations\":%" PRIu64 ",\"flows_created\":%" PRIu64 ",", r.migrations, r.flows_created);
+        std::fprintf(f, "\"migrations\":%" PRIu64 ",\"migration_share\":%.5f,\"flows_created\":%" PRIu64 ",",
+                     r.migrations, r.packets ? static_cast<double>(r.migrations) / static_cast<double>(r.packets) : 0.0,
+                     r.flows_created);
     else
         std::fprintf(f, "\"returned\":%" PRIu64 ",", r.returned);
     std::fprintf(f, "\"reuse_waits\":%" PRIu64 ",", r.reuse_waits);
@@ -1086,8 +1101,13 @@ int main(int argc, char **argv) {
                  flow::policy_name(o.policy), o.migrate ? "true" : "false", o.rounds, o.ring_size, o.work_cycles,
                  o.udp_share, trace.tcp_packets, o.seed);
     flow::BalancerTuning tuning;
-    std::fprintf(f, "\"busy_weight\":%.2f,\"migrate_margin\":%.2f,", o.busy_weight.value_or(tuning.busy_weight),
-                 o.migrate_margin.value_or(tuning.migrate_margin));
+    std::fprintf(f,
+                 "\"busy_weight\":%.2f,\"migrate_margin\":%.2f,\"hot_above\":%.3f,\"cool_below\":%.3f,"
+                 "\"move_budget\":%.4f,\"move_burst\":%.0f,\"min_dwell_ms\":%.1f,",
+                 o.busy_weight.value_or(tuning.busy_weight), o.migrate_margin.value_or(tuning.migrate_margin),
+                 tuning.hot_above, tuning.cool_below, o.move_budget.value_or(tuning.move_budget), tuning.move_burst,
+                 o.min_dwell_ms ? static_cast<double>(*o.min_dwell_ms)
+                                : static_cast<double>(tuning.min_dwell_ns) / 1e6);
     std::fprintf(f, "\"lcores\":%s,\"tsc_hz\":%" PRIu64 ",\"hugepages\":%s,", lcores.c_str(), c.tsc_hz,
                  rte_eal_has_hugepages() ? "true" : "false");
     std::fprintf(f,

@@ -8,12 +8,14 @@
 #
 #   tools/bench/tap.sh [seconds]          # default 10 s per run
 #
-# Environment: BUILD (default build-tap), LCORES (default 0@0,1@1,2@0:
+# Environment: BUILD (default build-tap), BIN (a binary to run instead of
+# building $BUILD's), LCORES (default 0@0,1@1,2@0:
 # lcore 1 on CPU 1 receives and classifies, lcore 2 on CPU 0 runs every
 # logical worker, the main lcore shares CPU 0 and mostly sleeps), PCAPS
 # (default ../shared/pcaps), CAPTURES (file names, default a mix with an
 # L7 verdict each; not http_ipv6.pcap: its frames exceed one mbuf, which
-# net_pcap's infinite_rx refuses), NICE (default -20), WORKERS (default "1 2"),
+# net_pcap's infinite_rx refuses), NICE (default -20), WORKERS (default "1 2"), REPEATS (rounds over all
+# configurations, default 1),
 # POLICIES (default "hash pending busy busy+migrate"), CHECK_ORDER (default
 # "off on": runs without and with --check-order, one after the other),
 # FLOWS (instead of CAPTURES: a capture of that many concurrent UDP flows,
@@ -35,8 +37,14 @@ EXTRA=${EXTRA:-}
 SECONDS_PER_RUN=${1:-10}
 PREFIX=benchtap$$
 
-[ -d "$BUILD" ] || meson setup "$BUILD" -Dbuildtype=release >&2
-ninja -C "$BUILD" app/dpdk-millipede >&2
+# BIN: a dpdk-millipede binary to run as it is (e.g. one built from an
+# earlier commit for an A/B comparison); default: build $BUILD's.
+BIN=${BIN:-}
+if [ -z "$BIN" ]; then
+    [ -d "$BUILD" ] || meson setup "$BUILD" -Dbuildtype=release >&2
+    ninja -C "$BUILD" app/dpdk-millipede >&2
+    BIN="$BUILD/app/dpdk-millipede"
+fi
 
 VDEVS=""
 i=0
@@ -61,6 +69,13 @@ if [ "${free:-0}" -ge 512 ] && grep -q hugetlbfs /proc/mounts; then MEM="-m 768"
 cleanup() { rm -f /dev/hugepages/"$PREFIX"* 2>/dev/null || true; }
 trap cleanup EXIT
 
+# REPEATS rounds, each over every configuration: on a shared machine the
+# noise then spreads over all policies alike instead of favouring the ones
+# that ran while it was quiet (docs/benchmarks.md: compare medians).
+REPEATS=${REPEATS:-1}
+rep=0
+while [ "$rep" -lt "$REPEATS" ]; do
+rep=$((rep + 1))
 for w in $WORKERS; do
     for pol in $POLICIES; do
       for check in $CHECK_ORDER; do
@@ -71,7 +86,7 @@ for w in $WORKERS; do
         [ "$check" = on ] && args="$args --check-order"
         load=$(cut -d' ' -f1 /proc/loadavg)
         # shellcheck disable=SC2086
-        out=$(timeout -s KILL $((SECONDS_PER_RUN + 120)) nice -n "$NICE" "$BUILD/app/dpdk-millipede" \
+        out=$(timeout -s KILL $((SECONDS_PER_RUN + 120)) nice -n "$NICE" "$BIN" \
             --lcores "$LCORES" --file-prefix "$PREFIX" --no-pci --log-level=lib.eal:error $MEM $VDEVS -- \
             tap --workers "$w" $args --duration "$SECONDS_PER_RUN" --summary - $EXTRA 2>/dev/null | tail -n 1)
         cleanup
@@ -97,4 +112,5 @@ print(json.dumps({
 ' "$LCORES" "$load" "$MEM"
       done
     done
+done
 done

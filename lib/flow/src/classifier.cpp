@@ -114,7 +114,8 @@ Classifier::Classifier(const ClassifierConfig &cfg)
     : cfg_(cfg), balancer_(cfg.policy, cfg.workers, cfg.tuning), enqueued_(cfg.workers, 0),
       dispatched_(cfg.workers, 0), ring_drops_(cfg.workers, 0), done_(cfg.workers, 0),
       stage_(size_t(cfg.workers) * kStage), staged_(cfg.workers, 0), staged_since_(cfg.workers, 0), loads_(cfg.workers),
-      last_busy_(cfg.workers, 0), fragments_(kFragmentSlots), pending_(cfg.workers) {
+      last_busy_(cfg.workers, 0), last_dispatched_(cfg.workers, 0), fragments_(kFragmentSlots),
+      pending_(cfg.workers) {
     if (!cfg_.release) cfg_.release = free_bulk;
     relay_.c = this;
 }
@@ -123,6 +124,7 @@ Classifier::~Classifier() {
     for (auto *r : rings_) rte_ring_free(r);
     rte_free(shared_);
     rte_free(state_);
+    rte_free(moved_at_);
 }
 
 std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, FlowEndSink *sink, std::string &err) {
@@ -163,6 +165,15 @@ std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, Flow
             return nullptr;
         }
     }
+    if (cfg.migrate) {
+        c->moved_at_ = static_cast<uint32_t *>(
+            rte_zmalloc_socket("flow_moved_at", sizeof(uint32_t) * c->table_->slots(), 64, cfg.table.socket_id));
+        if (!c->moved_at_) {
+            err = "cannot allocate the per-flow move times";
+            return nullptr;
+        }
+        c->dwell_units_ = static_cast<uint32_t>(cfg.tuning.min_dwell_ns >> kMoveStampShift);
+    }
     c->header_scratch_.resize(net::kMaxHeaderBytes);
     c->shared_ = static_cast<WorkerShared *>(
         rte_zmalloc_socket("worker_shared", sizeof(WorkerShared) * cfg.workers, 64, cfg.table.socket_id));
@@ -180,26 +191,40 @@ std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, Flow
         }
         c->rings_.push_back(r);
     }
-    c->refresh_interval_tsc_ = (cfg.tsc_hz ? cfg.tsc_hz : rte_get_tsc_hz()) / 10000; // 100 us
+    c->refresh_interval_tsc_ = (cfg.tsc_hz ? cfg.tsc_hz : rte_get_tsc_hz()) / (1'000'000'000 / kRateIntervalNs);
     return c;
 }
 
 void Classifier::refresh_loads(uint64_t tsc) {
-    bool sample_busy = tsc - last_refresh_tsc_ >= refresh_interval_tsc_;
+    bool sample = tsc - last_refresh_tsc_ >= refresh_interval_tsc_;
     uint64_t elapsed = tsc - last_refresh_tsc_;
+    // One division per sample (every 100 us), none per packet or worker.
+    const float inv_elapsed = sample && elapsed ? 1.0f / static_cast<float>(elapsed) : 0.0f;
+    // Rates are per nominal interval: a late sample (the lcore was busy or
+    // descheduled) must not look like a traffic surge.
+    const float interval_scale = sample && elapsed ? static_cast<float>(refresh_interval_tsc_) * inv_elapsed : 0.0f;
     for (unsigned w = 0; w < cfg_.workers; ++w) {
         done_[w] = shared_[w].completed.load(std::memory_order_acquire);
         loads_[w].backlog = static_cast<uint32_t>(enqueued_[w] + staged_[w] - done_[w]);
-        if (sample_busy) {
+        if (sample) {
             uint64_t busy = shared_[w].busy_cycles.load(std::memory_order_relaxed);
-            float share = elapsed ? static_cast<float>(busy - last_busy_[w]) / static_cast<float>(elapsed) : 0.0f;
+            float share = static_cast<float>(busy - last_busy_[w]) * inv_elapsed;
             if (share > 1.0f) share = 1.0f;
             // EWMA, alpha 1/8: smooths bursts, follows a shift within ~1 ms.
             loads_[w].busy_share += (share - loads_[w].busy_share) * 0.125f;
             last_busy_[w] = busy;
+            // Offered packets per interval, EWMA alpha 1/64 (about 6 ms):
+            // the balance signal for migration (balancer.h). Slower than
+            // the busy share: under Zipf traffic one heavy flow makes a
+            // worker's rate over a millisecond vary by more than the
+            // hysteresis band. A move transfers its flow's estimated rate
+            // at once (below), so the lag does not make moves overshoot.
+            float got = static_cast<float>(dispatched_[w] - last_dispatched_[w]) * interval_scale;
+            loads_[w].rate += (got - loads_[w].rate) * (1.0f / 64.0f);
+            last_dispatched_[w] = dispatched_[w];
         }
     }
-    if (sample_busy) last_refresh_tsc_ = tsc;
+    if (sample) last_refresh_tsc_ = tsc;
     balancer_.refresh(loads_);
 }
 
@@ -330,7 +355,18 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
         if (slots[i] >= 0) rte_prefetch0(&table_->entry(static_cast<uint32_t>(slots[i])));
     refresh_loads(t0);
 
+    // A flow seen again after the touch granularity is requeued on its LRU
+    // list, which writes its two neighbours: two more random misses. Their
+    // addresses are in the entry, so they are fetched kTouchAhead packets
+    // ahead of the decision loop, once the entry itself has arrived: about
+    // the DRAM latency (300-1,100 TSC cycles in bench-classifier's probe on
+    // the shared VM) over the decision loop's cost per packet.
+    constexpr unsigned kTouchAhead = 8;
+    for (unsigned i = 0; i < nvalid && i < kTouchAhead; ++i)
+        if (slots[i] >= 0) table_->prefetch_touch(static_cast<uint32_t>(slots[i]), now_ns);
     for (unsigned i = 0; i < nvalid; ++i) {
+        if (i + kTouchAhead < nvalid && slots[i + kTouchAhead] >= 0)
+            table_->prefetch_touch(static_cast<uint32_t>(slots[i + kTouchAhead]), now_ns);
         const FlowKey &k = keys[i];
         int32_t slot = slots[i];
         // An eviction earlier in this burst may have freed (and reused) the
@@ -370,6 +406,7 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
             if (k.proto == net::kProtoICMP || k.proto == net::kProtoICMPv6) e->syn_seq = tcp_seqs[i];
             worker = balancer_.pick_new(hashes[i]);
             e->worker = static_cast<uint16_t>(worker);
+            if (cfg_.migrate) moved_at_[slot] = 0; // never moved: no dwell yet
             if (state_) {
                 void *obj = nullptr;
                 if (rte_mempool_get(cfg_.flow_state_pool, &obj) < 0) {
@@ -380,20 +417,32 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
             }
         } else {
             worker = e->worker;
-            if (cfg_.migrate) {
+            // Cheapest tests first: most packets stop at may_migrate() (no
+            // worker hot, or the move budget empty) and touch no more memory.
+            if (cfg_.migrate && balancer_.may_migrate()) {
+                unsigned target = balancer_.migration_target(worker);
                 // Completion as read at this burst's refresh: it only grows,
                 // so an older reading can only make a flow look busier (safe),
                 // and re-reading the workers' hot cache line per packet would
                 // cost a cross-core miss each time.
-                bool idle = static_cast<int32_t>(static_cast<uint32_t>(done_[worker]) - e->last_pos) >= 0;
-                if (idle) {
-                    unsigned target = balancer_.migration_target(worker);
-                    if (target != worker) {
-                        worker = target;
-                        e->worker = static_cast<uint16_t>(target);
-                        ++e->migrations;
-                        ++stats_.migrations;
-                    }
+                if (target != worker &&
+                    static_cast<int32_t>(static_cast<uint32_t>(done_[worker]) - e->last_pos) >= 0 &&
+                    dwelled(static_cast<uint32_t>(slot), now_ns)) {
+                    // The flow's packets per rate interval so far (one
+                    // division per move, not per packet): its load goes
+                    // with it now rather than when the averages catch up.
+                    uint64_t age = now_ns - e->first_seen_ns;
+                    float flow_rate = static_cast<float>(e->packets[0] + e->packets[1]);
+                    if (age > kRateIntervalNs)
+                        flow_rate = flow_rate * static_cast<float>(kRateIntervalNs) / static_cast<float>(age);
+                    loads_[worker].rate = std::max(0.0f, loads_[worker].rate - flow_rate);
+                    loads_[target].rate += flow_rate;
+                    balancer_.note_move(worker, target, flow_rate);
+                    worker = target;
+                    e->worker = static_cast<uint16_t>(target);
+                    ++e->migrations;
+                    ++stats_.migrations;
+                    moved_at_[slot] = move_stamp(now_ns);
                 }
             }
             table_->touch(static_cast<uint32_t>(slot), now_ns);

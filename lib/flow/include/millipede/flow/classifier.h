@@ -29,6 +29,8 @@
 // - A flow moves to another worker (--migrate) only when none of its packets
 //   is in flight on its current worker: its last packet's ring position is at
 //   or below the worker's published completion count. Order is thus kept.
+//   It moves only off a hot worker, within the move budget, and not again
+//   within BalancerTuning::min_dwell_ns of its last move (balancer.h).
 // - Per-flow state and end-of-flow notices (optional: ClassifierConfig::
 //   flow_state_pool). Each new flow takes one object from the pool (a pool
 //   that runs dry is counted, flow_states_exhausted, and that flow gets
@@ -289,7 +291,24 @@ private:
     static constexpr unsigned kStage = 2 * kBurst;
     std::vector<WorkerLoad> loads_;
     std::vector<uint64_t> last_busy_;
+    std::vector<uint64_t> last_dispatched_; // dispatched_ at the last rate sample
+
+    // Minimum dwell (BalancerTuning::min_dwell_ns): per slot, when its flow
+    // last moved, in units of 2^20 ns (about 1 ms; a shift, no division),
+    // 0 = never moved. Read only for a flow that is about to move.
+    static constexpr unsigned kMoveStampShift = 20;
+    static uint32_t move_stamp(uint64_t now_ns) {
+        auto t = static_cast<uint32_t>(now_ns >> kMoveStampShift);
+        return t ? t : 1;
+    }
+    bool dwelled(uint32_t slot, uint64_t now_ns) const {
+        uint32_t at = moved_at_[slot];
+        return at == 0 || move_stamp(now_ns) - at >= dwell_units_;
+    }
+    uint32_t *moved_at_ = nullptr; // allocated when migrate is on
+    uint32_t dwell_units_ = 0;
     uint64_t last_refresh_tsc_ = 0;
+    static constexpr uint64_t kRateIntervalNs = 100'000; // busy share and rate samples: every 100 us
     uint64_t refresh_interval_tsc_ = 0;
     ClassifierStats stats_;
 

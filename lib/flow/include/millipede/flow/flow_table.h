@@ -130,6 +130,16 @@ public:
     // Records activity: last-seen time and LRU position.
     void touch(uint32_t slot, uint64_t now_ns);
 
+    // Starts fetching what touch() will need when it requeues the flow: its
+    // LRU neighbours, two random entries (the entry itself must be cached
+    // already, or this waits for it). Only a hint; never changes anything.
+    void prefetch_touch(uint32_t slot, uint64_t now_ns) const {
+        const FlowEntry &e = entries_[slot];
+        if (e.uid == 0 || now_ns - e.listed_ns < granularity_ns_) return;
+        if (e.lru_prev != kNil) __builtin_prefetch(&entries_[e.lru_prev], 1);
+        if (e.lru_next != kNil) __builtin_prefetch(&entries_[e.lru_next], 1);
+    }
+
     // The TCP flow has closed (both FINs, or RST): it lingers on the closed
     // list and ends with `why` when the linger expires.
     void mark_closed(uint32_t slot, uint64_t now_ns);
