@@ -40,7 +40,9 @@ TEST(FlowKey, BothDirectionsGiveTheSameKeyAndHash) {
         Direction d2 = make_flow_key(v4_packet(b, a, pb, pa, proto), k2);
         ASSERT_EQ(k1, k2);
         ASSERT_EQ(flow_hash(k1), flow_hash(k2));
-        if (a != b || pa != pb) ASSERT_NE(d1, d2) << "the two directions must be told apart";
+        if (a != b || pa != pb) {
+            ASSERT_NE(d1, d2) << "the two directions must be told apart";
+        }
     }
 }
 
