@@ -261,8 +261,15 @@ class Tap:
         with open(self.errpath) as f:
             return " | ".join(f.read().strip().splitlines()[-3:])
 
-    def counters(self):
-        s = self.tel.query("/millipede/tap/stats")
+    def counters(self, timeout_s=30):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            s = self.tel.query("/millipede/tap/stats")
+            if s is not None:   # null until the tap's run has started
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tap: no /millipede/tap/stats within {timeout_s} s: {self.tail()}")
+            time.sleep(0.05)
         return {k: s[k] for k in ("rx_packets", "worker_packets", "ring_drops", "flows_active",
                                   "flows_started", "l7_detected", "l7_guessed", "l7_unknown")}
 
@@ -439,10 +446,15 @@ def run_curve(cfg, a, sockdir, curve):
             learn_s = min(max(flows / learn_rate, 0.2), 5.0) if flows else 0.5
             learn = tap_trial(tap, pacer, f"trial {learn_rate:.0f} {learn_s:.3f}", learn_s)
             ceiling = tap_trial(tap, pacer, f"max {a.trial_seconds}", a.trial_seconds)
-            max_rate = ceiling["rate"]
+            # Unpaced, the pacer offers far more than memif takes (the rest is
+            # refused at once, which costs nothing): the search starts at
+            # 1.5 x what the tap drained under that backpressure, at most
+            # what the generator offered, and guesses the drained rate next.
+            drained = ceiling["tap_inspected"] / ceiling["seconds"] if ceiling["seconds"] else 0
+            max_rate = min(ceiling["rate"], a.ceiling_factor * drained) if drained else ceiling["rate"]
             if a.rate_cap:
                 max_rate = min(max_rate, a.rate_cap)
-            guess = ceiling["tap_inspected"] / ceiling["seconds"] if ceiling["seconds"] else None
+            guess = drained or None
 
             def trial(rate):
                 return tap_trial(tap, pacer, f"trial {rate:.0f} {a.trial_seconds}", a.trial_seconds)
@@ -641,7 +653,7 @@ def matrix(a):
     with open(path, "w") as f:
         json.dump(results, f, indent=1)
     log(f"wrote {path} ({results['seconds']} s)")
-    plots = plot(results, a.out)
+    plots = plot(results, a.out, path)
     print(json.dumps(summary_table(results)))
     for p in plots:
         log(f"plot {p}")
@@ -679,14 +691,21 @@ def summary_table(results):
     return {"rows": rows, "errors": results["errors"], "seconds": results.get("seconds")}
 
 
-def plot(results, outdir):
+def plot(results, outdir, results_path=None):
     """One PNG per curve: loss ratio of every trial against the offered rate."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        log("no matplotlib for this python (Debian: apt-get install python3-matplotlib); no plots")
+        # pyenv or venv pythons lack Debian's python3-matplotlib: try Debian's.
+        sysp = "/usr/bin/python3"
+        if results_path and os.path.realpath(sys.executable) != os.path.realpath(sysp) and os.path.exists(sysp):
+            r = subprocess.run([sysp, os.path.abspath(__file__), "plot", results_path],
+                               capture_output=True, text=True)
+            if r.returncode == 0:
+                return r.stdout.split()
+        log("no matplotlib (Debian: apt-get install python3-matplotlib); no plots")
         return []
     out = []
     for c in results["curves"]:
@@ -816,10 +835,12 @@ def main():
     m.add_argument("--flows", default="1000 100000 1000000")
     m.add_argument("--trial-seconds", type=float, default=2.0)
     m.add_argument("--resolution", type=float, default=0.02)
-    m.add_argument("--max-trials", type=int, default=12)
-    m.add_argument("--curve-budget", type=float, default=60.0, help="seconds of trials per search at most")
+    m.add_argument("--max-trials", type=int, default=10)
+    m.add_argument("--curve-budget", type=float, default=40.0, help="seconds of trials per search at most")
     m.add_argument("--rate-cap", type=float, default=None, help="highest offered rate, pps")
     m.add_argument("--learn-pps", type=float, default=500000)
+    m.add_argument("--ceiling-factor", type=float, default=1.5,
+                   help="search ceiling = this x the rate the tap drained in the unpaced trial")
     m.add_argument("--no-capture-curve", dest="capture_curve", action="store_false")
     m.add_argument("--testpmd-modes", default="flowgen txonly io")
     m.add_argument("--testpmd-sizes", type=int, default=3, help="how many of --sizes testpmd runs")
