@@ -236,7 +236,7 @@ class Tap:
         self.errpath = os.path.join(sockdir, f"tap-{label}.err")
         self.cmd = (cfg.nice + [cfg.tap_bin, "--lcores", cfg.tap_lcores, "--file-prefix", self.prefix,
                                 "--no-pci", "--log-level=lib.eal:error"] + cfg.tap_mem +
-                    ["--vdev", f"net_memif0,role=server,socket={self.sock},socket-abstract=no,id=0",
+                    ["--vdev", f"net_memif0,role=server,socket={self.sock},socket-abstract=no,id=0{cfg.memif_extra}",
                      "--", "tap", "--workers", str(cfg.tap_workers), "--summary", self.summary]
                     + cfg.tap_args + list(extra))
         self.err = open(self.errpath, "w")
@@ -319,7 +319,7 @@ class Pacer:
         self.prefix = f"rfc2544gen{os.getpid()}"
         self.cmd = (cfg.nice + [cfg.pacer_bin, "--lcores", cfg.gen_lcores, "--file-prefix", self.prefix,
                                 "--no-pci", "--log-level=lib.eal:error", "--no-telemetry"] + cfg.gen_mem +
-                    ["--vdev", f"net_memif0,role=client,socket={tap.sock},socket-abstract=no,id=0"]
+                    ["--vdev", f"net_memif0,role=client,socket={tap.sock},socket-abstract=no,id=0{cfg.memif_extra}"]
                     + list(extra_vdevs) + ["--", "--mbufs", str(mbufs)] + gen_args)
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
@@ -405,6 +405,9 @@ class Config:
         self.memory = "hugepages" if huge else "no-huge"
         self.tap_mem = ["-m", "448"] if huge else ["--no-huge", "-m", "512"]
         self.gen_mem = ["-m", "256"] if huge else ["--no-huge", "-m", "384"]
+        # log2 of the memif ring's slots (DPDK's default 10: 1,024, a NIC's
+        # descriptor ring); a larger ring absorbs longer stalls of the tap's poll.
+        self.memif_extra = f",rsize={a.memif_rsize}" if a.memif_rsize else ""
         self.lock = a.lock
         self.quiet_file = a.quiet_file
 
@@ -506,7 +509,7 @@ def run_testpmd(cfg, a, sockdir, run):
         log(f"testpmd {label}: load {load:.2f}")
         tap = Tap(cfg, sockdir, label)
         prefix = f"rfc2544tpmd{os.getpid()}"
-        memif = f"net_memif0,role=client,socket={tap.sock},socket-abstract=no,id=0"
+        memif = f"net_memif0,role=client,socket={tap.sock},socket-abstract=no,id=0{cfg.memif_extra}"
         vdevs = []
         for v in run.get("vdevs_before", ()):
             vdevs += ["--vdev", v]
@@ -674,6 +677,7 @@ def conditions(a, cfg):
             "tap_workers": a.tap_workers, "tap_args": a.tap_args, "nice": a.nice,
             "trial_seconds": a.trial_seconds, "resolution": a.resolution, "max_trials": a.max_trials,
             "link": "memif (tap = server, generator = client), socket-abstract=no",
+            "memif_rsize": a.memif_rsize or 10,
             "quick": a.quick, "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
@@ -852,6 +856,7 @@ def main():
     m.add_argument("--gen-lcores", default="0@0", help="the pacer's one lcore, on CPU 0")
     m.add_argument("--testpmd-lcores", default="0@0,1@0", help="testpmd: main (idle) + forwarding lcore on CPU 0")
     m.add_argument("--tap-workers", type=int, default=1)
+    m.add_argument("--memif-rsize", type=int, default=None, help="log2 memif ring slots (DPDK default 10)")
     m.add_argument("--tap-args", default="--policy busy")
     m.add_argument("--nice", type=int, default=-20)
     m.add_argument("--lock", default=os.environ.get("MILLIPEDE_DPDK_LOCK", "/tmp/millipede-dpdk.lock"),
