@@ -64,6 +64,7 @@ struct Options {
     uint32_t mbufs = 16383;
     double link_timeout_s = 30;
     double depth_us = 1000;  // lateness the bucket makes up (at least two bursts)
+    bool pause = true;       // rte_pause() while waiting for tokens
 };
 
 void usage(FILE *f) {
@@ -85,7 +86,8 @@ void usage(FILE *f) {
                  "  --depth-us US        token bucket depth in microseconds of the rate, at least two\n"
                  "                       bursts (default 1000): a descheduled generator catches up this\n"
                  "                       much in back-to-back bursts, the rest counts as tokens_lost\n"
-                 "  --link-timeout S     wait at most S seconds for the link (default 30)\n");
+                 "  --link-timeout S     wait at most S seconds for the link (default 30)\n"
+                 "  --no-pause           spin without the PAUSE instruction while waiting for tokens\n");
 }
 
 bool parse_u64(std::string_view s, uint64_t lo, uint64_t hi, uint64_t &out) {
@@ -107,6 +109,10 @@ std::string parse_args(int argc, char **argv, Options &o, bool &help) {
         if (a == "--help" || a == "-h") {
             help = true;
             return {};
+        }
+        if (a == "--no-pause") {
+            o.pause = false;
+            continue;
         }
         if (i + 1 >= argc) return "option " + std::string(a) + " needs a value (see --help)";
         std::string_view v = argv[++i];
@@ -278,7 +284,7 @@ Counters run_trial(Generator &gen, const Options &o, double pps, double seconds,
                 tokens = depth;
             }
             if (tokens < o.burst) {
-                rte_pause();
+                if (o.pause) rte_pause();
                 continue;
             }
         }
