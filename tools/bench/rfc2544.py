@@ -129,6 +129,7 @@ def search(trial, max_rate, *, resolution=0.02, max_trials=12, min_rate=None,
             return False
         return True
 
+    stuck = False
     run(max_rate)
     if first_guess and budget_left() and open_targets():
         g = min(max(first_guess, min_rate), max_rate)
@@ -144,10 +145,17 @@ def search(trial, max_rate, *, resolution=0.02, max_trials=12, min_rate=None,
         rate = (lo + hi) / 2 if lo > 0 else max(hi / 2, min_rate)
         if lo == 0 and hi <= min_rate * 2:
             rate = min_rate
+        # A generator that falls short of the target offers less than asked,
+        # the bounds do not move and the same rate comes up again: twice
+        # is enough, the gap cannot be closed with this generator.
+        if sum(1 for t in trials if abs(t["target_rate"] - rate) <= 1e-3 * rate) >= 2:
+            stuck = True
+            break
         run(rate)
 
     result = {"trials": trials, "max_rate": max_rate, "resolution": resolution,
-              "max_trials": max_trials, "seconds": round(time.monotonic() - t0, 3)}
+              "max_trials": max_trials, "seconds": round(time.monotonic() - t0, 3),
+              "generator_short": stuck}
     for tg in targets:
         lo, hi = tg.bounds(trials, max_rate)
         converged = hi is None or hi - lo <= resolution * hi or (lo == 0.0 and hi <= min_rate)
@@ -805,6 +813,14 @@ def selftest():
     t0 = time.monotonic()
     res = search(slow, 10e6, resolution=1e-9, max_trials=1000, time_budget_s=0.3)
     check(time.monotonic() - t0 < 1.0 and not res["pdr"]["converged"], "the time budget stops the search")
+    # 4b. A generator that offers only 60 % of the target above 1 Mpps:
+    # the search stops instead of repeating the same target.
+    def short(rate):
+        offered = rate if rate <= 1e6 else 0.6 * rate
+        return {"rate": offered, "loss_ratio": dut(offered) if offered <= 1.9e6 else 0.01}
+    res = search(short, 10e6, resolution=0.01, max_trials=30)
+    check(res["generator_short"] and len(res["trials"]) < 30,
+          f"a generator falling short stops the search ({len(res['trials'])} trials, generator_short)")
     # 5. Noise: a pass above a failure is not believed; the NDR stays at or
     # below the true one and always has a passing trial.
     import random
