@@ -385,14 +385,19 @@ def tap_trial(tap, pacer, cmd, seconds):
     d = {k: after[k] - before[k] for k in ("rx_packets", "worker_packets", "ring_drops")}
     offered = g["offered"]
     inspected = d["worker_packets"]
-    lost = max(offered - inspected, 0)
+    # Handled = received and not dropped at a worker ring: inspected, or
+    # rejected by the classifier (a capture's non-IP frames, which tap
+    # counts by reason and drops by design: not a loss). Telemetry has no
+    # rejects counter, so they are what the settled counters leave over.
+    handled = d["rx_packets"] - d["ring_drops"]
+    lost = max(offered - handled, 0)
     return {
         "rate": g["offered_pps"], "target_pps": g["target_pps"], "seconds": g["seconds"],
         "offered": offered, "sent": g["sent"], "refused_by_memif": g["refused"],
         "tap_rx": d["rx_packets"], "tap_inspected": inspected, "tap_ring_drops": d["ring_drops"],
         "lost": lost, "loss_ratio": lost / offered if offered else 1.0,
-        # a share of the offered packets the tap received but neither
-        # inspected nor dropped at a ring (rejects, or not yet settled)
+        # received but neither inspected nor dropped at a ring: rejected
+        # (or not settled; 0 for the synthetic flows)
         "unaccounted": d["rx_packets"] - inspected - d["ring_drops"],
         "settled": settled, "generator_tokens_lost": g["tokens_lost"], "gen_no_mbuf": g["no_mbuf"],
         "flows_active": after["flows_active"],
@@ -566,12 +571,14 @@ def run_testpmd(cfg, a, sockdir, run):
     s = stats[tx_port]
     offered = s["tx"] + s["tx_dropped"]          # over testpmd's whole run
     inspected = after["worker_packets"]          # the tap saw only this testpmd
-    lost = max(offered - inspected, 0)
+    handled = after["rx_packets"] - after["ring_drops"]   # inspected or rejected (see tap_trial)
+    lost = max(offered - handled, 0)
     rate_window = (mid["worker_packets"] - before["worker_packets"]) / (t1 - t0)
     res = {"label": label, "generator": "testpmd", "mode": run["mode"], "size": run.get("size"),
            "flows": run.get("flows"), "capture": run.get("capture"),
            "testpmd_tx": s["tx"], "testpmd_tx_dropped": s["tx_dropped"], "offered": offered,
            "tap_rx": after["rx_packets"], "tap_inspected": inspected, "tap_ring_drops": after["ring_drops"],
+           "tap_rejected": after["rx_packets"] - inspected - after["ring_drops"],
            "lost": lost, "loss_ratio": lost / offered if offered else 1.0, "settled": settled,
            "inspected_mpps_window": round(rate_window / 1e6, 4), "window_seconds": round(t1 - t0, 3),
            "load_before": load, "tap_command": " ".join(tap.cmd), "testpmd_command": " ".join(cmd)}
