@@ -95,11 +95,13 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
     uint64_t next_stats = cfg.stats_interval_ns, iter = 0;
     auto control_duties = [&] {
         // A plain load first: the exchange's locked write stays off the hot
-        // loop unless a stats request actually came.
+        // loop unless a stats request actually came. Checked every round, so
+        // a request made before the run (a signal during start-up) is
+        // answered by its first round, however short the run.
         if (cfg.stats_request && cfg.stats_request->load(std::memory_order_relaxed) &&
             cfg.stats_request->exchange(false))
             (*stats_due)();
-        if (cfg.stats_interval_ns && now_ns() >= next_stats) {
+        if (cfg.stats_interval_ns && (++iter & 1023) == 0 && now_ns() >= next_stats) {
             (*stats_due)();
             next_stats += cfg.stats_interval_ns;
         }
@@ -109,6 +111,7 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
         while (!classifier_done.load(std::memory_order_acquire)) {
             rte_delay_us_sleep(10'000);
             if (stop_requested()) input_done.store(true);
+            iter = 1023; // the interval is due for a check every 10 ms here
             control_duties();
         }
         return 0;
@@ -119,7 +122,7 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
         while (!input_done.load(std::memory_order_relaxed) && !stop_requested()) {
             const unsigned n = rx_step() + (work ? workers_step(first, stride) : 0);
             n ? b.reset() : b.idle();
-            if (control && (++iter & 1023) == 0) control_duties();
+            if (control) control_duties();
         }
         input_done.store(true);
         finish_input([&] { return work ? workers_step(first, stride) : 0u; });
