@@ -2,13 +2,19 @@
 // flow pinned to one worker, new flows balanced; workers inspect with nDPI
 // and emit one JSON record per ended flow through a writer thread.
 //
-// Lcore roles (docs/architecture.md): with only the main lcore, one loop does
-// RX, classification and every worker; with one more lcore that lcore does it
-// all and the main lcore only controls; with more, the first non-main lcore
-// receives and classifies and the rest poll the workers' rings (logical
-// workers are spread over them, so --workers may exceed the lcore count).
-// The main lcore prints stats (--stats-interval, SIGUSR1); rte_telemetry
-// answers /millipede/tap/* from its own thread (see register_telemetry).
+// This file is the mode's options and wiring. The lcore pipeline (ports and
+// capture files -> classifier -> worker rings -> worker loops, the lcore
+// roles, the end of input) is lib/dataplane's TapPlane (tap.h); what a
+// worker does with a packet is TapWorker (tap_worker.h); the records go
+// through RecordWriter (tap_records.h); the stats line, the summary and the
+// telemetry commands are tap_report.h's.
+//
+// Capture files: a `--vdev net_pcapN,rx_pcap=FILE` whose FILE is a regular
+// pcap file (and that has no other net_pcap argument) is read by the
+// plane's memory-mapped reader (capture_source.h) instead of DPDK's
+// net_pcap, which reads a packet at a time through libpcap and copies each
+// into an mbuf; `--capture-reader net_pcap` keeps net_pcap. pcapng files,
+// FIFOs and looped replays (infinite_rx=1) always go to net_pcap.
 //
 // Start-up order (run_tap): options are parsed and capture files checked
 // before EAL starts, so --help, a bad option or a missing capture costs no
@@ -16,12 +22,10 @@
 // rte_eal_init, so a SIGUSR1 at any moment asks for the figures (printed once
 // the run loop is up, or by the final line) and never ends the process.
 #include <atomic>
-#include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <mutex>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <string>
@@ -30,28 +34,21 @@
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
-#include <rte_ethdev.h>
-#include <rte_launch.h>
-#include <rte_lcore.h>
+#include <rte_errno.h>
 #include <rte_mbuf_dyn.h>
-#include <rte_pause.h>
-#include <rte_telemetry.h>
 
+#include "millipede/dataplane/tap.h"
 #include "millipede/dpi/inspector.h"
 #include "millipede/flow/classifier.h"
 #include "millipede/port/configured.h"
-#include "millipede/port/port.h"
-#include "backoff.h"
 #include "modes.h"
 #include "options.h"
 #include "tap_records.h"
+#include "tap_report.h"
 #include "tap_worker.h"
 
 namespace millipede::app {
 namespace {
-
-using flow::Classifier;
-using flow::WorkerPort;
 
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_dump{false}; // SIGUSR1: the main lcore prints the figures
@@ -73,6 +70,8 @@ struct TapOptions {
     unsigned mbufs = 0;              // receive pool; 0 = 8191 + workers x ring size
     std::string config_path;         // --config: port settings (millipede/port/configured.h)
     bool print_config = false;       // --print-config: print the ports' settings and exit
+    bool mmap_captures = true;       // --capture-reader: the mmap reader for regular pcap files
+    bool busy_poll = false;
     bool help = false;
 };
 
@@ -116,6 +115,11 @@ void tap_usage(FILE *f) {
                  "                              --mbufs wins over the file's mbufs\n"
                  "  --print-config              set the ports up, print each one's effective settings to\n"
                  "                              stdout as a host file, and exit 0 (nothing is read)\n"
+                 "  --capture-reader mmap|net_pcap  how a regular pcap file given as --vdev\n"
+                 "                              'net_pcapN,rx_pcap=FILE' is read: memory-mapped, in bursts\n"
+                 "                              (default), or by DPDK's net_pcap (pcapng, FIFOs and\n"
+                 "                              infinite_rx=1 always go to net_pcap)\n"
+                 "  --busy-poll                 idle lcores spin instead of backing off\n"
                  "  --check-order               workers prove every packet's order and pinning (the summary's\n"
                  "                              correctness counters); a test instrument that costs a memory\n"
                  "                              access per packet, off by default\n");
@@ -221,6 +225,12 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             o.config_path = std::string(*v);
         } else if (a == "--print-config") {
             o.print_config = true;
+        } else if (a == "--capture-reader") {
+            auto v = value("capture-reader");
+            if (!v || (*v != "mmap" && *v != "net_pcap")) return "--capture-reader needs mmap or net_pcap";
+            o.mmap_captures = *v == "mmap";
+        } else if (a == "--busy-poll") {
+            o.busy_poll = true;
         } else if (a == "--check-order") {
             o.cls.check_order = true;
         } else if (a == "--no-dpi") {
@@ -244,349 +254,6 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
         }
     }
     return {};
-}
-
-// Shared by the lcore loops, the main lcore and the telemetry thread.
-struct TapRun {
-    TapOptions opt;
-    std::unique_ptr<Classifier> cls;
-    std::vector<std::unique_ptr<WorkerPort>> workers;
-    std::vector<std::unique_ptr<TapWorker>> tap_workers;
-    std::unique_ptr<RecordWriter> writer;
-    rte_mempool *flow_pool = nullptr;
-    TapClock clock;
-    std::vector<uint16_t> ports;
-    std::atomic<bool> input_done{false};      // no more input: the classifier ends every flow
-    std::atomic<bool> classifier_done{false}; // every packet and notice is in the workers' rings
-    uint64_t tsc_hz = 0;
-    uint64_t start_tsc = 0;
-    uint64_t exit_on_idle_tsc = 0; // 0 = never
-    uint64_t rx_packets = 0;       // classifier lcore only
-};
-
-uint64_t now_ns(const TapRun &r) {
-    // Relative to the run's start: the classifier's clock for idle expiry.
-    return static_cast<uint64_t>(static_cast<double>(rte_rdtsc() - r.start_tsc) * 1e9 / static_cast<double>(r.tsc_hz));
-}
-
-// One step of receive + classify. Returns packets received.
-unsigned classify_step(TapRun &r, uint64_t &last_rx_tsc, uint64_t &iter) {
-    unsigned total = 0;
-    rte_mbuf *pkts[flow::kBurst];
-    uint64_t now = now_ns(r);
-    for (uint16_t p : r.ports) {
-        unsigned n = rte_eth_rx_burst(p, 0, pkts, flow::kBurst);
-        if (n) r.cls->process_burst(pkts, n, now);
-        total += n;
-    }
-    if ((++iter & 63) == 0) r.cls->expire(now);
-    uint64_t tsc = rte_rdtsc();
-    if (total) {
-        last_rx_tsc = tsc;
-        r.rx_packets += total;
-    } else {
-        r.cls->flush_staged(); // the input went quiet: nothing waits for the next burst
-        if (r.exit_on_idle_tsc && tsc - last_rx_tsc > r.exit_on_idle_tsc) r.input_done.store(true);
-    }
-    return total;
-}
-
-unsigned workers_step(TapRun &r, unsigned first, unsigned stride) {
-    unsigned done = 0;
-    // Arrival time, used when packets carry no capture time: once per step.
-    uint64_t now = r.clock.now_ns();
-    for (unsigned w = first; w < r.workers.size(); w += stride) {
-        TapWorker &tw = *r.tap_workers[w];
-        done += r.workers[w]->poll([&](rte_mbuf *m, const flow::FlowMeta &meta) { tw.on_packet(m, meta, now); },
-                                   [&](void *state, flow::FlowEndReason why) { tw.on_notice(state, why); });
-    }
-    return done;
-}
-
-bool rings_empty(TapRun &r, unsigned first, unsigned stride) {
-    for (unsigned w = first; w < r.workers.size(); w += stride)
-        if (!rte_ring_empty(r.cls->worker_ring(w))) return false;
-    return true;
-}
-
-bool should_stop(TapRun &r) {
-    return g_stop.load(std::memory_order_relaxed) ||
-           (r.opt.duration_ns && now_ns(r) > r.opt.duration_ns);
-}
-
-// End of input on the classifier lcore: end every flow, then hand every
-// staged packet and notice over. Rings may be full, so this retries while
-// the workers drain them (`work` runs them when they share this lcore).
-template <class Work> void finish_input(TapRun &r, Work &&work) {
-    r.cls->flush();
-    Backoff b;
-    while (!r.cls->all_handed_over()) {
-        r.cls->flush_staged();
-        work() ? b.reset() : b.idle();
-    }
-    r.classifier_done.store(true, std::memory_order_release);
-}
-
-void print_stats_line(TapRun &r);
-
-// Everything in one loop (one lcore): also the main lcore's duties.
-int all_in_one_loop(TapRun &r, bool main_duties) {
-    uint64_t last_rx = rte_rdtsc(), iter = 0, next_stats = r.opt.stats_interval_ns;
-    Backoff b;
-    while (!r.input_done.load() && !should_stop(r)) {
-        unsigned n = classify_step(r, last_rx, iter) + workers_step(r, 0, 1);
-        n ? b.reset() : b.idle();
-        if (main_duties) {
-            // A plain load first: the exchange's locked write stays off the
-            // hot loop unless SIGUSR1 actually asked.
-            if (g_dump.load(std::memory_order_relaxed) && g_dump.exchange(false)) print_stats_line(r);
-            if (r.opt.stats_interval_ns && (iter & 1023) == 0 && now_ns(r) >= next_stats) {
-                print_stats_line(r);
-                next_stats += r.opt.stats_interval_ns;
-            }
-        }
-    }
-    r.input_done.store(true);
-    finish_input(r, [&] { return workers_step(r, 0, 1); });
-    while (!rings_empty(r, 0, 1)) workers_step(r, 0, 1);
-    return 0;
-}
-
-struct WorkerLcoreArg {
-    TapRun *run;
-    unsigned first, stride;
-};
-
-int classifier_lcore(void *arg) {
-    TapRun &r = *static_cast<TapRun *>(arg);
-    uint64_t last_rx = rte_rdtsc(), iter = 0;
-    Backoff b;
-    while (!r.input_done.load() && !should_stop(r)) classify_step(r, last_rx, iter) ? b.reset() : b.idle();
-    r.input_done.store(true);
-    finish_input(r, [] { return 0u; });
-    return 0;
-}
-
-int worker_lcore(void *arg) {
-    auto &a = *static_cast<WorkerLcoreArg *>(arg);
-    Backoff b;
-    for (;;) {
-        unsigned n = workers_step(*a.run, a.first, a.stride);
-        if (n) {
-            b.reset();
-            continue;
-        }
-        // Done only once the classifier has handed over everything, notices
-        // included, and this lcore's rings are empty.
-        if (a.run->classifier_done.load(std::memory_order_acquire) && rings_empty(*a.run, a.first, a.stride)) break;
-        b.idle();
-    }
-    return 0;
-}
-
-int collapsed_lcore(void *arg) { return all_in_one_loop(*static_cast<TapRun *>(arg), false); }
-
-// Sums and per-worker figures, read from any thread (relaxed).
-struct WorkerFigures {
-    uint64_t packets, bytes, flows_started, flows_ended, dpi_packets, detected, guessed, unknown;
-    uint64_t ring_drops, records_dropped, no_state_packets, unseen_flows, busy_cycles;
-};
-
-WorkerFigures worker_figures(TapRun &r, unsigned w) {
-    constexpr auto rl = std::memory_order_relaxed;
-    const TapWorkerStats &s = r.tap_workers[w]->stats;
-    return {s.packets.load(rl), s.bytes.load(rl), s.flows_started.load(rl), s.flows_ended.load(rl),
-            s.dpi_packets.load(rl), s.detected.load(rl), s.guessed.load(rl), s.unknown.load(rl),
-            r.cls->ring_drops(w), s.records_dropped.load(rl), s.no_state_packets.load(rl), s.unseen_flows.load(rl),
-            r.cls->worker_shared(w).busy_cycles.load(rl)};
-}
-
-WorkerFigures &operator+=(WorkerFigures &a, const WorkerFigures &b) {
-    a.packets += b.packets, a.bytes += b.bytes, a.flows_started += b.flows_started, a.flows_ended += b.flows_ended;
-    a.dpi_packets += b.dpi_packets, a.detected += b.detected, a.guessed += b.guessed, a.unknown += b.unknown;
-    a.ring_drops += b.ring_drops, a.records_dropped += b.records_dropped, a.no_state_packets += b.no_state_packets;
-    a.unseen_flows += b.unseen_flows, a.busy_cycles += b.busy_cycles;
-    return a;
-}
-
-void print_stats_line(TapRun &r) {
-    // Busy share over the time since the previous line (main lcore only).
-    static std::vector<uint64_t> last_busy;
-    static uint64_t last_tsc = 0;
-    uint64_t tsc = rte_rdtsc();
-    if (last_busy.size() != r.workers.size()) {
-        last_busy.assign(r.workers.size(), 0);
-        last_tsc = r.start_tsc;
-    }
-    double elapsed = static_cast<double>(tsc - last_tsc);
-    std::fprintf(stderr, "tap: %lu pkts, %u flows active, %lu records", (unsigned long)r.cls->stats().packets,
-                 r.cls->table().active(), (unsigned long)(r.writer ? r.writer->written() : 0));
-    for (unsigned w = 0; w < r.workers.size(); ++w) {
-        WorkerFigures f = worker_figures(r, w);
-        double busy = elapsed > 0 ? 100.0 * static_cast<double>(f.busy_cycles - last_busy[w]) / elapsed : 0.0;
-        last_busy[w] = f.busy_cycles;
-        std::fprintf(stderr, " | w%u %lu pkts %lu flows %.0f%% busy %lu drops", w, (unsigned long)f.packets,
-                     (unsigned long)f.flows_ended, busy, (unsigned long)(f.ring_drops + f.records_dropped));
-    }
-    last_tsc = tsc;
-    std::fprintf(stderr, "\n");
-}
-
-// rte_telemetry runs its callbacks on its own thread: they read relaxed
-// counters through this pointer, which the main lcore clears (under the
-// mutex) before the run's objects go away. DPDK 22.11 cannot unregister.
-std::mutex g_tel_mutex;
-TapRun *g_tel_run = nullptr;
-
-int tel_stats(const char *, const char *, rte_tel_data *d) {
-    std::lock_guard<std::mutex> lock(g_tel_mutex);
-    if (!g_tel_run) return -1;
-    TapRun &r = *g_tel_run;
-    WorkerFigures sum{};
-    for (unsigned w = 0; w < r.workers.size(); ++w) sum += worker_figures(r, w);
-    rte_tel_data_start_dict(d);
-    rte_tel_data_add_dict_u64(d, "workers", r.workers.size());
-    rte_tel_data_add_dict_u64(d, "rx_packets", r.cls->stats().packets);
-    rte_tel_data_add_dict_u64(d, "worker_packets", sum.packets);
-    rte_tel_data_add_dict_u64(d, "flows_active", r.cls->table().active());
-    rte_tel_data_add_dict_u64(d, "flows_started", sum.flows_started);
-    rte_tel_data_add_dict_u64(d, "flows_ended", sum.flows_ended);
-    rte_tel_data_add_dict_u64(d, "l7_detected", sum.detected);
-    rte_tel_data_add_dict_u64(d, "l7_guessed", sum.guessed);
-    rte_tel_data_add_dict_u64(d, "l7_unknown", sum.unknown);
-    rte_tel_data_add_dict_u64(d, "ring_drops", sum.ring_drops);
-    rte_tel_data_add_dict_u64(d, "records_written", r.writer ? r.writer->written() : 0);
-    rte_tel_data_add_dict_u64(d, "records_dropped", sum.records_dropped);
-    return 0;
-}
-
-int tel_workers(const char *, const char *, rte_tel_data *d) {
-    std::lock_guard<std::mutex> lock(g_tel_mutex);
-    if (!g_tel_run) return -1;
-    TapRun &r = *g_tel_run;
-    unsigned n = static_cast<unsigned>(r.workers.size());
-    std::vector<WorkerFigures> f;
-    for (unsigned w = 0; w < n; ++w) f.push_back(worker_figures(r, w));
-    double elapsed = static_cast<double>(rte_rdtsc() - r.start_tsc);
-    // One array per figure, indexed by worker.
-    auto add = [&](const char *name, auto get) {
-        rte_tel_data *a = rte_tel_data_alloc();
-        if (!a) return;
-        rte_tel_data_start_array(a, RTE_TEL_U64_VAL);
-        for (unsigned w = 0; w < n; ++w) rte_tel_data_add_array_u64(a, get(f[w]));
-        rte_tel_data_add_dict_container(d, name, a, 0);
-    };
-    rte_tel_data_start_dict(d);
-    add("packets", [](const WorkerFigures &x) { return x.packets; });
-    add("bytes", [](const WorkerFigures &x) { return x.bytes; });
-    add("flows_started", [](const WorkerFigures &x) { return x.flows_started; });
-    add("flows_ended", [](const WorkerFigures &x) { return x.flows_ended; });
-    add("dpi_packets", [](const WorkerFigures &x) { return x.dpi_packets; });
-    add("ring_drops", [](const WorkerFigures &x) { return x.ring_drops; });
-    add("records_dropped", [](const WorkerFigures &x) { return x.records_dropped; });
-    add("busy_permille", [&](const WorkerFigures &x) {
-        return elapsed > 0 ? static_cast<uint64_t>(1000.0 * static_cast<double>(x.busy_cycles) / elapsed) : 0;
-    });
-    return 0;
-}
-
-void register_telemetry(TapRun &r) {
-    {
-        std::lock_guard<std::mutex> lock(g_tel_mutex);
-        g_tel_run = &r;
-    }
-    static bool registered = false; // commands outlive runs: register once
-    if (registered) return;
-    registered = true;
-    rte_telemetry_register_cmd("/millipede/tap/stats", tel_stats,
-                               "tap totals: packets, flows, L7 verdicts, drops, records. No parameters");
-    rte_telemetry_register_cmd("/millipede/tap/workers", tel_workers,
-                               "tap per-worker arrays: packets, bytes, flows, DPI packets, drops, busy share "
-                               "(permille since start). No parameters");
-}
-
-void unregister_telemetry() {
-    std::lock_guard<std::mutex> lock(g_tel_mutex);
-    g_tel_run = nullptr;
-}
-
-void write_summary(TapRun &r, FILE *f, double seconds) {
-    const auto &s = r.cls->stats();
-    const auto &t = r.cls->table().stats();
-    flow::WorkerCounters sum{};
-    for (auto &w : r.workers) {
-        sum.packets += w->counters.packets;
-        sum.order_inversions += w->counters.order_inversions;
-        sum.split_flows += w->counters.split_flows;
-        sum.unrecorded_moves += w->counters.unrecorded_moves;
-        sum.stale_packets += w->counters.stale_packets;
-        sum.short_burst_cycles += w->counters.short_burst_cycles;
-        sum.short_burst_packets += w->counters.short_burst_packets;
-    }
-    std::fprintf(f, "{\"mode\":\"tap\",\"policy\":\"%s\",\"migrate\":%s,\"workers\":%u,\"seconds\":%.6f,",
-                 flow::policy_name(r.opt.cls.policy), r.opt.cls.migrate ? "true" : "false", r.cls->workers(), seconds);
-    std::fprintf(f, "\"packets\":%lu,\"classified\":%lu,", (unsigned long)s.packets, (unsigned long)sum.packets);
-    std::fprintf(f, "\"rejects\":{");
-    bool first = true;
-    for (unsigned i = 1; i < net::kRejectCount; ++i) { // index 0 is Reject::NONE
-        if (!s.rejects[i]) continue;
-        std::fprintf(f, "%s\"%s\":%lu", first ? "" : ",", net::reject_name(static_cast<net::Reject>(i)),
-                     (unsigned long)s.rejects[i]);
-        first = false;
-    }
-    std::fprintf(f, "},\"drops\":{");
-    for (unsigned i = 0; i < flow::kClassifierDropCount; ++i)
-        std::fprintf(f, "%s\"%s\":%lu", i ? "," : "", flow::classifier_drop_name(static_cast<flow::ClassifierDrop>(i)),
-                     (unsigned long)s.drops[i]);
-    std::fprintf(f, "},\"flows\":{\"tcp\":%lu,\"udp\":%lu,\"other\":%lu},", (unsigned long)t.created[0],
-                 (unsigned long)t.created[1], (unsigned long)t.created[2]);
-    std::fprintf(f, "\"flows_ended\":{");
-    for (unsigned i = 0; i < flow::kFlowEndReasonCount; ++i)
-        std::fprintf(f, "%s\"%s\":%lu", i ? "," : "", flow::flow_end_reason_name(static_cast<flow::FlowEndReason>(i)),
-                     (unsigned long)t.ended[i]);
-    std::fprintf(f, "},\"migrations\":%lu,\"fragments\":{\"joined\":%lu,\"unjoined\":%lu},",
-                 (unsigned long)s.migrations, (unsigned long)s.fragments_joined, (unsigned long)s.fragments_unjoined);
-    WorkerFigures tot{};
-    std::vector<WorkerFigures> per;
-    for (unsigned w = 0; w < r.workers.size(); ++w) {
-        per.push_back(worker_figures(r, w));
-        tot += per.back();
-    }
-    std::fprintf(f, "\"dpi\":{\"enabled\":%s,\"detected\":%lu,\"guessed\":%lu,\"unknown\":%lu,\"packets\":%lu,"
-                    "\"flow_states_exhausted\":%lu,\"no_state_packets\":%lu},",
-                 r.opt.dpi ? "true" : "false", (unsigned long)tot.detected, (unsigned long)tot.guessed,
-                 (unsigned long)tot.unknown, (unsigned long)tot.dpi_packets, (unsigned long)s.flow_states_exhausted,
-                 (unsigned long)tot.no_state_packets);
-    std::fprintf(f, "\"records\":{\"flows_ended\":%lu,\"written\":%lu,\"dropped\":%lu,\"unseen_flows\":%lu,"
-                    "\"notices_deferred\":%lu},",
-                 (unsigned long)tot.flows_ended, (unsigned long)(r.writer ? r.writer->written() : 0),
-                 (unsigned long)tot.records_dropped, (unsigned long)tot.unseen_flows,
-                 (unsigned long)s.notices_deferred);
-    std::fprintf(f, "\"per_worker\":[");
-    for (unsigned w = 0; w < r.workers.size(); ++w)
-        std::fprintf(f,
-                     "%s{\"dispatched\":%lu,\"processed\":%lu,\"ring_drops\":%lu,\"busy_share\":%.4f,"
-                     "\"flows\":%lu,\"dpi_packets\":%lu,\"records_dropped\":%lu}",
-                     w ? "," : "", (unsigned long)r.cls->dispatched(w), (unsigned long)r.workers[w]->counters.packets,
-                     (unsigned long)r.cls->ring_drops(w), r.cls->busy_share(w), (unsigned long)per[w].flows_ended,
-                     (unsigned long)per[w].dpi_packets, (unsigned long)per[w].records_dropped);
-    // Cycles per packet: the classifier's inside process_burst, the workers'
-    // on packets (flow accounting, nDPI, --check-order's checks, freeing),
-    // and the workers' over the bursts no descheduling interrupted (what a
-    // benchmark on a shared machine can compare; flow::kLongBurstUs).
-    auto cycles_per = [](uint64_t cycles, uint64_t packets) {
-        return packets ? static_cast<double>(cycles) / static_cast<double>(packets) : 0.0;
-    };
-    std::fprintf(f, "],\"cycles_per_packet\":{\"classifier\":%.1f,\"workers\":%.1f,\"workers_short_bursts\":%.1f},",
-                 cycles_per(s.dispatch_cycles, s.packets), cycles_per(tot.busy_cycles, sum.packets),
-                 cycles_per(sum.short_burst_cycles, sum.short_burst_packets));
-    if (r.cls->checks_order())
-        std::fprintf(f, "\"correctness\":{\"checked\":true,\"order_inversions\":%lu,\"split_flows\":%lu,"
-                        "\"unrecorded_moves\":%lu}}\n",
-                     (unsigned long)sum.order_inversions, (unsigned long)sum.split_flows,
-                     (unsigned long)sum.unrecorded_moves);
-    else
-        std::fprintf(f, "\"correctness\":{\"checked\":false}}\n");
 }
 
 // The value of every `--vdev X` / `--vdev=X` among the EAL arguments.
@@ -636,144 +303,152 @@ std::string check_capture_files(int eal_argc, char **eal_argv) {
     return {};
 }
 
-int run_tap_on_eal(const TapOptions &opt) {
-    TapRun r;
-    r.opt = opt;
-    r.ports = r.opt.ports.empty() ? port::available_ports() : r.opt.ports;
-    if (r.ports.empty()) {
-        std::fprintf(stderr, "dpdk-millipede tap: no DPDK ports: bind a NIC to a DPDK driver, or add a virtual "
-                             "device, e.g. --vdev 'net_pcap0,rx_pcap=capture.pcap'\n");
-        return 2;
-    }
-    // Lcore roles: see the file comment.
-    std::vector<unsigned> others;
-    unsigned l;
-    RTE_LCORE_FOREACH_WORKER(l) others.push_back(l);
-    unsigned worker_lcores = others.size() >= 2 ? static_cast<unsigned>(others.size() - 1) : 1;
-    if (!r.opt.workers_given) r.opt.cls.workers = worker_lcores;
-
-    std::string err;
-    auto fail = [&](const std::string &msg) {
-        std::fprintf(stderr, "dpdk-millipede tap: %s\n", msg.c_str());
-        return 1;
+// The EAL arguments without the capture files the mmap reader takes over
+// (see the file comment), and those files. Only with --capture-reader mmap
+// and no --port: removing a device renumbers the ports after it.
+std::vector<char *> take_pcap_files(int eal_argc, char **eal_argv, const TapOptions &opt,
+                                    std::vector<std::string> &files) {
+    std::vector<char *> kept(eal_argv, eal_argv + eal_argc);
+    if (!opt.mmap_captures || !opt.ports.empty()) return kept;
+    auto mappable = [](std::string_view v) -> std::string {
+        std::string_view name = v.substr(0, v.find(','));
+        if (name.substr(0, 8) != "net_pcap" && name.substr(0, 8) != "eth_pcap") return {};
+        size_t comma = v.find(',');
+        if (comma == std::string_view::npos) return {};
+        std::string_view kv = v.substr(comma + 1);
+        if (kv.substr(0, 8) != "rx_pcap=" || kv.find(',') != std::string_view::npos) return {};
+        std::string path(kv.substr(8));
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        unsigned char magic[4] = {};
+        ssize_t got = fd >= 0 ? ::read(fd, magic, sizeof magic) : -1;
+        if (fd >= 0) ::close(fd);
+        uint32_t m = uint32_t(magic[0]) << 24 | uint32_t(magic[1]) << 16 | uint32_t(magic[2]) << 8 | magic[3];
+        bool pcap = m == 0xa1b2c3d4 || m == 0xd4c3b2a1 || m == 0xa1b23c4d || m == 0x4d3cb2a1;
+        return got == 4 && pcap ? path : std::string{};
     };
-    bool pcap_input = true;
-    int socket = port::port_socket(r.ports[0]);
-    unsigned mbufs = r.opt.mbufs ? r.opt.mbufs : 8191 + r.opt.cls.workers * r.opt.cls.ring_size;
-    port::PoolSize pool_size; // a host file's mbufs per port, unless --mbufs
-    if (!port::configured_pool(r.ports, mbufs, pool_size, err)) return fail(err);
-    if (r.opt.mbufs) pool_size.mbufs = r.opt.mbufs;
-    rte_mempool *pool = port::make_pool("tap_pool", pool_size.mbufs, socket, err, 0, pool_size.cache);
-    if (!pool) return fail(err);
-    for (uint16_t p : r.ports) {
-        port::PortConfig pc;
-        pc.port_id = p;
-        if (!port::start_port(pc, pool, err)) return fail(err);
-        rte_eth_dev_info info{};
-        rte_eth_dev_info_get(p, &info);
-        if (!info.driver_name || std::strcmp(info.driver_name, "net_pcap") != 0) pcap_input = false;
+    std::vector<char *> out;
+    for (size_t i = 0; i < kept.size(); ++i) {
+        std::string_view a = kept[i];
+        std::string path;
+        if (a == "--vdev" && i + 1 < kept.size()) {
+            path = mappable(kept[i + 1]);
+            if (!path.empty()) {
+                files.push_back(path);
+                ++i;
+                continue;
+            }
+        } else if (a.substr(0, 7) == "--vdev=") {
+            path = mappable(a.substr(7));
+            if (!path.empty()) {
+                files.push_back(path);
+                continue;
+            }
+        }
+        out.push_back(kept[i]);
     }
-    if (r.opt.print_config) {
+    return out;
+}
+
+int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captures) {
+    auto fail = [&](const std::string &msg, int status = 1) {
+        std::fprintf(stderr, "dpdk-millipede tap: %s\n", msg.c_str());
+        return status;
+    };
+    dataplane::TapConfig cfg;
+    cfg.cls = opt.cls;
+    cfg.workers_given = opt.workers_given;
+    cfg.ports = opt.ports;
+    cfg.captures = captures;
+    cfg.exit_on_idle_ms = opt.exit_on_idle_ms;
+    cfg.duration_ns = opt.duration_ns;
+    cfg.stats_interval_ns = opt.stats_interval_ns;
+    cfg.mbufs = opt.mbufs;
+    cfg.busy_poll = opt.busy_poll;
+    cfg.stop = &g_stop;
+    cfg.stats_request = &g_dump;
+    std::string err;
+    int status = 1;
+    auto plane = dataplane::TapPlane::open(cfg, err, status);
+    if (!plane) return fail(err, status);
+    if (opt.print_config) { // the ports are set up: what they run with, then out
         port::print_config(stdout, "dpdk-millipede tap");
-        for (uint16_t p : r.ports) port::stop_port(p);
         return std::fflush(stdout) == 0 ? 0 : 1;
     }
-    r.opt.cls.table.socket_id = socket;
-    r.opt.cls.table.name = "tap_flows";
+    const int socket = plane->socket();
+    const unsigned workers = plane->workers();
 
-    // Record times: the capture's (net_pcap's Rx timestamp, microseconds)
-    // when every port is a capture file, else arrival on the TSC, as Unix time.
+    // Record times: the capture's (the Rx timestamp field, microseconds)
+    // when every input is a capture file, else arrival on the TSC.
+    TapClock clock;
     timespec wall{};
     clock_gettime(CLOCK_REALTIME, &wall);
-    r.tsc_hz = rte_get_tsc_hz();
-    r.clock.tsc_at_start = rte_rdtsc();
-    r.clock.epoch_ns_at_start = uint64_t(wall.tv_sec) * 1'000'000'000ull + uint64_t(wall.tv_nsec);
-    r.clock.ns_per_tsc = 1e9 / static_cast<double>(r.tsc_hz);
-    if (pcap_input) {
+    clock.tsc_at_start = rte_rdtsc();
+    clock.epoch_ns_at_start = uint64_t(wall.tv_sec) * 1'000'000'000ull + uint64_t(wall.tv_nsec);
+    clock.ns_per_tsc = 1e9 / static_cast<double>(rte_get_tsc_hz());
+    if (plane->capture_times()) {
         int off = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
         int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
         if (off >= 0 && bit >= 0) {
-            r.clock.ts_offset = off;
-            r.clock.ts_flag = 1ull << bit;
+            clock.ts_offset = off;
+            clock.ts_flag = 1ull << bit;
         }
     }
 
     FILE *records = nullptr;
-    if (!r.opt.flows_path.empty()) {
-        records = r.opt.flows_path == "-" ? stdout : std::fopen(r.opt.flows_path.c_str(), "w");
-        if (!records) return fail("cannot write " + r.opt.flows_path + ": " + std::strerror(errno));
+    if (!opt.flows_path.empty()) {
+        records = opt.flows_path == "-" ? stdout : std::fopen(opt.flows_path.c_str(), "w");
+        if (!records) return fail("cannot write " + opt.flows_path + ": " + std::strerror(errno));
     }
-    unsigned dpi_flows = r.opt.dpi_flows ? r.opt.dpi_flows : std::min<uint32_t>(r.opt.cls.table.capacity, 65536);
-    r.flow_pool = make_flow_pool(dpi_flows, socket, err);
-    if (!r.flow_pool) return fail(err);
-    r.opt.cls.flow_state_pool = r.flow_pool;
+    unsigned dpi_flows = opt.dpi_flows ? opt.dpi_flows : std::min<uint32_t>(opt.cls.table.capacity, 65536);
+    rte_mempool *flow_pool = make_flow_pool(dpi_flows, socket, err);
+    if (!flow_pool) return fail(err);
+    TapRun r;
+    r.plane = plane.get();
+    r.policy = opt.cls.policy;
+    r.migrate = opt.cls.migrate;
+    r.dpi = opt.dpi;
+    auto cleanup = [&] {
+        unregister_telemetry();
+        plane.reset();      // ports stopped, rings and capture mappings gone
+        r.workers.clear();  // nDPI engines
+        rte_mempool_free(flow_pool); // every object came back with its flow's notice
+    };
     std::vector<std::unique_ptr<dpi::Engine>> engines;
-    for (unsigned w = 0; r.opt.dpi && w < r.opt.cls.workers; ++w) {
+    for (unsigned w = 0; opt.dpi && w < workers; ++w) {
         engines.push_back(dpi::Engine::create(err));
-        if (!engines.back()) return fail(err);
+        if (!engines.back()) return cleanup(), fail(err);
     }
     if (records) {
         std::vector<std::string> names;
         if (!engines.empty()) names = engines[0]->names();
-        r.writer = RecordWriter::create(records, std::move(names), r.opt.record_ring, socket, err);
-        if (!r.writer) return fail(err);
+        r.writer = RecordWriter::create(records, std::move(names), opt.record_ring, socket, err);
+        if (!r.writer) return cleanup(), fail(err);
     }
-    r.cls = Classifier::create(r.opt.cls, nullptr, err);
-    if (!r.cls) return fail(err);
-    for (unsigned w = 0; w < r.opt.cls.workers; ++w) {
-        r.workers.push_back(std::make_unique<WorkerPort>(*r.cls, w));
-        r.tap_workers.push_back(std::make_unique<TapWorker>(w, r.flow_pool, r.opt.dpi ? std::move(engines[w]) : nullptr,
-                                                            r.writer.get(), r.clock));
+    std::vector<dataplane::TapWorkerHandler *> handlers;
+    for (unsigned w = 0; w < workers; ++w) {
+        r.workers.push_back(std::make_unique<TapWorker>(w, flow_pool, opt.dpi ? std::move(engines[w]) : nullptr,
+                                                        r.writer.get(), clock));
+        handlers.push_back(r.workers.back().get());
     }
-
-    r.start_tsc = rte_rdtsc();
-    uint64_t idle_ms = r.opt.exit_on_idle_ms == UINT64_MAX ? (pcap_input ? 300 : 0) : r.opt.exit_on_idle_ms;
-    r.exit_on_idle_tsc = idle_ms * r.tsc_hz / 1000;
+    if (!plane->start_pipeline(flow_pool, handlers, err)) return cleanup(), fail(err);
     register_telemetry(r);
 
-    std::vector<WorkerLcoreArg> wargs;
-    if (others.empty()) {
-        all_in_one_loop(r, true);
-    } else {
-        if (others.size() == 1) {
-            rte_eal_remote_launch(collapsed_lcore, &r, others[0]);
-        } else {
-            rte_eal_remote_launch(classifier_lcore, &r, others[0]);
-            unsigned stride = static_cast<unsigned>(others.size() - 1);
-            wargs.reserve(stride);
-            for (unsigned i = 0; i < stride; ++i) wargs.push_back({&r, i, stride});
-            for (unsigned i = 0; i < stride; ++i) rte_eal_remote_launch(worker_lcore, &wargs[i], others[i + 1]);
-        }
-        // The main lcore controls: stats lines (interval, SIGUSR1), stop, waits.
-        uint64_t next_stats = r.opt.stats_interval_ns;
-        while (!r.classifier_done.load()) {
-            rte_delay_us_sleep(10'000);
-            if (g_stop.load()) r.input_done.store(true);
-            if (g_dump.exchange(false)) print_stats_line(r);
-            if (r.opt.stats_interval_ns && now_ns(r) >= next_stats) {
-                print_stats_line(r);
-                next_stats += r.opt.stats_interval_ns;
-            }
-        }
-        rte_eal_mp_wait_lcore();
-    }
-    double seconds = static_cast<double>(rte_rdtsc() - r.start_tsc) / static_cast<double>(r.tsc_hz);
+    status = plane->run([&] { print_stats_line(r); });
+    const double seconds = plane->seconds();
     if (r.writer) r.writer->stop(); // every record pushed is written and flushed
     print_stats_line(r);
-    int status = 0;
-    if (!r.opt.summary_path.empty()) {
-        FILE *f = r.opt.summary_path == "-" ? stdout : std::fopen(r.opt.summary_path.c_str(), "w");
+    if (!opt.summary_path.empty()) {
+        FILE *f = opt.summary_path == "-" ? stdout : std::fopen(opt.summary_path.c_str(), "w");
         if (!f) {
-            status = fail("cannot write " + r.opt.summary_path + ": " + std::strerror(errno));
+            status = fail("cannot write " + opt.summary_path + ": " + std::strerror(errno));
         } else {
             write_summary(r, f, seconds);
             if (f != stdout) std::fclose(f);
         }
     }
-    unregister_telemetry();
-    for (uint16_t p : r.ports) port::stop_port(p);
-    r.tap_workers.clear(); // nDPI engines
-    rte_mempool_free(r.flow_pool); // every object came back with its flow's notice
+    cleanup();
     return status;
 }
 
@@ -792,20 +467,22 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
         std::fprintf(stderr, "dpdk-millipede tap: %s\n", e.c_str());
         return 2;
     }
+    std::vector<std::string> captures;
+    std::vector<char *> eal_args = take_pcap_files(eal_argc, eal_argv, opt, captures);
     // Before EAL: a signal during start-up (EAL initialisation, probing,
     // port set-up) only sets its flag. SIGINT/SIGTERM then stop the run as
     // soon as it starts, through the normal teardown.
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGUSR1, on_usr1);
-    if (rte_eal_init(eal_argc, eal_argv) < 0) {
+    if (rte_eal_init(static_cast<int>(eal_args.size()), eal_args.data()) < 0) {
         std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
         return 1;
     }
     // dpdk-dumpcap (a secondary process with this --file-prefix) may now
     // capture any port; without it the tap runs on.
     if (std::string ce; !port::enable_capture(ce)) std::fprintf(stderr, "dpdk-millipede tap: warning: %s\n", ce.c_str());
-    int status = run_tap_on_eal(opt); // every EAL object of the run is gone when it returns
+    int status = run_tap_on_eal(opt, captures); // every EAL object of the run is gone when it returns
     port::disable_capture();
     rte_eal_cleanup();
     return status;

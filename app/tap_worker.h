@@ -3,7 +3,8 @@
 //
 // Contract
 // - One TapWorker per logical worker, called only from the lcore that polls
-//   that worker's ring (on_packet / on_notice through WorkerPort::poll).
+//   that worker's ring (on_packet / on_notice: the tap plane's worker loop,
+//   lib/dataplane tap.h, through WorkerPort::poll).
 //   Several logical workers may share an lcore; none is shared by lcores.
 // - Per-flow state (TapFlow) lives in an rte_mempool the classifier draws
 //   from when a flow starts; it travels with the flow's packets
@@ -30,6 +31,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "millipede/dataplane/tap.h"
 #include "millipede/dpi/inspector.h"
 #include "millipede/flow/classifier.h"
 #include "tap_records.h"
@@ -91,7 +93,7 @@ struct TapClock {
     }
 };
 
-class TapWorker {
+class TapWorker final : public dataplane::TapWorkerHandler {
 public:
     // `engine` null: no inspection (--no-dpi). `writer` null: no records.
     TapWorker(unsigned id, rte_mempool *pool, std::unique_ptr<dpi::Engine> engine, RecordWriter *writer,
@@ -104,8 +106,8 @@ public:
     // padding that no length field covers.
     static constexpr uint32_t kFrameScratch = 22 + 40 + 65535;
 
-    void on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burst_ns);
-    void on_notice(void *state, flow::FlowEndReason why);
+    void on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burst_ns) override;
+    void on_notice(void *state, flow::FlowEndReason why) override;
 
     unsigned id() const { return id_; }
     TapWorkerStats stats;

@@ -175,15 +175,15 @@ MODE_ARGS = {"tap": ["tap"], "rx": ["rx", "8834", "--ip", "0=10.0.0.2/24"],
              "tx": ["tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24"]}
 
 
-def profile_runs(profile, port, eal, modes, host):
+def profile_runs(profile, port, eal, modes, host, extra=()):
     """The port in each mode: the profile's settings printed, and read back."""
     ran = True
     for mode in modes:
         what, p = f"{port} {mode}", prefix(port + mode)
-        out = check_profile_run(what, app(eal, p, MODE_ARGS[mode] + ["--config", host, "--print-config"]), port,
-                                profile, mode)
+        args = MODE_ARGS[mode] + list(extra)
+        out = check_profile_run(what, app(eal, p, args + ["--config", host, "--print-config"]), port, profile, mode)
         if out:
-            round_trip(what, eal, p, MODE_ARGS[mode], out)
+            round_trip(what, eal, p, args, out)
         ran &= bool(out)
     return ran
 
@@ -198,12 +198,14 @@ def case_profiles():
         check(False, f"{capture} is present (tests need ../shared/pcaps)")
         return
     eal = NOHUGE + ["-l", "0", "--vdev", f"net_pcap0,rx_pcap={capture}"]
-    if profile_runs("net_pcap", "net_pcap0", eal, ["tap"], host):
+    # (--capture-reader net_pcap: a regular pcap file is otherwise read
+    # memory-mapped, without a net_pcap port to configure.)
+    if profile_runs("net_pcap", "net_pcap0", eal, ["tap"], host, extra=["--capture-reader", "net_pcap"]):
         ran.append("net_pcap")
     # A device section over [default] over the profile.
     p = prefix("over")
     over = write("over.ini", "[default]\nprofile = auto\nmbufs = 12000\n[net_pcap0]\nrx_desc = 512\n")
-    r = app(eal, p, ["tap", "--config", over, "--print-config"])
+    r = app(eal, p, ["tap", "--capture-reader", "net_pcap", "--config", over, "--print-config"])
     if check(r.returncode == 0, "net_pcap tap with overrides: exits 0", r.stderr):
         got, notes = ini(r.stdout)["net_pcap0"], comments(r.stdout, "net_pcap0")
         check(got["rx_desc"] == "512" and notes["rx_desc"].startswith(f"{over} [net_pcap0] rx_desc = 512"),
@@ -270,7 +272,7 @@ def case_badvalues():
     # Refused by the profile's documented limits, once the port's driver is
     # known (after EAL probed it): status 1.
     bad = write("bad_profile.ini", "[default]\nprofile = auto\n[net_pcap0]\nprofile = net_pcap\nrx_queues = 17\n")
-    r = app(eal, prefix("bad1"), ["tap", "--config", bad])
+    r = app(eal, prefix("bad1"), ["tap", "--capture-reader", "net_pcap", "--config", bad])
     one_line_error("rx_queues beyond net_pcap's documented 16", r, 1,
                    f"dpdk-millipede tap: {bad} [net_pcap0] rx_queues = 17: allowed 1-16 (net_pcap's documented limits")
     # What the file alone shows is wrong: before EAL starts, status 2.

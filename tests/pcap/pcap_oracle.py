@@ -216,8 +216,11 @@ def captures_in(paths):
 def check_capture(app, path, tag, failures):
     name = os.path.basename(path)
     ours = run_tap(app, path, f"{tag}a", ["-l", "0"], ["--flows-out", "-"])
+    # The second run also reads through DPDK's net_pcap: both capture readers
+    # must give the same flows (the first reads a pcap file memory-mapped).
     pinned = run_tap(app, path, f"{tag}b", ["-l", "0"],
-                     ["--workers", "4", "--policy", "busy", "--migrate", "--check-order", "--flows-out", "-"])
+                     ["--workers", "4", "--policy", "busy", "--migrate", "--check-order", "--flows-out", "-",
+                      "--capture-reader", "net_pcap"])
     rejects = sum(ours["rejects"].values())
     accounted = ours["classified"] + rejects + sum(ours["drops"].values())
     reasons = ",".join(f"{k}={v}" for k, v in sorted(ours["rejects"].items())) or "-"
@@ -239,7 +242,7 @@ def check_capture(app, path, tag, failures):
                 failures.append(f"{name}: {recorded} {proto} flow records != tshark {theirs[proto]}")
         frames = TsharkFlows(path)
         compared = compare_flows(name, record_flows(ours["records"]), frames.flows, failures)
-        # The 4-worker run with migration must count every flow alike.
+        # The 4-worker run with migration (and net_pcap) must count every flow alike.
         if record_flows(pinned["records"]) != record_flows(ours["records"]):
             failures.append(f"{name}: per-flow packets or bytes differ with 4 workers (busy, migrate)")
         our_ids = {r["community_id"] for r in ours["records"]
@@ -261,6 +264,13 @@ def check_capture(app, path, tag, failures):
         if unjoined != frames.unjoined:
             failures.append(f"{name}: {unjoined} fragments unjoined, tshark's order leaves {frames.unjoined}")
     print(f"{name:28} {theirs_text:>15} {ours['flows']['tcp']:>6}/{ours['flows']['udp']:<6} {compared!s:>6}  {reasons}")
+    pcap_file = open(path, "rb").read(4) in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+                                              b"\xa1\xb2\x3c\x4d")
+    if ours["mmap_packets"] != (ours["packets"] if pcap_file else 0):
+        failures.append(f"{name}: {ours['mmap_packets']} of {ours['packets']} packets through the mmap reader "
+                        f"({'all' if pcap_file else 'none'} expected for this file)")
+    if pinned["mmap_packets"] != 0:
+        failures.append(f"{name}: --capture-reader net_pcap still read {pinned['mmap_packets']} packets mapped")
     if accounted != ours["packets"]:
         failures.append(f"{name}: {ours['packets']} packets but {accounted} accounted for")
     if pinned["flows"] != ours["flows"]:

@@ -1,0 +1,113 @@
+// The tap data plane: the DPI tap's lcore pipeline (docs/tap.md).
+//
+//   ports (RX queue 0) and capture files (mmap reader, capture_source.h)
+//       -> [rx lcore: lib/flow classifier and its flow table]
+//       -> one SP/SC ring per logical worker
+//       -> [worker lcores: TapWorkerHandler::on_packet / on_notice, in ring order]
+//
+// The lcore roles are the transport's plan (lcores.h, plan_lcores(); its
+// "session" role means nothing here): one lcore does everything; two:
+// control | rx + every worker; more: control | rx | worker lcores, the
+// logical workers (--workers, may exceed the lcores) spread round-robin over
+// the worker lcores. What the workers do with a packet is the application's
+// (tap: nDPI and flow records, app/tap_worker.h): the plane owns the loops,
+// the rings, the flow table and the inputs.
+//
+// Contract
+// - open(): after rte_eal_init(), on the main lcore. Starts the ports, maps
+//   the capture files and makes their pools, or fails with one line and an
+//   exit status (2: nothing to read, 1: any other failure).
+// - start_pipeline(): on the main lcore after open(), before run(): makes
+//   the classifier and the rings. One handler per logical worker (workers());
+//   the handlers must outlive run().
+// - run(): launches the lcores and runs the control loop on the main lcore
+//   (calls `stats_due` there at every --stats-interval and on a stats
+//   request); returns once every lcore has stopped: at the end of the input
+//   (capture files; --exit-on-idle), after --duration, or when *stop became
+//   true. Every flow still open then ends with "end-of-input", and every
+//   notice has reached its worker's handler. Returns 0, or 1 when a capture
+//   file was cut short (its line is on stderr; what it held was processed).
+// - TapWorkerHandler: on_packet/on_notice are called only from the lcore
+//   that polls that logical worker, never concurrently for one handler.
+//   on_packet owns the mbuf (must free it); on_notice owns the state object
+//   (ClassifierConfig::flow_state_pool's, returns it to the pool).
+// - The accessors (classifier(), worker_counters(), ...) read counters with
+//   one writer each (the rx lcore, a worker lcore) without locks: from any
+//   thread, figures may lag by a burst.
+// - Nothing on the data path allocates, blocks or throws. A port's packets
+//   a full worker ring cannot take are dropped and counted (a mirror port
+//   cannot wait); a capture file is read only while every worker ring has
+//   room for what one step may hand over (a file can wait), so replaying a
+//   file loses nothing however slow the workers are.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "millipede/flow/classifier.h"
+
+struct rte_mbuf;
+struct rte_mempool;
+
+namespace millipede::dataplane {
+
+// What a logical worker does with its packets (see the contract).
+class TapWorkerHandler {
+  public:
+    virtual ~TapWorkerHandler() = default;
+    // `arrival_ns`: Unix time of the poll (for inputs without capture times).
+    virtual void on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t arrival_ns) = 0;
+    virtual void on_notice(void *state, flow::FlowEndReason why) = 0;
+};
+
+struct TapConfig {
+    flow::ClassifierConfig cls;          // policy, ring size, table; workers: see workers_given
+    bool workers_given = false;          // else one logical worker per worker lcore
+    std::vector<uint16_t> ports;         // --port (empty: every port)
+    std::vector<std::string> captures;   // regular pcap files for the mmap reader
+    uint64_t exit_on_idle_ms = UINT64_MAX; // UINT64_MAX: 300 ms when every port is net_pcap, else never
+    uint64_t duration_ns = 0;
+    uint64_t stats_interval_ns = 0;
+    unsigned mbufs = 0;                  // per input pool; 0: 8191 + workers x ring size
+    bool busy_poll = false;              // idle lcores spin instead of backing off
+    // Set by signal handlers (may be set before open()); the control loop
+    // reads *stop and clears *stats_request when it prints.
+    std::atomic<bool> *stop = nullptr;
+    std::atomic<bool> *stats_request = nullptr;
+};
+
+class TapPlane {
+  public:
+    static std::unique_ptr<TapPlane> open(const TapConfig &cfg, std::string &err, int &status);
+    ~TapPlane();
+    TapPlane(const TapPlane &) = delete;
+    TapPlane &operator=(const TapPlane &) = delete;
+
+    int socket() const;          // NUMA socket of the first input: where per-flow state should live
+    bool capture_times() const;  // every input is a capture: mbufs carry its times (Rx timestamp field)
+    unsigned workers() const;    // logical workers
+    std::string lcore_roles() const; // "lcore 0: control; lcore 1: rx+worker 0"
+
+    // `flow_state_pool` may be null (no per-flow state, no notices).
+    bool start_pipeline(rte_mempool *flow_state_pool, std::vector<TapWorkerHandler *> handlers, std::string &err);
+    int run(const std::function<void()> &stats_due);
+
+    // Figures (see the contract).
+    flow::Classifier &classifier();
+    const flow::WorkerCounters &worker_counters(unsigned w) const;
+    uint64_t start_tsc() const;
+    double seconds() const; // of run(), so far or in all
+    uint64_t capture_packets() const; // packets the mmap reader handed out
+
+    struct Impl;
+
+  private:
+    explicit TapPlane(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace millipede::dataplane

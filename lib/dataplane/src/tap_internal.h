@@ -1,0 +1,72 @@
+// The tap plane's state, shared by its parts (tap_setup.cpp, tap_run.cpp).
+// Not part of the public contract. Who touches what:
+//   cls, captures, port list, rx_packets          the rx lcore (after set-up)
+//   worker_ports[w], handlers[w]                  the lcore that polls logical worker w
+//   input_done, classifier_done, last_rx_tsc      any (atomics)
+//   everything else                               the main lcore, during set-up and teardown
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <rte_cycles.h>
+
+#include "millipede/dataplane/capture_source.h"
+#include "millipede/dataplane/lcores.h"
+#include "millipede/dataplane/tap.h"
+#include "millipede/flow/classifier.h"
+
+struct rte_mempool;
+
+namespace millipede::dataplane {
+
+struct TapPlane::Impl {
+    TapConfig cfg;
+    LcorePlan plan;
+    std::vector<unsigned> worker_lcore_slots; // plan slots with kRoleWorker, in worker order
+    std::vector<uint16_t> ports;              // started
+    std::vector<std::unique_ptr<CaptureSource>> captures;
+    bool capture_times = false; // every input is a capture file or a net_pcap port
+    bool pcap_ports = false;    // there are ports and every one is net_pcap
+    int socket = 0;
+    rte_mempool *port_pool = nullptr;
+    std::unique_ptr<flow::Classifier> cls;
+    std::vector<std::unique_ptr<flow::WorkerPort>> worker_ports; // per logical worker
+    std::vector<TapWorkerHandler *> handlers;                    // per logical worker
+    uint64_t tsc_hz = 0, start_tsc = 0, end_tsc = 0;
+    uint64_t epoch_ns_at_start = 0;
+    uint64_t exit_on_idle_tsc = 0; // 0: never
+    uint64_t rx_iter = 0;          // rx lcore
+    unsigned room_needed = 0;      // free entries every worker ring needs before a capture is read
+    std::atomic<uint64_t> last_rx_tsc{0};
+    std::atomic<bool> input_done{false};      // no more input: the rx lcore ends every flow
+    std::atomic<bool> classifier_done{false}; // every packet and notice is in the workers' rings
+    int status = 0;
+
+    // set-up (tap_setup.cpp)
+    bool open_inputs(std::string &err, int &status);
+    bool make_pipeline(rte_mempool *flow_state_pool, std::vector<TapWorkerHandler *> hs, std::string &err);
+    void teardown();
+
+    // run (tap_run.cpp)
+    uint64_t now_ns() const { // since the run's start: the classifier's clock for idle expiry
+        return static_cast<uint64_t>(static_cast<double>(rte_rdtsc() - start_tsc) * 1e9 /
+                                     static_cast<double>(tsc_hz));
+    }
+    uint64_t arrival_ns() const { // Unix time, for records of inputs without capture times
+        return epoch_ns_at_start + now_ns();
+    }
+    bool stop_requested() const;
+    bool captures_have_room() const;
+    unsigned rx_step();
+    unsigned workers_step(unsigned first, unsigned stride);
+    bool rings_empty(unsigned first, unsigned stride) const;
+    template <class Work> void finish_input(Work &&work);
+    int lcore_main(unsigned slot, const std::function<void()> *stats_due);
+};
+
+} // namespace millipede::dataplane

@@ -1,0 +1,182 @@
+// The tap plane's lcores: each runs the stages its roles give it (lcores.h,
+// tap.h), backs off when idle, and stops once the input has ended and every
+// packet and end-of-flow notice has reached its worker.
+#include <cstdio>
+#include <time.h>
+
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_ring.h>
+
+#include "millipede/dataplane/capture_file.h"
+#include "tap_internal.h"
+
+namespace millipede::dataplane {
+
+bool TapPlane::Impl::stop_requested() const {
+    return (cfg.stop && cfg.stop->load(std::memory_order_relaxed)) || (cfg.duration_ns && now_ns() > cfg.duration_ns);
+}
+
+bool TapPlane::Impl::captures_have_room() const {
+    for (unsigned w = 0; w < cfg.cls.workers; ++w)
+        if (rte_ring_free_count(cls->worker_ring(w)) < room_needed) return false;
+    return true;
+}
+
+// One step of receive + classify on the rx lcore. Returns packets received.
+unsigned TapPlane::Impl::rx_step() {
+    unsigned total = 0;
+    rte_mbuf *pkts[flow::kBurst];
+    const uint64_t now = now_ns();
+    for (uint16_t p : ports) {
+        const unsigned n = rte_eth_rx_burst(p, 0, pkts, flow::kBurst);
+        if (n) cls->process_burst(pkts, n, now);
+        total += n;
+    }
+    bool files_left = false;
+    for (auto &c : captures) {
+        if (c->done()) continue;
+        files_left = true;
+        if (!captures_have_room()) break; // the workers catch up first: a file can wait
+        const unsigned n = c->read_burst(pkts, flow::kBurst);
+        if (n) cls->process_burst(pkts, n, now);
+        total += n;
+    }
+    if ((++rx_iter & 63) == 0) cls->expire(now);
+    const uint64_t tsc = rte_rdtsc();
+    if (total) {
+        last_rx_tsc.store(tsc, std::memory_order_relaxed);
+    } else {
+        cls->flush_staged(); // the input went quiet: nothing waits for the next burst
+        const bool ports_idle =
+            ports.empty() ||
+            (exit_on_idle_tsc && tsc - last_rx_tsc.load(std::memory_order_relaxed) > exit_on_idle_tsc);
+        if (!files_left && ports_idle) input_done.store(true);
+    }
+    return total;
+}
+
+unsigned TapPlane::Impl::workers_step(unsigned first, unsigned stride) {
+    unsigned done = 0;
+    const uint64_t now = arrival_ns(); // once per step: packets without a capture time
+    for (unsigned w = first; w < worker_ports.size(); w += stride) {
+        TapWorkerHandler &h = *handlers[w];
+        done += worker_ports[w]->poll([&](rte_mbuf *m, const flow::FlowMeta &meta) { h.on_packet(m, meta, now); },
+                                      [&](void *state, flow::FlowEndReason why) { h.on_notice(state, why); });
+    }
+    return done;
+}
+
+bool TapPlane::Impl::rings_empty(unsigned first, unsigned stride) const {
+    for (unsigned w = first; w < worker_ports.size(); w += stride)
+        if (!rte_ring_empty(cls->worker_ring(w))) return false;
+    return true;
+}
+
+// End of input on the rx lcore: end every flow, then hand every staged
+// packet and notice over. Rings may be full, so this retries while the
+// workers drain them (`work` runs them when they share this lcore).
+template <class Work> void TapPlane::Impl::finish_input(Work &&work) {
+    cls->flush();
+    Backoff b{cfg.busy_poll};
+    while (!cls->all_handed_over()) {
+        cls->flush_staged();
+        work() ? b.reset() : b.idle();
+    }
+    classifier_done.store(true, std::memory_order_release);
+}
+
+int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats_due) {
+    const LcorePlan::Lcore &me = plan.lcores[slot];
+    const bool rx = me.roles & kRoleRx, control = me.roles & kRoleControl, work = me.roles & kRoleWorker;
+    // Logical workers w = first, first + stride, ... run here.
+    // (The plan has one worker per worker lcore here: plan_lcores(ids, 0).)
+    const unsigned first = me.workers.empty() ? 0 : me.workers[0], stride = plan.workers ? plan.workers : 1;
+    uint64_t next_stats = cfg.stats_interval_ns, iter = 0;
+    auto control_duties = [&] {
+        // A plain load first: the exchange's locked write stays off the hot
+        // loop unless a stats request actually came. Checked every round, so
+        // a request made before the run (a signal during start-up) is
+        // answered by its first round, however short the run.
+        if (cfg.stats_request && cfg.stats_request->load(std::memory_order_relaxed) &&
+            cfg.stats_request->exchange(false))
+            (*stats_due)();
+        if (cfg.stats_interval_ns && (++iter & 1023) == 0 && now_ns() >= next_stats) {
+            (*stats_due)();
+            next_stats += cfg.stats_interval_ns;
+        }
+    };
+    if (!rx && !work) {
+        // The main lcore while others move the packets: stats lines, stop.
+        while (!classifier_done.load(std::memory_order_acquire)) {
+            rte_delay_us_sleep(10'000);
+            if (stop_requested()) input_done.store(true);
+            iter = 1023; // the interval is due for a check every 10 ms here
+            control_duties();
+        }
+        return 0;
+    }
+    Backoff b{cfg.busy_poll};
+    if (rx) {
+        last_rx_tsc.store(rte_rdtsc(), std::memory_order_relaxed);
+        while (!input_done.load(std::memory_order_relaxed) && !stop_requested()) {
+            const unsigned n = rx_step() + (work ? workers_step(first, stride) : 0);
+            n ? b.reset() : b.idle();
+            if (control) control_duties();
+        }
+        input_done.store(true);
+        finish_input([&] { return work ? workers_step(first, stride) : 0u; });
+        if (work)
+            while (!rings_empty(first, stride)) workers_step(first, stride);
+        return 0;
+    }
+    for (;;) {
+        if (workers_step(first, stride)) {
+            b.reset();
+            continue;
+        }
+        // Done only once the rx lcore has handed over everything, notices
+        // included, and this lcore's rings are empty.
+        if (classifier_done.load(std::memory_order_acquire) && rings_empty(first, stride)) break;
+        b.idle();
+    }
+    return 0;
+}
+
+namespace {
+struct LaunchArg {
+    TapPlane::Impl *impl;
+    unsigned slot;
+    const std::function<void()> *stats_due;
+};
+} // namespace
+
+int TapPlane::run(const std::function<void()> &stats_due) {
+    Impl &m = *impl_;
+    timespec wall{};
+    clock_gettime(CLOCK_REALTIME, &wall);
+    m.epoch_ns_at_start = uint64_t(wall.tv_sec) * 1'000'000'000ull + uint64_t(wall.tv_nsec);
+    m.start_tsc = rte_rdtsc();
+    std::vector<LaunchArg> args(m.plan.lcores.size());
+    for (unsigned slot = 1; slot < m.plan.lcores.size(); slot++) {
+        args[slot] = LaunchArg{&m, slot, &stats_due};
+        rte_eal_remote_launch(
+            [](void *a) -> int {
+                auto *la = static_cast<LaunchArg *>(a);
+                return la->impl->lcore_main(la->slot, la->stats_due);
+            },
+            &args[slot], m.plan.lcores[slot].id);
+    }
+    m.lcore_main(0, &stats_due);
+    for (unsigned slot = 1; slot < m.plan.lcores.size(); slot++) rte_eal_wait_lcore(m.plan.lcores[slot].id);
+    m.end_tsc = rte_rdtsc();
+    for (const auto &c : m.captures)
+        if (!c->error().empty()) {
+            std::fprintf(stderr, "dpdk-millipede tap: %s\n", c->error().c_str());
+            m.status = 1;
+        }
+    return m.status;
+}
+
+} // namespace millipede::dataplane
