@@ -70,6 +70,7 @@ struct TapOptions {
     unsigned dpi_flows = 0;           // flow state objects; 0 = automatic
     unsigned record_ring = 1u << 16; // records waiting for the writer thread
     unsigned mbufs = 0;              // receive pool; 0 = 8191 + workers x ring size
+    ExportOptions exp;               // --flows-format, --ipfix*: tap_records.h
     bool help = false;
 };
 
@@ -97,7 +98,9 @@ void tap_usage(FILE *f) {
                  "  --flows-out FILE|-          one JSON record per ended flow (Community ID, 5-tuple,\n"
                  "                              first/last seen, packets and bytes per direction, nDPI\n"
                  "                              master/app protocol, worker, end reason), written by a\n"
-                 "                              writer thread; a full record ring drops and counts\n"
+                 "                              writer thread; a full record ring drops and counts\n");
+    export_usage(f);
+    std::fprintf(f,
                  "  --no-dpi                    classify and record without nDPI inspection\n"
                  "  --dpi-flows N               flow state objects, i.e. flows inspected at once (default\n"
                  "                              the flow capacity, at most 65536; a flow beyond gets none\n"
@@ -224,10 +227,13 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             auto v = value("summary");
             if (!v) return "--summary needs a file name or -";
             o.summary_path = std::string(*v);
+        } else if (std::string err; parse_export_option(argc, argv, i, o.exp, err)) {
+            if (!err.empty()) return err;
         } else {
             return "unknown tap option '" + std::string(a) + "' (see tap --help)";
         }
     }
+    if (o.exp.format != FlowsFormat::Json && o.flows_path.empty()) return "--flows-format needs --flows-out";
     return {};
 }
 
@@ -547,6 +553,7 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
                  (unsigned long)tot.flows_ended, (unsigned long)(r.writer ? r.writer->written() : 0),
                  (unsigned long)tot.records_dropped, (unsigned long)tot.unseen_flows,
                  (unsigned long)s.notices_deferred);
+    if (r.writer) std::fprintf(f, "%s,", r.writer->export_summary_json().c_str());
     std::fprintf(f, "\"per_worker\":[");
     for (unsigned w = 0; w < r.workers.size(); ++w)
         std::fprintf(f,
@@ -689,10 +696,10 @@ int run_tap_on_eal(const TapOptions &opt) {
         engines.push_back(dpi::Engine::create(err));
         if (!engines.back()) return fail(err);
     }
-    if (records) {
+    if (records || r.opt.exp.any()) {
         std::vector<std::string> names;
         if (!engines.empty()) names = engines[0]->names();
-        r.writer = RecordWriter::create(records, std::move(names), r.opt.record_ring, socket, err);
+        r.writer = RecordWriter::create(records, r.opt.exp, std::move(names), r.opt.record_ring, socket, err);
         if (!r.writer) return fail(err);
     }
     r.cls = Classifier::create(r.opt.cls, nullptr, err);
