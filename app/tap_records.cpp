@@ -406,7 +406,9 @@ fe::FlowView flow_view(const FlowRecord &r, const std::vector<std::string> &name
     }
     v.dpi = !(r.flags & kRecDpiOff);
     if (v.dpi) {
-        auto name = [&](uint16_t i) -> std::string_view { return i < names.size() ? names[i] : "Unknown"; };
+        // Both arms string_view: a std::string arm would make the result a
+        // temporary copy, and the view would dangle.
+        auto name = [&](uint16_t i) { return i < names.size() ? std::string_view(names[i]) : std::string_view("Unknown"); };
         v.app_guessed = r.flags & kRecGuessed;
         v.app_label = label;
         v.app_master = name(r.l7_master);

@@ -50,6 +50,12 @@ SURICATA_PROTO = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP
                   132: "SCTP"}
 
 
+# Suricata 7's app-layer protocol names (`suricata --list-app-layer-protos`).
+SURICATA_APP_LAYERS = {"http", "http2", "ftp", "ftp-data", "smtp", "tls", "ssh", "imap", "pop3", "smb", "dcerpc",
+                       "dns", "modbus", "enip", "dnp3", "nfs", "ntp", "tftp", "ike", "krb5", "dhcp", "snmp", "sip",
+                       "rfb", "mqtt", "pgsql", "telnet", "rdp", "quic", "bittorrent-dht", "irc", "ldap"}
+
+
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -344,7 +350,15 @@ def eve_vs_record(e, r):
     if "icmp_type" in e:
         pairs += [(e["icmp_type"], r["icmp_type"]), (e["icmp_code"], r["icmp_code"])]
     if "ndpi" in e:
-        pairs.append((e["ndpi"]["l7"], r["l7"]))
+        pairs += [(e["ndpi"]["l7"], r["l7"]), (e["ndpi"]["master"], r["l7_master"]), (e["ndpi"]["app"], r["l7_app"]),
+                  (e["ndpi"]["guessed"], r["l7_guessed"])]
+    # app_proto: Suricata's app-layer name for the protocol when Suricata has
+    # one, else nDPI's name in lower case; "failed" when nDPI named nothing.
+    names = {n.lower() for n in (r["l7_master"], r["l7_app"]) if n != "Unknown"}
+    if not names:
+        pairs.append((e["app_proto"], "failed"))
+    elif e["app_proto"] not in names | SURICATA_APP_LAYERS:
+        p.append(f"app_proto {e['app_proto']!r} is neither Suricata's nor nDPI's name for {sorted(names)}")
     for got, want in pairs:
         if got != want:
             p.append(f"{got!r} != {want!r}")
