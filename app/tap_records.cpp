@@ -82,7 +82,7 @@ void export_usage(FILE *f) {
                  "                              eve.json flow events (event_type \"flow\")\n"
                  "  --ipfix HOST:PORT           also send every record as IPFIX (RFC 7011) over UDP to a\n"
                  "                              collector ([IPv6]:PORT for an IPv6 address); a message the\n"
-                 "                              socket cannot take is dropped and counted, never waited for\n"
+                 "                              socket cannot take within 5 ms is dropped and counted\n"
                  "  --ipfix-biflow              one RFC 5103 biflow record per flow (the responder's\n"
                  "                              counters in reverse elements) instead of one record per\n"
                  "                              direction, which every collector (nfdump 1.7 too) reads\n"
