@@ -192,9 +192,13 @@ std::unique_ptr<RecordWriter> RecordWriter::create(FILE *out, const ExportOption
     static bool registered = false; // commands outlive runs: register once
     if (!registered) {
         registered = true;
-        rte_telemetry_register_cmd("/millipede/tap/export", tel_export,
-                                   "tap record export: records written; IPFIX collector, messages, records, "
-                                   "template messages, dropped messages and records, refused. No parameters");
+        // DPDK refuses a help text of 128 bytes or more (RTE_TEL_MAX_STRING_LEN).
+        if (int rc = rte_telemetry_register_cmd("/millipede/tap/export", tel_export,
+                                                "tap export: records written; IPFIX collector, messages, records, "
+                                                "drops, refusals. No parameters");
+            rc != 0)
+            std::fprintf(stderr, "dpdk-millipede tap: telemetry /millipede/tap/export not registered: %s\n",
+                         std::strerror(-rc));
     }
     w->thread_ = std::thread([p = w.get()] { p->run(); });
     return w;

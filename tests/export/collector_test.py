@@ -44,7 +44,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
-from rig import FAILS, check, log, skip, wait_until  # noqa: E402
+from rig import FAILS, check, log, skip, telemetry, wait_until  # noqa: E402
 
 SURICATA_PROTO = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 51: "AH", 58: "IPv6-ICMP",
                   132: "SCTP"}
@@ -387,6 +387,40 @@ def check_sinks(app, captures, tmp):
           f"record ring of 64: {r['written']} written + {r['dropped']} dropped = {r['flows_ended']} flows ended", r)
 
 
+def check_telemetry(app, folder):
+    """/millipede/tap/export answers while tap runs (a looped capture)."""
+    port = free_udp_port()
+    prefix = f"export_{os.getpid()}_tel"
+    cmd = [app, "--no-huge", "--no-pci", "-m", "512", "--log-level=lib.eal:error", "--file-prefix", prefix, "-l", "0",
+           "--vdev", f"net_pcap0,rx_pcap={os.path.join(folder, 'ftp.pcap')},infinite_rx=1", "--",
+           "tap", "--duration", "60", "--ipfix", f"127.0.0.1:{port}"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = []
+    try:
+        def exported():
+            if p.poll() is not None:
+                raise RuntimeError(f"tap exited early: {p.returncode}: {p.stderr.read()[-500:]}")
+            try:
+                t = telemetry(prefix, "/millipede/tap/export")
+            except (OSError, ValueError) as e:
+                last.append(repr(e))
+                return None
+            last.append(t)
+            return t if t and t.get("ipfix_records", 0) + t.get("ipfix_dropped_records", 0) > 0 else None
+        t = wait_until(exported, 30, 0.2)
+        check(t and t["ipfix_enabled"] == 1 and t["ipfix_collector"] == f"127.0.0.1:{port}" and
+              t["records_written"] > 0 and "ipfix_refused" in t,
+              "/millipede/tap/export reports the collector, records and refusals while tap runs", t, last[-3:])
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    check(p.returncode == 0, f"tap ends normally on SIGTERM: {p.returncode}")
+
+
 def check_options(app):
     for args, text in ((["--ipfix"], "--ipfix needs HOST:PORT"), (["--ipfix", "collector"], "HOST:PORT"),
                        (["--ipfix", "127.0.0.1:0"], "port from 1 to 65535"),
@@ -428,6 +462,7 @@ def main():
         if records:
             check_eve(app, captures, records)
         check_sinks(app, captures, tmp)
+    check_telemetry(app, folder)
     if FAILS:
         log(f"{len(FAILS)} check(s) failed")
         return 1
