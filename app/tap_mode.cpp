@@ -72,6 +72,7 @@ struct TapOptions {
     bool print_config = false;       // --print-config: print the ports' settings and exit
     bool mmap_captures = true;       // --capture-reader: the mmap reader for regular pcap files
     bool busy_poll = false;
+    ExportOptions exp;               // --flows-format, --ipfix*: tap_records.h
     bool help = false;
 };
 
@@ -99,7 +100,9 @@ void tap_usage(FILE *f) {
                  "  --flows-out FILE|-          one JSON record per ended flow (Community ID, 5-tuple,\n"
                  "                              first/last seen, packets and bytes per direction, nDPI\n"
                  "                              master/app protocol, worker, end reason), written by a\n"
-                 "                              writer thread; a full record ring drops and counts\n"
+                 "                              writer thread; a full record ring drops and counts\n");
+    export_usage(f);
+    std::fprintf(f,
                  "  --no-dpi                    classify and record without nDPI inspection\n"
                  "  --dpi-flows N               flow state objects, i.e. flows inspected at once (default\n"
                  "                              the flow capacity, at most 65536; a flow beyond gets none\n"
@@ -249,10 +252,13 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             auto v = value("summary");
             if (!v) return "--summary needs a file name or -";
             o.summary_path = std::string(*v);
+        } else if (std::string err; parse_export_option(argc, argv, i, o.exp, err)) {
+            if (!err.empty()) return err;
         } else {
             return "unknown tap option '" + std::string(a) + "' (see tap --help)";
         }
     }
+    if (o.exp.format != FlowsFormat::Json && o.flows_path.empty()) return "--flows-format needs --flows-out";
     return {};
 }
 
@@ -420,10 +426,10 @@ int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captur
         engines.push_back(dpi::Engine::create(err));
         if (!engines.back()) return cleanup(), fail(err);
     }
-    if (records) {
+    if (records || opt.exp.any()) {
         std::vector<std::string> names;
         if (!engines.empty()) names = engines[0]->names();
-        r.writer = RecordWriter::create(records, std::move(names), opt.record_ring, socket, err);
+        r.writer = RecordWriter::create(records, opt.exp, std::move(names), opt.record_ring, socket, err);
         if (!r.writer) return cleanup(), fail(err);
     }
     std::vector<dataplane::TapWorkerHandler *> handlers;

@@ -197,6 +197,7 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
                  (unsigned long)tot.flows_ended, (unsigned long)(r.writer ? r.writer->written() : 0),
                  (unsigned long)tot.records_dropped, (unsigned long)tot.unseen_flows,
                  (unsigned long)s.notices_deferred);
+    if (r.writer) std::fprintf(f, "%s,", r.writer->export_summary_json().c_str());
     std::fprintf(f, "\"per_worker\":[");
     for (unsigned w = 0; w < r.workers.size(); ++w)
         std::fprintf(f,

@@ -73,6 +73,7 @@ void TapWorker::on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burs
         f->dport = icmp ? p.icmp_code : p.dst_port;
         f->first_ns = ts;
         f->packets[0] = f->packets[1] = f->bytes[0] = f->bytes[1] = 0;
+        f->l3 = L3Tally{};
         if (engine_) engine_->init(ndpi_state(f), f->verdict);
         else f->verdict = dpi::Verdict{};
         TapWorkerStats::bump(stats.flows_started);
@@ -80,6 +81,7 @@ void TapWorker::on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burs
     unsigned d = meta.direction == f->first_dir ? 0 : 1;
     ++f->packets[d];
     f->bytes[d] += frame_len;
+    if (writer_ && writer_->wants_l3()) tally_l3(f->l3, d, m);
     TapWorkerStats::bump(stats.bytes, frame_len);
     f->last_ns = ts;
     f->migrations = meta.epoch;
@@ -113,6 +115,7 @@ void TapWorker::on_notice(void *state, flow::FlowEndReason why) {
             r.packets[1] = f->packets[1];
             r.bytes[0] = f->bytes[0];
             r.bytes[1] = f->bytes[1];
+            r.l3 = f->l3;
             r.dpi_packets = f->verdict.packets;
             r.sport = f->sport;
             r.dport = f->dport;

@@ -12,6 +12,8 @@
 //   new worker (the classifier's migration rule orders the hand-over). The
 //   worker that receives the flow's end notice finishes the inspection,
 //   pushes the record and returns the object to the pool.
+// - IP bytes and TCP flags per direction (IPFIX and eve.json report them)
+//   are tallied only when the record writer asks (RecordWriter::wants_l3()).
 // - Nothing here allocates per packet; nDPI itself may, inside a flow
 //   (host names, TLS buffers), and that is released at the flow's end.
 // - A frame chained over several mbufs (longer than one: net_pcap, RX
@@ -51,6 +53,7 @@ struct alignas(64) TapFlow {
     uint8_t src[16], dst[16];
     uint64_t first_ns, last_ns;
     uint64_t packets[2], bytes[2];
+    L3Tally l3;
     dpi::Verdict verdict;
 };
 inline constexpr std::size_t kTapFlowHeader = (sizeof(TapFlow) + 63) & ~std::size_t(63);

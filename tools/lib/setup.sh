@@ -9,7 +9,7 @@ MILLIPEDE_PACKAGES=(
   build-essential meson ninja-build pkg-config python3
   dpdk dpdk-dev libdpdk-dev libnuma-dev libisal-dev libssl-dev libpcap-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libndpi-dev libndpi-bin tshark python3-scapy
+  libndpi-dev libndpi-bin tshark python3-scapy nfdump
   clang libclang-rt-14-dev
   socat iperf3 iproute2 ethtool procps python3-matplotlib
 )
