@@ -53,7 +53,7 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|')
 want=(/usr/bin/dpdk-millipede /usr/share/man/man1/dpdk-millipede.1.gz
   /lib/systemd/system/dpdk-millipede-tap@.service /lib/systemd/system/dpdk-millipede-rx@.service
   /usr/share/doc/dpdk-millipede/examples/tap.conf /usr/share/doc/dpdk-millipede/examples/rx.conf
-  /etc/dpdk-millipede/)
+  /etc/dpdk-millipede/ /var/log/dpdk-millipede/)
 if [ -d "$root/drivers-config" ]; then
   want+=(/usr/share/dpdk-millipede/drivers-config/)
   n_profiles=$(find "$root/drivers-config" -type f | wc -l)

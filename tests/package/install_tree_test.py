@@ -64,6 +64,8 @@ def main():
     tap_unit = at(unitdir, "dpdk-millipede-tap@.service")
     if os.path.isfile(tap_unit) and "Restart=on-failure" not in open(tap_unit).read():
         failures.append("the tap unit does not restart on failure")
+    if not os.path.isdir(at("/var/log/dpdk-millipede")):
+        failures.append("/var/log/dpdk-millipede is not created (the tap unit's StandardOutput=append: needs it)")
     src_profiles = os.path.join(source, "drivers-config")
     inst_profiles = at(prefix, opts["datadir"], "dpdk-millipede", "drivers-config")
     n = 0

@@ -106,14 +106,15 @@ mkdir -p "\$1/boot/grub/i386-pc"
 cp "\$1"/usr/lib/grub/i386-pc/*.mod "\$1"/usr/lib/grub/i386-pc/*.lst "\$1/boot/grub/i386-pc/"
 cat >"\$1/boot/grub/grub.cfg" <<'EOT'
 # dpdk-millipede appliance (tools/appliance/build.sh). The kernel command
-# line is the "linux" line: add isolcpus=, nohz_full=, hugepages= here
+# line is the "linux" line (intel_iommu=on: vfio-pci for the port where the
+# machine has VT-d); add isolcpus=, nohz_full=, hugepages= here
 # (docs/deploy.md); no update-grub rewrites this file.
 serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
 set timeout=1
 menuentry "dpdk-millipede tap appliance" {
-  linux /vmlinuz root=UUID=$uuid ro console=tty0 console=ttyS0,115200n8
+  linux /vmlinuz root=UUID=$uuid ro intel_iommu=on iommu=pt console=tty0 console=ttyS0,115200n8
   initrd /initrd.img
 }
 EOT
