@@ -348,6 +348,9 @@ def main():
         except subprocess.TimeoutExpired:
             print(console_tail(console))
             fail("the VM did not power off after an ACPI power-down")
+        if qemu.returncode != 0:
+            print(console_tail(console))
+            fail(f"qemu ended with status {qemu.returncode}, not by the guest's power-off")
         qemu = None
         log("the appliance powered off")
 

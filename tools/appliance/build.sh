@@ -88,7 +88,9 @@ rm -rf "$rootdir" "$out/image.tmp"
 mkdir -p "$out/apt-cache"
 
 uuid=$(cat /proc/sys/kernel/random/uuid)
-packages=linux-image-amd64,systemd-sysv,udev,kmod,initramfs-tools,grub-pc-bin,pciutils,iproute2,procps,less
+# dbus: systemd-logind needs it, and logind turns the power button (ACPI) into
+# a clean shutdown, which stops the tap with SIGTERM (its records flushed).
+packages=linux-image-amd64,systemd-sysv,udev,kmod,dbus,initramfs-tools,grub-pc-bin,pciutils,iproute2,procps,less
 [ -n "$ssh_key" ] && packages+=,openssh-server
 
 # Hooks run by mmdebstrap with the root directory as $1; the configuration
