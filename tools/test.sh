@@ -22,7 +22,11 @@
 # lists how long each stage takes.
 #
 # Environment:
-#   SUITES="unit sim eal pcap transport interop"  suites of the release run
+#   SUITES="unit sim eal pcap transport interop package appliance"
+#                                suites of the release run (package: meson
+#                                install, the man page, the .deb in an
+#                                mmdebstrap chroot; appliance: the image
+#                                booted under QEMU, tests/appliance)
 #   ASAN_SUITES="unit sim eal"   suites of the sanitizer run
 #   SKIP_ASAN=1, SKIP_FUZZ=1     leave those stages out
 #   FUZZ_SECONDS=20              per fuzz target
@@ -170,7 +174,10 @@ split_suites() {
   done
 }
 
-read -r -a suites <<<"${SUITES:-unit sim eal pcap transport interop}"
+# package and appliance are bounded like every suite, by their tests'
+# timeouts (deb_chroot 1500 s, appliance_boot 900 s); package runs first
+# (pure), so the appliance reuses its .deb.
+read -r -a suites <<<"${SUITES:-unit sim eal pcap transport interop package appliance}"
 no_run=""
 build "build" build -Dbuildtype=release || no_run="the build failed"
 # Pure suites first, without the DPDK lock; then the DPDK ones, holding it.

@@ -12,6 +12,8 @@ MILLIPEDE_PACKAGES=(
   libndpi-dev libndpi-bin tshark python3-scapy nfdump
   clang libclang-rt-14-dev
   socat iperf3 iproute2 ethtool procps python3-matplotlib
+  debhelper dpkg-dev mmdebstrap groff-base systemd e2fsprogs fdisk mount
+  qemu-system-x86 qemu-utils tcpreplay
 )
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
