@@ -18,6 +18,18 @@
 
 namespace tcptest {
 
+// Loss-recovery tests: ACK every segment, a short TIME-WAIT, `iw` initial
+// segments and 1 MiB buffers, so the window, not the buffer, limits sending.
+inline millipede::tcp::Config recovery_config(uint32_t iw) {
+    millipede::tcp::Config c;
+    c.delayed_ack_us = 0;
+    c.time_wait_us = 50'000;
+    c.initial_cwnd_segments = iw;
+    c.send_buffer = 1 << 20;
+    c.recv_buffer = 1 << 20;
+    return c;
+}
+
 using namespace millipede::tcp;
 
 inline const IpAddr kClientIp = IpAddr::v4(0x0a000001);

@@ -12,20 +12,11 @@ namespace {
 
 constexpr uint64_t kHalfRtt = 5'000;
 
-Config cfg(uint32_t iw) {
-    Config c;
-    c.delayed_ack_us = 0;
-    c.time_wait_us = 50'000;
-    c.initial_cwnd_segments = iw;
-    c.send_buffer = 1 << 20;
-    c.recv_buffer = 1 << 20;
-    return c;
-}
 
 // A connected pair whose client has RTT samples of 10 ms.
 struct RackPair : Pair {
     uint16_t mss = 0;
-    explicit RackPair(uint32_t iw) : Pair(cfg(iw), cfg(iw)) {}
+    explicit RackPair(uint32_t iw) : Pair(recovery_config(iw), recovery_config(iw)) {}
     void warm_up() {
         handshake();
         mss = client->send_mss();
@@ -267,7 +258,7 @@ TEST(TxRecords, RateSampleRackAndSpuriousMarkWidensTheWindow) {
 TEST(Rack, OffKeepsRfc6675Only) {
     // Config::rack = false: a single SACKed segment never marks a hole
     // lost, and no probe timer is armed (only the RTO).
-    Config c = cfg(10);
+    Config c = recovery_config(10);
     c.rack = false;
     Pair p(c, c);
     p.handshake();

@@ -14,21 +14,12 @@ using namespace tcptest;
 
 namespace {
 
-Config cfg(uint32_t iw) {
-    Config c;
-    c.delayed_ack_us = 0;
-    c.time_wait_us = 50'000;
-    c.initial_cwnd_segments = iw;
-    c.send_buffer = 1 << 20;
-    c.recv_buffer = 1 << 20;
-    return c;
-}
 
 // RFC 6675 alone (Config::rack off): the rescue retransmission and
 // limited transmit are its tools; with RACK-TLP on (the default, see
 // rack_test.cpp) the reordering timer and the loss probe act first.
 Config cfg_6675(uint32_t iw) {
-    Config c = cfg(iw);
+    Config c = recovery_config(iw);
     c.rack = false;
     return c;
 }
@@ -42,8 +33,8 @@ struct Run {
     bool ok = false;
 };
 
-Run run(uint32_t iw, size_t segs, const std::function<bool(uint32_t, int)> &drop, Config c = cfg(0)) {
-    if (c.initial_cwnd_segments == 0) c = cfg(iw);
+Run run(uint32_t iw, size_t segs, const std::function<bool(uint32_t, int)> &drop, Config c = recovery_config(0)) {
+    if (c.initial_cwnd_segments == 0) c = recovery_config(iw);
     Pair p(c, c);
     p.handshake();
     const uint16_t mss = p.client->send_mss();
@@ -112,7 +103,7 @@ TEST(LostRetransmit, WithoutLaterDataTheRescueProbeRepairsIt) {
     // out at once): no SACK can reveal its loss. It holds the highest
     // unSACKed octet, so the rescue retransmission sent when the ACK clock
     // stops (PTO = 2 SRTT, far below the RTO) repairs it.
-    Config c = cfg(30);
+    Config c = recovery_config(30);
     Pair p(c, c);
     p.handshake();
     const uint16_t mss = p.client->send_mss();
@@ -184,7 +175,7 @@ TEST(LimitedTransmit, SmallWindowStillReachesDupThresh) {
 }
 
 TEST(LimitedTransmit, WithoutSackToo) {
-    Config c = cfg(3);
+    Config c = recovery_config(3);
     c.sack = false;
     auto r = run(3, 10, [](uint32_t i, int nth) { return i == 0 && nth == 0; }, c);
     EXPECT_TRUE(r.ok);
@@ -200,7 +191,7 @@ TEST(LostRetransmit, LoopbackWithLossHasFewRtos) {
     np.seed = 5;
     np.loss = 0.03;
     np.delay_us = 1000;
-    Config c = cfg(10);
+    Config c = recovery_config(10);
     Loopback lb(np, c, c);
     auto d = pattern(4 << 20, 9);
     auto got = lb.transfer(d, 600'000'000);

@@ -321,6 +321,9 @@ struct Impl {
     int lcore_main(unsigned slot);
     void control_tick(uint64_t now);
     void wait_links(uint64_t bound_us);
+    // Polls the port's link until it is `up` (or down) or now_us() passes
+    // `until_us`; true when the link reached that state. Set-up and teardown only.
+    bool wait_link_state(uint16_t port_id, bool up, uint64_t until_us, uint64_t poll_us);
     int run_all();
 };
 

@@ -52,14 +52,18 @@ void Impl::control_tick(uint64_t now) {
 // EAL's interrupt thread after the port started. Bounded: a port whose link
 // stays down is reported with verbose and the transfer starts anyway (ARP
 // retries and TCP take over when it comes up).
+bool Impl::wait_link_state(uint16_t port_id, bool up, uint64_t until_us, uint64_t poll_us) {
+    const uint16_t want = up ? RTE_ETH_LINK_UP : RTE_ETH_LINK_DOWN;
+    rte_eth_link link{};
+    while (rte_eth_link_get_nowait(port_id, &link) == 0 && link.link_status != want && now_us() < until_us)
+        rte_delay_us_sleep(poll_us);
+    return link.link_status == want;
+}
+
 void Impl::wait_links(uint64_t bound_us) {
     const uint64_t until = now_us() + bound_us;
     for (auto &p : ports) {
-        rte_eth_link link{};
-        while (rte_eth_link_get_nowait(p->id, &link) == 0 && link.link_status == RTE_ETH_LINK_DOWN &&
-               now_us() < until)
-            rte_delay_us_sleep(5'000);
-        if (link.link_status == RTE_ETH_LINK_DOWN && o.verbose)
+        if (!wait_link_state(p->id, true, until, 5'000) && o.verbose)
             std::fprintf(stderr, "dpdk-millipede %s: port %u: link still down after %lu ms; starting anyway\n", who(),
                          p->id, (unsigned long)(bound_us / 1000));
     }

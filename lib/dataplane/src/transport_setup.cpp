@@ -533,9 +533,7 @@ void Impl::teardown() {
         if (!p->memif || memif_args(p->id).client ||
             std::find(started.begin(), started.end(), p->id) == started.end())
             continue;
-        rte_eth_link link{};
-        while (rte_eth_link_get_nowait(p->id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP && now_us() < until)
-            rte_delay_us_sleep(1'000);
+        wait_link_state(p->id, false, until, 1'000);
     }
     // Stopping a port frees what its queues hold: extbuf segments drop
     // their chunk references (into the chunk pool's ring) then.

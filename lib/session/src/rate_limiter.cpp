@@ -7,8 +7,8 @@ namespace millipede::session {
 
 RateLimiter::RateLimiter(uint64_t bytes_per_s, uint64_t burst_us)
     : rate_(bytes_per_s),
-      burst_(static_cast<int64_t>(std::max<uint64_t>(1, bytes_per_s / 1'000'000 * burst_us +
-                                                            bytes_per_s % 1'000'000 * burst_us / 1'000'000))),
+      burst_(static_cast<int64_t>(
+          std::max<unsigned __int128>(1, static_cast<unsigned __int128>(bytes_per_s) * burst_us / 1'000'000))),
       tokens_(burst_) {}
 
 void RateLimiter::refill(uint64_t now_us) {
