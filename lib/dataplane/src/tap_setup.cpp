@@ -126,7 +126,7 @@ bool TapPlane::Impl::make_pipeline(rte_mempool *flow_state_pool, std::vector<Tap
 }
 
 void TapPlane::Impl::teardown() {
-    for (uint16_t p : ports) port::stop_port(p);
+    port::stop_ports(ports); // a memif server lets its peer leave first (port.h)
     ports.clear();
     worker_ports.clear();
     cls.reset();

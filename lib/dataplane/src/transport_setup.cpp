@@ -48,34 +48,8 @@ std::vector<int> node_cpus(int socket) {
     return out;
 }
 
-struct MemifArgs {
-    bool client = false;
-    bool zero_copy = false;
-    uint32_t bsize = 2048; // net_memif's default slot size
-};
-
-// net_memif's own devargs (role, zero-copy, bsize): ethdev does not report them.
-MemifArgs memif_args(uint16_t port_id) {
-    MemifArgs a;
-    rte_eth_dev_info info{};
-    if (rte_eth_dev_info_get(port_id, &info) != 0 || !info.device) return a;
-    const rte_devargs *da = rte_dev_devargs(info.device);
-    if (!da || !da->args) return a;
-    std::string args = da->args;
-    size_t pos = 0;
-    while (pos <= args.size()) {
-        size_t end = args.find(',', pos);
-        if (end == std::string::npos) end = args.size();
-        const std::string kv = args.substr(pos, end - pos);
-        const size_t eq = kv.find('=');
-        const std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
-        if (k == "role") a.client = v == "client" || v == "slave";
-        else if (k == "zero-copy") a.zero_copy = v == "yes";
-        else if (k == "bsize") a.bsize = static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 0));
-        pos = end + 1;
-    }
-    return a;
-}
+using port::MemifArgs;
+using port::memif_args;
 
 // The largest payload we may send in one segment over this memif end.
 // DPDK 22.11's copy-mode transmit never clears the chaining flag of a
@@ -521,23 +495,10 @@ void Impl::teardown() {
                 for (size_t i = 0; i < n; i++) rte_pktmbuf_free(reinterpret_cast<rte_mbuf *>(rel[i].pkt));
         }
     }
-    // DPDK 22.11's memif server handles its peer's disconnect on EAL's
-    // interrupt thread; stopping the port at that moment disconnects it
-    // twice at once and frees its regions twice ("EAL: Error: Invalid
-    // memory", and 1 in ~30 benchmark runs a SIGSEGV after a verified
-    // transfer). The client leaves first at the end of a stream, so let its
-    // disconnect finish before stopping (bounded: a peer that stays is not
-    // waited for long).
-    const uint64_t until = now_us() + 500'000;
-    for (auto &p : ports) {
-        if (!p->memif || memif_args(p->id).client ||
-            std::find(started.begin(), started.end(), p->id) == started.end())
-            continue;
-        wait_link_state(p->id, false, until, 1'000);
-    }
     // Stopping a port frees what its queues hold: extbuf segments drop
-    // their chunk references (into the chunk pool's ring) then.
-    for (uint16_t id : started) port::stop_port(id);
+    // their chunk references (into the chunk pool's ring) then. A memif
+    // server first lets its client's disconnect finish (port.h).
+    port::stop_ports(started);
     started.clear();
     workers.clear();
     s.reader.reset();

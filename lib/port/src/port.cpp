@@ -1,7 +1,11 @@
 #include "millipede/port/port.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
+#include <rte_cycles.h>
+#include <rte_dev.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -252,6 +256,43 @@ void stop_port(uint16_t port_id) {
     detail::started().erase(port_id);
     rte_eth_dev_stop(port_id);
     rte_eth_dev_close(port_id);
+}
+
+MemifArgs memif_args(uint16_t port_id) {
+    MemifArgs a;
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(port_id, &info) != 0 || !info.device) return a;
+    a.memif = info.driver_name && std::strcmp(info.driver_name, "net_memif") == 0;
+    const rte_devargs *da = rte_dev_devargs(info.device);
+    if (!a.memif || !da || !da->args) return a;
+    const std::string args = da->args;
+    size_t pos = 0;
+    while (pos <= args.size()) {
+        size_t end = args.find(',', pos);
+        if (end == std::string::npos) end = args.size();
+        const std::string kv = args.substr(pos, end - pos);
+        const size_t eq = kv.find('=');
+        const std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+        if (k == "role") a.client = v == "client" || v == "slave";
+        else if (k == "zero-copy") a.zero_copy = v == "yes";
+        else if (k == "bsize") a.bsize = static_cast<uint32_t>(std::strtoul(v.c_str(), nullptr, 0));
+        pos = end + 1;
+    }
+    return a;
+}
+
+void stop_ports(const std::vector<uint16_t> &ports, uint64_t memif_grace_us) {
+    const uint64_t hz = rte_get_timer_hz();
+    const uint64_t until = rte_get_timer_cycles() + memif_grace_us * hz / 1'000'000;
+    for (uint16_t id : ports) {
+        const MemifArgs m = memif_args(id);
+        if (!m.memif || m.client) continue;
+        rte_eth_link link{};
+        while (rte_eth_link_get_nowait(id, &link) == 0 && link.link_status != RTE_ETH_LINK_DOWN &&
+               rte_get_timer_cycles() < until)
+            rte_delay_us_sleep(1'000);
+    }
+    for (uint16_t id : ports) stop_port(id);
 }
 
 } // namespace millipede::port

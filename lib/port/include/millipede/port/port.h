@@ -80,6 +80,24 @@ bool start_device(uint16_t port_id, bool promiscuous, std::string &err);
 // Stops and closes a port started with start_port().
 void stop_port(uint16_t port_id);
 
+// net_memif's own devargs (role, zero-copy, bsize), which ethdev does not
+// report; defaults for any other device.
+struct MemifArgs {
+    bool memif = false;
+    bool client = false;
+    bool zero_copy = false;
+    uint32_t bsize = 2048; // net_memif's default slot size
+};
+MemifArgs memif_args(uint16_t port_id);
+
+// Stops and closes `ports` (each started with start_port()). DPDK 22.11's
+// memif server handles its peer's disconnect on EAL's interrupt thread;
+// stopping the port at that moment disconnects it twice and frees its
+// regions twice ("EAL: Error: Invalid memory", now and then a SIGSEGV). So a
+// memif server first waits, up to `memif_grace_us` in all, for its link to
+// go down; a peer that stays is not waited for longer.
+void stop_ports(const std::vector<uint16_t> &ports, uint64_t memif_grace_us = 500'000);
+
 // The NUMA socket of a port (0 when unknown, e.g. virtual devices).
 int port_socket(uint16_t port_id);
 
