@@ -311,8 +311,8 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
         const char *why = nullptr;
         if (wants && (n == 0 || k == 0 || n + k > kMaxLegs))
             why = "parity geometry out of range";
-        else if (wants && n + k > cfg_.window_chunks)
-            why = "a parity stripe does not fit this receiver's window (raise rx's window)";
+        else if (wants && n + k >= cfg_.window_chunks)
+            why = "this receiver's window does not hold a parity stripe and one more chunk (raise rx's window)";
         else if ((wants && pk_ && (n != pn_ || k != pk_)) || (!wants && pk_))
             why = "its parity geometry differs from the session's other legs";
         if (why) {
@@ -521,7 +521,25 @@ bool StripeReceiver::resolve_stripe(uint64_t s0) {
         stripe_n_ = nd;
         return true;
     }
-    if (!known || have_data + have_parity < nd) return false;
+    if (!known) {
+        // No parity chunk came (all lost): a short stripe's data count is
+        // proved by its data chunks 0..j-1 ending exactly where the next
+        // stripe's first chunk starts, or where the end record says the
+        // stream ends.
+        uint32_t j = 0;
+        while (j < pn_ && present[j]) j++;
+        if (j == 0 || have_data != j) return false;
+        const Slot *last = held(s0 + j - 1);
+        const uint64_t end_off = last->offset + last->len;
+        const Slot *next = held(s0 + pn_ + pk_);
+        if ((next && next->offset == end_off) ||
+            (end_known_ && end_.chunks == s0 + pn_ + pk_ && end_.bytes == end_off)) {
+            stripe_n_ = j;
+            return true;
+        }
+        return false;
+    }
+    if (have_data + have_parity < nd) return false;
     for (uint32_t j = 0; j < nd; j++)
         if (!present[j] && s0 + j - base_ >= w) return false; // no buffer for it yet: output must drain first
     // Rebuild. A data chunk's unit is its prefix (offset, length, CRC32C)
@@ -586,6 +604,7 @@ void StripeReceiver::on_end(uint32_t leg, const Decoded &d) {
     end_ = d.end;
     end_known_ = true;
     end_leg_ = leg;
+    if (pk_) advance(); // the last stripe's data count may follow from the end record
     if (verdict_ != Verdict::PENDING && cfg_.codec == Codec::NATIVE) {
         // A repeated end record (its first leg died): answer on this leg,
         // unless the answer is still waiting for the output to drain.

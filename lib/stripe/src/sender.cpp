@@ -83,6 +83,11 @@ StripeSender::StripeSender(const SenderConfig &cfg)
                                         " legs; N = legs - K data chunks per stripe must be at least 1)");
         if (cfg.parity_k > 255 || cfg.legs - cfg.parity_k > 255)
             throw std::invalid_argument("stripe sender: parity geometry above 255");
+        // The receiver holds a stripe's first chunk undelivered (so not
+        // acknowledged) until the stripe is complete: one more buffer is
+        // needed to complete it.
+        if (cfg.max_chunks_in_flight < 2)
+            throw std::invalid_argument("stripe sender: parity needs max_chunks_in_flight of 2 or more");
         pk_ = cfg.parity_k;
         pn_ = cfg.legs - cfg.parity_k;
         parity_ = std::make_unique<ParityCodec>(pn_, pk_);
@@ -251,7 +256,7 @@ void StripeSender::seal(uint64_t now_us) {
         parity_->encode_update(j, s.buf, s.len, par);
         stripe_data_++;
         last_seal_us_ = now_us;
-        if (stripe_data_ == pn_) close_stripe();
+        if (stripe_data_ == pn_ || stripe_lost_) close_stripe();
     }
 }
 
@@ -294,6 +299,7 @@ void StripeSender::open_stripe() {
         }
     // (parity_room() was checked by the caller, so got == pk_.)
     stripe_open_ = true;
+    stripe_lost_ = false;
     stripe_s0_ = next_seq_;
     stripe_data_ = 0;
     stripe_plen_ = 0;
@@ -335,6 +341,20 @@ bool StripeSender::at_risk_on_leg(uint64_t stripe, uint32_t leg) const {
 // chunks it has) has its lost chunks re-sent.
 void StripeSender::cover_lost() {
     const uint64_t g = pn_ + pk_;
+    // A lost chunk of the open stripe is rebuilt only once the stripe's
+    // parity exists: close the stripe now (short) rather than wait for
+    // input, and for buffers the lost chunk itself holds. A chunk still
+    // filling belongs to the stripe: it closes the stripe when sealed.
+    if (stripe_open_ && stripe_data_ > 0)
+        for (const auto &x : slots_)
+            if ((x.st == Slot::St::RESEND || x.st == Slot::St::COVERED) && !x.parity && x.seq >= stripe_s0_ &&
+                x.seq < stripe_s0_ + pn_) {
+                if (filling_ < 0)
+                    close_stripe();
+                else
+                    stripe_lost_ = true;
+                break;
+            }
     for (size_t i = 0; i < slots_.size(); i++) {
         const Slot &x = slots_[i];
         if (x.st != Slot::St::RESEND && x.st != Slot::St::COVERED) continue;
@@ -351,7 +371,12 @@ void StripeSender::cover_lost() {
                 parity_alive = true;
             }
         }
-        const bool covered = lost <= pk_ && (parity_alive || data_in_stripe == pn_);
+        // A short stripe that lost every parity chunk: the receiver learns
+        // its data count from the next chunk's offset or the end record, so
+        // only a stripe that is the last one so far, with input still open,
+        // would wait (for input) and has its lost chunks re-sent.
+        const bool later = eof_ || next_seq_ > (t + 1) * g || filling_ >= 0;
+        const bool covered = lost <= pk_ && (parity_alive || data_in_stripe == pn_ || later);
         for (auto &s : slots_) {
             if (s.st == Slot::St::FREE || s.st == Slot::St::FILLING || s.seq / g != t) continue;
             if (covered && s.st == Slot::St::RESEND) {
@@ -532,10 +557,10 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                      leg, pk_);
                 return;
             }
-            if (pk_ && r.window_chunks < pn_ + pk_) {
+            if (pk_ && r.window_chunks <= pn_ + pk_) {
                 fail(Error::BAD_COUNT,
                      "leg %u: parity %u over %u legs needs the receiver's window to hold a whole stripe of %u "
-                     "chunks, it holds %u; raise rx's window",
+                     "chunks and one more, it holds %u; raise rx's window or use fewer legs",
                      leg, pk_, cfg_.legs, pn_ + pk_, r.window_chunks);
                 return;
             }
@@ -654,8 +679,16 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
 
 void StripeSender::maybe_end() {
     if (end_state_ != EndState::NOT_YET || !eof_ || filling_ >= 0) return;
-    for (const auto &s : slots_)
-        if (s.st != Slot::St::FREE) return;
+    // Parity: once every chunk was written, the end record goes without
+    // waiting for the acknowledgements. The receiver holds a stripe's first
+    // chunk unacknowledged until the stripe is complete, and a short last
+    // stripe that lost its parity is complete only by the end record's
+    // length (docs/wire.md 2.21).
+    for (const auto &s : slots_) {
+        if (s.st == Slot::St::FREE) continue;
+        if (pk_ && (s.st == Slot::St::SENT || s.st == Slot::St::COVERED)) continue;
+        return;
+    }
     end_state_ = EndState::QUEUED;
 }
 

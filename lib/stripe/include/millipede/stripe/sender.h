@@ -237,6 +237,7 @@ class StripeSender {
     bool stripe_open_ = false;    // parity buffers reserved for the stripe at stripe_s0_
     uint64_t stripe_s0_ = 0;
     uint32_t stripe_data_ = 0;    // data chunks sealed into it
+    bool stripe_lost_ = false;    // a chunk of it was lost with a leg: close it at the next seal
     uint32_t stripe_plen_ = 0;    // parity unit length so far (prefix + longest payload)
     int32_t stripe_parity_[kMaxLegs] = {};
     uint64_t last_seal_us_ = 0;
