@@ -3,7 +3,7 @@
 // TxSession/RxSession over TCP-lite, virtual clock). JSON on stdout.
 //
 //   parity-stall [--legs 4] [--k 1] [--mib 32] [--chunk 65536]
-//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--seed 1]
+//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16] [--seed 1]
 //
 // Each of the `legs` legs has its own link (rate, one-way delay). After
 // `cut-at-mib` MiB went over link 1 (in the middle of a chunk), that link
@@ -23,14 +23,14 @@ using namespace millipede;
 namespace {
 
 struct Opts {
-    uint32_t legs = 4, k = 1, chunk = 65536;
+    uint32_t legs = 4, k = 1, chunk = 65536, window = 0; // window 0: max(16, 2 legs + 1)
     uint64_t mib = 32, rate_mbps = 100, delay_us = 1000, cut_at_mib = 4, seed = 1;
 };
 
 struct Run {
     bool ok = false;
     std::string why;
-    uint64_t died_us = 0, stall_us = 0, stall_from_us = 0, declared_dead_after_us = 0, end_us = 0;
+    uint64_t died_us = 0, stall_us = 0, stall_from_us = 0, declared_dead_after_us = 0, end_us = 0, before_us = 0;
     uint64_t resent = 0, covered = 0, rebuilt = 0, parity_sent = 0;
 };
 
@@ -47,11 +47,11 @@ Run run(const Opts &o, uint32_t k) {
     wc.tx.stripe.parity_k = k;
     wc.tx.stripe.chunk_bytes = o.chunk;
     wc.tx.stripe.max_chunks_in_flight = 16;
-    wc.rx.stripe.window_chunks = std::max<uint32_t>(16, 2 * o.legs + 1);
+    wc.rx.stripe.window_chunks = o.window ? o.window : std::max<uint32_t>(16, 2 * o.legs + 1);
     wc.rx.stripe.max_chunk_bytes = o.chunk;
     const auto in = sim::make_input(o.mib << 20, o.seed);
     sim::World w(wc, in);
-    uint64_t last_growth = 0, last_size = 0, longest = 0, longest_from = 0;
+    uint64_t last_growth = 0, last_size = 0, longest = 0, longest_from = 0, before = 0;
     const auto &link = w.net().link(1 % o.legs);
     const sim::Outcome out = w.run([&](sim::World &wd) {
         const uint64_t now = wd.now();
@@ -60,6 +60,8 @@ Run run(const Opts &o, uint32_t k) {
                 longest = now - last_growth;
                 longest_from = last_growth;
             }
+            // (before the cut, from the first byte out: the steady-state rhythm)
+            if (link.st.died_at == UINT64_MAX && last_size > 0) before = std::max(before, now - last_growth);
             last_size = wd.output().size();
             last_growth = now;
         }
@@ -70,6 +72,7 @@ Run run(const Opts &o, uint32_t k) {
     r.died_us = link.st.died_at;
     r.stall_us = longest;
     r.stall_from_us = longest_from;
+    r.before_us = before;
     const uint64_t dead = w.tx().stats().last_leg_lost_us;
     r.declared_dead_after_us = dead >= r.died_us && r.died_us != UINT64_MAX ? dead - r.died_us : 0;
     r.end_us = out.end_us;
@@ -100,6 +103,7 @@ int main(int argc, char **argv) {
         else if (a == "--delay-us") o.delay_us = v;
         else if (a == "--cut-at-mib") o.cut_at_mib = v;
         else if (a == "--seed") o.seed = v;
+        else if (a == "--window") o.window = static_cast<uint32_t>(v);
         else {
             fprintf(stderr, "parity-stall: unknown option %s\n", a.c_str());
             return 2;
@@ -122,11 +126,12 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) {
         const Run r = run(o, ks[i]);
         all_ok &= r.ok;
-        printf("    {\"parity\": %u, \"ok\": %s, \"longest_stall_after_cut_us\": %llu, \"stall_started_after_cut_us\": "
+ printf("    {\"parity\": %u, \"ok\": %s, \"longest_stall_before_cut_us\": %llu, \"longest_stall_after_cut_us\": %llu, \"stall_started_after_cut_us\": "
                "%lld, \"leg_declared_dead_after_us\": %llu, \"seconds\": %.3f, \"goodput_mbps\": %.1f, "
                "\"chunks_resent\": %llu, \"chunks_covered_by_parity\": %llu, \"chunks_rebuilt\": %llu, "
                "\"parity_chunks_sent\": %llu%s%s%s}%s\n",
-               ks[i], r.ok ? "true" : "false", static_cast<unsigned long long>(r.stall_us),
+               ks[i], r.ok ? "true" : "false", static_cast<unsigned long long>(r.before_us),
+               static_cast<unsigned long long>(r.stall_us),
                static_cast<long long>(r.stall_from_us) - static_cast<long long>(r.died_us),
                static_cast<unsigned long long>(r.declared_dead_after_us), r.end_us / 1e6,
                r.end_us ? (o.mib << 20) * 8.0 / r.end_us : 0.0, static_cast<unsigned long long>(r.resent),
