@@ -1,6 +1,8 @@
 // ParityCodec: every pattern of up to K erased units of a stripe is rebuilt
 // byte-exact, for full and short stripes, with the parity accumulated one
 // data unit (and one piece of a unit) at a time as the sender does.
+// And the negotiation: hello feature bit 3 with the geometry, clear
+// refusals on either side (docs/wire.md 2.21).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -8,9 +10,12 @@
 #include <stdexcept>
 #include <vector>
 
+#include "fake_legs.h"
 #include "millipede/stripe/parity.h"
+#include "millipede/stripe/receiver.h"
+#include "millipede/stripe/sender.h"
 
-using millipede::stripe::ParityCodec;
+using namespace stripe_test;
 
 namespace {
 
@@ -118,3 +123,143 @@ TEST(Parity, RefusesTooFewSurvivorsAndBadGeometry) {
 }
 
 } // namespace
+
+// ---- negotiation (docs/wire.md 2.21): hello feature bit 3 with N and K
+
+namespace {
+
+SenderConfig parity_cfg(uint32_t legs, uint32_t k) {
+    SenderConfig c;
+    c.legs = legs;
+    c.parity_k = k;
+    c.chunk_bytes = 100;
+    c.max_chunks_in_flight = 4;
+    c.backoff_initial_us = 100;
+    c.backoff_max_us = 1000;
+    return c;
+}
+
+// Connects leg 0 and returns the hello it wrote.
+Hello hello_of(StripeSender &tx, FakeIo &io) {
+    tx.poll(0, io);
+    StripeEvent ev;
+    while (tx.next_event(ev))
+        if (ev.type == EventType::CONNECT_LEG) tx.leg_up(ev.leg, 0);
+    tx.poll(0, io);
+    Decoder dec(Codec::NATIVE, Direction::FROM_SENDER);
+    auto recs = decode_all(dec, io.take(0));
+    EXPECT_FALSE(recs.empty());
+    return recs.empty() ? Hello{} : recs[0].d.hello;
+}
+
+void answer(StripeSender &tx, uint32_t features, uint32_t window) {
+    std::vector<uint8_t> r(kHelloReplySize);
+    encode_hello_reply(r.data(), HelloReply{kVersion, HelloStatus::ACCEPT, kVersion, features, window});
+    tx.leg_input(0, r.data(), r.size(), 0);
+}
+
+} // namespace
+
+TEST(ParityNegotiation, HelloCarriesGeometry) {
+    StripeSender tx(parity_cfg(5, 2));
+    FakeIo io(5);
+    const Hello h = hello_of(tx, io);
+    EXPECT_TRUE(h.features & kFeatureParity);
+    EXPECT_EQ(parity_feature_n(h.features), 3u);
+    EXPECT_EQ(parity_feature_k(h.features), 2u);
+    EXPECT_EQ(h.features & kFeaturesV1, kFeaturesV1);
+    answer(tx, h.features, 64);
+    EXPECT_EQ(tx.leg_state(0), SenderLegState::OPEN);
+    EXPECT_EQ(tx.state(), SessionState::RUNNING);
+}
+
+TEST(ParityNegotiation, SenderFailsClearlyWithoutParityAtTheReceiver) {
+    StripeSender tx(parity_cfg(3, 1));
+    FakeIo io(3);
+    hello_of(tx, io);
+    answer(tx, kFeaturesV1, 64); // an rx that does not know bit 3 answers the plain intersection
+    EXPECT_EQ(tx.state(), SessionState::FAILED);
+    EXPECT_NE(std::string(tx.message()).find("does not support parity"), std::string::npos) << tx.message();
+}
+
+TEST(ParityNegotiation, SenderFailsWhenTheWindowCannotHoldAStripe) {
+    StripeSender tx(parity_cfg(3, 1));
+    FakeIo io(3);
+    const Hello h = hello_of(tx, io);
+    answer(tx, h.features, 3);
+    EXPECT_EQ(tx.state(), SessionState::FAILED);
+    EXPECT_NE(std::string(tx.message()).find("window"), std::string::npos) << tx.message();
+}
+
+TEST(ParityNegotiation, SenderConfigRefusals) {
+    EXPECT_THROW(StripeSender(parity_cfg(3, 3)), std::invalid_argument); // K >= legs: no data chunk
+    SenderConfig c = parity_cfg(3, 1);
+    c.codec = Codec::VIAMILLIPEDE;
+    EXPECT_THROW(StripeSender{c}, std::invalid_argument);
+    c = parity_cfg(3, 1);
+    c.max_chunks_in_flight = 1;
+    EXPECT_THROW(StripeSender{c}, std::invalid_argument);
+}
+
+namespace {
+
+HelloReply receiver_reply(StripeReceiver &rx, uint32_t features) {
+    FakeIo io(2);
+    rx.leg_up(0, 0);
+    Hello h;
+    h.session_id = 7;
+    h.chunk_bytes = 100;
+    h.features = features;
+    auto b = hello_bytes(h);
+    rx.leg_input(0, b.data(), b.size(), 0);
+    rx.poll(0, io);
+    Decoder dec(Codec::NATIVE, Direction::FROM_RECEIVER);
+    auto recs = decode_all(dec, io.take(0));
+    EXPECT_FALSE(recs.empty());
+    return recs.empty() ? HelloReply{} : recs[0].d.reply;
+}
+
+} // namespace
+
+TEST(ParityNegotiation, ReceiverEchoesGeometryOrRefuses) {
+    ReceiverConfig rc;
+    rc.max_legs = 2;
+    rc.window_chunks = 8;
+    rc.max_chunk_bytes = 1000;
+    {
+        StripeReceiver rx(rc);
+        const HelloReply r = receiver_reply(rx, kFeaturesV1 | parity_feature(5, 2));
+        EXPECT_EQ(r.status, HelloStatus::ACCEPT);
+        EXPECT_EQ(r.features, kFeaturesV1 | parity_feature(5, 2));
+    }
+    {
+        StripeReceiver rx(rc); // N+K = 8: no room for a stripe and one more chunk
+        const HelloReply r = receiver_reply(rx, kFeaturesV1 | parity_feature(6, 2));
+        EXPECT_EQ(r.status, HelloStatus::BAD_HELLO);
+        EXPECT_NE(std::string(rx.last_leg_message()).find("window"), std::string::npos) << rx.last_leg_message();
+    }
+    {
+        StripeReceiver rx(rc); // no parity asked: none granted
+        const HelloReply r = receiver_reply(rx, kFeaturesV1);
+        EXPECT_EQ(r.status, HelloStatus::ACCEPT);
+        EXPECT_EQ(r.features, kFeaturesV1);
+    }
+}
+
+TEST(ParityNegotiation, ReceiverClosesALegSendingParityUnasked) {
+    ReceiverConfig rc;
+    rc.max_legs = 2;
+    rc.window_chunks = 8;
+    rc.max_chunk_bytes = 1000;
+    StripeReceiver rx(rc);
+    EXPECT_EQ(receiver_reply(rx, kFeaturesV1).status, HelloStatus::ACCEPT);
+    auto c = chunk_bytes(0, 0, std::vector<uint8_t>(40, 1));
+    c[5] = kChunkFlagParity;
+    rx.leg_input(0, c.data(), c.size(), 0);
+    StripeEvent ev;
+    bool closed = false;
+    while (rx.next_event(ev)) closed |= ev.type == EventType::CLOSE_LEG && ev.leg == 0;
+    EXPECT_TRUE(closed);
+    EXPECT_NE(std::string(rx.last_leg_message()).find("did not ask for parity"), std::string::npos)
+        << rx.last_leg_message();
+}
