@@ -372,11 +372,19 @@ void StripeSender::cover_lost() {
             }
         }
         // A short stripe that lost every parity chunk: the receiver learns
-        // its data count from the next chunk's offset or the end record, so
-        // only a stripe that is the last one so far, with input still open,
-        // would wait (for input) and has its lost chunks re-sent.
-        const bool later = eof_ || next_seq_ > (t + 1) * g || filling_ >= 0;
-        const bool covered = lost <= pk_ && (parity_alive || data_in_stripe == pn_ || later);
+        // its data count from the next stripe's first chunk (its offset) or
+        // from the end record. If that chunk was lost too, or nothing follows
+        // yet while input is open, its lost chunks are re-sent instead.
+        bool proof = parity_alive || data_in_stripe == pn_;
+        if (!proof) {
+            const uint64_t next_first = (t + 1) * g;
+            bool next_lost = false;
+            for (const auto &s : slots_)
+                next_lost |= !s.parity && s.seq == next_first &&
+                             (s.st == Slot::St::RESEND || s.st == Slot::St::COVERED);
+            proof = !next_lost && (eof_ || next_seq_ > next_first || filling_ >= 0);
+        }
+        const bool covered = lost <= pk_ && proof;
         for (auto &s : slots_) {
             if (s.st == Slot::St::FREE || s.st == Slot::St::FILLING || s.seq / g != t) continue;
             if (covered && s.st == Slot::St::RESEND) {
