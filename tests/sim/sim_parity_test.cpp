@@ -69,7 +69,7 @@ ParityCase make_parity_case(uint64_t seed) {
     wc.tx.stripe.backoff_max_us = 1'000'000;
     wc.tx.stripe.flush_partial_us = r.chance(0.2) ? 10'000 : 0;
     wc.tx.watchdog.connect_timeout_us = 1'000'000;
-    wc.rx.stripe.window_chunks = static_cast<uint32_t>(r.range(legs + 1, 4 * legs));
+    wc.rx.stripe.window_chunks = static_cast<uint32_t>(r.range(2 * legs, 4 * legs));
     wc.rx.stripe.max_chunk_bytes = std::max<uint32_t>(chunk, static_cast<uint32_t>(r.range(1024, 64 * 1024)));
     wc.rx.stripe.max_legs = 64;
     for (tcp::Config *t : {&wc.tx.tcp, &wc.rx.tcp}) {

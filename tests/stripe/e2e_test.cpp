@@ -70,7 +70,7 @@ Result run(uint32_t seed, Codec codec, bool kill, size_t input_len, uint32_t leg
     rc.max_legs = legs;
     rc.window_chunks = rnd(1, 8);
     sc.parity_k = parity_k;
-    if (parity_k) rc.window_chunks = std::max<uint32_t>(rc.window_chunks, legs + 1); // a stripe and one more must fit
+    if (parity_k) rc.window_chunks = std::max<uint32_t>(rc.window_chunks, 2 * legs); // two stripes must fit
     rc.max_chunk_bytes = 5000;
     StripeSender tx(sc);
     StripeReceiver rx(rc);

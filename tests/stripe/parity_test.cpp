@@ -224,7 +224,7 @@ HelloReply receiver_reply(StripeReceiver &rx, uint32_t features) {
 TEST(ParityNegotiation, ReceiverEchoesGeometryOrRefuses) {
     ReceiverConfig rc;
     rc.max_legs = 2;
-    rc.window_chunks = 8;
+    rc.window_chunks = 16;
     rc.max_chunk_bytes = 1000;
     {
         StripeReceiver rx(rc);
@@ -233,8 +233,8 @@ TEST(ParityNegotiation, ReceiverEchoesGeometryOrRefuses) {
         EXPECT_EQ(r.features, kFeaturesV1 | parity_feature(5, 2));
     }
     {
-        StripeReceiver rx(rc); // N+K = 8: no room for a stripe and one more chunk
-        const HelloReply r = receiver_reply(rx, kFeaturesV1 | parity_feature(6, 2));
+        StripeReceiver rx(rc); // N+K = 9: two stripes do not fit in 16
+        const HelloReply r = receiver_reply(rx, kFeaturesV1 | parity_feature(6, 3));
         EXPECT_EQ(r.status, HelloStatus::BAD_HELLO);
         EXPECT_NE(std::string(rx.last_leg_message()).find("window"), std::string::npos) << rx.last_leg_message();
     }

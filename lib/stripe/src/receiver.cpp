@@ -311,8 +311,8 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
         const char *why = nullptr;
         if (wants && (n == 0 || k == 0 || n + k > kMaxLegs))
             why = "parity geometry out of range";
-        else if (wants && n + k >= cfg_.window_chunks)
-            why = "this receiver's window does not hold a parity stripe and one more chunk (raise rx's window)";
+        else if (wants && 2 * (n + k) > cfg_.window_chunks)
+            why = "this receiver's window does not hold two parity stripes (raise rx's window)";
         else if ((wants && pk_ && (n != pn_ || k != pk_)) || (!wants && pk_))
             why = "its parity geometry differs from the session's other legs";
         if (why) {
@@ -621,13 +621,22 @@ void StripeReceiver::advance() {
     const uint64_t g = pn_ + pk_;
     while (state_ == SessionState::RUNNING) {
         if (pk_) {
-            // Whole stripes: its data chunks are delivered once all are held.
+            // A data chunk held in order goes out at once (its buffer stays
+            // until the stripe is complete, for a rebuild: output_consumed);
+            // at the first seq not held as data - a lost chunk, a seq a
+            // short stripe left out, or the parity - the stripe must be
+            // complete: rebuilt if need be, its data count known.
             const uint64_t pos = next_ % g;
-            if (pos == 0 && !stripe_ready_) {
-                if (!resolve_stripe(next_)) break;
-                stripe_ready_ = true;
+            if (!stripe_ready_) {
+                const Slot &x = slots_[next_ % w];
+                const bool data_here =
+                    pos < pn_ && next_ - base_ < w && x.st == Slot::St::HELD && x.seq == next_ && !x.parity;
+                if (!data_here) {
+                    if (!resolve_stripe(next_ - pos)) break;
+                    stripe_ready_ = true;
+                }
             }
-            if (pos >= stripe_n_) {
+            if (stripe_ready_ && pos >= stripe_n_) {
                 // A parity chunk, or a data seq a short stripe left out: no
                 // bytes; held (acknowledged) whether it came or not.
                 if (next_ - base_ >= w) break;
@@ -649,7 +658,7 @@ void StripeReceiver::advance() {
             fail(Error::OFFSET_MISMATCH, "chunk %llu claims stream offset %llu but %llu bytes precede it",
                  static_cast<unsigned long long>(s.seq), static_cast<unsigned long long>(s.offset),
                  static_cast<unsigned long long>(stats_.bytes_delivered));
-            return;
+            break;
         }
         if (cfg_.codec == Codec::VIAMILLIPEDE && !compat_chain_.verify(s.seq, s.buf, s.len, s.compat_sum)) {
             fail(Error::COMPAT_CHECKSUM,
@@ -658,7 +667,7 @@ void StripeReceiver::advance() {
                  static_cast<unsigned long long>(s.seq),
                  static_cast<unsigned long long>(stats_.bytes_delivered),
                  static_cast<unsigned long long>(s.compat_sum));
-            return;
+            break;
         }
         digest_ = crc64(s.buf, s.len, digest_);
         stats_.bytes_delivered += s.len;
@@ -692,7 +701,7 @@ void StripeReceiver::check_end() {
     verdict_ = st == EndStatus::OK ? Verdict::OK : Verdict::BAD;
     // A mismatch is reported at once; success only once the output took
     // every byte (output_consumed / poll send it then).
-    if (st == EndStatus::OK && base_ < next_)
+    if (st == EndStatus::OK && out_ < next_)
         end_ack_deferred_ = true;
     else
         send_end_ack(end_leg_);
@@ -722,8 +731,8 @@ void StripeReceiver::check_end() {
 // ----------------------------------------------------------------- output
 
 std::span<const uint8_t> StripeReceiver::output() const {
-    if (base_ >= next_) return {};
-    const Slot &s = slots_[base_ % cfg_.window_chunks];
+    if (out_ >= next_) return {};
+    const Slot &s = slots_[out_ % cfg_.window_chunks];
     return {s.buf + out_off_, s.len - out_off_};
 }
 
@@ -737,10 +746,17 @@ void StripeReceiver::output_consumed(size_t n) {
     out_off_ += n;
     stats_.bytes_out += n;
     const uint64_t base_was = base_;
-    while (base_ < next_) {
-        Slot &s = slots_[base_ % cfg_.window_chunks];
+    while (out_ < next_) {
+        const Slot &s = slots_[out_ % cfg_.window_chunks];
         if (out_off_ < s.len) break;
         out_off_ -= s.len;
+        out_++;
+    }
+    // A buffer is freed once written out, except (parity) the chunks of a
+    // stripe not complete yet: a rebuild needs them.
+    const uint64_t keep = pk_ && !stripe_ready_ ? next_ - next_ % (pn_ + pk_) : next_;
+    while (base_ < out_ && base_ < keep) {
+        Slot &s = slots_[base_ % cfg_.window_chunks];
         s.st = Slot::St::FREE;
         s.filled = 0;
         base_++;
@@ -811,7 +827,7 @@ void StripeReceiver::write_leg(uint32_t leg, LegIo &io) {
 }
 
 void StripeReceiver::poll(uint64_t, LegIo &io) {
-    if (end_ack_deferred_ && base_ == next_) {
+    if (end_ack_deferred_ && out_ == next_) {
         end_ack_deferred_ = false;
         send_end_ack(end_leg_);
     }
@@ -820,7 +836,7 @@ void StripeReceiver::poll(uint64_t, LegIo &io) {
         if (st == ReceiverLegState::HELLO || st == ReceiverLegState::OPEN || st == ReceiverLegState::REFUSING)
             write_leg(i, io);
     }
-    if (state_ == SessionState::RUNNING && verdict_ == Verdict::OK && base_ == next_ &&
+    if (state_ == SessionState::RUNNING && verdict_ == Verdict::OK && out_ == next_ &&
         (cfg_.codec == Codec::VIAMILLIPEDE || end_ack_written_)) {
         state_ = SessionState::DONE;
         snprintf(message_, sizeof message_, "complete: %llu bytes in %llu chunks%s",

@@ -565,11 +565,11 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                      leg, pk_);
                 return;
             }
-            if (pk_ && r.window_chunks <= pn_ + pk_) {
+            if (pk_ && r.window_chunks < 2 * (pn_ + pk_)) {
                 fail(Error::BAD_COUNT,
-                     "leg %u: parity %u over %u legs needs the receiver's window to hold a whole stripe of %u "
-                     "chunks and one more, it holds %u; raise rx's window or use fewer legs",
-                     leg, pk_, cfg_.legs, pn_ + pk_, r.window_chunks);
+                     "leg %u: parity %u over %u legs needs a receiver window of at least two stripes (%u "
+                     "chunks), it holds %u; raise rx's window or use fewer legs",
+                     leg, pk_, cfg_.legs, 2 * (pn_ + pk_), r.window_chunks);
                 return;
             }
             recv_window_ = std::min(recv_window_, r.window_chunks);
@@ -720,7 +720,11 @@ int32_t StripeSender::pick_chunk(const Leg &l, uint32_t leg) {
         for (size_t i = 0; i < slots_.size(); i++) {
             const Slot &s = slots_[i];
             if (s.st != Slot::St::QUEUED || (best >= 0 && s.seq >= slots_[best].seq)) continue;
-            if (s.seq >= cum_ack_ && s.seq - cum_ack_ >= recv_window_) continue;
+            // The receiver keeps the buffers of an incomplete stripe (up
+            // to N+K-1 chunks behind its in-order point): stay that much
+            // further inside its window, so no leg stalls on a chunk beyond
+            // it while a chunk the stripe needs waits behind on that leg.
+            if (s.seq >= cum_ack_ && s.seq - cum_ack_ + (g - 1) >= recv_window_) continue;
             if (at_risk_on_leg(s.seq / g, leg)) continue;
             best = static_cast<int32_t>(i);
         }

@@ -32,11 +32,11 @@
 //   (hellos accepted, duplicates acknowledged, a repeated end record answered
 //   again) so that a sender whose end acknowledgement was lost with its leg
 //   gets its answer on another leg.
-// - Parity (hello feature bit 3, docs/wire.md 2.21): chunks are delivered a
-//   whole stripe at a time, once its data chunks are all held; a missing one
-//   is rebuilt from any N of the stripe's N+K chunks and acknowledged as
-//   held, so the sender never re-sends it. The codec's tables are allocated
-//   at the first hello that asks for parity.
+// - Parity (hello feature bit 3, docs/wire.md 2.21): a missing chunk is
+//   rebuilt from any N of its stripe's N+K chunks and acknowledged as held,
+//   so the sender never re-sends it; the buffers of a stripe's chunks
+//   already written out are kept until the stripe is complete. The codec's
+//   tables are allocated at the first hello that asks for parity.
 #pragma once
 
 #include <cstddef>
@@ -149,7 +149,8 @@ class StripeReceiver {
 
     uint64_t base_ = 0;   // oldest chunk still holding a buffer
     uint64_t next_ = 0;   // in-order frontier
-    size_t out_off_ = 0;  // bytes of chunk base_ consumed by output
+    uint64_t out_ = 0;    // chunk being written out (base_ <= out_ <= next_; parity keeps a stripe's buffers)
+    size_t out_off_ = 0;  // bytes of chunk out_ consumed by output
     uint64_t digest_ = 0;
     CompatChecksumChain compat_chain_;
 
