@@ -83,9 +83,9 @@ StripeSender::StripeSender(const SenderConfig &cfg)
                                         " legs; N = legs - K data chunks per stripe must be at least 1)");
         if (cfg.parity_k > 255 || cfg.legs - cfg.parity_k > 255)
             throw std::invalid_argument("stripe sender: parity geometry above 255");
-        // The receiver holds a stripe's first chunk undelivered (so not
-        // acknowledged) until the stripe is complete: one more buffer is
-        // needed to complete it.
+        // With a single buffer a stripe would advance one chunk per round
+        // trip; that case (and a lost chunk holding the only buffer) is not
+        // tested: refuse it.
         if (cfg.max_chunks_in_flight < 2)
             throw std::invalid_argument("stripe sender: parity needs max_chunks_in_flight of 2 or more");
         pk_ = cfg.parity_k;
@@ -688,10 +688,10 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
 void StripeSender::maybe_end() {
     if (end_state_ != EndState::NOT_YET || !eof_ || filling_ >= 0) return;
     // Parity: once every chunk was written, the end record goes without
-    // waiting for the acknowledgements. The receiver holds a stripe's first
-    // chunk unacknowledged until the stripe is complete, and a short last
-    // stripe that lost its parity is complete only by the end record's
-    // length (docs/wire.md 2.21).
+    // waiting for the acknowledgements: a lost parity chunk of a stripe the
+    // receiver completed without it is acknowledged only when the receiver's
+    // in-order point passes it, and a short last stripe that lost its parity
+    // is complete only by the end record's length (docs/wire.md 2.21).
     for (const auto &s : slots_) {
         if (s.st == Slot::St::FREE) continue;
         if (pk_ && (s.st == Slot::St::SENT || s.st == Slot::St::COVERED)) continue;
