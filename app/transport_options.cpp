@@ -42,6 +42,10 @@ void transport_usage(FILE *f) {
         "                       as a chunk of its own (default: a partial chunk waits up to 2 ms)\n"
         "    delayus N          tx: at most one chunk every N microseconds (stock pauses N us per chunk\n"
         "                       and connection); a rate of --chunk bytes per N us. See --rate\n"
+        "    parity K           tx (dpdk-millipede's own word): K Reed-Solomon parity chunks per stripe\n"
+        "                       of (legs - K) data chunks, one chunk per leg: rx rebuilds up to K chunks\n"
+        "                       lost with dying legs without a re-send (1 to legs-1; rx follows the\n"
+        "                       hello). Not with --compat\n"
         "    terminate PORT     not implemented; refused with what to use instead\n"
         "    initiate HOST PORT not implemented; refused with what to use instead\n"
         "  options:\n"
@@ -203,6 +207,10 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
             if (!n) return "chaos needs a number of chunks (0: off)";
             o.chaos = *n;
+        } else if (a == "parity") {
+            auto n = need(1) ? parse_uint(argv[++i], 0, 63) : std::nullopt;
+            if (!n) return "parity needs the number of parity chunks per stripe, 1 to 63 (0: off)";
+            o.parity = static_cast<uint32_t>(*n);
         } else if (a == "verbose") {
             auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
             if (!n) return "verbose needs a level (a number, 0 and up)";
@@ -320,6 +328,8 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         if (o.chaos) return "chaos is a sender word: give it to tx, leave it out on rx";
         if (o.leglimit) return "leglimit is a sender word: give it to tx, leave it out on rx";
         if (o.rate || delayus) return "--rate and delayus limit the sender: give them to tx, leave them out on rx";
+        if (o.parity)
+            return "parity is a sender word: give it to tx; rx follows the sender's hello (feature bit 3)";
         if (o.charmode) return "charmode is a sender word: give it to tx (rx writes every chunk as soon as it is in order)";
         if (o.threads)
             return "threads is a sender word: leave it out on rx (the receiver serves as many connections as "
@@ -329,6 +339,17 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
                "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
+    if (o.parity && o.compat)
+        return "parity with --compat viamillipede: stock viamillipede's format has no parity chunks (a stock "
+               "receiver would write them into the output); drop parity, or run dpdk-millipede on both ends "
+               "without --compat";
+    if (o.tx && o.parity) {
+        const uint64_t legs = o.threads ? o.threads : std::min<uint64_t>(64, 2 * o.dests.size());
+        if (o.parity >= legs)
+            return "parity " + std::to_string(o.parity) + " needs more legs than parity chunks: with " +
+                   std::to_string(legs) + " legs a stripe would have no data chunk; give threads N with N > " +
+                   std::to_string(o.parity) + " (a stripe is N - K data chunks and K parity chunks, one per leg)";
+    }
     if (delayus) {
         if (o.rate) return "delayus and --rate both limit the rate: give one";
         // Stock pauses delayus before each chunk it writes; here that is a

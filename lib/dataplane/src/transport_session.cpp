@@ -412,6 +412,17 @@ void Impl::report_final() {
         std::fprintf(stderr, "dpdk-millipede %s: bad_ip %lu bad_tcp %lu injected_rx_drops %lu injected_tx_drops %lu\n",
                      who(), (unsigned long)rxc.drops[static_cast<unsigned>(RxDrop::BadIpChecksum)], (unsigned long)bad,
                      (unsigned long)rx_injected, (unsigned long)inj_tx);
+        // parity (docs/wire.md 2.21): what the dead legs cost
+        if (s.tx && o.parity)
+            std::fprintf(stderr, "dpdk-millipede tx: parity: stripes %lu parity_chunks_sent %lu covered %lu resent %lu\n",
+                         (unsigned long)s.tx->stripe().stats().parity_stripes,
+                         (unsigned long)s.tx->stripe().stats().parity_chunks_sent,
+                         (unsigned long)s.tx->stripe().stats().parity_covered,
+                         (unsigned long)s.tx->stripe().stats().chunks_resent);
+        if (s.rx && s.rx->stripe().stats().parity_chunks)
+            std::fprintf(stderr, "dpdk-millipede rx: parity: parity_chunks %lu rebuilt %lu\n",
+                         (unsigned long)s.rx->stripe().stats().parity_chunks,
+                         (unsigned long)s.rx->stripe().stats().parity_rebuilt);
         std::fprintf(stderr, "dpdk-millipede %s: rx lcore: frames %lu to_workers %lu to_owner %lu new_flows %lu "
                              "unknown_flows %lu backpressure %lu",
                      who(), (unsigned long)rxc.frames, (unsigned long)rxc.to_workers, (unsigned long)rxc.to_owner,

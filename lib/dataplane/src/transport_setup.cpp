@@ -358,6 +358,7 @@ bool Impl::setup_session(std::string &err) {
             tc.stripe.flush_partial_us = 5'000;
             tc.stripe.no_leg_timeout_us = o.connect_timeout_us;
             tc.stripe.compat_checksums = o.checksum;
+            tc.stripe.parity_k = o.parity;
             tc.stripe.external_chunks = true;
             tc.stripe.release_chunk = [](void *, uint64_t ref) { chunk_release(ref); };
             tc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "millipede/net/bytes.h"
+
 namespace millipede::stripe {
 
 struct StripeReceiver::Slot {
@@ -23,6 +25,9 @@ struct StripeReceiver::Slot {
     St st = St::FREE;
     uint32_t fillers = 0; // legs writing a copy of this chunk (more than one: a re-send racing its original)
     bool mixed = false;   // bytes from more than one copy: verify the buffer itself at the end
+    uint32_t crc = 0;     // the chunk header's CRC32C (parity: part of a data chunk's unit)
+    bool parity = false;  // a parity unit; `stripe_data`: its stripe's data chunk count
+    uint32_t stripe_data = 0;
 };
 
 struct StripeReceiver::Leg {
@@ -61,10 +66,13 @@ StripeReceiver::StripeReceiver(const ReceiverConfig &cfg)
     uint32_t ceiling = cfg.codec == Codec::NATIVE ? kMaxChunkBytes : kCompatMaxChunkBytes;
     if (cfg.max_chunk_bytes == 0 || cfg.max_chunk_bytes > ceiling)
         throw std::invalid_argument("stripe receiver: max_chunk_bytes must be 1.." + std::to_string(ceiling));
-    pool_.reset(new uint8_t[static_cast<size_t>(cfg.window_chunks) * cfg.max_chunk_bytes]);
+    // Each buffer has kParityUnitPrefix bytes of headroom (a data chunk's
+    // parity unit prefix goes there for a rebuild) and room for a parity
+    // unit, up to kParityUnitPrefix bytes longer than a chunk.
+    const size_t stride = static_cast<size_t>(cfg.max_chunk_bytes) + 2 * kParityUnitPrefix;
+    pool_.reset(new uint8_t[static_cast<size_t>(cfg.window_chunks) * stride]);
     slots_.resize(cfg.window_chunks);
-    for (size_t i = 0; i < slots_.size(); i++)
-        slots_[i].buf = pool_.get() + i * static_cast<size_t>(cfg.max_chunk_bytes);
+    for (size_t i = 0; i < slots_.size(); i++) slots_[i].buf = pool_.get() + i * stride + kParityUnitPrefix;
     uint32_t ring_cap = 2 * cfg.window_chunks;
     resend_pool_.reset(new uint64_t[static_cast<size_t>(ring_cap) * cfg.max_legs]);
     legs_.reserve(cfg.max_legs);
@@ -296,6 +304,24 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
         snprintf(leg_message_, sizeof leg_message_,
                  "leg %u refused: the sender's chunks of %u bytes exceed this receiver's limit of %u",
                  leg, d.hello.chunk_bytes, cfg_.max_chunk_bytes);
+    } else if (cfg_.codec == Codec::NATIVE) {
+        // parity (2.21): geometry in the features' top bytes
+        const bool wants = d.hello.features & kFeatureParity;
+        const uint32_t n = parity_feature_n(d.hello.features), k = parity_feature_k(d.hello.features);
+        const char *why = nullptr;
+        if (wants && (n == 0 || k == 0 || n + k > kMaxLegs))
+            why = "parity geometry out of range";
+        else if (wants && 2 * (n + k) > cfg_.window_chunks)
+            why = "this receiver's window does not hold two parity stripes (raise rx's window)";
+        else if ((wants && pk_ && (n != pn_ || k != pk_)) || (!wants && pk_))
+            why = "its parity geometry differs from the session's other legs";
+        if (why) {
+            r.status = HelloStatus::BAD_HELLO;
+            e = Error::BAD_COUNT;
+            snprintf(leg_message_, sizeof leg_message_,
+                     "leg %u refused: %s (parity N=%u K=%u, window %u chunks)", leg, why, wants ? n : 0,
+                     wants ? k : 0, cfg_.window_chunks);
+        }
     }
     uint8_t buf[kHelloReplySize];
     if (e != Error::NONE) {
@@ -311,6 +337,14 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
     session_known_ = true;
     r.status = HelloStatus::ACCEPT;
     r.features = d.hello.features & kFeaturesV1;
+    if (d.hello.features & kFeatureParity) {
+        r.features |= d.hello.features & (kFeatureParity | kFeatureParityGeometryMask);
+        if (!pk_) {
+            pn_ = parity_feature_n(d.hello.features);
+            pk_ = parity_feature_k(d.hello.features);
+            parity_ = std::make_unique<ParityCodec>(pn_, pk_);
+        }
+    }
     r.window_chunks = cfg_.window_chunks;
     ctl_append(l, buf, encode_hello_reply(buf, r));
     l.st = ReceiverLegState::OPEN;
@@ -326,6 +360,33 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
         l.have_pending = false; // (after DONE fail() does nothing: drop the payload)
         l.discard = true;
         return true;
+    }
+    const bool is_parity = c.flags & kChunkFlagParity;
+    uint32_t stripe_data = 0;
+    if (is_parity || pk_) {
+        // parity (2.21): stripe t owns seqs t*(N+K).., data first, then the
+        // K parity chunks, whose offset field carries the geometry.
+        const uint64_t g = pn_ + pk_;
+        const char *why = nullptr;
+        if (!pk_)
+            why = "a parity chunk, but the hello did not ask for parity";
+        else if (is_parity != (s % g >= pn_))
+            why = is_parity ? "a parity chunk at a data chunk's place in its stripe"
+                            : "a data chunk at a parity chunk's place in its stripe";
+        if (!why && is_parity) {
+            stripe_data = static_cast<uint32_t>(c.offset >> 24) & 0xFF;
+            if ((c.offset & 0xFF) != s % g - pn_ || ((c.offset >> 8) & 0xFF) != pn_ || ((c.offset >> 16) & 0xFF) != pk_ ||
+                (c.offset >> 32) != 0 || stripe_data == 0 || stripe_data > pn_ || c.length <= kParityUnitPrefix)
+                why = "a parity chunk whose geometry disagrees with the hello";
+        } else if (!why && c.length > cfg_.max_chunk_bytes) {
+            why = "a data chunk longer than the chunk limit";
+        }
+        if (why) {
+            close_leg(leg, is_parity ? Error::BAD_COUNT : Error::UNEXPECTED_RECORD, "leg %u: chunk %llu: %s", leg,
+                      static_cast<unsigned long long>(s), why);
+            l.have_pending = false;
+            return true;
+        }
     }
     const uint64_t w = cfg_.window_chunks;
     Slot *sl = (s >= next_ && s - base_ < w) ? &slots_[s % w] : nullptr;
@@ -366,6 +427,9 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
     sl->len = c.length;
     sl->filled = 0;
     sl->offset = c.offset;
+    sl->crc = c.crc32c;
+    sl->parity = is_parity;
+    sl->stripe_data = stripe_data;
     sl->compat_sum = l.pending_sum;
     l.slot = static_cast<int32_t>(s % w);
     l.chunk_off = 0;
@@ -411,16 +475,125 @@ void StripeReceiver::on_chunk_end(uint32_t leg, const Decoded &d) {
     }
     if (s.filled < s.len) return; // (cannot happen: this copy reached its end)
     s.st = Slot::St::HELD;
-    if (s.fillers > 0) {
-        // The other copy's rest is read and dropped.
-        for (auto &o : legs_)
-            if (o.slot == idx) {
-                o.slot = -1;
-                o.discard = true;
-            }
-        s.fillers = 0;
-    }
+    if (s.parity) stats_.parity_chunks++;
+    if (s.fillers > 0) detach_fillers(idx); // the other copy's rest is read and dropped
     advance();
+}
+
+void StripeReceiver::detach_fillers(int32_t idx) {
+    for (auto &o : legs_)
+        if (o.slot == idx) {
+            o.slot = -1;
+            o.discard = true;
+        }
+    slots_[idx].fillers = 0;
+}
+
+// parity (2.21): called when next_ is the first seq of a stripe. True once
+// every data chunk of the stripe is held, rebuilding the missing ones from
+// any N of its chunks when a parity chunk is held (which also says how many
+// data chunks a short stripe has); stripe_n_ is set then.
+bool StripeReceiver::resolve_stripe(uint64_t s0) {
+    const uint64_t w = cfg_.window_chunks;
+    const auto held = [&](uint64_t q) -> Slot * {
+        if (q - base_ >= w) return nullptr;
+        Slot &x = slots_[q % w];
+        return x.st == Slot::St::HELD && x.seq == q ? &x : nullptr;
+    };
+    uint32_t known = 0, plen = 0, have_parity = 0;
+    bool present[kMaxLegs] = {};
+    for (uint32_t i = 0; i < pk_; i++)
+        if (Slot *p = held(s0 + pn_ + i)) {
+            if (!known) known = p->stripe_data, plen = p->len;
+            if (p->len != plen || p->stripe_data != known) {
+                fail(Error::BAD_COUNT, "stripe at chunk %llu: its parity chunks disagree on length or data count",
+                     static_cast<unsigned long long>(s0));
+                return false;
+            }
+            present[pn_ + i] = true;
+            have_parity++;
+        }
+    const uint32_t nd = known ? known : pn_;
+    uint32_t have_data = 0;
+    for (uint32_t j = 0; j < nd; j++)
+        if (held(s0 + j)) present[j] = true, have_data++;
+    if (have_data == nd) {
+        stripe_n_ = nd;
+        return true;
+    }
+    if (!known) {
+        // No parity chunk came (all lost): a short stripe's data count is
+        // proved by its data chunks 0..j-1 ending exactly where the next
+        // stripe's first chunk starts, or where the end record says the
+        // stream ends.
+        uint32_t j = 0;
+        while (j < pn_ && present[j]) j++;
+        if (j == 0 || have_data != j) return false;
+        const Slot *last = held(s0 + j - 1);
+        const uint64_t end_off = last->offset + last->len;
+        const Slot *next = held(s0 + pn_ + pk_);
+        if ((next && next->offset == end_off) ||
+            (end_known_ && end_.chunks == s0 + pn_ + pk_ && end_.bytes == end_off)) {
+            stripe_n_ = j;
+            return true;
+        }
+        return false;
+    }
+    if (have_data + have_parity < nd) return false;
+    for (uint32_t j = 0; j < nd; j++)
+        if (!present[j] && s0 + j - base_ >= w) return false; // no buffer for it yet: output must drain first
+    // Rebuild. A data chunk's unit is its prefix (offset, length, CRC32C)
+    // in the buffer's headroom, its payload, zeros up to the parity length.
+    uint8_t *units[kMaxLegs] = {};
+    for (uint32_t j = 0; j < nd; j++) {
+        const int32_t idx = static_cast<int32_t>((s0 + j) % w);
+        Slot &x = slots_[idx];
+        units[j] = x.buf - kParityUnitPrefix;
+        if (present[j]) {
+            if (kParityUnitPrefix + x.len > plen) {
+                fail(Error::BAD_COUNT, "chunk %llu is longer than its stripe's parity",
+                     static_cast<unsigned long long>(s0 + j));
+                return false;
+            }
+            net::store_le64(units[j], x.offset);
+            net::store_le32(units[j] + 8, x.len);
+            net::store_le32(units[j] + 12, x.crc);
+            std::memset(x.buf + x.len, 0, plen - kParityUnitPrefix - x.len);
+        } else if (x.st == Slot::St::RECEIVING) {
+            detach_fillers(idx); // a copy still coming (or never: its leg died) is dropped
+        }
+    }
+    for (uint32_t i = 0; i < pk_; i++)
+        if (present[pn_ + i]) units[pn_ + i] = slots_[(s0 + pn_ + i) % w].buf;
+    if (!parity_->rebuild(nd, present, units, plen)) return false;
+    for (uint32_t j = 0; j < nd; j++) {
+        if (present[j]) continue;
+        Slot &x = slots_[(s0 + j) % w];
+        const uint8_t *u = units[j];
+        const uint64_t off = net::load_le64(u);
+        const uint32_t len = net::load_le32(u + 8), crc = net::load_le32(u + 12);
+        if (len == 0 || len > cfg_.max_chunk_bytes || kParityUnitPrefix + len > plen || crc32c(x.buf, len) != crc) {
+            fail(Error::CRC_MISMATCH,
+                 "chunk %llu rebuilt from its stripe's parity does not verify (length %u, CRC32C 0x%08x)",
+                 static_cast<unsigned long long>(s0 + j), len, crc);
+            return false;
+        }
+        x.st = Slot::St::HELD;
+        x.seq = s0 + j;
+        x.len = x.filled = len;
+        x.offset = off;
+        x.crc = crc;
+        x.parity = false;
+        x.mixed = false;
+        x.fillers = 0;
+        stats_.parity_rebuilt++;
+    }
+    // Tell the sender on every leg: it holds those chunks as lost and waits
+    // for exactly this acknowledgement instead of re-sending them.
+    for (auto &o : legs_)
+        if (o.st == ReceiverLegState::OPEN) o.ack_pending = true;
+    stripe_n_ = nd;
+    return true;
 }
 
 void StripeReceiver::on_end(uint32_t leg, const Decoded &d) {
@@ -431,6 +604,7 @@ void StripeReceiver::on_end(uint32_t leg, const Decoded &d) {
     end_ = d.end;
     end_known_ = true;
     end_leg_ = leg;
+    if (pk_) advance(); // the last stripe's data count may follow from the end record
     if (verdict_ != Verdict::PENDING && cfg_.codec == Codec::NATIVE) {
         // A repeated end record (its first leg died): answer on this leg,
         // unless the answer is still waiting for the output to drain.
@@ -441,15 +615,50 @@ void StripeReceiver::on_end(uint32_t leg, const Decoded &d) {
 }
 
 void StripeReceiver::advance() {
+    if (in_advance_) return; // (output_consumed() below may call back)
+    in_advance_ = true;
     const uint64_t w = cfg_.window_chunks;
+    const uint64_t g = pn_ + pk_;
     while (state_ == SessionState::RUNNING) {
+        if (pk_) {
+            // A data chunk held in order goes out at once (its buffer stays
+            // until the stripe is complete, for a rebuild: output_consumed);
+            // at the first seq not held as data - a lost chunk, a seq a
+            // short stripe left out, or the parity - the stripe must be
+            // complete: rebuilt if need be, its data count known.
+            const uint64_t pos = next_ % g;
+            if (!stripe_ready_) {
+                const Slot &x = slots_[next_ % w];
+                const bool data_here =
+                    pos < pn_ && next_ - base_ < w && x.st == Slot::St::HELD && x.seq == next_ && !x.parity;
+                if (!data_here) {
+                    if (!resolve_stripe(next_ - pos)) break;
+                    stripe_ready_ = true;
+                }
+            }
+            if (stripe_ready_ && pos >= stripe_n_) {
+                // A parity chunk, or a data seq a short stripe left out: no
+                // bytes; held (acknowledged) whether it came or not.
+                if (next_ - base_ >= w) break;
+                const int32_t idx = static_cast<int32_t>(next_ % w);
+                Slot &x = slots_[idx];
+                if (x.st == Slot::St::RECEIVING) detach_fillers(idx);
+                x.st = Slot::St::HELD;
+                x.seq = next_;
+                x.len = x.filled = 0;
+                x.parity = false;
+                next_++;
+                if (next_ % g == 0) stripe_ready_ = false;
+                continue;
+            }
+        }
         Slot &s = slots_[next_ % w];
         if (s.st != Slot::St::HELD || s.seq != next_) break;
         if (cfg_.codec == Codec::NATIVE && s.offset != stats_.bytes_delivered) {
             fail(Error::OFFSET_MISMATCH, "chunk %llu claims stream offset %llu but %llu bytes precede it",
                  static_cast<unsigned long long>(s.seq), static_cast<unsigned long long>(s.offset),
                  static_cast<unsigned long long>(stats_.bytes_delivered));
-            return;
+            break;
         }
         if (cfg_.codec == Codec::VIAMILLIPEDE && !compat_chain_.verify(s.seq, s.buf, s.len, s.compat_sum)) {
             fail(Error::COMPAT_CHECKSUM,
@@ -458,14 +667,16 @@ void StripeReceiver::advance() {
                  static_cast<unsigned long long>(s.seq),
                  static_cast<unsigned long long>(stats_.bytes_delivered),
                  static_cast<unsigned long long>(s.compat_sum));
-            return;
+            break;
         }
         digest_ = crc64(s.buf, s.len, digest_);
         stats_.bytes_delivered += s.len;
         stats_.chunks_delivered++;
         next_++;
+        if (pk_ && next_ % g == 0) stripe_ready_ = false;
     }
-    output_consumed(0); // releases chunks with nothing left to write (empty compat chunks)
+    in_advance_ = false;
+    output_consumed(0); // releases chunks with nothing left to write (empty compat chunks, parity)
     check_end();
 }
 
@@ -490,7 +701,7 @@ void StripeReceiver::check_end() {
     verdict_ = st == EndStatus::OK ? Verdict::OK : Verdict::BAD;
     // A mismatch is reported at once; success only once the output took
     // every byte (output_consumed / poll send it then).
-    if (st == EndStatus::OK && base_ < next_)
+    if (st == EndStatus::OK && out_ < next_)
         end_ack_deferred_ = true;
     else
         send_end_ack(end_leg_);
@@ -520,8 +731,8 @@ void StripeReceiver::check_end() {
 // ----------------------------------------------------------------- output
 
 std::span<const uint8_t> StripeReceiver::output() const {
-    if (base_ >= next_) return {};
-    const Slot &s = slots_[base_ % cfg_.window_chunks];
+    if (out_ >= next_) return {};
+    const Slot &s = slots_[out_ % cfg_.window_chunks];
     return {s.buf + out_off_, s.len - out_off_};
 }
 
@@ -534,14 +745,25 @@ void StripeReceiver::send_end_ack(uint32_t leg) {
 void StripeReceiver::output_consumed(size_t n) {
     out_off_ += n;
     stats_.bytes_out += n;
-    while (base_ < next_) {
-        Slot &s = slots_[base_ % cfg_.window_chunks];
+    const uint64_t base_was = base_;
+    while (out_ < next_) {
+        const Slot &s = slots_[out_ % cfg_.window_chunks];
         if (out_off_ < s.len) break;
         out_off_ -= s.len;
+        out_++;
+    }
+    // A buffer is freed once written out, except (parity) the chunks of a
+    // stripe not complete yet: a rebuild needs them.
+    const uint64_t keep = pk_ && !stripe_ready_ ? next_ - next_ % (pn_ + pk_) : next_;
+    while (base_ < out_ && base_ < keep) {
+        Slot &s = slots_[base_ % cfg_.window_chunks];
         s.st = Slot::St::FREE;
         s.filled = 0;
         base_++;
     }
+    // parity: a stripe waiting for buffers (to rebuild into, or to hold
+    // its parity seqs) may go on now.
+    if (pk_ && base_ != base_was && !in_advance_) advance();
 }
 
 // ------------------------------------------------------------------ legs
@@ -605,7 +827,7 @@ void StripeReceiver::write_leg(uint32_t leg, LegIo &io) {
 }
 
 void StripeReceiver::poll(uint64_t, LegIo &io) {
-    if (end_ack_deferred_ && base_ == next_) {
+    if (end_ack_deferred_ && out_ == next_) {
         end_ack_deferred_ = false;
         send_end_ack(end_leg_);
     }
@@ -614,7 +836,7 @@ void StripeReceiver::poll(uint64_t, LegIo &io) {
         if (st == ReceiverLegState::HELLO || st == ReceiverLegState::OPEN || st == ReceiverLegState::REFUSING)
             write_leg(i, io);
     }
-    if (state_ == SessionState::RUNNING && verdict_ == Verdict::OK && base_ == next_ &&
+    if (state_ == SessionState::RUNNING && verdict_ == Verdict::OK && out_ == next_ &&
         (cfg_.codec == Codec::VIAMILLIPEDE || end_ack_written_)) {
         state_ = SessionState::DONE;
         snprintf(message_, sizeof message_, "complete: %llu bytes in %llu chunks%s",

@@ -3,6 +3,8 @@
 // Design notes: docs/wire.md section 5.
 #include "millipede/stripe/sender.h"
 
+#include "millipede/net/bytes.h"
+
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
@@ -13,7 +15,9 @@
 namespace millipede::stripe {
 
 struct StripeSender::Slot {
-    enum class St : uint8_t { FREE, FILLING, QUEUED, RESEND, SENDING, SENT };
+    // COVERED (parity): lost with a leg, but the receiver rebuilds it from
+    // its stripe's other chunks; it waits for that acknowledgement.
+    enum class St : uint8_t { FREE, FILLING, QUEUED, RESEND, SENDING, SENT, COVERED };
     const uint8_t *buf = nullptr;
     uint8_t *own = nullptr; // this slot's buffer in the internal pool (copy mode)
     uint64_t ref = 0;       // external_chunks: the chunk's reference, while held
@@ -28,6 +32,7 @@ struct StripeSender::Slot {
     bool ever_sent = false;
     bool acked_while_sending = false; // the ack overtook a re-send in progress
     uint64_t delivered_at = 0;        // compat: the leg's stream offset just past this chunk
+    bool parity = false;              // a parity unit (slots_[data_slots_..]); FILLING = reserved for the open stripe
 };
 
 struct StripeSender::Leg {
@@ -67,6 +72,36 @@ StripeSender::StripeSender(const SenderConfig &cfg)
         size_t total = static_cast<size_t>(cfg.chunk_bytes) * cfg.max_chunks_in_flight;
         pool_.reset(new uint8_t[total]);
         for (size_t i = 0; i < slots_.size(); i++) slots_[i].buf = slots_[i].own = pool_.get() + i * cfg.chunk_bytes;
+    }
+    data_slots_ = cfg.max_chunks_in_flight;
+    if (cfg.parity_k) {
+        if (cfg.codec != Codec::NATIVE)
+            throw std::invalid_argument("stripe sender: parity needs the native format (viamillipede's has no parity)");
+        if (cfg.parity_k >= cfg.legs)
+            throw std::invalid_argument("stripe sender: parity " + std::to_string(cfg.parity_k) +
+                                        " needs more legs than parity chunks (have " + std::to_string(cfg.legs) +
+                                        " legs; N = legs - K data chunks per stripe must be at least 1)");
+        if (cfg.parity_k > 255 || cfg.legs - cfg.parity_k > 255)
+            throw std::invalid_argument("stripe sender: parity geometry above 255");
+        // With a single buffer a stripe would advance one chunk per round
+        // trip; that case (and a lost chunk holding the only buffer) is not
+        // tested: refuse it.
+        if (cfg.max_chunks_in_flight < 2)
+            throw std::invalid_argument("stripe sender: parity needs max_chunks_in_flight of 2 or more");
+        pk_ = cfg.parity_k;
+        pn_ = cfg.legs - cfg.parity_k;
+        parity_ = std::make_unique<ParityCodec>(pn_, pk_);
+        // Enough parity buffers for every stripe that can hold a data
+        // buffer, and two more; beyond that input waits (parity_room()).
+        const size_t units = static_cast<size_t>(pk_) * (cfg.max_chunks_in_flight + 2);
+        const size_t unit_bytes = static_cast<size_t>(cfg.chunk_bytes) + kParityUnitPrefix;
+        parity_pool_.reset(new uint8_t[units * unit_bytes]);
+        slots_.resize(data_slots_ + units);
+        for (size_t i = 0; i < units; i++) {
+            Slot &p = slots_[data_slots_ + i];
+            p.buf = p.own = parity_pool_.get() + i * unit_bytes;
+            p.parity = true;
+        }
     }
     legs_.reserve(cfg.legs);
     for (uint32_t i = 0; i < cfg.legs; i++) legs_.emplace_back(cfg.codec);
@@ -108,29 +143,32 @@ void StripeSender::finish(bool confirmed) {
 size_t StripeSender::input_space() const {
     if (eof_ || state_ != SessionState::RUNNING) return 0;
     size_t room = filling_ >= 0 ? cfg_.chunk_bytes - slots_[filling_].len : 0;
-    for (const auto &s : slots_)
-        if (s.st == Slot::St::FREE) room += cfg_.chunk_bytes;
+    if (!parity_room()) return room;
+    for (uint32_t i = 0; i < data_slots_; i++)
+        if (slots_[i].st == Slot::St::FREE) room += cfg_.chunk_bytes;
     return room;
 }
 
-int32_t StripeSender::grab_free_slot() {
-    for (size_t i = 0; i < slots_.size(); i++)
+int32_t StripeSender::grab_free_slot() const {
+    for (uint32_t i = 0; i < data_slots_; i++)
         if (slots_[i].st == Slot::St::FREE) return static_cast<int32_t>(i);
     return -1;
 }
 
 bool StripeSender::chunk_room() const {
-    if (eof_ || state_ != SessionState::RUNNING || !cfg_.external_chunks) return false;
-    for (const auto &s : slots_)
-        if (s.st == Slot::St::FREE) return true;
+    if (eof_ || state_ != SessionState::RUNNING || !cfg_.external_chunks || !parity_room()) return false;
+    for (uint32_t i = 0; i < data_slots_; i++)
+        if (slots_[i].st == Slot::St::FREE) return true;
     return false;
 }
 
 bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us, const ChunkSums *sums) {
     if (!cfg_.external_chunks || eof_ || state_ != SessionState::RUNNING || len == 0 || len > cfg_.chunk_bytes)
         return false;
+    if (!parity_room()) return false;
     const int32_t i = grab_free_slot();
     if (i < 0) return false;
+    if (pk_ && !stripe_open_) open_stripe();
     Slot &s = slots_[i];
     s.buf = data;
     s.ref = ref;
@@ -154,8 +192,10 @@ size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
     size_t used = 0;
     while (used < n) {
         if (filling_ < 0) {
+            if (!parity_room()) break; // back-pressure: every parity buffer is in flight
             filling_ = grab_free_slot();
             if (filling_ < 0) break; // back-pressure: every buffer is in flight
+            if (pk_ && !stripe_open_) open_stripe();
             Slot &s = slots_[filling_];
             s.st = Slot::St::FILLING;
             s.len = 0;
@@ -178,7 +218,7 @@ size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
     return used;
 }
 
-void StripeSender::seal(uint64_t) {
+void StripeSender::seal(uint64_t now_us) {
     if (filling_ < 0) return;
     Slot &s = slots_[filling_];
     filling_ = -1;
@@ -195,14 +235,166 @@ void StripeSender::seal(uint64_t) {
     s.ever_sent = false;
     s.acked_while_sending = false;
     stats_.chunks_sealed++;
+    if (pk_) {
+        // Add this chunk's unit (prefix + payload) to the stripe's parity
+        // now, while the chunk is certainly here (it may be acknowledged
+        // and its buffer reused before the stripe closes).
+        const uint32_t j = static_cast<uint32_t>(s.seq - stripe_s0_);
+        const uint32_t unit = kParityUnitPrefix + s.len;
+        uint8_t *par[kMaxLegs];
+        for (uint32_t i = 0; i < pk_; i++) par[i] = slots_[stripe_parity_[i]].own;
+        if (unit > stripe_plen_) {
+            for (uint32_t i = 0; i < pk_; i++) std::memset(par[i] + stripe_plen_, 0, unit - stripe_plen_);
+            stripe_plen_ = unit;
+        }
+        uint8_t prefix[kParityUnitPrefix];
+        net::store_le64(prefix, s.offset);
+        net::store_le32(prefix + 8, s.len);
+        net::store_le32(prefix + 12, s.crc);
+        parity_->encode_update(j, prefix, kParityUnitPrefix, par);
+        for (uint32_t i = 0; i < pk_; i++) par[i] += kParityUnitPrefix;
+        parity_->encode_update(j, s.buf, s.len, par);
+        stripe_data_++;
+        last_seal_us_ = now_us;
+        if (stripe_data_ == pn_ || stripe_lost_) close_stripe();
+    }
 }
 
-void StripeSender::flush_input(uint64_t now_us) { seal(now_us); }
+void StripeSender::flush_input(uint64_t now_us) {
+    seal(now_us);
+    if (stripe_open_ && stripe_data_ > 0 && filling_ < 0) close_stripe(); // flushed bytes should not wait for a stripe to fill
+}
 
 void StripeSender::finish_input(uint64_t now_us) {
     seal(now_us);
+    if (stripe_open_) {
+        if (stripe_data_ > 0) {
+            close_stripe();
+        } else {
+            for (uint32_t i = 0; i < pk_; i++) slots_[stripe_parity_[i]].st = Slot::St::FREE;
+            stripe_open_ = false;
+        }
+    }
     eof_ = true;
     maybe_end();
+}
+
+// ----------------------------------------------------------------- parity
+
+bool StripeSender::parity_room() const {
+    if (!pk_ || stripe_open_) return true;
+    uint32_t free_units = 0;
+    for (size_t i = data_slots_; i < slots_.size(); i++) free_units += slots_[i].st == Slot::St::FREE;
+    return free_units >= pk_;
+}
+
+// The stripe's seqs are fixed: stripe t owns seqs t*(N+K) .. t*(N+K)+N+K-1,
+// data first, parity last; a short stripe leaves its unused data seqs out.
+void StripeSender::open_stripe() {
+    uint32_t got = 0;
+    for (size_t i = data_slots_; i < slots_.size() && got < pk_; i++)
+        if (slots_[i].st == Slot::St::FREE) {
+            slots_[i].st = Slot::St::FILLING;
+            stripe_parity_[got++] = static_cast<int32_t>(i);
+        }
+    // (parity_room() was checked by the caller, so got == pk_.)
+    stripe_open_ = true;
+    stripe_lost_ = false;
+    stripe_s0_ = next_seq_;
+    stripe_data_ = 0;
+    stripe_plen_ = 0;
+}
+
+void StripeSender::close_stripe() {
+    if (!stripe_open_) return;
+    stripe_open_ = false;
+    stats_.parity_stripes++;
+    if (stripe_data_ < pn_) stats_.parity_short_stripes++;
+    for (uint32_t i = 0; i < pk_; i++) {
+        Slot &p = slots_[stripe_parity_[i]];
+        p.seq = stripe_s0_ + pn_ + i;
+        p.len = stripe_plen_;
+        // The offset field of a parity chunk carries its geometry.
+        p.offset = static_cast<uint64_t>(i) | static_cast<uint64_t>(pn_) << 8 | static_cast<uint64_t>(pk_) << 16 |
+                   static_cast<uint64_t>(stripe_data_) << 24;
+        p.crc = crc32c(p.own, p.len, 0);
+        p.st = Slot::St::QUEUED;
+        p.resends = 0;
+        p.ever_sent = false;
+        p.acked_while_sending = false;
+    }
+    next_seq_ = stripe_s0_ + pn_ + pk_;
+}
+
+// A chunk of stripe `stripe` that a loss of `leg` would take with it.
+bool StripeSender::at_risk_on_leg(uint64_t stripe, uint32_t leg) const {
+    const uint64_t g = pn_ + pk_;
+    for (const auto &s : slots_)
+        if ((s.st == Slot::St::SENDING || s.st == Slot::St::SENT) && s.leg == leg && s.seq / g == stripe) return true;
+    return false;
+}
+
+// After a leg died: a stripe that lost at most K chunks is rebuilt by the
+// receiver from the others, so its lost chunks wait for the acknowledgement
+// instead of going again. A stripe beyond that (or a short stripe whose
+// every parity chunk was lost: the receiver cannot tell how many data
+// chunks it has) has its lost chunks re-sent.
+void StripeSender::cover_lost() {
+    const uint64_t g = pn_ + pk_;
+    // A lost chunk of the open stripe is rebuilt only once the stripe's
+    // parity exists: close the stripe now (short) rather than wait for
+    // input, and for buffers the lost chunk itself holds. A chunk still
+    // filling belongs to the stripe: it closes the stripe when sealed.
+    if (stripe_open_ && stripe_data_ > 0)
+        for (const auto &x : slots_)
+            if ((x.st == Slot::St::RESEND || x.st == Slot::St::COVERED) && !x.parity && x.seq >= stripe_s0_ &&
+                x.seq < stripe_s0_ + pn_) {
+                if (filling_ < 0)
+                    close_stripe();
+                else
+                    stripe_lost_ = true;
+                break;
+            }
+    for (size_t i = 0; i < slots_.size(); i++) {
+        const Slot &x = slots_[i];
+        if (x.st != Slot::St::RESEND && x.st != Slot::St::COVERED) continue;
+        const uint64_t t = x.seq / g;
+        uint32_t lost = 0;
+        bool parity_alive = stripe_open_ && stripe_s0_ / g == t; // parity not computed yet
+        uint32_t data_in_stripe = pn_;
+        for (const auto &s : slots_) {
+            if (s.st == Slot::St::FREE || s.st == Slot::St::FILLING || s.seq / g != t) continue;
+            if (s.st == Slot::St::RESEND || s.st == Slot::St::COVERED) {
+                lost++;
+                if (s.parity) data_in_stripe = static_cast<uint32_t>(s.offset >> 24) & 0xFF;
+            } else if (s.parity) {
+                parity_alive = true;
+            }
+        }
+        // A short stripe that lost every parity chunk: the receiver learns
+        // its data count from the next stripe's first chunk (its offset) or
+        // from the end record. If that chunk was lost too, or nothing follows
+        // yet while input is open, its lost chunks are re-sent instead.
+        bool proof = parity_alive || data_in_stripe == pn_;
+        if (!proof) {
+            const uint64_t next_first = (t + 1) * g;
+            bool next_lost = false;
+            for (const auto &s : slots_)
+                next_lost |= !s.parity && s.seq == next_first &&
+                             (s.st == Slot::St::RESEND || s.st == Slot::St::COVERED);
+            proof = !next_lost && (eof_ || next_seq_ > next_first || filling_ >= 0);
+        }
+        const bool covered = lost <= pk_ && proof;
+        for (auto &s : slots_) {
+            if (s.st == Slot::St::FREE || s.st == Slot::St::FILLING || s.seq / g != t) continue;
+            if (covered && s.st == Slot::St::RESEND) {
+                s.st = Slot::St::COVERED;
+                stats_.parity_covered++;
+            } else if (!covered && s.st == Slot::St::COVERED) {
+                s.st = Slot::St::RESEND;
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------- legs
@@ -272,7 +464,7 @@ void StripeSender::leg_up(uint32_t leg, uint64_t) {
         Hello h;
         h.session_id = cfg_.session_id;
         h.stream_index = leg;
-        h.features = kFeaturesV1;
+        h.features = kFeaturesV1 | (pk_ ? parity_feature(pn_, pk_) : 0);
         std::memcpy(h.checkphrase, cfg_.checkphrase, 4);
         h.chunk_bytes = cfg_.chunk_bytes;
         l.ctl_len = static_cast<uint32_t>(encode_hello(l.ctl, h));
@@ -325,6 +517,7 @@ LegDown StripeSender::leg_down(uint32_t leg, uint64_t now_us, uint64_t delivered
     stats_.leg_deaths++;
     if (cfg_.codec == Codec::VIAMILLIPEDE && !l.fresh && outcome == LegDown::LOST) stats_.compat_deaths_unconfirmed++;
     requeue_leg(leg);
+    if (pk_) cover_lost();
     l.ctl_len = l.ctl_off = 0;
     l.dec.reset();
     l.fresh = true; // its next connection carries no chunk yet
@@ -363,6 +556,20 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
         if (r.status == HelloStatus::ACCEPT) {
             if (!(r.features & kFeatureCrc32c)) {
                 fail(Error::MISSING_FEATURE, "leg %u: the receiver does not check CRC32C on chunks", leg);
+                return;
+            }
+            if (pk_ && !(r.features & kFeatureParity)) {
+                fail(Error::MISSING_FEATURE,
+                     "leg %u: the receiver does not support parity (hello feature bit 3); run an rx that "
+                     "knows `parity`, or drop `parity %u`",
+                     leg, pk_);
+                return;
+            }
+            if (pk_ && r.window_chunks < 2 * (pn_ + pk_)) {
+                fail(Error::BAD_COUNT,
+                     "leg %u: parity %u over %u legs needs a receiver window of at least two stripes (%u "
+                     "chunks), it holds %u; raise rx's window or use fewer legs",
+                     leg, pk_, cfg_.legs, 2 * (pn_ + pk_), r.window_chunks);
                 return;
             }
             recv_window_ = std::min(recv_window_, r.window_chunks);
@@ -414,7 +621,10 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
         cum_ack_ = std::max(cum_ack_, a.cumulative);
         for (size_t i = 0; i < slots_.size(); i++) {
             Slot &s = slots_[i];
-            if (s.st == Slot::St::FREE || s.st == Slot::St::FILLING || s.st == Slot::St::QUEUED) continue;
+            // (A queued chunk can be acknowledged too: with parity the
+            // receiver may rebuild it before it was ever sent.)
+            if (s.st == Slot::St::FREE || s.st == Slot::St::FILLING) continue;
+            if (s.st == Slot::St::QUEUED && !pk_) continue;
             bool acked = s.seq < cum_ack_;
             if (!acked && s.seq > a.cumulative && s.seq - a.cumulative - 1 < 64)
                 acked = (a.bitmap >> (s.seq - a.cumulative - 1)) & 1;
@@ -477,12 +687,20 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
 
 void StripeSender::maybe_end() {
     if (end_state_ != EndState::NOT_YET || !eof_ || filling_ >= 0) return;
-    for (const auto &s : slots_)
-        if (s.st != Slot::St::FREE) return;
+    // Parity: once every chunk was written, the end record goes without
+    // waiting for the acknowledgements: a lost parity chunk of a stripe the
+    // receiver completed without it is acknowledged only when the receiver's
+    // in-order point passes it, and a short last stripe that lost its parity
+    // is complete only by the end record's length (docs/wire.md 2.21).
+    for (const auto &s : slots_) {
+        if (s.st == Slot::St::FREE) continue;
+        if (pk_ && (s.st == Slot::St::SENT || s.st == Slot::St::COVERED)) continue;
+        return;
+    }
     end_state_ = EndState::QUEUED;
 }
 
-int32_t StripeSender::pick_chunk(const Leg &l) {
+int32_t StripeSender::pick_chunk(const Leg &l, uint32_t leg) {
     int32_t best = -1;
     // Chunks lost with a dead leg (or failing their CRC) go first. In compat
     // mode only a fresh connection may carry them: a stock viamillipede
@@ -493,6 +711,24 @@ int32_t StripeSender::pick_chunk(const Leg &l) {
             if (slots_[i].st == Slot::St::RESEND && (best < 0 || slots_[i].seq < slots_[best].seq))
                 best = static_cast<int32_t>(i);
         if (best >= 0) return best;
+    }
+    if (pk_) {
+        // Parity: the chunks of a stripe at risk at once go on distinct
+        // legs, so one dying leg takes at most one chunk of each stripe.
+        // A leg skips a chunk whose stripe it already carries unacknowledged.
+        const uint64_t g = pn_ + pk_;
+        for (size_t i = 0; i < slots_.size(); i++) {
+            const Slot &s = slots_[i];
+            if (s.st != Slot::St::QUEUED || (best >= 0 && s.seq >= slots_[best].seq)) continue;
+            // The receiver keeps the buffers of an incomplete stripe (up
+            // to N+K-1 chunks behind its in-order point): stay that much
+            // further inside its window, so no leg stalls on a chunk beyond
+            // it while a chunk the stripe needs waits behind on that leg.
+            if (s.seq >= cum_ack_ && s.seq - cum_ack_ + (g - 1) >= recv_window_) continue;
+            if (at_risk_on_leg(s.seq / g, leg)) continue;
+            best = static_cast<int32_t>(i);
+        }
+        return best;
     }
     for (size_t i = 0; i < slots_.size(); i++)
         if (slots_[i].st == Slot::St::QUEUED && (best < 0 || slots_[i].seq < slots_[best].seq))
@@ -514,9 +750,10 @@ void StripeSender::start_chunk(Leg &l, uint32_t leg, int32_t si) {
         stats_.chunks_resent++;
     else
         stats_.chunks_sent++;
+    if (s.parity && !s.ever_sent) stats_.parity_chunks_sent++;
     if (cfg_.codec == Codec::NATIVE) {
         ChunkHeader h;
-        h.flags = s.ever_sent ? kChunkFlagResent : 0;
+        h.flags = static_cast<uint8_t>((s.ever_sent ? kChunkFlagResent : 0) | (s.parity ? kChunkFlagParity : 0));
         h.seq = s.seq;
         h.offset = s.offset;
         h.length = s.len;
@@ -577,7 +814,7 @@ void StripeSender::write_leg(uint32_t leg, LegIo &io) {
                 end_leg_ = leg;
                 continue;
             }
-            int32_t si = pick_chunk(l);
+            int32_t si = pick_chunk(l, leg);
             if (si < 0) return;
             start_chunk(l, leg, si);
         }
@@ -637,7 +874,13 @@ void StripeSender::poll(uint64_t now_us, LegIo &io) {
     }
     if (cfg_.flush_partial_us && filling_ >= 0 && slots_[filling_].len > 0 &&
         now_us - filling_since_ >= cfg_.flush_partial_us)
-        seal(now_us);
+        flush_input(now_us);
+    // parity: the pipe went quiet with no partial chunk: close the stripe
+    // (short) so its chunks are not held at the receiver for lack of parity.
+    // (Not while input waits for a free buffer: that is back-pressure.)
+    if (stripe_open_ && stripe_data_ > 0 && filling_ < 0 && now_us - last_seal_us_ >= cfg_.parity_idle_us &&
+        grab_free_slot() >= 0)
+        close_stripe();
     if (cfg_.codec == Codec::VIAMILLIPEDE) {
         release_delivered(io);
         if (state_ != SessionState::RUNNING) return;
@@ -781,6 +1024,8 @@ uint64_t StripeSender::next_wakeup_us() const {
         if (l.st == SenderLegState::DOWN) t = std::min(t, l.next_attempt);
     if (cfg_.flush_partial_us && filling_ >= 0 && slots_[filling_].len > 0)
         t = std::min(t, filling_since_ + cfg_.flush_partial_us);
+    if (stripe_open_ && stripe_data_ > 0 && filling_ < 0 && grab_free_slot() >= 0)
+        t = std::min(t, last_seal_us_ + cfg_.parity_idle_us);
     if (cfg_.no_leg_timeout_us) t = std::min(t, last_open_us_ + cfg_.no_leg_timeout_us);
     if (resend_waiting_since_ != UINT64_MAX) t = std::min(t, resend_waiting_since_ + cfg_.force_recycle_us);
     return t;

@@ -371,7 +371,7 @@ bool Decoder::native_header_complete(Decoded &out, Error &err, uint64_t &bad) {
             bad = 0;
             return false;
         }
-        if (c.length > max_chunk_) {
+        if (c.length > max_chunk_ + ((c.flags & kChunkFlagParity) ? kParityUnitPrefix : 0)) {
             err = Error::OVERSIZE_CHUNK;
             bad = c.length;
             return false;

@@ -48,6 +48,7 @@ struct TransportOptions {
     uint32_t threads = 0;                 // TCP legs in total (0: 2 per destination)
     bool checksum = false;                // viamillipede's `checksum` (compat codec; native always has CRC32C)
     uint64_t chaos = 0;                   // every N chunks sent, abort the latest data leg (0: off)
+    uint32_t parity = 0;                  // tx: parity chunks per stripe (docs/wire.md 2.21; 0: off)
     unsigned verbose = 0;
     char checkphrase[4] = {'y', 'o', 'e', 's'};
     bool prbs = false;

@@ -32,6 +32,11 @@
 //   (hellos accepted, duplicates acknowledged, a repeated end record answered
 //   again) so that a sender whose end acknowledgement was lost with its leg
 //   gets its answer on another leg.
+// - Parity (hello feature bit 3, docs/wire.md 2.21): a missing chunk is
+//   rebuilt from any N of its stripe's N+K chunks and acknowledged as held,
+//   so the sender never re-sends it; the buffers of a stripe's chunks
+//   already written out are kept until the stripe is complete. The codec's
+//   tables are allocated at the first hello that asks for parity.
 #pragma once
 
 #include <cstddef>
@@ -41,6 +46,7 @@
 #include <vector>
 
 #include "millipede/stripe/leg_io.h"
+#include "millipede/stripe/parity.h"
 #include "millipede/stripe/wire.h"
 
 namespace millipede::stripe {
@@ -73,6 +79,8 @@ struct ReceiverStats {
     uint64_t takeovers = 0;        // a re-send joined a chunk another leg was still filling
     uint64_t acks_sent = 0;
     uint64_t legs_refused = 0;
+    uint64_t parity_chunks = 0;    // parity chunks received (held)
+    uint64_t parity_rebuilt = 0;   // data chunks rebuilt from their stripe's parity (never re-sent)
     uint64_t errors[kErrorCount] = {};
 };
 
@@ -121,6 +129,8 @@ class StripeReceiver {
     void on_chunk_end(uint32_t leg, const Decoded &d);
     void on_end(uint32_t leg, const Decoded &d);
     void advance();
+    bool resolve_stripe(uint64_t s0); // parity: the stripe's data all held (rebuilt if need be)
+    void detach_fillers(int32_t idx);
     void check_end();
     void write_leg(uint32_t leg, LegIo &io);
     bool ctl_append(Leg &l, const uint8_t *p, size_t n);
@@ -139,7 +149,8 @@ class StripeReceiver {
 
     uint64_t base_ = 0;   // oldest chunk still holding a buffer
     uint64_t next_ = 0;   // in-order frontier
-    size_t out_off_ = 0;  // bytes of chunk base_ consumed by output
+    uint64_t out_ = 0;    // chunk being written out (base_ <= out_ <= next_; parity keeps a stripe's buffers)
+    size_t out_off_ = 0;  // bytes of chunk out_ consumed by output
     uint64_t digest_ = 0;
     CompatChecksumChain compat_chain_;
 
@@ -155,6 +166,13 @@ class StripeReceiver {
     bool end_ack_deferred_ = false;
     void send_end_ack(uint32_t leg);
     ReceiverStats stats_;
+
+    // parity (docs/wire.md 2.21), geometry from the first hello that asks for it
+    uint32_t pn_ = 0, pk_ = 0;  // N data, K parity chunks per stripe; 0: no parity
+    std::unique_ptr<ParityCodec> parity_;
+    bool stripe_ready_ = false; // the stripe next_ is in has all its data held
+    uint32_t stripe_n_ = 0;     // ... and that many data chunks
+    bool in_advance_ = false;
 };
 
 } // namespace millipede::stripe

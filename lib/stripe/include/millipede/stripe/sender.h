@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "millipede/stripe/leg_io.h"
+#include "millipede/stripe/parity.h"
 #include "millipede/stripe/wire.h"
 
 namespace millipede::stripe {
@@ -58,6 +59,14 @@ struct SenderConfig {
     bool external_chunks = false;
     void (*release_chunk)(void *ctx, uint64_t ref) = nullptr;
     void *release_ctx = nullptr;
+    // Parity across legs (docs/wire.md 2.21; native only): each stripe of
+    // N = legs - parity_k data chunks gets parity_k Reed-Solomon parity
+    // chunks, so the receiver rebuilds up to parity_k chunks lost with legs
+    // without waiting for a re-send. 0: off.
+    uint32_t parity_k = 0;
+    // A stripe with data is closed early (short) when the pipe brought
+    // nothing for this long and no partial chunk is waiting.
+    uint64_t parity_idle_us = 1000;
 };
 
 // What leg_down() made of a leg's end.
@@ -91,6 +100,10 @@ struct SenderStats {
     uint64_t compat_deaths_unconfirmed = 0; // compat: a leg died after carrying whole chunks
     uint64_t legs_recycled = 0;      // compat: closed and reconnected to carry a re-sent chunk
     uint64_t legs_broken = 0;        // compat: closed on request (break_leg: chaos)
+    uint64_t parity_stripes = 0;     // parity: stripes closed (parity computed)
+    uint64_t parity_short_stripes = 0; // ... of which with fewer than N data chunks (idle, flush, EOF)
+    uint64_t parity_chunks_sent = 0; // parity chunks written (first transmissions)
+    uint64_t parity_covered = 0;     // chunks lost with a leg that parity covers: not re-sent
     uint64_t errors[kErrorCount] = {};
 };
 
@@ -166,12 +179,18 @@ class StripeSender {
   private:
     struct Slot;
     struct Leg;
-    int32_t grab_free_slot();
+    int32_t grab_free_slot() const;
     void seal(uint64_t now_us);
     void fail(Error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
     void schedule_retry(Leg &l, uint64_t now_us);
     void requeue_leg(uint32_t leg);
-    int32_t pick_chunk(const Leg &l);
+    int32_t pick_chunk(const Leg &l, uint32_t leg);
+    // ---- parity (docs/wire.md 2.21)
+    bool parity_room() const; // a new data chunk may start (its stripe has or can reserve parity buffers)
+    void open_stripe();
+    void close_stripe();
+    void cover_lost();
+    bool at_risk_on_leg(uint64_t stripe, uint32_t leg) const;
     void start_chunk(Leg &l, uint32_t leg, int32_t slot);
     void write_leg(uint32_t leg, LegIo &io);
     void on_record(uint32_t leg, const Decoded &d, uint64_t now_us);
@@ -209,6 +228,19 @@ class StripeSender {
     uint64_t resend_waiting_since_ = UINT64_MAX; // compat: a re-sent chunk waiting for a fresh connection
     uint64_t last_open_us_ = 0;
     SenderStats stats_;
+
+    // parity: slots_[0, data_slots_) carry data, the rest parity units
+    std::unique_ptr<ParityCodec> parity_;
+    std::unique_ptr<uint8_t[]> parity_pool_;
+    uint32_t data_slots_ = 0;
+    uint32_t pn_ = 0, pk_ = 0;    // N data, K parity chunks per stripe
+    bool stripe_open_ = false;    // parity buffers reserved for the stripe at stripe_s0_
+    uint64_t stripe_s0_ = 0;
+    uint32_t stripe_data_ = 0;    // data chunks sealed into it
+    bool stripe_lost_ = false;    // a chunk of it was lost with a leg: close it at the next seal
+    uint32_t stripe_plen_ = 0;    // parity unit length so far (prefix + longest payload)
+    int32_t stripe_parity_[kMaxLegs] = {};
+    uint64_t last_seal_us_ = 0;
 };
 
 } // namespace millipede::stripe

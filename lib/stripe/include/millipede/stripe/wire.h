@@ -80,9 +80,21 @@ inline constexpr size_t kMaxRecordHeader = 40; // >= every fixed header above an
 inline constexpr uint32_t kFeatureCrc32c = 1u << 0;      // required in v1
 inline constexpr uint32_t kFeatureAckBitmap = 1u << 1;   // selective-ack bitmap honoured
 inline constexpr uint32_t kFeaturesV1 = kFeatureCrc32c | kFeatureAckBitmap;
+// Parity across legs (section 2.21): bit 3, with the stripe geometry in the
+// top bytes of the same field: bits 16..23 = K parity chunks, bits 24..31 =
+// N data chunks per stripe (both 0 without bit 3).
+inline constexpr uint32_t kFeatureParity = 1u << 3;
+inline constexpr uint32_t kFeatureParityGeometryMask = 0xFFFF0000u;
+inline constexpr uint32_t parity_feature(uint32_t n, uint32_t k) { return kFeatureParity | (k & 0xFF) << 16 | (n & 0xFF) << 24; }
+inline constexpr uint32_t parity_feature_k(uint32_t features) { return (features >> 16) & 0xFF; }
+inline constexpr uint32_t parity_feature_n(uint32_t features) { return features >> 24; }
 
 inline constexpr uint8_t kChunkFlagResent = 1u << 0;
-inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent;
+// A parity chunk (section 2.21): its payload is a parity unit, up to
+// kParityUnitPrefix bytes longer than the largest data chunk.
+inline constexpr uint8_t kChunkFlagParity = 1u << 2;
+inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent | kChunkFlagParity;
+inline constexpr uint32_t kParityUnitPrefix = 16; // a data unit: offset u64, length u32, crc32c u32, payload
 
 inline constexpr uint8_t kResendReasonCrc = 1;
 

@@ -1,0 +1,265 @@
+// ParityCodec: every pattern of up to K erased units of a stripe is rebuilt
+// byte-exact, for full and short stripes, with the parity accumulated one
+// data unit (and one piece of a unit) at a time as the sender does.
+// And the negotiation: hello feature bit 3 with the geometry, clear
+// refusals on either side (docs/wire.md 2.21).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "fake_legs.h"
+#include "millipede/stripe/parity.h"
+#include "millipede/stripe/receiver.h"
+#include "millipede/stripe/sender.h"
+
+using namespace stripe_test;
+
+namespace {
+
+// Runs every erasure pattern of at most k units among the n_used + k that
+// exist; returns the number of patterns checked.
+unsigned check_all_patterns(unsigned n, unsigned k, unsigned n_used, size_t len, uint32_t seed) {
+    ParityCodec codec(n, k);
+    std::mt19937 rng(seed);
+    std::vector<std::vector<uint8_t>> data(n, std::vector<uint8_t>(len, 0));
+    for (unsigned j = 0; j < n_used; j++) {
+        // Units of different lengths: the tail stays zero (padding).
+        const size_t used = j == 0 ? len : rng() % (len + 1);
+        for (size_t b = 0; b < used; b++) data[j][b] = static_cast<uint8_t>(rng());
+    }
+    std::vector<std::vector<uint8_t>> parity(k, std::vector<uint8_t>(len, 0));
+    std::vector<uint8_t *> pp(k);
+    for (unsigned i = 0; i < k; i++) pp[i] = parity[i].data();
+    for (unsigned j = 0; j < n_used; j++) {
+        // In two pieces, as a sealed chunk's prefix and payload arrive.
+        const size_t cut = len / 3;
+        std::vector<uint8_t *> p2(k);
+        codec.encode_update(j, data[j].data(), cut, pp.data());
+        for (unsigned i = 0; i < k; i++) p2[i] = pp[i] + cut;
+        codec.encode_update(j, data[j].data() + cut, len - cut, p2.data());
+    }
+    const unsigned units = n_used + k; // data 0..n_used-1 and parity; the rest are virtual zeros
+    unsigned patterns = 0;
+    for (uint64_t mask = 0; mask < (1ull << units); mask++) {
+        if (static_cast<unsigned>(__builtin_popcountll(mask)) > k) continue;
+        std::vector<std::vector<uint8_t>> work(n + k, std::vector<uint8_t>(len, 0));
+        std::vector<bool> present_v(n + k, false);
+        bool present[64] = {};
+        for (unsigned u = 0; u < units; u++) {
+            const unsigned idx = u < n_used ? u : n + (u - n_used);
+            const bool erased = (mask >> u) & 1;
+            present[idx] = !erased;
+            if (erased) {
+                std::memset(work[idx].data(), 0xA5, len); // garbage where the unit would be
+            } else {
+                work[idx] = idx < n ? data[idx] : parity[idx - n];
+            }
+        }
+        std::vector<uint8_t *> up(n + k);
+        for (unsigned u = 0; u < n + k; u++) up[u] = work[u].data();
+        EXPECT_TRUE(codec.rebuild(n_used, present, up.data(), len))
+            << "n=" << n << " k=" << k << " n_used=" << n_used << " mask=" << mask;
+        for (unsigned j = 0; j < n_used; j++)
+            EXPECT_EQ(work[j], data[j]) << "n=" << n << " k=" << k << " n_used=" << n_used << " mask=" << mask
+                                        << " data unit " << j;
+        patterns++;
+    }
+    return patterns;
+}
+
+TEST(Parity, RebuildsEveryPatternOfUpToKErasures) {
+    unsigned total = 0;
+    uint32_t seed = 1;
+    for (unsigned n = 1; n <= 7; n++)
+        for (unsigned k = 1; k <= 3; k++)
+            for (unsigned n_used = 1; n_used <= n; n_used++)
+                for (size_t len : {size_t(1), size_t(16), size_t(17), size_t(100), size_t(4113)})
+                    total += check_all_patterns(n, k, n_used, len, seed++);
+    EXPECT_GT(total, 10000u);
+}
+
+TEST(Parity, WideStripe) {
+    // 60 legs: 56 data, 4 parity; the patterns of 4 erasures among 60 are
+    // too many to run all, so every single erasure plus random sets of 4.
+    const unsigned n = 56, k = 4;
+    const size_t len = 333;
+    ParityCodec codec(n, k);
+    std::mt19937 rng(7);
+    std::vector<std::vector<uint8_t>> units(n + k, std::vector<uint8_t>(len, 0));
+    for (unsigned j = 0; j < n; j++)
+        for (auto &b : units[j]) b = static_cast<uint8_t>(rng());
+    std::vector<uint8_t *> pp(k);
+    for (unsigned i = 0; i < k; i++) pp[i] = units[n + i].data();
+    for (unsigned j = 0; j < n; j++) codec.encode_update(j, units[j].data(), len, pp.data());
+    for (int trial = 0; trial < 300; trial++) {
+        auto work = units;
+        bool present[64];
+        for (unsigned u = 0; u < n + k; u++) present[u] = true;
+        for (unsigned e = 0; e < (trial < 60 ? 1u : k); e++) {
+            const unsigned u = trial < 60 ? static_cast<unsigned>(trial) : rng() % (n + k);
+            present[u] = false;
+            std::memset(work[u].data(), 0, len);
+        }
+        std::vector<uint8_t *> up(n + k);
+        for (unsigned u = 0; u < n + k; u++) up[u] = work[u].data();
+        ASSERT_TRUE(codec.rebuild(n, present, up.data(), len));
+        for (unsigned j = 0; j < n; j++) ASSERT_EQ(work[j], units[j]) << "trial " << trial << " unit " << j;
+    }
+}
+
+TEST(Parity, RefusesTooFewSurvivorsAndBadGeometry) {
+    ParityCodec codec(3, 1);
+    std::vector<uint8_t> a(8, 1), b(8, 2), c(8, 3), p(8, 0);
+    uint8_t *units[4] = {a.data(), b.data(), c.data(), p.data()};
+    bool present[4] = {true, false, false, true}; // two lost, one parity: no
+    EXPECT_FALSE(codec.rebuild(3, present, units, 8));
+    EXPECT_EQ(b, std::vector<uint8_t>(8, 2)); // nothing written
+    EXPECT_THROW(ParityCodec(0, 1), std::invalid_argument);
+    EXPECT_THROW(ParityCodec(1, 0), std::invalid_argument);
+    EXPECT_THROW(ParityCodec(60, 5), std::invalid_argument);
+}
+
+} // namespace
+
+// ---- negotiation (docs/wire.md 2.21): hello feature bit 3 with N and K
+
+namespace {
+
+SenderConfig parity_cfg(uint32_t legs, uint32_t k) {
+    SenderConfig c;
+    c.legs = legs;
+    c.parity_k = k;
+    c.chunk_bytes = 100;
+    c.max_chunks_in_flight = 4;
+    c.backoff_initial_us = 100;
+    c.backoff_max_us = 1000;
+    return c;
+}
+
+// Connects leg 0 and returns the hello it wrote.
+Hello hello_of(StripeSender &tx, FakeIo &io) {
+    tx.poll(0, io);
+    StripeEvent ev;
+    while (tx.next_event(ev))
+        if (ev.type == EventType::CONNECT_LEG) tx.leg_up(ev.leg, 0);
+    tx.poll(0, io);
+    Decoder dec(Codec::NATIVE, Direction::FROM_SENDER);
+    auto recs = decode_all(dec, io.take(0));
+    EXPECT_FALSE(recs.empty());
+    return recs.empty() ? Hello{} : recs[0].d.hello;
+}
+
+void answer(StripeSender &tx, uint32_t features, uint32_t window) {
+    std::vector<uint8_t> r(kHelloReplySize);
+    encode_hello_reply(r.data(), HelloReply{kVersion, HelloStatus::ACCEPT, kVersion, features, window});
+    tx.leg_input(0, r.data(), r.size(), 0);
+}
+
+} // namespace
+
+TEST(ParityNegotiation, HelloCarriesGeometry) {
+    StripeSender tx(parity_cfg(5, 2));
+    FakeIo io(5);
+    const Hello h = hello_of(tx, io);
+    EXPECT_TRUE(h.features & kFeatureParity);
+    EXPECT_EQ(parity_feature_n(h.features), 3u);
+    EXPECT_EQ(parity_feature_k(h.features), 2u);
+    EXPECT_EQ(h.features & kFeaturesV1, kFeaturesV1);
+    answer(tx, h.features, 64);
+    EXPECT_EQ(tx.leg_state(0), SenderLegState::OPEN);
+    EXPECT_EQ(tx.state(), SessionState::RUNNING);
+}
+
+TEST(ParityNegotiation, SenderFailsClearlyWithoutParityAtTheReceiver) {
+    StripeSender tx(parity_cfg(3, 1));
+    FakeIo io(3);
+    hello_of(tx, io);
+    answer(tx, kFeaturesV1, 64); // an rx that does not know bit 3 answers the plain intersection
+    EXPECT_EQ(tx.state(), SessionState::FAILED);
+    EXPECT_NE(std::string(tx.message()).find("does not support parity"), std::string::npos) << tx.message();
+}
+
+TEST(ParityNegotiation, SenderFailsWhenTheWindowCannotHoldAStripe) {
+    StripeSender tx(parity_cfg(3, 1));
+    FakeIo io(3);
+    const Hello h = hello_of(tx, io);
+    answer(tx, h.features, 3);
+    EXPECT_EQ(tx.state(), SessionState::FAILED);
+    EXPECT_NE(std::string(tx.message()).find("window"), std::string::npos) << tx.message();
+}
+
+TEST(ParityNegotiation, SenderConfigRefusals) {
+    EXPECT_THROW(StripeSender(parity_cfg(3, 3)), std::invalid_argument); // K >= legs: no data chunk
+    SenderConfig c = parity_cfg(3, 1);
+    c.codec = Codec::VIAMILLIPEDE;
+    EXPECT_THROW(StripeSender{c}, std::invalid_argument);
+    c = parity_cfg(3, 1);
+    c.max_chunks_in_flight = 1;
+    EXPECT_THROW(StripeSender{c}, std::invalid_argument);
+}
+
+namespace {
+
+HelloReply receiver_reply(StripeReceiver &rx, uint32_t features) {
+    FakeIo io(2);
+    rx.leg_up(0, 0);
+    Hello h;
+    h.session_id = 7;
+    h.chunk_bytes = 100;
+    h.features = features;
+    auto b = hello_bytes(h);
+    rx.leg_input(0, b.data(), b.size(), 0);
+    rx.poll(0, io);
+    Decoder dec(Codec::NATIVE, Direction::FROM_RECEIVER);
+    auto recs = decode_all(dec, io.take(0));
+    EXPECT_FALSE(recs.empty());
+    return recs.empty() ? HelloReply{} : recs[0].d.reply;
+}
+
+} // namespace
+
+TEST(ParityNegotiation, ReceiverEchoesGeometryOrRefuses) {
+    ReceiverConfig rc;
+    rc.max_legs = 2;
+    rc.window_chunks = 16;
+    rc.max_chunk_bytes = 1000;
+    {
+        StripeReceiver rx(rc);
+        const HelloReply r = receiver_reply(rx, kFeaturesV1 | parity_feature(5, 2));
+        EXPECT_EQ(r.status, HelloStatus::ACCEPT);
+        EXPECT_EQ(r.features, kFeaturesV1 | parity_feature(5, 2));
+    }
+    {
+        StripeReceiver rx(rc); // N+K = 9: two stripes do not fit in 16
+        const HelloReply r = receiver_reply(rx, kFeaturesV1 | parity_feature(6, 3));
+        EXPECT_EQ(r.status, HelloStatus::BAD_HELLO);
+        EXPECT_NE(std::string(rx.last_leg_message()).find("window"), std::string::npos) << rx.last_leg_message();
+    }
+    {
+        StripeReceiver rx(rc); // no parity asked: none granted
+        const HelloReply r = receiver_reply(rx, kFeaturesV1);
+        EXPECT_EQ(r.status, HelloStatus::ACCEPT);
+        EXPECT_EQ(r.features, kFeaturesV1);
+    }
+}
+
+TEST(ParityNegotiation, ReceiverClosesALegSendingParityUnasked) {
+    ReceiverConfig rc;
+    rc.max_legs = 2;
+    rc.window_chunks = 8;
+    rc.max_chunk_bytes = 1000;
+    StripeReceiver rx(rc);
+    EXPECT_EQ(receiver_reply(rx, kFeaturesV1).status, HelloStatus::ACCEPT);
+    auto c = chunk_bytes(0, 0, std::vector<uint8_t>(40, 1));
+    c[5] = kChunkFlagParity;
+    rx.leg_input(0, c.data(), c.size(), 0);
+    StripeEvent ev;
+    bool closed = false;
+    while (rx.next_event(ev)) closed |= ev.type == EventType::CLOSE_LEG && ev.leg == 0;
+    EXPECT_TRUE(closed);
+    EXPECT_NE(std::string(rx.last_leg_message()).find("did not ask for parity"), std::string::npos)
+        << rx.last_leg_message();
+}
