@@ -80,9 +80,14 @@ inline constexpr size_t kMaxRecordHeader = 40; // >= every fixed header above an
 inline constexpr uint32_t kFeatureCrc32c = 1u << 0;      // required in v1
 inline constexpr uint32_t kFeatureAckBitmap = 1u << 1;   // selective-ack bitmap honoured
 inline constexpr uint32_t kFeaturesV1 = kFeatureCrc32c | kFeatureAckBitmap;
+inline constexpr uint32_t kFeatureCompress = 1u << 2;    // chunks may be compressed (2.20); optional
 
 inline constexpr uint8_t kChunkFlagResent = 1u << 0;
-inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent;
+inline constexpr uint8_t kChunkFlagCompressed = 1u << 1; // payload = 8-byte prefix + raw deflate (2.20)
+inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent | kChunkFlagCompressed;
+// A compressed payload starts with the original length (u32) and the
+// original bytes' CRC32C (u32); lib/codec writes and inflates it.
+inline constexpr size_t kCompressedPrefixSize = 8;
 
 inline constexpr uint8_t kResendReasonCrc = 1;
 
