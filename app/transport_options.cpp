@@ -42,6 +42,10 @@ void transport_usage(FILE *f) {
         "                       as a chunk of its own (default: a partial chunk waits up to 2 ms)\n"
         "    delayus N          tx: at most one chunk every N microseconds (stock pauses N us per chunk\n"
         "                       and connection); a rate of --chunk bytes per N us. See --rate\n"
+        "    compress           tx: deflate each chunk (ISA-L igzip level 1) on worker threads before\n"
+        "                       striping; a chunk that does not shrink goes as it is. rx inflates in\n"
+        "                       parallel and checks the CRC32C of the original bytes. dpdk-millipede's\n"
+        "                       own (stock viamillipede has no such word): not with --compat\n"
         "    terminate PORT     not implemented; refused with what to use instead\n"
         "    initiate HOST PORT not implemented; refused with what to use instead\n"
         "  options:\n"
@@ -78,6 +82,8 @@ void transport_usage(FILE *f) {
         "                              (RFC 5681/6582), CUBIC (RFC 9438) or BBR (draft-ietf-ccwg-bbr,\n"
         "                              model-based and paced: random loss on a WAN does not slow it;\n"
         "                              with RACK-TLP loss detection, RFC 8985)\n"
+        "    --compress-threads N      threads that deflate (tx, with compress) or inflate (rx) chunks\n"
+        "                              (1-16, default 1)\n"
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
         "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
@@ -221,6 +227,12 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_c_number(argv[++i]) : std::nullopt;
             if (!n) return "leglimit needs a number of chunks (0: no limit)";
             o.leglimit = *n;
+        } else if (a == "compress") {
+            o.compress = true;
+        } else if (a == "--compress-threads") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, 16) : std::nullopt;
+            if (!n) return "--compress-threads needs a number from 1 to 16";
+            o.compress_threads = static_cast<uint32_t>(*n);
         } else if (a == "charmode") {
             o.charmode = true;
         } else if (a == "delayus") {
@@ -320,6 +332,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         if (o.chaos) return "chaos is a sender word: give it to tx, leave it out on rx";
         if (o.leglimit) return "leglimit is a sender word: give it to tx, leave it out on rx";
         if (o.rate || delayus) return "--rate and delayus limit the sender: give them to tx, leave them out on rx";
+        if (o.compress)
+            return "compress is a sender word: give it to tx; rx inflates whatever the sender compressed "
+                   "(--compress-threads N sizes its pool)";
         if (o.charmode) return "charmode is a sender word: give it to tx (rx writes every chunk as soon as it is in order)";
         if (o.threads)
             return "threads is a sender word: leave it out on rx (the receiver serves as many connections as "
@@ -329,6 +344,10 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
                "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
+    if (o.compress && o.compat)
+        return "compress with --compat viamillipede: stock viamillipede's wire format has no compressed "
+               "chunks; drop compress, or run dpdk-millipede on both ends without --compat (or pipe through "
+               "`gzip -1` / `zstd -1` before tx and after rx)";
     if (delayus) {
         if (o.rate) return "delayus and --rate both limit the rate: give one";
         // Stock pauses delayus before each chunk it writes; here that is a
