@@ -93,6 +93,9 @@ TEST(CodecPool, DeflateThenInflateInOrderWithTwoThreadsEach) {
         }
     }
     EXPECT_EQ(deflate.stats().raw.load(), kChunks / 2 + 1);
+    uint64_t payload = 0;
+    for (const auto &r : sent) payload += r.out_len;
+    EXPECT_EQ(deflate.stats().copied.load(), payload) << "each compressed payload is copied back once";
 
     // Corrupt one compressed payload: that chunk, and only that one, fails.
     bufs[10][sent[10].out_len / 2] ^= 0x10;

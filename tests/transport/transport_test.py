@@ -916,7 +916,8 @@ def case_compress():
     """`compress`: a compressible stream (text plus a random stretch) over two
     links, byte-exact, with two deflate threads on tx and two inflate
     threads on rx; compressed and raw chunks both travelled (the exit lines
-    with verbose 2 count them), and the words that make no sense are refused
+    with verbose 2 count them); the same stream again with legs aborted
+    (chaos 5, 256 KiB chunks); and the words that make no sense are refused
     with one line."""
     import re
     for args, want in (
@@ -949,6 +950,15 @@ def case_compress():
             check(stream == size and ratio > 1.5 and 3 <= raw < chunks,
                   f"compress: {who}: {stream} stream bytes as {payload} (ratio {ratio}), {raw} of {chunks} chunks raw",
                   err)
+    os.unlink(out)
+    # Aborted legs: compressed chunks go again on other legs (the same
+    # bytes: each chunk is compressed once, on its own) and still inflate.
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(
+        pairs, ["threads", "4", "compress", "chaos", "5", "--chunk", "256K", "verbose", "2"], data=path, limit=180)
+    breaks = tx_err.count("chaos: aborted leg")
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path) and breaks >= 10,
+          f"compress with chaos 5: {size} bytes byte-exact after {breaks} aborted legs", f"tx rc={tx_rc}: {tx_err}",
+          f"rx rc={rx_rc}: {rx_err}", f"out {os.path.getsize(out)} bytes")
     os.unlink(path)
     os.unlink(out)
 

@@ -421,6 +421,7 @@ void Impl::publish(uint64_t now, bool final) {
         misdel += w->pub.misdelivered.load(std::memory_order_relaxed);
     }
     copied += ss.tx ? ss.tx->stripe().stats().bytes_copied : ss.rx->stripe().stats().bytes_copied;
+    if (ss.tx && ss.codec) copied += ss.codec->stats().copied.load(std::memory_order_relaxed); // deflate's copy-back
     sn.injected_drops = injected;
     sn.segments_in = segs;
     sn.bad_segments = bad;

@@ -99,6 +99,7 @@ void CodecPool::run(Worker &w) {
                 // chunk's own memory (it is shorter than what it replaces).
                 j.out_crc32c = stripe::crc32c(w.scratch.get(), j.out_len);
                 std::memcpy(j.in, w.scratch.get(), j.out_len);
+                stats_.copied.fetch_add(j.out_len, std::memory_order_relaxed);
                 stats_.bytes_out.fetch_add(j.out_len, std::memory_order_relaxed);
             } else {
                 stats_.raw.fetch_add(1, std::memory_order_relaxed);

@@ -78,6 +78,7 @@ struct CodecPoolStats {
     std::atomic<uint64_t> jobs{0};
     std::atomic<uint64_t> bytes_in{0};  // COMPRESS: stream bytes; DECOMPRESS: payload bytes
     std::atomic<uint64_t> bytes_out{0}; // COMPRESS: payload bytes sent (raw or compressed); DECOMPRESS: stream bytes
+    std::atomic<uint64_t> copied{0};    // COMPRESS: payload bytes copied back over their chunk
     std::atomic<uint64_t> raw{0};       // chunks sent / received as they are (did not shrink)
 };
 
