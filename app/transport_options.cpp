@@ -164,6 +164,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         "'tx' and 'rx' in one command: a process is either the sender or the receiver; for both "
         "directions run two (each its own --file-prefix and ports)";
     bool mode_set = false;
+    bool compress_threads_given = false;
     uint64_t delayus = 0;
     for (int i = 0; i < argc; ++i)
         if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
@@ -233,6 +234,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_uint(argv[++i], 1, 16) : std::nullopt;
             if (!n) return "--compress-threads needs a number from 1 to 16";
             o.compress_threads = static_cast<uint32_t>(*n);
+            compress_threads_given = true;
         } else if (a == "charmode") {
             o.charmode = true;
         } else if (a == "delayus") {
@@ -344,6 +346,11 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
                "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
+    if (compress_threads_given && o.compat)
+        return "--compress-threads with --compat viamillipede: stock viamillipede's wire format has no "
+               "compressed chunks, so there is nothing to deflate or inflate";
+    if (compress_threads_given && o.tx && !o.compress)
+        return "--compress-threads without compress: tx deflates nothing unless given the word compress";
     if (o.compress && o.compat)
         return "compress with --compat viamillipede: stock viamillipede's wire format has no compressed "
                "chunks; drop compress, or run dpdk-millipede on both ends without --compat (or pipe through "

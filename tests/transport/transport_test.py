@@ -926,6 +926,10 @@ def case_compress():
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "compress"], "compress is a sender word"),
         (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "compress", "--compress-threads", "17"],
          "--compress-threads needs"),
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "--compress-threads", "2"],
+         "--compress-threads without compress"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--compress-threads", "2", "--compat", "viamillipede"],
+         "--compress-threads with --compat viamillipede"),
     ):
         rc, err = run_plain(args)
         check(rc in (1, 2) and len(err.strip().splitlines()) == 1 and want in err,

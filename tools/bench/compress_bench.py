@@ -92,9 +92,9 @@ def millipede_cmds(run_id, compress):
     vtx = sum((["--vdev", f"net_memif{i},role=client,socket={d}/m{i}.sock,id=0,socket-abstract=no{opt},zero-copy=yes"]
                for i in range(2)), [])
     eal = ["--no-pci", "-m", "256", "--log-level=lib.eal:error"]
-    z = ["compress"] if compress else []
+    z = ["compress", "--compress-threads", threads] if compress else []
     words_tx = ["tx", "10.0.0.2", "8834", "tx", "10.0.1.2", "8834", "threads", "4", "--ip", "0=10.0.0.1/24",
-                "--ip", "1=10.0.1.1/24", "verbose", "2", "--compress-threads", threads] + z
+                "--ip", "1=10.0.1.1/24", "verbose", "2"] + z
     words_rx = ["rx", "8834", "--ip", "0=10.0.0.2/24", "--ip", "1=10.0.1.2/24", "verbose", "2",
                 "--compress-threads", threads]
     limit = "600"
