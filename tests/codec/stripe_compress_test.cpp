@@ -241,3 +241,35 @@ TEST(StripeCompress, LengthBombInThePrefixFailsTheSession) {
     EXPECT_NE(o.msg.find("announces"), std::string::npos) << o.msg;
     EXPECT_LT(o.out.size(), in.size());
 }
+
+TEST(StripeCompress, SenderRefusesCompressedChunksItDidNotNegotiateOrThatDoNotShrink) {
+    std::vector<uint8_t> buf(100, 'z');
+    Chunks chunks;
+    SenderConfig sc;
+    sc.chunk_bytes = 1000;
+    sc.external_chunks = true;
+    sc.release_chunk = &Chunks::release;
+    sc.release_ctx = &chunks;
+    {
+        StripeSender plain(sc); // no kFeatureCompress
+        StripeSender::ChunkSums sums{crc32c(buf.data(), 100), 0, 500};
+        EXPECT_FALSE(plain.push_chunk(buf.data(), 100, 1, 0, &sums));
+    }
+    sc.features = kFeaturesV1 | kFeatureCompress;
+    StripeSender tx(sc);
+    StripeSender::ChunkSums grows{crc32c(buf.data(), 100), 0, 100}; // does not shrink
+    EXPECT_FALSE(tx.push_chunk(buf.data(), 100, 1, 0, &grows));
+    StripeSender::ChunkSums too_big{crc32c(buf.data(), 100), 0, 1001}; // beyond chunk_bytes
+    EXPECT_FALSE(tx.push_chunk(buf.data(), 100, 1, 0, &too_big));
+    StripeSender::ChunkSums ok{crc32c(buf.data(), 100), 0, 1000};
+    EXPECT_TRUE(tx.push_chunk(buf.data(), 100, 1, 0, &ok));
+    EXPECT_EQ(tx.bytes_in(), 1000u) << "stream bytes, not payload bytes";
+    EXPECT_THROW(
+        [] {
+            SenderConfig bad;
+            bad.codec = Codec::VIAMILLIPEDE;
+            bad.features = kFeaturesV1 | kFeatureCompress;
+            StripeSender s(bad);
+        }(),
+        std::invalid_argument);
+}

@@ -135,6 +135,10 @@ bool StripeSender::chunk_room() const {
 bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us, const ChunkSums *sums) {
     if (!cfg_.external_chunks || eof_ || state_ != SessionState::RUNNING || len == 0 || len > cfg_.chunk_bytes)
         return false;
+    // A compressed payload only where negotiated, shorter than what it stands for (2.20).
+    if (sums && sums->original_len &&
+        (!(cfg_.features & kFeatureCompress) || sums->original_len <= len || sums->original_len > cfg_.chunk_bytes))
+        return false;
     const int32_t i = grab_free_slot();
     if (i < 0) return false;
     Slot &s = slots_[i];

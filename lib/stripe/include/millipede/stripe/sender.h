@@ -117,8 +117,8 @@ class StripeSender {
     // hot (pipeio's on_piece); the sender then reads none of them.
     // original_len != 0: `data` is a compressed payload (docs/wire.md 2.20,
     // lib/codec) standing for original_len stream bytes; crc32c is then the
-    // payload's, digest_after still the stream's. Needs `features` with
-    // kFeatureCompress.
+    // payload's, digest_after still the stream's. Refused (false) without
+    // kFeatureCompress in `features`, or unless len < original_len <= chunk_bytes.
     struct ChunkSums {
         uint32_t crc32c = 0;
         uint64_t digest_after = 0;
