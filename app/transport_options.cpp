@@ -46,6 +46,10 @@ void transport_usage(FILE *f) {
         "                       of (legs - K) data chunks, one chunk per leg: rx rebuilds up to K chunks\n"
         "                       lost with dying legs without a re-send (1 to legs-1; rx follows the\n"
         "                       hello). Not with --compat\n"
+        "    compress           tx: deflate each chunk (ISA-L igzip level 1) on worker threads before\n"
+        "                       striping; a chunk that does not shrink goes as it is. rx inflates in\n"
+        "                       parallel and checks the CRC32C of the original bytes. dpdk-millipede's\n"
+        "                       own (stock viamillipede has no such word): not with --compat\n"
         "    terminate PORT     not implemented; refused with what to use instead\n"
         "    initiate HOST PORT not implemented; refused with what to use instead\n"
         "  options:\n"
@@ -82,6 +86,8 @@ void transport_usage(FILE *f) {
         "                              (RFC 5681/6582), CUBIC (RFC 9438) or BBR (draft-ietf-ccwg-bbr,\n"
         "                              model-based and paced: random loss on a WAN does not slow it;\n"
         "                              with RACK-TLP loss detection, RFC 8985)\n"
+        "    --compress-threads N      threads that deflate (tx, with compress) or inflate (rx) chunks\n"
+        "                              (1-16, default 1)\n"
         "    --drop-rx PCT, --drop-tx PCT  fault injection: drop PCT %% (0-50, e.g. 0.5) of the TCP frames\n"
         "                              received / sent, chosen by a generator seeded with --drop-seed N\n"
         "    --help\n"
@@ -162,6 +168,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         "'tx' and 'rx' in one command: a process is either the sender or the receiver; for both "
         "directions run two (each its own --file-prefix and ports)";
     bool mode_set = false;
+    bool compress_threads_given = false;
     uint64_t delayus = 0;
     for (int i = 0; i < argc; ++i)
         if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
@@ -229,6 +236,13 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_c_number(argv[++i]) : std::nullopt;
             if (!n) return "leglimit needs a number of chunks (0: no limit)";
             o.leglimit = *n;
+        } else if (a == "compress") {
+            o.compress = true;
+        } else if (a == "--compress-threads") {
+            auto n = need(1) ? parse_uint(argv[++i], 1, 16) : std::nullopt;
+            if (!n) return "--compress-threads needs a number from 1 to 16";
+            o.compress_threads = static_cast<uint32_t>(*n);
+            compress_threads_given = true;
         } else if (a == "charmode") {
             o.charmode = true;
         } else if (a == "delayus") {
@@ -330,6 +344,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         if (o.rate || delayus) return "--rate and delayus limit the sender: give them to tx, leave them out on rx";
         if (o.parity)
             return "parity is a sender word: give it to tx; rx follows the sender's hello (feature bit 3)";
+        if (o.compress)
+            return "compress is a sender word: give it to tx; rx inflates whatever the sender compressed "
+                   "(--compress-threads N sizes its pool)";
         if (o.charmode) return "charmode is a sender word: give it to tx (rx writes every chunk as soon as it is in order)";
         if (o.threads)
             return "threads is a sender word: leave it out on rx (the receiver serves as many connections as "
@@ -339,6 +356,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
                "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
+    if (o.parity && o.compress)
+        return "parity with compress: the two are not combined yet (a rebuilt chunk would have to pass the "
+               "inflate pool's ordering); use one of them";
     if (o.parity && o.compat)
         return "parity with --compat viamillipede: stock viamillipede's format has no parity chunks (a stock "
                "receiver would write them into the output); drop parity, or run dpdk-millipede on both ends "
@@ -350,6 +370,15 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
                    std::to_string(legs) + " legs a stripe would have no data chunk; give threads N with N > " +
                    std::to_string(o.parity) + " (a stripe is N - K data chunks and K parity chunks, one per leg)";
     }
+    if (compress_threads_given && o.compat)
+        return "--compress-threads with --compat viamillipede: stock viamillipede's wire format has no "
+               "compressed chunks, so there is nothing to deflate or inflate";
+    if (compress_threads_given && o.tx && !o.compress)
+        return "--compress-threads without compress: tx deflates nothing unless given the word compress";
+    if (o.compress && o.compat)
+        return "compress with --compat viamillipede: stock viamillipede's wire format has no compressed "
+               "chunks; drop compress, or run dpdk-millipede on both ends without --compat (or pipe through "
+               "`gzip -1` / `zstd -1` before tx and after rx)";
     if (delayus) {
         if (o.rate) return "delayus and --rate both limit the rate: give one";
         // Stock pauses delayus before each chunk it writes; here that is a

@@ -249,6 +249,27 @@ def stripe_native_seeds():
     yield "tx_reply_ack_resend_endack", bytes([24]) + reply + ack + resend + end_ack
 
 
+def codec_inflate_seeds():
+    # A compressed chunk payload (docs/wire.md 2.20): original length, CRC32C
+    # of the original bytes, raw deflate. Stored and fixed-Huffman blocks
+    # are built by hand (RFC 1951 3.2.4, 3.2.6), so no zlib version changes
+    # the seeds.
+    def stored(data, final=True):
+        return bytes([1 if final else 0]) + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data
+    def payload(data, stream, length=None, crc=None):
+        return struct.pack("<II", len(data) if length is None else length,
+                           crc32c(data) if crc is None else crc) + stream
+    text = b"stripe leg chunk window ack " * 8
+    yield "stored", payload(text, stored(text))
+    yield "two_stored_blocks", payload(text, stored(text[:50], False) + stored(text[50:]))
+    yield "bad_crc", payload(text, stored(text), crc=0x12345678)
+    yield "longer_than_said", payload(text, stored(text), length=len(text) - 1)
+    yield "shorter_than_said", payload(text, stored(text), length=len(text) + 1)
+    yield "empty_fixed_block", payload(b"x", bytes([0x03, 0x00]))  # BFINAL, fixed Huffman, end of block
+    yield "length_bomb", payload(text, stored(text), length=0xFFFFFFFF)
+    yield "trailing_bytes", payload(text, stored(text) + b"\0")
+
+
 def stripe_compat_seeds():
     # viamillipede's 40-byte header: preamble, leg_id (our chunk seq), size,
     # checksum (0: off), opcode 0xcafe (more) / 0xdead (end).
@@ -270,6 +291,7 @@ TARGETS = {
     "tcp_segment": tcp_segment_seeds,
     "stripe_native": stripe_native_seeds,
     "stripe_compat": stripe_compat_seeds,
+    "codec_inflate": codec_inflate_seeds,
 }
 
 

@@ -11,7 +11,7 @@ the veths) are deleted on every exit path (finally, atexit, SIGTERM).
 
 usage: transport_test.py DPDK_MILLIPEDE CASE
 Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
-checksum, observe, roles, teardown (telemetry through shutdown), memif (two
+checksum, observe, roles, teardown (telemetry through shutdown), compress, memif (two
 memif links on hugepages), synflood and forged (attacks from the kernel side
 of the veth with attack.py, which needs Debian's python3-scapy).
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
@@ -932,7 +932,91 @@ def case_charmode():
           f"rx rc={rx_rc}: {rx_err}", repr(got[:80]))
 
 
+def text_corpus(path, size):
+    """Compressible input: the system's licence and documentation texts,
+    concatenated and repeated up to `size` bytes (only plain-text files,
+    read in a fixed order), then 3 MiB + 12345 bytes of random data so that
+    some chunks do not shrink and travel raw."""
+    texts = []
+    for root in ("/usr/share/common-licenses", "/usr/share/doc"):
+        for d, _, files in sorted(os.walk(root)):
+            for f in sorted(files):
+                fp = os.path.join(d, f)
+                if os.path.islink(fp) or f.endswith(".gz") or not os.path.isfile(fp):
+                    continue
+                with open(fp, "rb") as fh:
+                    b = fh.read(1 << 20)
+                if b and b"\0" not in b:
+                    texts.append(b)
+    blob = b"".join(texts)
+    if not blob:
+        skip("no text files under /usr/share/common-licenses or /usr/share/doc")
+    with open(path, "wb") as out:
+        left = size
+        while left > 0:
+            out.write(blob[:left])
+            left -= min(left, len(blob))
+        out.write(os.urandom((3 << 20) + 12345))
+    return size + (3 << 20) + 12345
+
+
+def case_compress():
+    """`compress`: a compressible stream (text plus a random stretch) over two
+    links, byte-exact, with two deflate threads on tx and two inflate
+    threads on rx; compressed and raw chunks both travelled (the exit lines
+    with verbose 2 count them); the same stream again with legs aborted
+    (chaos 5, 256 KiB chunks); and the words that make no sense are refused
+    with one line."""
+    import re
+    for args, want in (
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "compress", "--compat", "viamillipede"],
+         "compress with --compat viamillipede"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "compress"], "compress is a sender word"),
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "compress", "--compress-threads", "17"],
+         "--compress-threads needs"),
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "--compress-threads", "2"],
+         "--compress-threads without compress"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--compress-threads", "2", "--compat", "viamillipede"],
+         "--compress-threads with --compat viamillipede"),
+    ):
+        rc, err = run_plain(args)
+        check(rc in (1, 2) and len(err.strip().splitlines()) == 1 and want in err,
+              f"compress: {' '.join(args[1:])} refused in one line (rc {rc})", err)
+    pairs = make_links(2)
+    tmp = tempfile.mkdtemp(prefix="mpz")
+    path = os.path.join(tmp, "corpus")
+    size = text_corpus(path, 24 << 20)
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(
+        pairs, ["threads", "4", "compress", "--compress-threads", "2", "verbose", "2"],
+        ["verbose", "2", "--compress-threads", "2"], data=path, limit=180)
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path),
+          f"compress: {size} bytes over two links byte-exact", f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}",
+          f"out {os.path.getsize(out)} bytes")
+    line = re.compile(r"compress: (\d+) stream bytes as (\d+) payload bytes \(ratio ([\d.]+)\), (\d+) chunks, "
+                      r"(\d+) of them raw")
+    for who, err in (("tx", tx_err), ("rx", rx_err)):
+        m = line.search(err)
+        check(m is not None, f"compress: {who} reports what it (de)compressed", err)
+        if m:
+            stream, payload, ratio, chunks, raw = (int(m[1]), int(m[2]), float(m[3]), int(m[4]), int(m[5]))
+            check(stream == size and ratio > 1.5 and 3 <= raw < chunks,
+                  f"compress: {who}: {stream} stream bytes as {payload} (ratio {ratio}), {raw} of {chunks} chunks raw",
+                  err)
+    os.unlink(out)
+    # Aborted legs: compressed chunks go again on other legs (the same
+    # bytes: each chunk is compressed once, on its own) and still inflate.
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(
+        pairs, ["threads", "4", "compress", "chaos", "5", "--chunk", "256K", "verbose", "2"], data=path, limit=180)
+    breaks = tx_err.count("chaos: aborted leg")
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path) and breaks >= 10,
+          f"compress with chaos 5: {size} bytes byte-exact after {breaks} aborted legs", f"tx rc={tx_rc}: {tx_err}",
+          f"rx rc={rx_rc}: {rx_err}", f"out {os.path.getsize(out)} bytes")
+    os.unlink(path)
+    os.unlink(out)
+
+
 CASES = {
+    "compress": case_compress,
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,

@@ -26,6 +26,7 @@
 #include "millipede/flow/balancer.h"
 #include "millipede/net/addr_parse.h"
 #include "millipede/net/neighbour.h"
+#include "millipede/pipeio/codec_pool.h"
 #include "millipede/pipeio/reader.h"
 #include "millipede/pipeio/writer.h"
 #include "millipede/session/leg_host.h"
@@ -215,6 +216,18 @@ struct Session {
     uint64_t reader_digest = 0;            // the reader thread's running CRC-64 (its on_piece hook only)
     bool reader_sums = false;              // the reader computes the stripe's CRCs (Chunk::sums)
     session::RateLimiter rate;             // --rate / delayus (unlimited by default)
+    // `compress` (docs/wire.md 2.20): tx deflates chunks between the reader
+    // and the stripe sender, rx inflates delivered chunks before the writer;
+    // both in order, on the pool's threads.
+    std::unique_ptr<pipeio::CodecPool> codec;
+    pipeio::CodecJob pending_job;          // tx: the job `pending` came out of
+    uint64_t fed = 0;                      // tx: stream bytes handed to the pool (leglimit)
+    bool fed_done = false;                 // tx: the last chunk went into the pool
+    std::unique_ptr<uint8_t[]> inflate_mem; // rx: inflate_slots buffers of inflate_bytes
+    uint32_t inflate_slots = 0, inflate_bytes = 0;
+    std::vector<uint32_t> inflate_payload; // rx: payload length of the chunk in each buffer
+    uint64_t inflate_next = 0;             // rx: next chunk to hand to the pool
+    uint64_t inflate_written = 0;          // rx: chunks whose stream bytes stdout took
     // rx pipe side
     uint64_t inflight = 0;
     bool end_submitted = false;

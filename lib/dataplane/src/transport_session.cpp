@@ -39,6 +39,35 @@ uint32_t RingCommands::pick_host(const tcp::Endpoints &ep) {
 
 namespace {
 
+// `compress`: chunks from the reader into the deflate pool, in stream
+// order, while it has room. A chunk cut by leglimit (the reader's CRCs
+// cover all of it) or an empty last one passes through untouched.
+bool feed_deflate(Impl &p, unsigned &work) {
+    Session &s = p.session;
+    while (!s.fed_done && s.codec->outstanding() < s.codec->capacity()) {
+        pipeio::Chunk *c = s.reader->poll();
+        if (!c) break;
+        if (c->flags & pipeio::CHUNK_ERROR) {
+            p.fail = std::string("reading stdin: ") + s.reader->message();
+            return false;
+        }
+        uint32_t len = c->len;
+        if (s.limit_bytes != UINT64_MAX && s.fed + len > s.limit_bytes)
+            len = static_cast<uint32_t>(s.limit_bytes - s.fed);
+        pipeio::CodecJob j;
+        j.in = c->data;
+        j.in_len = c->len;
+        j.in_crc32c = static_cast<uint32_t>(c->sums[0]);
+        j.pass = len != c->len || len == 0 || !s.reader_sums;
+        j.cookie = reinterpret_cast<uintptr_t>(c);
+        s.codec->submit(j); // (cannot fail: below capacity)
+        s.fed += len;
+        if ((c->flags & pipeio::CHUNK_END) || s.fed >= s.limit_bytes) s.fed_done = true;
+        work++;
+    }
+    return true;
+}
+
 // stdin chunks into the stripe sender, by reference: a chunk read into
 // hugepage memory becomes the payload of the segments that carry it.
 unsigned pipe_tx(Impl &p, uint64_t now) {
@@ -55,7 +84,14 @@ unsigned pipe_tx(Impl &p, uint64_t now) {
     }
     work += nb;
     stripe::StripeSender &st = s.tx->stripe_mut();
+    // The pool deflates ahead while the sender has no room.
+    if (s.codec && !s.input_done && !feed_deflate(p, work)) return work;
     for (int rounds = 0; rounds < 8 && !s.input_done; rounds++) {
+        if (!s.pending && s.codec) {
+            if (!s.codec->poll(s.pending_job)) break;
+            if (!feed_deflate(p, work)) return work; // (its slot is free again)
+            s.pending = reinterpret_cast<pipeio::Chunk *>(s.pending_job.cookie);
+        }
         if (!s.pending) {
             s.pending = s.reader->poll();
             if (!s.pending) break;
@@ -75,8 +111,12 @@ unsigned pipe_tx(Impl &p, uint64_t now) {
             s.by_index[c->index] = c;
             // The reader's sums cover the whole chunk; a chunk cut by
             // leglimit is summed by the sender itself.
-            const stripe::StripeSender::ChunkSums sums{static_cast<uint32_t>(c->sums[0]), c->sums[1]};
-            if (!st.push_chunk(c->data, len, ref, now, s.reader_sums && len == c->len ? &sums : nullptr)) {
+            const bool deflated = s.codec && s.pending_job.out_len != 0; // (never for a cut chunk)
+            const stripe::StripeSender::ChunkSums sums =
+                deflated ? stripe::StripeSender::ChunkSums{s.pending_job.out_crc32c, c->sums[1], c->len}
+                         : stripe::StripeSender::ChunkSums{static_cast<uint32_t>(c->sums[0]), c->sums[1]};
+            if (!st.push_chunk(c->data, deflated ? s.pending_job.out_len : len, ref, now,
+                               s.reader_sums && len == c->len ? &sums : nullptr)) {
                 chunk_release(ref); // (cannot happen after chunk_room(); comes back through the ring)
                 break;
             }
@@ -94,9 +134,76 @@ unsigned pipe_tx(Impl &p, uint64_t now) {
     return work;
 }
 
+// A compressed session (docs/wire.md 2.20): delivered chunks go through
+// the inflate pool in order, raw ones passing through it so the order
+// holds; what comes back is digested (the end record's CRC64 covers the
+// original bytes) and written; a chunk's reorder-window buffer is freed
+// once stdout took its bytes.
+unsigned pipe_rx_inflate(Impl &p) {
+    Session &s = p.session;
+    unsigned work = 0;
+    pipeio::Completion c;
+    while (s.writer->poll_done(c)) {
+        work++;
+        if (c.end) {
+            s.writer_done = c.written;
+            if (!c.written) p.fail = std::string("writing stdout: ") + s.writer->message();
+            continue;
+        }
+        if (!c.written) {
+            p.fail = std::string("writing stdout: ") + s.writer->message();
+            return work;
+        }
+        s.rx->output_consumed(s.inflate_payload[c.cookie % s.inflate_slots]);
+        s.inflate_written++;
+    }
+    pipeio::CodecJob j;
+    while (s.codec->poll(j)) {
+        work++;
+        if (j.status != codec::InflateStatus::OK) {
+            // Its CRC32C on the wire matched: the sender sent this stream.
+            // Asking again would bring the same bytes; nothing of it is written.
+            p.fail = "chunk " + std::to_string(j.cookie) + " does not inflate: " +
+                     codec::inflate_status_text(j.status) + "; nothing of it was written";
+            return work;
+        }
+        s.rx->digest_output(j.result, j.out_len);
+        if (!s.writer->submit(j.result, j.out_len, j.cookie)) { // (cannot happen: fewer buffers than its queue)
+            p.fail = "internal: stdout writer queue full";
+            return work;
+        }
+    }
+    const stripe::StripeReceiver &st = s.rx->stripe();
+    stripe::StripeReceiver::Held h;
+    while (s.inflate_next - s.inflate_written < s.inflate_slots && s.codec->outstanding() < s.codec->capacity() &&
+           st.held(s.inflate_next, h)) {
+        const uint32_t slot = static_cast<uint32_t>(s.inflate_next % s.inflate_slots);
+        pipeio::CodecJob in;
+        in.in = const_cast<uint8_t *>(h.data);
+        in.in_len = h.len;
+        in.compressed = h.compressed;
+        in.out = s.inflate_mem.get() + size_t(slot) * s.inflate_bytes;
+        in.out_cap = s.inflate_bytes;
+        in.cookie = s.inflate_next;
+        s.codec->submit(in);
+        s.inflate_payload[slot] = h.len;
+        s.inflate_next++;
+        work++;
+    }
+    if (!s.end_submitted && s.rx->state() == session::State::DONE && s.inflate_written == s.inflate_next &&
+        st.output_base() == st.next_seq()) {
+        if (s.writer->submit_end()) {
+            s.end_submitted = true;
+            work++;
+        }
+    }
+    return work;
+}
+
 // Verified output to the writer.
 unsigned pipe_rx(Impl &p) {
     Session &s = p.session;
+    if (s.codec && s.rx->stripe().compressed_session()) return pipe_rx_inflate(p);
     unsigned work = 0;
     pipeio::Completion c;
     while (s.writer->poll_done(c)) {
@@ -296,7 +403,10 @@ void Impl::publish(uint64_t now, bool final) {
     sn.tx = o.tx;
     sn.final = final;
     sn.elapsed_us = now - ss.t_start;
-    sn.bytes = ss.tx ? ss.tx->stripe().bytes_in() : ss.rx->stripe().stats().bytes_out;
+    // (A compressed session's rx: the stream bytes stdout took, not the payload's.)
+    sn.bytes = ss.tx                                   ? ss.tx->stripe().bytes_in()
+               : ss.rx->stripe().compressed_session() ? ss.writer->stats().bytes.load(std::memory_order_relaxed)
+                                                       : ss.rx->stripe().stats().bytes_out;
     sn.size = o.size_given || (o.tx && o.prbs) ? o.size : 0;
     if (dt > 0) sn.rate_mbs = (sn.bytes - ss.last_pub_bytes) / dt / 1e6;
     if (final && sn.elapsed_us) sn.rate_mbs = sn.bytes / (sn.elapsed_us / 1e6) / 1e6;
@@ -311,6 +421,7 @@ void Impl::publish(uint64_t now, bool final) {
         misdel += w->pub.misdelivered.load(std::memory_order_relaxed);
     }
     copied += ss.tx ? ss.tx->stripe().stats().bytes_copied : ss.rx->stripe().stats().bytes_copied;
+    if (ss.tx && ss.codec) copied += ss.codec->stats().copied.load(std::memory_order_relaxed); // deflate's copy-back
     sn.injected_drops = injected;
     sn.segments_in = segs;
     sn.bad_segments = bad;
@@ -488,6 +599,18 @@ void Impl::report_final() {
                          (unsigned long)s.rx->stripe().stats().bytes_delivered,
                          (unsigned long)s.rx->stripe().stats().bytes_out, (unsigned long)s.inflight,
                          s.end_submitted ? (s.writer_done ? "written" : "submitted") : "not yet");
+        }
+        if (s.codec && (s.tx || s.rx->stripe().compressed_session())) {
+            const auto &cs = s.codec->stats();
+            const uint64_t in = cs.bytes_in.load(), out = cs.bytes_out.load();
+            // tx: stream bytes in, payload bytes out; rx the other way round.
+            const uint64_t stream = s.tx ? in : out, payload = s.tx ? out : in;
+            std::fprintf(stderr,
+                         "dpdk-millipede %s: compress: %lu stream bytes as %lu payload bytes (ratio %.3f), %lu chunks, "
+                         "%lu of them raw (did not shrink)\n",
+                         who(), (unsigned long)stream, (unsigned long)payload,
+                         payload ? double(stream) / double(payload) : 0.0, (unsigned long)cs.jobs.load(),
+                         (unsigned long)cs.raw.load());
         }
         if (s.tx)
             std::fprintf(stderr,

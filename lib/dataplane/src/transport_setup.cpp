@@ -365,6 +365,7 @@ bool Impl::setup_session(std::string &err) {
             s.chunks = ChunkPool::create(ring_name("chunks", 0), chunks, o.chunk_bytes,
                                          port::port_socket(ports[0]->id), err);
             if (!s.chunks) return false;
+            if (o.compress) tc.stripe.features |= stripe::kFeatureCompress; // asked for in every hello
             s.tx = std::make_unique<session::TxCore>(tc, s.out, rng);
             if (o.leglimit) s.limit_bytes = o.leglimit * uint64_t(o.chunk_bytes);
             pipeio::ReaderConfig rc;
@@ -390,6 +391,15 @@ bool Impl::setup_session(std::string &err) {
             s.reader_sums = rc.on_piece != nullptr;
             s.reader = std::make_unique<pipeio::PipeReader>(rc);
             s.by_index.assign(chunks, nullptr);
+            if (o.compress) {
+                pipeio::CodecPoolConfig cc;
+                cc.kind = pipeio::CodecKind::COMPRESS;
+                cc.threads = o.compress_threads;
+                cc.max_chunk_bytes = o.chunk_bytes;
+                cc.depth = 2;
+                cc.cpus = rc.cpus;
+                s.codec = std::make_unique<pipeio::CodecPool>(cc);
+            }
         } else {
             session::RxConfig rc;
             for (auto &p : ports)
@@ -400,6 +410,9 @@ bool Impl::setup_session(std::string &err) {
             rc.stripe.max_legs = 64;
             rc.stripe.max_chunk_bytes = 2u << 20;
             rc.stripe.window_chunks = 32;
+            // Compressed chunks are always accepted in the native format:
+            // the sender decides (`compress`); the pool idles otherwise.
+            if (!o.compat) rc.stripe.features |= stripe::kFeatureCompress;
             std::memcpy(rc.stripe.checkphrase, o.checkphrase, 4);
             rc.linger_us = 3'000'000; // serve a sender whose end acknowledgement was lost; then exit
             s.rx = std::make_unique<session::RxCore>(rc, s.out);
@@ -409,6 +422,20 @@ bool Impl::setup_session(std::string &err) {
             wc.prbs_seed = o.prbs_seed;
             wc.cpus = node_cpus(port::port_socket(ports[0]->id));
             s.writer = std::make_unique<pipeio::PipeWriter>(wc);
+            if (!o.compat) {
+                pipeio::CodecPoolConfig cc;
+                cc.kind = pipeio::CodecKind::DECOMPRESS;
+                cc.threads = o.compress_threads;
+                cc.max_chunk_bytes = rc.stripe.max_chunk_bytes;
+                cc.depth = 2;
+                cc.cpus = wc.cpus;
+                s.codec = std::make_unique<pipeio::CodecPool>(cc);
+                // One buffer per job in the pool and two more for the writer.
+                s.inflate_slots = s.codec->capacity() + 2;
+                s.inflate_bytes = rc.stripe.max_chunk_bytes;
+                s.inflate_mem.reset(new uint8_t[size_t(s.inflate_slots) * s.inflate_bytes]);
+                s.inflate_payload.assign(s.inflate_slots, 0);
+            }
         }
     } catch (const std::exception &e) {
         err = e.what();
@@ -434,6 +461,7 @@ bool Impl::setup(std::string &err) {
 
 void Impl::teardown() {
     Session &s = session;
+    if (s.codec) s.codec->stop(); // (its jobs point into reader chunks and the reorder window)
     if (s.reader) {
         if (s.pending) {
             s.reader->release(s.pending);

@@ -22,6 +22,8 @@ struct StripeReceiver::Slot {
     uint64_t seq = 0;
     uint64_t offset = 0;
     uint64_t compat_sum = 0;
+    bool compressed = false;
+    uint32_t stream_len = 0; // compressed: the prefix's original length, checked on delivery
     St st = St::FREE;
     uint32_t fillers = 0; // legs writing a copy of this chunk (more than one: a re-send racing its original)
     bool mixed = false;   // bytes from more than one copy: verify the buffer itself at the end
@@ -66,6 +68,8 @@ StripeReceiver::StripeReceiver(const ReceiverConfig &cfg)
     uint32_t ceiling = cfg.codec == Codec::NATIVE ? kMaxChunkBytes : kCompatMaxChunkBytes;
     if (cfg.max_chunk_bytes == 0 || cfg.max_chunk_bytes > ceiling)
         throw std::invalid_argument("stripe receiver: max_chunk_bytes must be 1.." + std::to_string(ceiling));
+    if ((cfg.features & kFeaturesV1) != kFeaturesV1 || (cfg.features & ~(kFeaturesV1 | kFeatureCompress)))
+        throw std::invalid_argument("stripe receiver: features must be the v1 set, optionally with compression");
     // Each buffer has kParityUnitPrefix bytes of headroom (a data chunk's
     // parity unit prefix goes there for a rebuild) and room for a parity
     // unit, up to kParityUnitPrefix bytes longer than a chunk.
@@ -210,6 +214,15 @@ size_t StripeReceiver::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint6
             on_hello(leg, d);
             break;
         case EventKind::CHUNK_HEADER:
+            if ((d.chunk.flags & kChunkFlagCompressed) &&
+                (!compressed_session_ || d.chunk.length <= kCompressedPrefixSize)) {
+                close_leg(leg, Error::BAD_COMPRESSED,
+                          compressed_session_ ? "leg %u: compressed chunk %llu of %u bytes is shorter than its prefix"
+                                              : "leg %u: compressed chunk %llu (%u bytes) but compression was not "
+                                                "negotiated",
+                          leg, static_cast<unsigned long long>(d.chunk.seq), d.chunk.length);
+                return n;
+            }
             l.pending = d.chunk;
             l.pending_sum = d.compat_checksum;
             l.have_pending = true;
@@ -336,7 +349,8 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
     session_ = d.hello.session_id;
     session_known_ = true;
     r.status = HelloStatus::ACCEPT;
-    r.features = d.hello.features & kFeaturesV1;
+    r.features = d.hello.features & cfg_.features;
+    compressed_session_ = (r.features & kFeatureCompress) != 0;
     if (d.hello.features & kFeatureParity) {
         r.features |= d.hello.features & (kFeatureParity | kFeatureParityGeometryMask);
         if (!pk_) {
@@ -405,7 +419,7 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
         // arrive late). Both copies carry the same bytes, so both fill the
         // one buffer and the first to complete it delivers it; waiting for
         // either alone could wait forever or lose the chunk with its leg.
-        if (c.length != sl->len || c.offset != sl->offset) {
+        if (c.length != sl->len || c.offset != sl->offset || ((c.flags & kChunkFlagCompressed) != 0) != sl->compressed) {
             stats_.duplicates++; // not the same chunk: keep the first, drop this
             l.discard = true;
             l.have_pending = false;
@@ -430,6 +444,7 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
     sl->crc = c.crc32c;
     sl->parity = is_parity;
     sl->stripe_data = stripe_data;
+    sl->compressed = (c.flags & kChunkFlagCompressed) != 0;
     sl->compat_sum = l.pending_sum;
     l.slot = static_cast<int32_t>(s % w);
     l.chunk_off = 0;
@@ -669,6 +684,25 @@ void StripeReceiver::advance() {
                  static_cast<unsigned long long>(s.compat_sum));
             break;
         }
+        if (compressed_session_) {
+            // The stream bytes are the owner's to produce (decompression
+            // pool) and digest (digest_output()); the prefix's length is
+            // checked here so offsets stay verifiable.
+            s.stream_len = s.len;
+            if (s.compressed) {
+                s.stream_len = net::load_le32(s.buf);
+                if (s.stream_len == 0 || s.stream_len > cfg_.max_chunk_bytes) {
+                    fail(Error::BAD_COMPRESSED,
+                         "compressed chunk %llu announces %u original bytes; this receiver's limit is %u",
+                         static_cast<unsigned long long>(s.seq), s.stream_len, cfg_.max_chunk_bytes);
+                    return;
+                }
+            }
+            stats_.bytes_delivered += s.stream_len;
+            stats_.chunks_delivered++;
+            next_++;
+            continue;
+        }
         digest_ = crc64(s.buf, s.len, digest_);
         stats_.bytes_delivered += s.len;
         stats_.chunks_delivered++;
@@ -683,6 +717,7 @@ void StripeReceiver::advance() {
 void StripeReceiver::check_end() {
     if (!end_known_ || verdict_ != Verdict::PENDING || state_ != SessionState::RUNNING) return;
     if (next_ < end_.chunks) return;
+    if (compressed_session_ && next_ == end_.chunks && digested_bytes_ < stats_.bytes_delivered) return;
     if (cfg_.codec == Codec::VIAMILLIPEDE) {
         verdict_ = next_ == end_.chunks ? Verdict::OK : Verdict::BAD;
         if (verdict_ == Verdict::BAD)
@@ -729,6 +764,22 @@ void StripeReceiver::check_end() {
 }
 
 // ----------------------------------------------------------------- output
+
+bool StripeReceiver::held(uint64_t seq, Held &out) const {
+    if (seq < base_ || seq >= next_) return false;
+    const Slot &s = slots_[seq % cfg_.window_chunks];
+    out.data = s.buf;
+    out.len = s.len;
+    out.compressed = s.compressed;
+    out.stream_len = compressed_session_ ? s.stream_len : s.len;
+    return true;
+}
+
+void StripeReceiver::digest_output(const uint8_t *p, size_t n) {
+    digest_ = crc64(p, n, digest_);
+    digested_bytes_ += n;
+    check_end();
+}
 
 std::span<const uint8_t> StripeReceiver::output() const {
     if (out_ >= next_) return {};

@@ -22,6 +22,8 @@ struct StripeSender::Slot {
     uint8_t *own = nullptr; // this slot's buffer in the internal pool (copy mode)
     uint64_t ref = 0;       // external_chunks: the chunk's reference, while held
     uint32_t len = 0;
+    uint32_t stream_len = 0; // stream bytes it stands for (len unless compressed)
+    uint8_t flags = 0;       // kChunkFlagCompressed
     uint64_t seq = 0;
     uint64_t offset = 0;
     uint32_t crc = 0;
@@ -67,6 +69,10 @@ StripeSender::StripeSender(const SenderConfig &cfg)
         throw std::invalid_argument("stripe sender: need 0 < backoff_initial_us <= backoff_max_us");
     if (cfg.external_chunks && !cfg.release_chunk)
         throw std::invalid_argument("stripe sender: external chunks need a release function");
+    if ((cfg.features & kFeaturesV1) != kFeaturesV1 || (cfg.features & ~(kFeaturesV1 | kFeatureCompress)))
+        throw std::invalid_argument("stripe sender: features must be the v1 set, optionally with compression");
+    if ((cfg.features & kFeatureCompress) && cfg.codec != Codec::NATIVE)
+        throw std::invalid_argument("stripe sender: compression needs the native codec");
     slots_.resize(cfg.max_chunks_in_flight);
     if (!cfg.external_chunks) {
         size_t total = static_cast<size_t>(cfg.chunk_bytes) * cfg.max_chunks_in_flight;
@@ -166,6 +172,10 @@ bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, u
     if (!cfg_.external_chunks || eof_ || state_ != SessionState::RUNNING || len == 0 || len > cfg_.chunk_bytes)
         return false;
     if (!parity_room()) return false;
+    // A compressed payload only where negotiated, shorter than what it stands for (2.20).
+    if (sums && sums->original_len &&
+        (!(cfg_.features & kFeatureCompress) || sums->original_len <= len || sums->original_len > cfg_.chunk_bytes))
+        return false;
     const int32_t i = grab_free_slot();
     if (i < 0) return false;
     if (pk_ && !stripe_open_) open_stripe();
@@ -173,6 +183,13 @@ bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, u
     s.buf = data;
     s.ref = ref;
     s.len = len;
+    s.stream_len = len;
+    s.flags = 0;
+    if (sums && sums->original_len) {
+        // A compressed payload (it shrank: len < original_len).
+        s.stream_len = sums->original_len;
+        s.flags = kChunkFlagCompressed;
+    }
     if (sums) {
         s.crc = sums->crc32c;
         digest_ = sums->digest_after;
@@ -181,7 +198,7 @@ bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, u
         s.crc = crc32c(data, len, 0);
         digest_ = crc64(data, len, digest_);
     }
-    stats_.bytes_in += len;
+    stats_.bytes_in += s.stream_len;
     filling_ = i;
     seal(now_us);
     return true;
@@ -200,6 +217,7 @@ size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
             s.st = Slot::St::FILLING;
             s.len = 0;
             s.crc = 0;
+            s.flags = 0;
             filling_since_ = now_us;
         }
         Slot &s = slots_[filling_];
@@ -228,7 +246,8 @@ void StripeSender::seal(uint64_t now_us) {
     }
     s.seq = next_seq_++;
     s.offset = sealed_bytes_;
-    sealed_bytes_ += s.len;
+    if (!(s.flags & kChunkFlagCompressed)) s.stream_len = s.len;
+    sealed_bytes_ += s.stream_len;
     s.compat_sum = cfg_.compat_checksums ? compat_chain_.next(s.seq, s.buf, s.len) : 0;
     s.st = Slot::St::QUEUED;
     s.resends = 0;
@@ -464,7 +483,7 @@ void StripeSender::leg_up(uint32_t leg, uint64_t) {
         Hello h;
         h.session_id = cfg_.session_id;
         h.stream_index = leg;
-        h.features = kFeaturesV1 | (pk_ ? parity_feature(pn_, pk_) : 0);
+        h.features = cfg_.features | (pk_ ? parity_feature(pn_, pk_) : 0);
         std::memcpy(h.checkphrase, cfg_.checkphrase, 4);
         h.chunk_bytes = cfg_.chunk_bytes;
         l.ctl_len = static_cast<uint32_t>(encode_hello(l.ctl, h));
@@ -572,6 +591,13 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                      leg, pk_, cfg_.legs, 2 * (pn_ + pk_), r.window_chunks);
                 return;
             }
+            if ((cfg_.features & kFeatureCompress) && !(r.features & kFeatureCompress)) {
+                fail(Error::MISSING_FEATURE,
+                     "leg %u: the receiver does not accept compressed chunks (hello feature bit 2); "
+                     "drop `compress` or run an rx that supports it",
+                     leg);
+                return;
+            }
             recv_window_ = std::min(recv_window_, r.window_chunks);
             l.st = SenderLegState::OPEN;
             l.failures = 0;
@@ -648,7 +674,7 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                      "chunk %llu (stream bytes %llu..%llu) failed CRC32C at the receiver %u times "
                      "(header 0x%08x, computed 0x%08x); giving up",
                      static_cast<unsigned long long>(s.seq), static_cast<unsigned long long>(s.offset),
-                     static_cast<unsigned long long>(s.offset + s.len - 1), s.resends,
+                     static_cast<unsigned long long>(s.offset + s.stream_len - 1), s.resends,
                      d.resend.crc_header, d.resend.crc_computed);
                 return;
             }
@@ -753,7 +779,7 @@ void StripeSender::start_chunk(Leg &l, uint32_t leg, int32_t si) {
     if (s.parity && !s.ever_sent) stats_.parity_chunks_sent++;
     if (cfg_.codec == Codec::NATIVE) {
         ChunkHeader h;
-        h.flags = static_cast<uint8_t>((s.ever_sent ? kChunkFlagResent : 0) | (s.parity ? kChunkFlagParity : 0));
+        h.flags = static_cast<uint8_t>((s.ever_sent ? kChunkFlagResent : 0) | s.flags | (s.parity ? kChunkFlagParity : 0));
         h.seq = s.seq;
         h.offset = s.offset;
         h.length = s.len;

@@ -82,6 +82,11 @@ struct TransportOptions {
     tcp::CongestionAlgo cc = tcp::CongestionAlgo::NewReno; // --cc: every leg's controller
     std::string config_path;              // --config: host file of port settings (millipede/port/configured.h)
     bool print_config = false;            // --print-config: print each port's settings once set up, then exit
+    // `compress` (docs/wire.md 2.20): tx deflates each chunk (ISA-L level 1)
+    // on compress_threads worker threads before striping; rx inflates on as
+    // many (it always accepts compressed chunks in the native format).
+    bool compress = false;
+    uint32_t compress_threads = 1;        // --compress-threads: 1..16
 
     bool help = false;
 };

@@ -59,6 +59,13 @@ class RxCore {
         poll_due_ = true;
     }
 
+    // Compressed sessions (StripeReceiver, "compressed sessions"): the
+    // stream bytes the owner made of the delivered chunks, in order.
+    void digest_output(const uint8_t *p, size_t n) {
+        stripe_.digest_output(p, n);
+        poll_due_ = true;
+    }
+
     void poll(uint64_t now_us);
     uint64_t next_deadline() const;
 

@@ -58,6 +58,10 @@ struct ReceiverConfig {
     uint32_t max_chunk_bytes = 1u << 20; // largest chunk accepted (<= 2 MiB)
     uint64_t session_id = 0;           // native: 0 = adopt the first accepted hello's
     char checkphrase[4] = {'y', 'o', 'e', 's'};
+    // Native hello features granted when the sender asks; kFeatureCompress
+    // only when the owner turns compressed chunks into stream bytes (see
+    // "compressed sessions" below).
+    uint32_t features = kFeaturesV1;
 };
 
 enum class ReceiverLegState : uint8_t {
@@ -103,6 +107,25 @@ class StripeReceiver {
     // ---- output (stdout)
     std::span<const uint8_t> output() const;
     void output_consumed(size_t n);
+
+    // ---- compressed sessions (hello feature bit 2 granted, docs/wire.md 2.20)
+    // The owner turns delivered chunks into stream bytes itself (in a
+    // decompression pool): held() shows chunk `seq`, output_base() <= seq <
+    // next_seq(), as it arrived (raw, or prefix + deflate); the owner passes
+    // the stream bytes, in order, to digest_output() and, once they are
+    // written, frees the chunk with output_consumed(its payload length).
+    // Length and CRC64 of the end record are checked against what
+    // digest_output() saw. output() is not used then.
+    bool compressed_session() const { return compressed_session_; }
+    struct Held {
+        const uint8_t *data = nullptr;
+        uint32_t len = 0;        // payload bytes
+        uint32_t stream_len = 0; // stream bytes it stands for
+        bool compressed = false;
+    };
+    bool held(uint64_t seq, Held &out) const;
+    uint64_t output_base() const { return base_; }
+    void digest_output(const uint8_t *p, size_t n);
 
     void poll(uint64_t now_us, LegIo &io);
     bool next_event(StripeEvent &ev) { return events_.pop(ev); }
@@ -152,6 +175,8 @@ class StripeReceiver {
     uint64_t out_ = 0;    // chunk being written out (base_ <= out_ <= next_; parity keeps a stripe's buffers)
     size_t out_off_ = 0;  // bytes of chunk out_ consumed by output
     uint64_t digest_ = 0;
+    bool compressed_session_ = false;
+    uint64_t digested_bytes_ = 0; // compressed session: stream bytes given to digest_output()
     CompatChecksumChain compat_chain_;
 
     bool end_known_ = false;

@@ -67,6 +67,9 @@ struct SenderConfig {
     // A stripe with data is closed early (short) when the pipe brought
     // nothing for this long and no partial chunk is waiting.
     uint64_t parity_idle_us = 1000;
+    // Native hello features asked for; the receiver must grant every one
+    // (kFeatureCompress: the `compress` word) or the session fails.
+    uint32_t features = kFeaturesV1;
 };
 
 // What leg_down() made of a leg's end.
@@ -125,9 +128,14 @@ class StripeSender {
     // `sums` (optional): the chunk's CRC-32C and the stream's CRC-64 through
     // its last byte, computed by whoever produced the bytes while they were
     // hot (pipeio's on_piece); the sender then reads none of them.
+    // original_len != 0: `data` is a compressed payload (docs/wire.md 2.20,
+    // lib/codec) standing for original_len stream bytes; crc32c is then the
+    // payload's, digest_after still the stream's. Refused (false) without
+    // kFeatureCompress in `features`, or unless len < original_len <= chunk_bytes.
     struct ChunkSums {
         uint32_t crc32c = 0;
         uint64_t digest_after = 0;
+        uint32_t original_len = 0;
     };
     bool push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us, const ChunkSums *sums = nullptr);
     bool chunk_room() const; // push_chunk() would take a chunk now

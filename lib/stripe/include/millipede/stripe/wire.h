@@ -80,6 +80,7 @@ inline constexpr size_t kMaxRecordHeader = 40; // >= every fixed header above an
 inline constexpr uint32_t kFeatureCrc32c = 1u << 0;      // required in v1
 inline constexpr uint32_t kFeatureAckBitmap = 1u << 1;   // selective-ack bitmap honoured
 inline constexpr uint32_t kFeaturesV1 = kFeatureCrc32c | kFeatureAckBitmap;
+inline constexpr uint32_t kFeatureCompress = 1u << 2;    // chunks may be compressed (2.20); optional
 // Parity across legs (section 2.21): bit 3, with the stripe geometry in the
 // top bytes of the same field: bits 16..23 = K parity chunks, bits 24..31 =
 // N data chunks per stripe (both 0 without bit 3).
@@ -90,11 +91,15 @@ inline constexpr uint32_t parity_feature_k(uint32_t features) { return (features
 inline constexpr uint32_t parity_feature_n(uint32_t features) { return features >> 24; }
 
 inline constexpr uint8_t kChunkFlagResent = 1u << 0;
+inline constexpr uint8_t kChunkFlagCompressed = 1u << 1; // payload = 8-byte prefix + raw deflate (2.20)
 // A parity chunk (section 2.21): its payload is a parity unit, up to
 // kParityUnitPrefix bytes longer than the largest data chunk.
 inline constexpr uint8_t kChunkFlagParity = 1u << 2;
-inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent | kChunkFlagParity;
+inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent | kChunkFlagCompressed | kChunkFlagParity;
 inline constexpr uint32_t kParityUnitPrefix = 16; // a data unit: offset u64, length u32, crc32c u32, payload
+// A compressed payload starts with the original length (u32) and the
+// original bytes' CRC32C (u32); lib/codec writes and inflates it.
+inline constexpr size_t kCompressedPrefixSize = 8;
 
 inline constexpr uint8_t kResendReasonCrc = 1;
 
