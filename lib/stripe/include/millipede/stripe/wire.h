@@ -66,6 +66,8 @@ inline constexpr uint8_t kTypeAck = 'A';
 inline constexpr uint8_t kTypeResend = 'R';
 inline constexpr uint8_t kTypeEnd = 'E';
 inline constexpr uint8_t kTypeEndAck = 'e';
+inline constexpr uint8_t kTypeKeyProof = 'K';      // sender's key proof, right after the hello (2.22)
+inline constexpr uint8_t kTypeKeyProofReply = 'k'; // receiver's key proof, right after the hello reply
 
 inline constexpr size_t kPrefixSize = 8; // magic, type, 3 bytes; same in every version
 inline constexpr size_t kHelloSize = 32;
@@ -75,14 +77,17 @@ inline constexpr size_t kAckSize = 24;
 inline constexpr size_t kResendSize = 24;
 inline constexpr size_t kEndSize = 32;
 inline constexpr size_t kEndAckSize = 32;
+inline constexpr size_t kKeyProofSize = 32;
 inline constexpr size_t kMaxRecordHeader = 40; // >= every fixed header above and compat's
 
 inline constexpr uint32_t kFeatureCrc32c = 1u << 0;      // required in v1
 inline constexpr uint32_t kFeatureAckBitmap = 1u << 1;   // selective-ack bitmap honoured
 inline constexpr uint32_t kFeaturesV1 = kFeatureCrc32c | kFeatureAckBitmap;
+inline constexpr uint32_t kFeatureAead = 1u << 4;        // key FILE: AES-256-GCM chunks (2.22)
 
 inline constexpr uint8_t kChunkFlagResent = 1u << 0;
-inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent;
+inline constexpr uint8_t kChunkFlagEncrypted = 1u << 3; // payload = ciphertext || 16-byte tag (2.22)
+inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent | kChunkFlagEncrypted;
 
 inline constexpr uint8_t kResendReasonCrc = 1;
 
@@ -93,8 +98,9 @@ enum class HelloStatus : uint8_t {
     SESSION_MISMATCH = 3,
     BAD_HELLO = 4,
     MISSING_FEATURE = 5,
+    KEY_MISMATCH = 6, // the sender's key proof did not verify (2.22)
 };
-inline constexpr uint8_t kHelloStatusMax = 5;
+inline constexpr uint8_t kHelloStatusMax = 6;
 
 enum class EndStatus : uint8_t {
     OK = 0,
@@ -129,6 +135,13 @@ struct ChunkHeader {
     uint32_t crc32c = 0;   // of the payload
 };
 
+// 'K' (sender) and 'k' (receiver): a GMAC tag under the session key over
+// (session id, challenge), docs/wire.md 2.22.
+struct KeyProof {
+    uint64_t challenge = 0;
+    uint8_t tag[16] = {};
+};
+
 struct Ack {
     uint64_t cumulative = 0; // every chunk with seq < cumulative is held
     uint64_t bitmap = 0;     // bit i: chunk cumulative + 1 + i is held
@@ -161,6 +174,7 @@ size_t encode_ack(uint8_t *out, const Ack &a);                // kAckSize
 size_t encode_resend(uint8_t *out, const Resend &r);          // kResendSize
 size_t encode_end(uint8_t *out, const End &e);                // kEndSize
 size_t encode_end_ack(uint8_t *out, const EndAck &e);         // kEndAckSize
+size_t encode_key_proof(uint8_t *out, uint8_t type, const KeyProof &k); // kKeyProofSize; type 'K' or 'k'
 
 const char *hello_status_text(HelloStatus s);
 const char *end_status_text(EndStatus s);
@@ -234,6 +248,7 @@ enum class EventKind : uint8_t {
     RESEND,         // `resend`
     END,            // `end` (compat: only end.chunks is meaningful)
     END_ACK,        // `end_ack`
+    KEY_PROOF,      // 'K' from the sender or 'k' from the receiver: `key`
     COMPAT_PHRASE,  // `phrase`
     COMPAT_OK,      // the receiver's "ok"
     ERROR,          // `error`; see also `bad_value`
@@ -255,6 +270,7 @@ struct Decoded {
     Resend resend;
     End end;
     EndAck end_ack;
+    KeyProof key;
     char phrase[4] = {};
 };
 
@@ -290,6 +306,7 @@ class Decoder {
     uint32_t max_chunk_;
     State state_ = State::START;
     bool seen_first_ = false; // hello / hello-reply / compat phrase / ok seen
+    bool seen_key_ = false;   // a key proof seen (one per leg)
     uint8_t hdr_[kMaxRecordHeader] = {};
     size_t have_ = 0;
     size_t need_ = 0;
