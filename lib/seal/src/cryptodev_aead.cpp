@@ -21,7 +21,10 @@ namespace {
 constexpr const char *kVdevName = "crypto_aesni_gcm_mp";
 
 struct Device {
+    std::mutex mu;
     bool ready = false;
+    bool started = false;
+    unsigned users = 0; // live CryptodevAead objects: the last one stops the device
     uint8_t id = 0;
     rte_mempool *sessions = nullptr;
     std::string err;
@@ -85,6 +88,7 @@ Device &device() {
             return;
         }
         d.ready = true;
+        d.started = true;
     });
     return d;
 }
@@ -111,6 +115,19 @@ std::unique_ptr<CryptodevAead> CryptodevAead::create(const Key &key, std::string
         err = d.err;
         return nullptr;
     }
+    {
+        // Started while anyone uses it; stopped after, so that
+        // rte_eal_cleanup() can close it (it refuses a started device).
+        std::lock_guard<std::mutex> g(d.mu);
+        if (!d.started) {
+            if (rte_cryptodev_start(d.id) != 0) {
+                err = std::string("cannot start cryptodev ") + rte_cryptodev_name_get(d.id);
+                return nullptr;
+            }
+            d.started = true;
+        }
+        d.users++;
+    }
     std::unique_ptr<CryptodevAead> a(new CryptodevAead());
     a->dev_ = d.id;
     a->master_ = make_session(d.id, d.sessions, key.data(), RTE_CRYPTO_AEAD_OP_ENCRYPT);
@@ -125,6 +142,12 @@ std::unique_ptr<CryptodevAead> CryptodevAead::create(const Key &key, std::string
 CryptodevAead::~CryptodevAead() {
     drop_session_keys();
     if (master_) rte_cryptodev_sym_session_free(dev_, master_);
+    Device &d = device();
+    std::lock_guard<std::mutex> g(d.mu);
+    if (--d.users == 0 && d.started) {
+        rte_cryptodev_stop(d.id);
+        d.started = false;
+    }
 }
 
 const char *CryptodevAead::device_name() const { return rte_cryptodev_name_get(dev_); }
