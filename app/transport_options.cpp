@@ -50,7 +50,8 @@ void transport_usage(FILE *f) {
         "                       key in FILE (32 raw bytes or 64 hex digits); the sides prove the key\n"
         "                       before any data flows; a wrong key, a tampered or replayed chunk\n"
         "                       stops the transfer and nothing unverified is written. Through DPDK\n"
-        "                       cryptodev (crypto_ipsec_mb in software). Not with --compat\n"
+        "                       cryptodev (crypto_ipsec_mb in software). Replaces checkphrase;\n"
+        "                       not with --compat\n"
         "  options:\n"
         "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required)\n"
         "    --neigh ADDR=MAC          static neighbour, no ARP for it (repeatable)\n"
@@ -166,6 +167,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         "directions run two (each its own --file-prefix and ports)";
     bool mode_set = false;
     uint64_t delayus = 0;
+    bool checkphrase_given = false; // key FILE replaces it
     for (int i = 0; i < argc; ++i)
         if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
             o.help = true;
@@ -219,6 +221,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
                 return "checkphrase needs exactly 4 characters, e.g. checkphrase yoes (stock viamillipede "
                        "sends and compares only the first 4 of a longer one: give those)";
             std::memcpy(o.checkphrase, argv[++i], 4);
+            checkphrase_given = true;
         } else if (a == "key") {
             if (!need(1)) return "key needs a file holding a 256-bit key (32 raw bytes or 64 hex digits), e.g. key /etc/millipede.key";
             std::string err, warning;
@@ -345,6 +348,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
                "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
+    if (o.keyed && checkphrase_given)
+        return "checkphrase with key: the key proof replaces the checkphrase (a wrong key is refused before any "
+               "data flows); give key alone";
     if (o.keyed && o.compat)
         return "key with --compat viamillipede: stock viamillipede's wire format has no encryption; use "
                "dpdk-millipede on both ends without --compat, or leave key out";

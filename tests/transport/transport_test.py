@@ -901,8 +901,15 @@ def case_key():
     pairs = make_links(2)
     exact("key: same key both sides", pairs, (8 << 20) + 12345, tx_words=["threads", "4", "key", k1],
           rx_words=["key", k1], limit=120)
-    exact("key: chaos 5 (re-sent chunks)", pairs, 8 << 20,
-          tx_words=["threads", "4", "chaos", "5", "--chunk", "256K", "key", k2], rx_words=["key", k2], limit=120)
+    tx_err, _ = exact("key: chaos 5 (re-sent chunks)", pairs, 8 << 20,
+                      tx_words=["threads", "4", "chaos", "5", "--chunk", "256K", "verbose", "2", "key", k2],
+                      rx_words=["key", k2], limit=120)
+    breaks = tx_err.count("chaos: aborted leg")
+    check(breaks >= 3, f"key: chaos broke {breaks} legs (>= 3 expected), their chunks sent again sealed as before",
+          tx_err)
+    tx_rc, tx_err, rx_rc, rx_err, _ = transfer(pairs, ["prbs", "7", "--size", "16M", "key", k1], ["prbs", "7", "key", k1],
+                                               limit=60)
+    check(tx_rc == 0 and rx_rc == 0, "key: prbs 16 MiB verified on rx", f"tx {tx_rc}: {tx_err}", f"rx {rx_rc}: {rx_err}")
     path = random_file(1 << 20)
     for name, tx_key, rx_key, rx_says in (("another key", k1, k2, "key proof did not verify"),
                                           ("no key on rx", k1, None, "this receiver has no key"),
@@ -924,6 +931,7 @@ def case_key():
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "key", os.path.join(tmp, "none")], "No such file"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "key"], "key needs a file"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--compat", "viamillipede", "key", k1], "no encryption"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "key", k1, "checkphrase", "abcd"], "replaces the checkphrase"),
     ):
         rc, err = run_plain(args)
         check(rc in (1, 2) and len(err.strip().splitlines()) == 1 and want in err,
