@@ -24,12 +24,13 @@ struct AeadRun {
     uint64_t legs_refused = 0, duplicates = 0;
 };
 
-// Rewrites the bytes the sender wrote on leg 0 before the receiver reads
-// them; called with everything written so far not yet delivered.
+// Rewrites the bytes one side wrote on leg 0 before the other reads them
+// (hook: the sender's, with everything not yet taken by the receiver;
+// back_hook: the receiver's replies).
 using WireHook = std::function<void(std::vector<uint8_t> &)>;
 
 inline AeadRun run_aead(const std::vector<uint8_t> &in, Aead *tx_aead, Aead *rx_aead, uint32_t chunk_bytes,
-                        const WireHook &hook = nullptr) {
+                        const WireHook &hook = nullptr, const WireHook &back_hook = nullptr) {
     SenderConfig sc;
     sc.legs = 1;
     sc.chunk_bytes = chunk_bytes;
@@ -80,6 +81,7 @@ inline AeadRun run_aead(const std::vector<uint8_t> &in, Aead *tx_aead, Aead *rx_
         while (rx.next_event(ev)) {
         }
         std::vector<uint8_t> back = r2s.take(0);
+        if (back_hook) back_hook(back);
         tx.leg_input(0, back.data(), back.size(), now);
         if (tx.state() != SessionState::RUNNING && (rx.state() != SessionState::RUNNING || tx.state() == SessionState::FAILED))
             break;

@@ -207,6 +207,23 @@ TEST(StripeAead, UnencryptedChunkInAKeyedSessionFails) {
     EXPECT_TRUE(r.out.empty());
 }
 
+TEST(StripeAead, ForgedReceiverProofFailsTheSender) {
+    FakeAead a(42), b(42);
+    bool done = false;
+    const AeadRun r = run_aead(input(3000), &a, &b, 1016, nullptr, [&](std::vector<uint8_t> &w) {
+        // The receiver's 'k' follows its 16-byte hello reply: one tag bit off,
+        // as someone posing as the receiver without the key would send it.
+        if (done || w.size() < kHelloReplySize + kKeyProofSize || w[kHelloReplySize + 4] != kTypeKeyProofReply) return;
+        w[kHelloReplySize + 16] ^= 0x01;
+        done = true;
+    });
+    ASSERT_TRUE(done);
+    EXPECT_EQ(r.tx, SessionState::FAILED);
+    EXPECT_EQ(r.tx_error, Error::KEY_MISMATCH);
+    EXPECT_NE(r.tx_msg.find("the receiver's key proof did not verify"), std::string::npos) << r.tx_msg;
+    EXPECT_TRUE(chunk_records(r.wire).empty()) << "a chunk left before the receiver proved the key";
+}
+
 TEST(StripeAead, KeyProofRecordLayout) {
     KeyProof k;
     k.challenge = 0x0102030405060708ull;
