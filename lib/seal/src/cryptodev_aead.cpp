@@ -167,7 +167,9 @@ bool CryptodevAead::run(void *sess, uint32_t label, uint64_t counter, const uint
     uint8_t none[1] = {};
     rte_crypto_vec v{};
     v.base = len ? buf : none;
-    v.iova = rte_mem_virt2iova(v.base);
+    // CPU crypto works on virtual addresses; no IOVA lookup (which costs a
+    // memseg walk, or a pagemap read for memory outside DPDK) per chunk.
+    v.iova = 0;
     v.len = len;
     v.tot_len = len;
     rte_crypto_sgl sgl{&v, 1};
