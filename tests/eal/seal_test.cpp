@@ -227,3 +227,49 @@ TEST(SealStripe, TamperedChunkFailsTheReceiver) {
     EXPECT_TRUE(std::equal(r.out.begin(), r.out.end(), in.begin()));
     EXPECT_EQ(rx->auth_failures(), 1u);
 }
+
+// The queue-pair path (what QAT or mlx5 crypto would use), forced on the
+// software device: the same bytes as the CPU path, chunks spanning many
+// 32 KiB mbuf segments, refusals, and the stripe cores on top.
+TEST(SealQueuePair, SameBytesAsTheCpuPathAndTheSameRefusals) {
+    const Key k = key_of(21);
+    std::string err;
+    auto cpu = CryptodevAead::create(k, err, CryptodevAead::Path::CPU);
+    ASSERT_TRUE(cpu) << err;
+    auto qp = CryptodevAead::create(k, err, CryptodevAead::Path::QUEUE_PAIR);
+    ASSERT_TRUE(qp) << err;
+    ASSERT_TRUE(qp->queue_pair_path());
+    ASSERT_FALSE(cpu->queue_pair_path());
+    ASSERT_TRUE(cpu->start_session(31) && qp->start_session(31));
+    for (const uint32_t n : {1u, 32768u, 32769u, (1u << 20) - 16, (2u << 20) - 16}) {
+        SCOPED_TRACE(n);
+        std::vector<uint8_t> plain = pattern(n, 4), a = plain, b = plain;
+        uint8_t aad[stripe::kAeadAadBytes];
+        stripe::encode_chunk_aad(aad, 31, 9, 123, n);
+        ASSERT_TRUE(cpu->seal(9, aad, a.data(), n));
+        ASSERT_TRUE(qp->seal(9, aad, b.data(), n));
+        ASSERT_EQ(a, b) << "the two paths sealed differently";
+        ASSERT_TRUE(qp->open(9, aad, b.data(), n + 16));
+        EXPECT_TRUE(std::equal(plain.begin(), plain.begin() + n, b.begin()));
+        a[n / 2] ^= 4;
+        EXPECT_FALSE(qp->open(9, aad, a.data(), n + 16));
+        EXPECT_EQ(std::vector<uint8_t>(n + 16, 0), a) << "unverified bytes left in the buffer";
+    }
+    uint8_t proof_aad[stripe::kAeadAadBytes], t1[16], t2[16];
+    stripe::encode_proof_aad(proof_aad, 31, 5, 0);
+    ASSERT_TRUE(cpu->proof(stripe::kNonceProofTx, 5, proof_aad, t1));
+    ASSERT_TRUE(qp->proof(stripe::kNonceProofTx, 5, proof_aad, t2));
+    EXPECT_EQ(0, std::memcmp(t1, t2, 16));
+}
+
+TEST(SealQueuePair, TransferIsByteExact) {
+    std::string err;
+    auto tx = CryptodevAead::create(key_of(22), err, CryptodevAead::Path::QUEUE_PAIR);
+    auto rx = CryptodevAead::create(key_of(22), err, CryptodevAead::Path::QUEUE_PAIR);
+    ASSERT_TRUE(tx && rx) << err;
+    const std::vector<uint8_t> in = stream(500'000);
+    const auto r = stripe_test::run_aead(in, tx.get(), rx.get(), 200'000);
+    ASSERT_EQ(r.tx, stripe::SessionState::DONE) << r.tx_msg;
+    ASSERT_EQ(r.rx, stripe::SessionState::DONE) << r.rx_msg;
+    EXPECT_EQ(r.out, in);
+}
