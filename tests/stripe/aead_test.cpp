@@ -224,6 +224,59 @@ TEST(StripeAead, ForgedReceiverProofFailsTheSender) {
     EXPECT_TRUE(chunk_records(r.wire).empty()) << "a chunk left before the receiver proved the key";
 }
 
+TEST(StripeAead, SecondSessionWaitingForItsProofCannotReplaceTheAdoptedKey) {
+    // Two senders (sessions A and B, same key) say hello before either
+    // proof arrives; A's proof is adopted first. B's must be refused without
+    // deriving B's key, or A's chunks would stop opening.
+    FakeAead rx_aead(42), a_aead(42), b_aead(42);
+    ReceiverConfig rc;
+    rc.max_legs = 2;
+    rc.window_chunks = 4;
+    rc.max_chunk_bytes = 1016;
+    rc.aead = &rx_aead;
+    StripeReceiver rx(rc);
+    const uint64_t A = 0xA, B = 0xB;
+    ASSERT_TRUE(a_aead.start_session(A) && b_aead.start_session(B));
+    auto hello_and_proof = [](FakeAead &k, uint64_t session) {
+        Hello h;
+        h.session_id = session;
+        h.features = kFeaturesV1 | kFeatureAead;
+        h.chunk_bytes = 1016;
+        std::vector<uint8_t> hb = hello_bytes(h);
+        KeyProof p;
+        p.challenge = 1;
+        uint8_t aad[kAeadAadBytes];
+        encode_proof_aad(aad, session, 1, 0);
+        k.proof(kNonceProofTx, 1, aad, p.tag);
+        std::vector<uint8_t> kb(kKeyProofSize);
+        encode_key_proof(kb.data(), kTypeKeyProof, p);
+        return std::make_pair(hb, kb);
+    };
+    auto [ha, ka] = hello_and_proof(a_aead, A);
+    auto [hb, kb] = hello_and_proof(b_aead, B);
+    rx.leg_up(0, 0);
+    rx.leg_up(1, 0);
+    rx.leg_input(0, ha.data(), ha.size(), 1);
+    rx.leg_input(1, hb.data(), hb.size(), 1);
+    rx.leg_input(0, ka.data(), ka.size(), 2);
+    EXPECT_EQ(rx.leg_state(0), ReceiverLegState::OPEN);
+    rx.leg_input(1, kb.data(), kb.size(), 2);
+    EXPECT_EQ(rx.leg_state(1), ReceiverLegState::REFUSING);
+    EXPECT_NE(std::string(rx.last_leg_message()).find("session mismatch"), std::string::npos) << rx.last_leg_message();
+    // A's chunk 0 still opens.
+    std::vector<uint8_t> payload = input(100);
+    payload.resize(100 + kAeadTagBytes);
+    uint8_t aad[kAeadAadBytes];
+    encode_chunk_aad(aad, A, 0, 0, 100);
+    ASSERT_TRUE(a_aead.seal(0, aad, payload.data(), 100));
+    std::vector<uint8_t> rec = chunk_bytes(0, 0, payload);
+    rec[5] |= kChunkFlagEncrypted;
+    rx.leg_input(0, rec.data(), rec.size(), 3);
+    EXPECT_EQ(rx.state(), SessionState::RUNNING) << rx.message();
+    auto out = rx.output();
+    EXPECT_EQ(std::vector<uint8_t>(out.begin(), out.end()), input(100));
+}
+
 TEST(StripeAead, KeyProofRecordLayout) {
     KeyProof k;
     k.challenge = 0x0102030405060708ull;

@@ -369,7 +369,21 @@ void StripeReceiver::on_key_proof(uint32_t leg, const Decoded &d) {
         return;
     }
     l.key_wait = false;
-    uint8_t aad[kAeadAadBytes], want[kAeadTagBytes];
+    if (session_known_ && l.hello.session_id != session_) {
+        // Another session's hello waited for its proof while this one was
+        // adopted: deriving its key now would replace the adopted session's.
+        HelloReply r;
+        r.hello_version = l.hello.version;
+        r.status = HelloStatus::SESSION_MISMATCH;
+        r.features = 0;
+        r.window_chunks = 0;
+        snprintf(leg_message_, sizeof leg_message_,
+                 "leg %u refused: session mismatch: it belongs to session 0x%llx, this receiver serves 0x%llx", leg,
+                 static_cast<unsigned long long>(l.hello.session_id), static_cast<unsigned long long>(session_));
+        refuse(leg, r, Error::SESSION_MISMATCH);
+        return;
+    }
+    uint8_t aad[kAeadAadBytes], want[kAeadTagBytes] = {};
     bool ok = (aead_session_known_ && aead_session_ == l.hello.session_id) || cfg_.aead->start_session(l.hello.session_id);
     if (ok) {
         aead_session_ = l.hello.session_id;

@@ -473,7 +473,7 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
             return;
         }
         l.key_wait = false;
-        uint8_t aad[kAeadAadBytes], want[kAeadTagBytes];
+        uint8_t aad[kAeadAadBytes], want[kAeadTagBytes] = {};
         encode_proof_aad(aad, cfg_.session_id, l.key_challenge, 1);
         const bool ok = d.key.challenge == l.key_challenge && cfg_.aead->proof(kNonceProofRx, l.key_challenge, aad, want);
         uint8_t diff = ok ? 0 : 1;
