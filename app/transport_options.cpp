@@ -11,6 +11,8 @@
 #include <string_view>
 
 #include "millipede/net/addr_parse.h"
+#include "millipede/seal/key_file.h"
+#include "millipede/stripe/aead.h"
 #include "options.h"
 #include "transport_mode.h"
 
@@ -52,6 +54,12 @@ void transport_usage(FILE *f) {
         "                       own (stock viamillipede has no such word): not with --compat\n"
         "    terminate PORT     not implemented; refused with what to use instead\n"
         "    initiate HOST PORT not implemented; refused with what to use instead\n"
+        "    key FILE           both sides: AES-256-GCM on every chunk with the pre-shared 256-bit\n"
+        "                       key in FILE (32 raw bytes or 64 hex digits); the sides prove the key\n"
+        "                       before any data flows; a wrong key, a tampered or replayed chunk\n"
+        "                       stops the transfer and nothing unverified is written. Through DPDK\n"
+        "                       cryptodev (crypto_ipsec_mb in software). Replaces checkphrase;\n"
+        "                       not with --compat\n"
         "  options:\n"
         "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required)\n"
         "    --neigh ADDR=MAC          static neighbour, no ARP for it (repeatable)\n"
@@ -170,6 +178,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
     bool mode_set = false;
     bool compress_threads_given = false;
     uint64_t delayus = 0;
+    bool checkphrase_given = false; // key FILE replaces it
     for (int i = 0; i < argc; ++i)
         if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
             o.help = true;
@@ -227,6 +236,16 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
                 return "checkphrase needs exactly 4 characters, e.g. checkphrase yoes (stock viamillipede "
                        "sends and compares only the first 4 of a longer one: give those)";
             std::memcpy(o.checkphrase, argv[++i], 4);
+            checkphrase_given = true;
+        } else if (a == "key") {
+            if (!need(1)) return "key needs a file holding a 256-bit key (32 raw bytes or 64 hex digits), e.g. key /etc/millipede.key";
+            std::string err, warning;
+            seal::Key k;
+            if (!seal::load_key_file(argv[++i], k, err, warning)) return err;
+            if (!warning.empty()) std::fprintf(stderr, "dpdk-millipede: warning: %s\n", warning.c_str());
+            std::copy(k.begin(), k.end(), o.key.begin());
+            explicit_bzero(k.data(), k.size());
+            o.keyed = true;
         } else if (a == "prbs") {
             auto n = need(1) ? parse_c_number(argv[++i]) : std::nullopt;
             if (!n) return "prbs needs a seed, a number (decimal or 0x hex), e.g. prbs 0x5aa5";
@@ -359,6 +378,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
     if (o.parity && o.compress)
         return "parity with compress: the two are not combined yet (a rebuilt chunk would have to pass the "
                "inflate pool's ordering); use one of them";
+    if (o.parity && o.keyed)
+        return "parity with key: the two are not combined yet (parity would have to cover the sealed chunks "
+               "and rx verify rebuilt ones before decrypting); use one of them";
     if (o.parity && o.compat)
         return "parity with --compat viamillipede: stock viamillipede's format has no parity chunks (a stock "
                "receiver would write them into the output); drop parity, or run dpdk-millipede on both ends "
@@ -379,6 +401,14 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "compress with --compat viamillipede: stock viamillipede's wire format has no compressed "
                "chunks; drop compress, or run dpdk-millipede on both ends without --compat (or pipe through "
                "`gzip -1` / `zstd -1` before tx and after rx)";
+    if (o.keyed && checkphrase_given)
+        return "checkphrase with key: the key proof replaces the checkphrase (a wrong key is refused before any "
+               "data flows); give key alone";
+    if (o.keyed && o.compat)
+        return "key with --compat viamillipede: stock viamillipede's wire format has no encryption; use "
+               "dpdk-millipede on both ends without --compat, or leave key out";
+    if (o.keyed && o.chunk_bytes <= stripe::kAeadTagBytes)
+        return "key with --chunk " + std::to_string(o.chunk_bytes) + ": each chunk also carries a 16-byte tag; give --chunk 17 or more";
     if (delayus) {
         if (o.rate) return "delayus and --rate both limit the rate: give one";
         // Stock pauses delayus before each chunk it writes; here that is a

@@ -247,6 +247,16 @@ def stripe_native_seeds():
     resend = prefix(ord("R"), 1) + struct.pack("<QII", 1, 5, 6)
     end_ack = prefix(ord("e"), 0) + struct.pack("<QQQ", 4, 200, 0)
     yield "tx_reply_ack_resend_endack", bytes([24]) + reply + ack + resend + end_ack
+    # key FILE (docs/wire.md 2.22): a hello with features bit 4, its 'K'
+    # proof, an encrypted chunk (flags bit 3, ciphertext || 16-byte tag);
+    # and the receiver's accepting reply followed by its 'k' proof.
+    proof = struct.pack("<Q", 1) + bytes(range(16))
+    keyed_hello = prefix(ord("H"), 1) + struct.pack("<QII", 0x1122334455667788, 0, 0x13) + b"yoes" + \
+        struct.pack("<I", 4096)
+    yield "key_hello_proof_chunk", bytes([16]) + keyed_hello + prefix(ord("K")) + proof + \
+        chunk(0, 0, a + bytes(16), flags=8)
+    yield "tx_key_reply_proof", bytes([8]) + prefix(ord("h"), 1, 0, 1) + struct.pack("<II", 0x13, 8) + \
+        prefix(ord("k")) + proof
 
 
 def codec_inflate_seeds():

@@ -437,6 +437,46 @@ TEST(PipeIo, CallerSuppliedMemory) {
     EXPECT_EQ(lens[2], 500u);
 }
 
+// tail_room (key FILE's tag after each chunk): chunks keep their stride in
+// the pool but never fill the last tail_room bytes, from a pipe or PRBS.
+TEST(PipeIo, TailRoomIsNeverFilled) {
+    EXPECT_THROW(PipeReader([] { ReaderConfig c; c.chunk_bytes = 16; c.tail_room = 16; return c; }()),
+                 std::invalid_argument);
+    for (const ReaderSource src : {ReaderSource::FD, ReaderSource::PRBS}) {
+        std::vector<uint8_t> mem(4 * 1000, 0xEE);
+        auto data = random_bytes(5000, 77);
+        Pipe in;
+        ReaderConfig rc = reader_cfg(in.rd, 1000, 4);
+        rc.source = src;
+        rc.prbs_seed = 3;
+        rc.prbs_bytes = 5000;
+        rc.tail_room = 16;
+        rc.memory = mem.data();
+        PipeReader r(rc);
+        EXPECT_EQ(r.fill_bytes(), 984u);
+        r.start();
+        std::thread f;
+        if (src == ReaderSource::FD) {
+            f = feed(in.wr, data, 5000);
+            in.wr = -1;
+        }
+        size_t total = 0;
+        for (bool end = false; !end;) {
+            Chunk *c = r.wait_chunk(5'000'000);
+            ASSERT_NE(c, nullptr);
+            EXPECT_LE(c->len, 984u);
+            EXPECT_EQ(c->data, mem.data() + size_t(c->index) * 1000) << "the stride stays chunk_bytes";
+            for (size_t i = 984; i < 1000; i++) ASSERT_EQ(c->data[i], 0xEE) << "tail byte " << i << " written";
+            total += c->len;
+            end = (c->flags & CHUNK_END) != 0;
+            r.release(c);
+        }
+        EXPECT_EQ(total, 5000u);
+        if (f.joinable()) f.join();
+        r.stop();
+    }
+}
+
 // The helper the stop tests rely on can tell a thread that is still working
 // from one asleep in a wait (otherwise those tests could pass by accident).
 TEST(PipeIoHelpers, WaitOthersAsleepTellsBusyFromWaiting) {

@@ -19,6 +19,7 @@ not 256 free hugepages).
 """
 import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -1013,6 +1014,58 @@ def case_compress():
           f"rx rc={rx_rc}: {rx_err}", f"out {os.path.getsize(out)} bytes")
     os.unlink(path)
     os.unlink(out)
+def case_key():
+    """key FILE: AES-256-GCM per chunk through cryptodev. Byte-exact with the
+    same key (also while chaos breaks legs, so chunks go again), and a wrong
+    key or a key on one side only fails both sides with one line and writes
+    nothing (docs/wire.md 2.22)."""
+    tmp = tempfile.mkdtemp(prefix="mpkey")
+    k1, k2 = os.path.join(tmp, "k1"), os.path.join(tmp, "k2")
+    with open(k1, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    with open(k2, "wb") as f:
+        f.write(os.urandom(32))
+    os.chmod(k1, 0o600)
+    os.chmod(k2, 0o600)
+    pairs = make_links(2)
+    exact("key: same key both sides", pairs, (8 << 20) + 12345, tx_words=["threads", "4", "key", k1],
+          rx_words=["key", k1], limit=120)
+    tx_err, _ = exact("key: chaos 5 (re-sent chunks)", pairs, 8 << 20,
+                      tx_words=["threads", "4", "chaos", "5", "--chunk", "256K", "verbose", "2", "key", k2],
+                      rx_words=["key", k2], limit=120)
+    breaks = tx_err.count("chaos: aborted leg")
+    check(breaks >= 3, f"key: chaos broke {breaks} legs (>= 3 expected), their chunks sent again sealed as before",
+          tx_err)
+    tx_rc, tx_err, rx_rc, rx_err, _ = transfer(pairs, ["prbs", "7", "--size", "16M", "key", k1], ["prbs", "7", "key", k1],
+                                               limit=60)
+    check(tx_rc == 0 and rx_rc == 0, "key: prbs 16 MiB verified on rx", f"tx {tx_rc}: {tx_err}", f"rx {rx_rc}: {rx_err}")
+    path = random_file(1 << 20)
+    for name, tx_key, rx_key, rx_says in (("another key", k1, k2, "key proof did not verify"),
+                                          ("no key on rx", k1, None, "this receiver has no key"),
+                                          ("no key on tx", None, k1, "the sender has none")):
+        tx_rc, tx_err, rx_rc, rx_err, out = transfer(
+            pairs, ["--connect-timeout", "5"] + (["key", tx_key] if tx_key else []),
+            ["key", rx_key] if rx_key else [], data=path, limit=40)
+        check(tx_rc == 1 and "key mismatch" in tx_err and len(tx_err.strip().splitlines()) == 1,
+              f"key, {name}: tx fails with one line", f"tx {tx_rc}: {tx_err}")
+        check(rx_rc == 1 and rx_says in rx_err and len(rx_err.strip().splitlines()) == 1,
+              f"key, {name}: rx fails with one line", f"rx {rx_rc}: {rx_err}")
+        check(os.path.getsize(out) == 0, f"key, {name}: nothing written to stdout", f"{os.path.getsize(out)} bytes")
+    os.unlink(path)
+    bad = os.path.join(tmp, "bad")
+    with open(bad, "w") as f:
+        f.write("0123456789abcdef\n")
+    for args, want in (
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "key", bad], "32 raw bytes or 64 hex digits"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "key", os.path.join(tmp, "none")], "No such file"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "key"], "key needs a file"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--compat", "viamillipede", "key", k1], "no encryption"),
+        (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "key", k1, "checkphrase", "abcd"], "replaces the checkphrase"),
+    ):
+        rc, err = run_plain(args)
+        check(rc in (1, 2) and len(err.strip().splitlines()) == 1 and want in err,
+              f"bad args {' '.join(args[5:])}: one line, rc {rc}", err)
+    shutil.rmtree(tmp)
 
 
 CASES = {
@@ -1021,7 +1074,7 @@ CASES = {
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
-    "rate": case_rate, "charmode": case_charmode, "parity": case_parity,
+    "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key,
 }
 
 if __name__ == "__main__":

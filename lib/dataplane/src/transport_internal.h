@@ -29,6 +29,7 @@
 #include "millipede/pipeio/codec_pool.h"
 #include "millipede/pipeio/reader.h"
 #include "millipede/pipeio/writer.h"
+#include "millipede/seal/cryptodev_aead.h"
 #include "millipede/session/leg_host.h"
 #include "millipede/session/rate_limiter.h"
 #include "millipede/session/rx_core.h"
@@ -201,6 +202,9 @@ struct RingCommands final : session::CommandOut {
 };
 
 struct Session {
+    // key FILE: AES-256-GCM through cryptodev; declared first so it outlives
+    // the stripe cores that use it.
+    std::unique_ptr<seal::CryptodevAead> aead;
     RingCommands out;
     std::unique_ptr<session::TxCore> tx;
     std::unique_ptr<session::RxCore> rx;
@@ -314,6 +318,7 @@ struct Impl {
     bool setup_ports(std::string &err);
     bool setup_workers(std::string &err);
     bool setup_session(std::string &err);
+    bool make_aead(std::string &err); // key FILE: session.aead on cryptodev
     void teardown();
     // rx + owner (transport_rx.cpp)
     unsigned rx_poll(uint64_t now);

@@ -18,6 +18,8 @@
 #include "millipede/stripe/wire.h"
 #include "transport_internal.h"
 
+#include <sys/random.h>
+
 namespace millipede::dataplane {
 
 namespace {
@@ -323,6 +325,16 @@ bool Impl::setup_workers(std::string &err) {
     return true;
 }
 
+bool Impl::make_aead(std::string &err) {
+    std::string why;
+    session.aead = seal::CryptodevAead::create(o.key, why);
+    if (!session.aead) {
+        err = "key: " + why;
+        return false;
+    }
+    return true;
+}
+
 bool Impl::setup_session(std::string &err) {
     Session &s = session;
     s.out.plane = this;
@@ -360,6 +372,17 @@ bool Impl::setup_session(std::string &err) {
             tc.stripe.compat_checksums = o.checksum;
             tc.stripe.parity_k = o.parity;
             tc.stripe.external_chunks = true;
+            if (o.keyed) {
+                // The session id is part of every chunk's nonce and AAD: it
+                // comes from the kernel's generator, not the TSC-seeded one.
+                if (getrandom(&tc.stripe.session_id, sizeof tc.stripe.session_id, 0) != sizeof tc.stripe.session_id) {
+                    err = "key: cannot draw a random session id (getrandom failed)";
+                    return false;
+                }
+                if (!tc.stripe.session_id) tc.stripe.session_id = 1;
+                if (!make_aead(err)) return false;
+                tc.stripe.aead = s.aead.get();
+            }
             tc.stripe.release_chunk = [](void *, uint64_t ref) { chunk_release(ref); };
             tc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);
             s.chunks = ChunkPool::create(ring_name("chunks", 0), chunks, o.chunk_bytes,
@@ -367,11 +390,15 @@ bool Impl::setup_session(std::string &err) {
             if (!s.chunks) return false;
             if (o.compress) tc.stripe.features |= stripe::kFeatureCompress; // asked for in every hello
             s.tx = std::make_unique<session::TxCore>(tc, s.out, rng);
-            if (o.leglimit) s.limit_bytes = o.leglimit * uint64_t(o.chunk_bytes);
+            // With a key each chunk carries its 16-byte tag after the input
+            // bytes, sealed in place in the chunk buffer: read less per chunk.
+            const uint32_t input_per_chunk = o.keyed ? o.chunk_bytes - uint32_t(stripe::kAeadTagBytes) : o.chunk_bytes;
+            if (o.leglimit) s.limit_bytes = o.leglimit * uint64_t(input_per_chunk);
             pipeio::ReaderConfig rc;
             rc.source = o.prbs ? pipeio::ReaderSource::PRBS : pipeio::ReaderSource::FD;
             rc.fd = 0;
             rc.chunk_bytes = o.chunk_bytes;
+            rc.tail_room = o.chunk_bytes - input_per_chunk;
             rc.chunks = chunks;
             rc.memory = s.chunks->memory(); // stdin lands in hugepages the segments point at
             rc.prbs_seed = o.prbs_seed;
@@ -414,6 +441,10 @@ bool Impl::setup_session(std::string &err) {
             // the sender decides (`compress`); the pool idles otherwise.
             if (!o.compat) rc.stripe.features |= stripe::kFeatureCompress;
             std::memcpy(rc.stripe.checkphrase, o.checkphrase, 4);
+            if (o.keyed) {
+                if (!make_aead(err)) return false;
+                rc.stripe.aead = s.aead.get();
+            }
             rc.linger_us = 3'000'000; // serve a sender whose end acknowledgement was lost; then exit
             s.rx = std::make_unique<session::RxCore>(rc, s.out);
             pipeio::WriterConfig wc;

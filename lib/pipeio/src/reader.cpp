@@ -24,6 +24,7 @@ PipeReader::PipeReader(const ReaderConfig &cfg)
       free_event_(std::make_unique<detail::Event>()), filled_event_(std::make_unique<detail::Event>()) {
     if (cfg.chunk_bytes == 0 || cfg.chunk_bytes > (1u << 30))
         throw std::invalid_argument("pipe reader: chunk_bytes must be 1..1073741824");
+    if (cfg.tail_room >= cfg.chunk_bytes) throw std::invalid_argument("pipe reader: tail_room must be below chunk_bytes");
     if (cfg.chunks == 0 || cfg.chunks > 65536) throw std::invalid_argument("pipe reader: chunks must be 1..65536");
     if (cfg.wait_slice_us == 0) throw std::invalid_argument("pipe reader: wait_slice_us must be > 0");
     if (cfg.on_piece && cfg.piece_bytes == 0) throw std::invalid_argument("pipe reader: piece_bytes must be > 0");
@@ -171,7 +172,7 @@ bool PipeReader::read_into(Chunk *c) {
             continue;
         }
         if (pfd[1].revents) continue; // stop: handled at the top
-        size_t want = cfg_.chunk_bytes - c->len;
+        size_t want = fill_bytes() - c->len;
         if (cfg_.on_piece && want > cfg_.piece_bytes) want = cfg_.piece_bytes;
         const ssize_t n = ::read(cfg_.fd, c->data + c->len, want);
         if (n < 0) {
@@ -195,7 +196,7 @@ bool PipeReader::read_into(Chunk *c) {
         stats_.reads.fetch_add(1, std::memory_order_relaxed);
         if (cfg_.on_piece) cfg_.on_piece(cfg_.on_piece_ctx, *c, c->data + c->len, static_cast<size_t>(n));
         c->len += static_cast<uint32_t>(n);
-        if (c->len == cfg_.chunk_bytes) {
+        if (c->len == fill_bytes()) {
             publish(c);
             return true;
         }
@@ -208,7 +209,7 @@ bool PipeReader::read_into(Chunk *c) {
 }
 
 bool PipeReader::generate_into(Chunk *c) {
-    const uint64_t n = prbs_left_ < cfg_.chunk_bytes ? prbs_left_ : cfg_.chunk_bytes;
+    const uint64_t n = prbs_left_ < fill_bytes() ? prbs_left_ : fill_bytes();
     prbs_->fill(c->data, n);
     if (cfg_.on_piece) cfg_.on_piece(cfg_.on_piece_ctx, *c, c->data, static_cast<size_t>(n));
     c->len = static_cast<uint32_t>(n);

@@ -47,6 +47,8 @@ struct StripeReceiver::Leg {
     uint32_t ctl_len = 0;
     uint32_t ctl_off = 0;
     bool ctl_has_end_ack = false;
+    bool key_wait = false;     // key FILE: hello accepted so far, the sender's key proof ('K') must follow
+    Hello hello;               // that hello, answered once the proof verified
     uint64_t *ring = nullptr;  // resend requests (seq) for chunks that came on this leg
     uint32_t ring_head = 0, ring_count = 0, ring_cap = 0;
     uint32_t ring_crc[2] = {}; // last pair of CRCs, for the record's diagnostics
@@ -126,6 +128,7 @@ void StripeReceiver::release_leg(uint32_t leg) {
     l.discard = false;
     l.ack_pending = false;
     l.ring_count = 0;
+    l.key_wait = false;
 }
 
 ReceiverLegState StripeReceiver::leg_state(uint32_t leg) const {
@@ -223,6 +226,10 @@ size_t StripeReceiver::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint6
                           leg, static_cast<unsigned long long>(d.chunk.seq), d.chunk.length);
                 return n;
             }
+            if (l.key_wait) { // key FILE: no chunk before the sender's key proof
+                close_leg(leg, Error::UNEXPECTED_RECORD, "leg %u: a chunk before the sender's key proof", leg);
+                return n;
+            }
             l.pending = d.chunk;
             l.pending_sum = d.compat_checksum;
             l.have_pending = true;
@@ -250,7 +257,14 @@ size_t StripeReceiver::leg_input(uint32_t leg, const uint8_t *p, size_t n, uint6
             on_chunk_end(leg, d);
             break;
         case EventKind::END:
+            if (l.key_wait) {
+                close_leg(leg, Error::UNEXPECTED_RECORD, "leg %u: an end record before the sender's key proof", leg);
+                return n;
+            }
             on_end(leg, d);
+            break;
+        case EventKind::KEY_PROOF:
+            on_key_proof(leg, d);
             break;
         default:
             close_leg(leg, Error::UNEXPECTED_RECORD, "leg %u: unexpected record from the sender", leg);
@@ -317,6 +331,13 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
         snprintf(leg_message_, sizeof leg_message_,
                  "leg %u refused: the sender's chunks of %u bytes exceed this receiver's limit of %u",
                  leg, d.hello.chunk_bytes, cfg_.max_chunk_bytes);
+    } else if (!cfg_.aead != !(d.hello.features & kFeatureAead)) {
+        r.status = HelloStatus::KEY_MISMATCH;
+        e = Error::KEY_MISMATCH;
+        snprintf(leg_message_, sizeof leg_message_,
+                 cfg_.aead ? "leg %u refused: key mismatch: this receiver has a key (key FILE) and the sender has none"
+                           : "leg %u refused: key mismatch: the sender encrypts (key FILE) and this receiver has no key",
+                 leg);
     } else if (cfg_.codec == Codec::NATIVE) {
         // parity (2.21): geometry in the features' top bytes
         const bool wants = d.hello.features & kFeatureParity;
@@ -336,32 +357,113 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
                      wants ? k : 0, cfg_.window_chunks);
         }
     }
-    uint8_t buf[kHelloReplySize];
     if (e != Error::NONE) {
-        stats_.errors[static_cast<unsigned>(e)]++;
-        stats_.legs_refused++;
-        release_leg(leg);
-        l.ctl_len = l.ctl_off = 0;
-        ctl_append(l, buf, encode_hello_reply(buf, r));
-        l.st = ReceiverLegState::REFUSING;
+        refuse(leg, r, e);
         return;
     }
-    session_ = d.hello.session_id;
+    if (cfg_.aead) {
+        // The hello is answered once the sender proved it holds the key
+        // (on_key_proof); nothing is adopted before.
+        l.key_wait = true;
+        l.hello = d.hello;
+        return;
+    }
+    accept(leg, d.hello);
+}
+
+void StripeReceiver::refuse(uint32_t leg, const HelloReply &r, Error e) {
+    Leg &l = legs_[leg];
+    uint8_t buf[kHelloReplySize];
+    stats_.errors[static_cast<unsigned>(e)]++;
+    stats_.legs_refused++;
+    release_leg(leg);
+    l.ctl_len = l.ctl_off = 0;
+    l.key_wait = false;
+    ctl_append(l, buf, encode_hello_reply(buf, r));
+    l.st = ReceiverLegState::REFUSING;
+}
+
+void StripeReceiver::accept(uint32_t leg, const Hello &h) {
+    Leg &l = legs_[leg];
+    uint8_t buf[kHelloReplySize];
+    HelloReply r;
+    r.version = kVersion;
+    r.hello_version = h.version;
+    session_ = h.session_id;
     session_known_ = true;
     r.status = HelloStatus::ACCEPT;
-    r.features = d.hello.features & cfg_.features;
+    r.features = h.features & (cfg_.features | (cfg_.aead ? kFeatureAead : 0));
     compressed_session_ = (r.features & kFeatureCompress) != 0;
-    if (d.hello.features & kFeatureParity) {
-        r.features |= d.hello.features & (kFeatureParity | kFeatureParityGeometryMask);
+    if (h.features & kFeatureParity) {
+        r.features |= h.features & (kFeatureParity | kFeatureParityGeometryMask);
         if (!pk_) {
-            pn_ = parity_feature_n(d.hello.features);
-            pk_ = parity_feature_k(d.hello.features);
+            pn_ = parity_feature_n(h.features);
+            pk_ = parity_feature_k(h.features);
             parity_ = std::make_unique<ParityCodec>(pn_, pk_);
         }
     }
     r.window_chunks = cfg_.window_chunks;
     ctl_append(l, buf, encode_hello_reply(buf, r));
     l.st = ReceiverLegState::OPEN;
+}
+
+// key FILE (docs/wire.md 2.22): the sender's 'K' must carry the tag of
+// (session id, challenge) under the session key; then we accept the hello
+// and prove our key with 'k' over the same challenge.
+void StripeReceiver::on_key_proof(uint32_t leg, const Decoded &d) {
+    Leg &l = legs_[leg];
+    if (!cfg_.aead || !l.key_wait) {
+        close_leg(leg, Error::UNEXPECTED_RECORD, "leg %u: a key proof where none belongs", leg);
+        return;
+    }
+    l.key_wait = false;
+    if (session_known_ && l.hello.session_id != session_) {
+        // Another session's hello waited for its proof while this one was
+        // adopted: deriving its key now would replace the adopted session's.
+        HelloReply r;
+        r.hello_version = l.hello.version;
+        r.status = HelloStatus::SESSION_MISMATCH;
+        r.features = 0;
+        r.window_chunks = 0;
+        snprintf(leg_message_, sizeof leg_message_,
+                 "leg %u refused: session mismatch: it belongs to session 0x%llx, this receiver serves 0x%llx", leg,
+                 static_cast<unsigned long long>(l.hello.session_id), static_cast<unsigned long long>(session_));
+        refuse(leg, r, Error::SESSION_MISMATCH);
+        return;
+    }
+    uint8_t aad[kAeadAadBytes], want[kAeadTagBytes] = {};
+    bool ok = (aead_session_known_ && aead_session_ == l.hello.session_id) || cfg_.aead->start_session(l.hello.session_id);
+    if (ok) {
+        aead_session_ = l.hello.session_id;
+        aead_session_known_ = true;
+        encode_proof_aad(aad, l.hello.session_id, d.key.challenge, 0);
+        ok = cfg_.aead->proof(kNonceProofTx, d.key.challenge, aad, want);
+    }
+    uint8_t diff = ok ? 0 : 1;
+    for (size_t i = 0; i < kAeadTagBytes; i++) diff |= static_cast<uint8_t>(want[i] ^ d.key.tag[i]);
+    if (diff) {
+        HelloReply r;
+        r.hello_version = l.hello.version;
+        r.status = HelloStatus::KEY_MISMATCH;
+        r.features = 0;
+        r.window_chunks = 0;
+        snprintf(leg_message_, sizeof leg_message_,
+                 ok ? "leg %u refused: key mismatch: the sender's key proof did not verify (it holds another key FILE)"
+                    : "leg %u refused: the crypto device failed the key proof",
+                 leg);
+        refuse(leg, r, ok ? Error::KEY_MISMATCH : Error::AEAD_FAILED);
+        return;
+    }
+    accept(leg, l.hello);
+    KeyProof k;
+    k.challenge = d.key.challenge;
+    encode_proof_aad(aad, l.hello.session_id, d.key.challenge, 1);
+    if (!cfg_.aead->proof(kNonceProofRx, d.key.challenge, aad, k.tag)) {
+        fail(Error::AEAD_FAILED, "the crypto device failed to compute the key proof");
+        return;
+    }
+    uint8_t buf[kKeyProofSize];
+    ctl_append(l, buf, encode_key_proof(buf, kTypeKeyProofReply, k));
 }
 
 bool StripeReceiver::place_chunk(uint32_t leg) {
@@ -489,6 +591,12 @@ void StripeReceiver::on_chunk_end(uint32_t leg, const Decoded &d) {
         return;
     }
     if (s.filled < s.len) return; // (cannot happen: this copy reached its end)
+    if (!cfg_.aead && (l.pending.flags & kChunkFlagEncrypted)) {
+        fail(Error::KEY_MISMATCH, "chunk %llu (leg %u) is encrypted but this receiver has no key (key FILE)",
+             static_cast<unsigned long long>(s.seq), leg);
+        return;
+    }
+    if (cfg_.aead && !open_chunk(leg, s)) return;
     s.st = Slot::St::HELD;
     if (s.parity) stats_.parity_chunks++;
     if (s.fillers > 0) detach_fillers(idx); // the other copy's rest is read and dropped
@@ -608,6 +716,31 @@ bool StripeReceiver::resolve_stripe(uint64_t s0) {
     for (auto &o : legs_)
         if (o.st == ReceiverLegState::OPEN) o.ack_pending = true;
     stripe_n_ = nd;
+    return true;
+}
+
+// key FILE: the chunk counts as held only after its tag verified; it is
+// decrypted in place and shrinks to its original length. A bad tag is not
+// a transmission error (the CRC32C passed): the session fails.
+bool StripeReceiver::open_chunk(uint32_t leg, Slot &s) {
+    if (s.len <= kAeadTagBytes || !(legs_[leg].pending.flags & kChunkFlagEncrypted)) {
+        fail(Error::AUTH_FAILED, "chunk %llu (leg %u) is not encrypted (flags 0x%02x, %u bytes) in a session with a key",
+             static_cast<unsigned long long>(s.seq), leg, legs_[leg].pending.flags, s.len);
+        return false;
+    }
+    const uint32_t plain = s.len - static_cast<uint32_t>(kAeadTagBytes);
+    uint8_t aad[kAeadAadBytes];
+    encode_chunk_aad(aad, session_, s.seq, s.offset, plain);
+    if (!cfg_.aead->open(s.seq, aad, s.buf, s.len)) {
+        s.st = Slot::St::FREE;
+        s.filled = 0;
+        fail(Error::AUTH_FAILED,
+             "chunk %llu (stream bytes %llu.., leg %u) failed authentication (AES-256-GCM tag): tampered with, "
+             "replayed from another place or session, or sealed with another key; none of it was written",
+             static_cast<unsigned long long>(s.seq), static_cast<unsigned long long>(s.offset), leg);
+        return false;
+    }
+    s.len = plain;
     return true;
 }
 

@@ -54,6 +54,8 @@ struct StripeSender::Leg {
     uint64_t written = 0;       // bytes handed to the leg since it connected
     uint64_t end_at = 0;        // compat: the leg's stream offset just past the end header
     bool breaking = false;      // compat: break_leg() asked; closes once all written is delivered
+    bool key_wait = false;      // key FILE: hello accepted, the receiver's key proof ('k') must follow
+    uint64_t key_challenge = 0; // the challenge of this connection's key proof
 };
 
 StripeSender::StripeSender(const SenderConfig &cfg)
@@ -73,6 +75,16 @@ StripeSender::StripeSender(const SenderConfig &cfg)
         throw std::invalid_argument("stripe sender: features must be the v1 set, optionally with compression");
     if ((cfg.features & kFeatureCompress) && cfg.codec != Codec::NATIVE)
         throw std::invalid_argument("stripe sender: compression needs the native codec");
+    input_per_chunk_ = cfg.chunk_bytes;
+    if (cfg.aead) {
+        if (cfg.codec != Codec::NATIVE)
+            throw std::invalid_argument("stripe sender: encryption (key) needs the native codec");
+        if (cfg.chunk_bytes <= kAeadTagBytes)
+            throw std::invalid_argument("stripe sender: with a key chunk_bytes must exceed the 16-byte tag");
+        input_per_chunk_ = cfg.chunk_bytes - static_cast<uint32_t>(kAeadTagBytes);
+        if (!cfg.aead->start_session(cfg.session_id))
+            throw std::invalid_argument("stripe sender: the crypto device cannot derive the session key");
+    }
     slots_.resize(cfg.max_chunks_in_flight);
     if (!cfg.external_chunks) {
         size_t total = static_cast<size_t>(cfg.chunk_bytes) * cfg.max_chunks_in_flight;
@@ -169,7 +181,7 @@ bool StripeSender::chunk_room() const {
 }
 
 bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us, const ChunkSums *sums) {
-    if (!cfg_.external_chunks || eof_ || state_ != SessionState::RUNNING || len == 0 || len > cfg_.chunk_bytes)
+    if (!cfg_.external_chunks || eof_ || state_ != SessionState::RUNNING || len == 0 || len > input_per_chunk_)
         return false;
     if (!parity_room()) return false;
     // A compressed payload only where negotiated, shorter than what it stands for (2.20).
@@ -221,7 +233,7 @@ size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
             filling_since_ = now_us;
         }
         Slot &s = slots_[filling_];
-        size_t k = std::min<size_t>(n - used, cfg_.chunk_bytes - s.len);
+        size_t k = std::min<size_t>(n - used, input_per_chunk_ - s.len);
         std::memcpy(s.own + s.len, p + used, k);
         // Both CRCs while the bytes are still in cache: a chunk (1 MiB by
         // default) summed at seal() time comes back from memory.
@@ -230,7 +242,7 @@ size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
         stats_.bytes_copied += k;
         s.len += static_cast<uint32_t>(k);
         used += k;
-        if (s.len == cfg_.chunk_bytes) seal(now_us);
+        if (s.len == input_per_chunk_) seal(now_us);
     }
     stats_.bytes_in += used;
     return used;
@@ -248,6 +260,7 @@ void StripeSender::seal(uint64_t now_us) {
     s.offset = sealed_bytes_;
     if (!(s.flags & kChunkFlagCompressed)) s.stream_len = s.len;
     sealed_bytes_ += s.stream_len;
+    if (cfg_.aead && !encrypt(s)) return;
     s.compat_sum = cfg_.compat_checksums ? compat_chain_.next(s.seq, s.buf, s.len) : 0;
     s.st = Slot::St::QUEUED;
     s.resends = 0;
@@ -277,6 +290,30 @@ void StripeSender::seal(uint64_t now_us) {
         last_seal_us_ = now_us;
         if (stripe_data_ == pn_ || stripe_lost_) close_stripe();
     }
+}
+
+// key FILE: seal the chunk in place (docs/wire.md 2.22); offset and
+// length in the AAD are those of the input bytes, the CRC-32C on the wire
+// covers ciphertext and tag so that damage in transit is still re-sent.
+bool StripeSender::encrypt(Slot &s) {
+    if (s.seq >= kAeadMaxChunks) {
+        s.st = Slot::St::FREE;
+        fail(Error::AEAD_FAILED, "2^32 chunks sent under one session key; start a new transfer (a new session key)");
+        return false;
+    }
+    uint8_t aad[kAeadAadBytes];
+    encode_chunk_aad(aad, cfg_.session_id, s.seq, s.offset, s.len);
+    // The buffer is ours until acknowledged (SenderConfig::aead's contract:
+    // writable, with room for the tag).
+    uint8_t *buf = const_cast<uint8_t *>(s.buf);
+    if (!cfg_.aead->seal(s.seq, aad, buf, s.len)) {
+        s.st = Slot::St::FREE;
+        fail(Error::AEAD_FAILED, "the crypto device failed to encrypt chunk %llu", static_cast<unsigned long long>(s.seq));
+        return false;
+    }
+    s.len += static_cast<uint32_t>(kAeadTagBytes);
+    s.crc = crc32c(buf, s.len, 0);
+    return true;
 }
 
 void StripeSender::flush_input(uint64_t now_us) {
@@ -483,10 +520,24 @@ void StripeSender::leg_up(uint32_t leg, uint64_t) {
         Hello h;
         h.session_id = cfg_.session_id;
         h.stream_index = leg;
-        h.features = cfg_.features | (pk_ ? parity_feature(pn_, pk_) : 0);
+        h.features = cfg_.features | (pk_ ? parity_feature(pn_, pk_) : 0) | (cfg_.aead ? kFeatureAead : 0);
         std::memcpy(h.checkphrase, cfg_.checkphrase, 4);
         h.chunk_bytes = cfg_.chunk_bytes;
         l.ctl_len = static_cast<uint32_t>(encode_hello(l.ctl, h));
+        l.key_wait = false;
+        if (cfg_.aead) {
+            // A fresh challenge per connection: the receiver's proof over it
+            // cannot be a replay (docs/wire.md 2.22).
+            KeyProof k;
+            k.challenge = l.key_challenge = ++key_challenges_;
+            uint8_t aad[kAeadAadBytes];
+            encode_proof_aad(aad, cfg_.session_id, k.challenge, 0);
+            if (!cfg_.aead->proof(kNonceProofTx, k.challenge, aad, k.tag)) {
+                fail(Error::AEAD_FAILED, "leg %u: the crypto device failed to compute the key proof", leg);
+                return;
+            }
+            l.ctl_len += static_cast<uint32_t>(encode_key_proof(l.ctl + l.ctl_len, kTypeKeyProof, k));
+        }
     } else {
         std::memcpy(l.ctl, cfg_.checkphrase, 4);
         l.ctl_len = kCompatPhraseSize;
@@ -598,7 +649,16 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                      leg);
                 return;
             }
+            if (cfg_.aead && !(r.features & kFeatureAead)) {
+                fail(Error::KEY_MISMATCH, "leg %u: the receiver accepted the hello without encryption (no key); "
+                     "give both sides the same key FILE", leg);
+                return;
+            }
             recv_window_ = std::min(recv_window_, r.window_chunks);
+            if (cfg_.aead) {
+                l.key_wait = true; // OPEN once the receiver proved its key
+                return;
+            }
             l.st = SenderLegState::OPEN;
             l.failures = 0;
             return;
@@ -622,6 +682,14 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                  "0x%llx); restart the receiver",
                  leg, static_cast<unsigned long long>(cfg_.session_id));
             return;
+        case HelloStatus::KEY_MISMATCH:
+            fail(Error::KEY_MISMATCH,
+                 cfg_.aead ? "leg %u: receiver refused the hello: key mismatch: it holds another key or none (our key "
+                             "proof did not verify); give both sides the same key FILE"
+                           : "leg %u: receiver refused the hello: key mismatch: it requires encryption; start tx with "
+                             "the receiver's key FILE",
+                 leg);
+            return;
         case HelloStatus::MISSING_FEATURE:
             fail(Error::MISSING_FEATURE, "leg %u: receiver refused the hello: missing required feature", leg);
             return;
@@ -631,6 +699,27 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                  leg, hello_status_text(r.status), cfg_.chunk_bytes);
             return;
         }
+    }
+    case EventKind::KEY_PROOF: {
+        if (!cfg_.aead || !l.key_wait) {
+            fail(Error::UNEXPECTED_RECORD, "leg %u: the receiver sent a key proof that was not asked for", leg);
+            return;
+        }
+        l.key_wait = false;
+        uint8_t aad[kAeadAadBytes], want[kAeadTagBytes] = {};
+        encode_proof_aad(aad, cfg_.session_id, l.key_challenge, 1);
+        const bool ok = d.key.challenge == l.key_challenge && cfg_.aead->proof(kNonceProofRx, l.key_challenge, aad, want);
+        uint8_t diff = ok ? 0 : 1;
+        for (size_t i = 0; i < kAeadTagBytes; i++) diff |= static_cast<uint8_t>(want[i] ^ d.key.tag[i]);
+        if (diff) {
+            fail(Error::KEY_MISMATCH,
+                 "leg %u: key mismatch: the receiver's key proof did not verify (it holds another key FILE); "
+                 "nothing was sent", leg);
+            return;
+        }
+        l.st = SenderLegState::OPEN;
+        l.failures = 0;
+        return;
     }
     case EventKind::COMPAT_OK:
         l.st = SenderLegState::OPEN;
@@ -779,7 +868,8 @@ void StripeSender::start_chunk(Leg &l, uint32_t leg, int32_t si) {
     if (s.parity && !s.ever_sent) stats_.parity_chunks_sent++;
     if (cfg_.codec == Codec::NATIVE) {
         ChunkHeader h;
-        h.flags = static_cast<uint8_t>((s.ever_sent ? kChunkFlagResent : 0) | s.flags | (s.parity ? kChunkFlagParity : 0));
+        h.flags = static_cast<uint8_t>((s.ever_sent ? kChunkFlagResent : 0) | s.flags | (s.parity ? kChunkFlagParity : 0) |
+                                       (cfg_.aead && !s.parity ? kChunkFlagEncrypted : 0));
         h.seq = s.seq;
         h.offset = s.offset;
         h.length = s.len;

@@ -90,6 +90,13 @@ size_t encode_chunk_header(uint8_t *out, const ChunkHeader &c) {
     return kChunkHeaderSize;
 }
 
+size_t encode_key_proof(uint8_t *out, uint8_t type, const KeyProof &k) {
+    put_prefix(out, type);
+    store_le64(out + 8, k.challenge);
+    std::memcpy(out + 16, k.tag, sizeof k.tag);
+    return kKeyProofSize;
+}
+
 size_t encode_ack(uint8_t *out, const Ack &a) {
     put_prefix(out, kTypeAck);
     store_le64(out + 8, a.cumulative);
@@ -129,6 +136,7 @@ const char *hello_status_text(HelloStatus s) {
     case HelloStatus::SESSION_MISMATCH: return "session mismatch";
     case HelloStatus::BAD_HELLO: return "malformed hello";
     case HelloStatus::MISSING_FEATURE: return "missing required feature";
+    case HelloStatus::KEY_MISMATCH: return "key mismatch";
     }
     return "unknown status";
 }
@@ -193,6 +201,7 @@ void Decoder::set_max_chunk_bytes(uint32_t v) {
 void Decoder::reset() {
     state_ = State::START;
     seen_first_ = false;
+    seen_key_ = false;
     have_ = need_ = 0;
     remaining_ = 0;
     err_ = Error::NONE;
@@ -256,6 +265,9 @@ size_t Decoder::feed_native(const uint8_t *p, size_t n, Decoded &out) {
                     } else if (type == kTypeChunk || type == kTypeEnd) {
                         if (!seen_first_) return fail(out, Error::UNEXPECTED_RECORD, type, used);
                         size = type == kTypeChunk ? kChunkHeaderSize : kEndSize;
+                    } else if (type == kTypeKeyProof) {
+                        if (!seen_first_ || seen_key_) return fail(out, Error::UNEXPECTED_RECORD, type, used);
+                        size = kKeyProofSize;
                     } else {
                         return fail(out, Error::BAD_RECORD_TYPE, type, used);
                     }
@@ -268,6 +280,9 @@ size_t Decoder::feed_native(const uint8_t *p, size_t n, Decoded &out) {
                         size = type == kTypeAck ? kAckSize
                                : type == kTypeResend ? kResendSize
                                                      : kEndAckSize;
+                    } else if (type == kTypeKeyProofReply) {
+                        if (!seen_first_ || seen_key_) return fail(out, Error::UNEXPECTED_RECORD, type, used);
+                        size = kKeyProofSize;
                     } else {
                         return fail(out, Error::BAD_RECORD_TYPE, type, used);
                     }
@@ -408,6 +423,14 @@ bool Decoder::native_header_complete(Decoded &out, Error &err, uint64_t &bad) {
         out.end.bytes = load_le64(h + 16);
         out.end.digest = load_le64(h + 24);
         out.kind = EventKind::END;
+        return true;
+    case kTypeKeyProof:
+    case kTypeKeyProofReply:
+        if (!reserved_zero(5, 8)) return false;
+        out.key.challenge = load_le64(h + 8);
+        std::memcpy(out.key.tag, h + 16, sizeof out.key.tag);
+        seen_key_ = true;
+        out.kind = EventKind::KEY_PROOF;
         return true;
     case kTypeEndAck:
         if (!reserved_zero(6, 8)) return false;

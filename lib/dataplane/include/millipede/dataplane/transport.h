@@ -24,6 +24,7 @@
 //   the control loop and rte_telemetry's thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -51,6 +52,8 @@ struct TransportOptions {
     uint32_t parity = 0;                  // tx: parity chunks per stripe (docs/wire.md 2.21; 0: off)
     unsigned verbose = 0;
     char checkphrase[4] = {'y', 'o', 'e', 's'};
+    bool keyed = false;                   // key FILE: AES-256-GCM per chunk (docs/wire.md 2.22)
+    std::array<uint8_t, 32> key{};        // the pre-shared key (when keyed)
     bool prbs = false;
     uint64_t prbs_seed = 0;
     uint64_t leglimit = 0;                // tx: send at most N chunks (0: no limit)

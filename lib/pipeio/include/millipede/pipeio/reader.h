@@ -85,6 +85,10 @@ struct ReaderConfig {
     uint64_t prbs_seed = 0;
     uint64_t prbs_bytes = UINT64_MAX;    // PRBS: stream length (UINT64_MAX: endless)
     uint8_t *memory = nullptr;           // optional: chunks x chunk_bytes supplied by the caller
+    // Bytes left free at the end of every chunk buffer (key FILE seals each
+    // chunk in place and appends its 16-byte tag): a chunk holds at most
+    // chunk_bytes - tail_room bytes of input. < chunk_bytes.
+    uint32_t tail_room = 0;
     PieceHook on_piece = nullptr;        // optional, see PieceHook
     void *on_piece_ctx = nullptr;
     // Largest single read(2) when on_piece is set: the piece must still be
@@ -128,6 +132,7 @@ class PipeReader {
     const ReaderStats &stats() const { return stats_; }
     long pipe_size() const { return pipe_size_; } // capacity after enlarge_pipe(); -1: not a pipe
     uint32_t chunk_bytes() const { return cfg_.chunk_bytes; }
+    uint32_t fill_bytes() const { return cfg_.chunk_bytes - cfg_.tail_room; } // input bytes per chunk at most
     uint32_t chunk_count() const { return cfg_.chunks; }
 
   private:

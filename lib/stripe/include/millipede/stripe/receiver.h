@@ -45,6 +45,7 @@
 #include <span>
 #include <vector>
 
+#include "millipede/stripe/aead.h"
 #include "millipede/stripe/leg_io.h"
 #include "millipede/stripe/parity.h"
 #include "millipede/stripe/wire.h"
@@ -62,6 +63,11 @@ struct ReceiverConfig {
     // only when the owner turns compressed chunks into stream bytes (see
     // "compressed sessions" below).
     uint32_t features = kFeaturesV1;
+    // key FILE (docs/wire.md 2.22): senders must prove the key before their
+    // hello is accepted, every chunk must carry the encrypted flag and its
+    // AES-256-GCM tag verifies before the chunk counts as held (then it is
+    // decrypted in place). Not owned; used from the owner's thread only.
+    Aead *aead = nullptr;
 };
 
 enum class ReceiverLegState : uint8_t {
@@ -149,6 +155,10 @@ class StripeReceiver {
     void release_leg(uint32_t leg);
     bool place_chunk(uint32_t leg); // false: stalled
     void on_hello(uint32_t leg, const Decoded &d);
+    void refuse(uint32_t leg, const HelloReply &r, Error e);
+    void accept(uint32_t leg, const Hello &h);
+    void on_key_proof(uint32_t leg, const Decoded &d);
+    bool open_chunk(uint32_t leg, Slot &s);
     void on_chunk_end(uint32_t leg, const Decoded &d);
     void on_end(uint32_t leg, const Decoded &d);
     void advance();
@@ -169,6 +179,8 @@ class StripeReceiver {
     char leg_message_[256] = "";
     uint64_t session_ = 0;
     bool session_known_ = false;
+    uint64_t aead_session_ = 0;     // the session id the aead's session key belongs to
+    bool aead_session_known_ = false;
 
     uint64_t base_ = 0;   // oldest chunk still holding a buffer
     uint64_t next_ = 0;   // in-order frontier

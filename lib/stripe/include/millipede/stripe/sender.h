@@ -31,6 +31,7 @@
 #include <memory>
 #include <vector>
 
+#include "millipede/stripe/aead.h"
 #include "millipede/stripe/leg_io.h"
 #include "millipede/stripe/parity.h"
 #include "millipede/stripe/wire.h"
@@ -70,6 +71,15 @@ struct SenderConfig {
     // Native hello features asked for; the receiver must grant every one
     // (kFeatureCompress: the `compress` word) or the session fails.
     uint32_t features = kFeaturesV1;
+    // key FILE (docs/wire.md 2.22, native codec only): each hello is
+    // followed by a key proof and a leg opens only after the receiver's
+    // proof verified; each chunk is sealed IN PLACE when it is sealed
+    // (AES-256-GCM, the tag appended), so a chunk carries at most
+    // chunk_bytes - kAeadTagBytes bytes of input and, with external_chunks,
+    // push_chunk()'s buffer must be writable with kAeadTagBytes of room
+    // after `len`. start_session(session_id) is called by the constructor.
+    // Not owned; used from the owner's thread only.
+    Aead *aead = nullptr;
 };
 
 // What leg_down() made of a leg's end.
@@ -137,6 +147,9 @@ class StripeSender {
         uint64_t digest_after = 0;
         uint32_t original_len = 0;
     };
+    // With cfg.aead, len <= chunk_bytes - kAeadTagBytes and the bytes are
+    // sealed in place (see SenderConfig::aead); `sums` still describe the
+    // input bytes (the CRC-32C on the wire is then computed here).
     bool push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, uint64_t now_us, const ChunkSums *sums = nullptr);
     bool chunk_room() const; // push_chunk() would take a chunk now
     void flush_input(uint64_t now_us);  // seal the partial chunk now
@@ -189,6 +202,7 @@ class StripeSender {
     struct Leg;
     int32_t grab_free_slot() const;
     void seal(uint64_t now_us);
+    bool encrypt(Slot &s);
     void fail(Error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
     void schedule_retry(Leg &l, uint64_t now_us);
     void requeue_leg(uint32_t leg);
@@ -235,6 +249,8 @@ class StripeSender {
     bool started_ = false;
     uint64_t resend_waiting_since_ = UINT64_MAX; // compat: a re-sent chunk waiting for a fresh connection
     uint64_t last_open_us_ = 0;
+    uint64_t key_challenges_ = 0;     // key FILE: challenges sent in hellos' key proofs
+    uint32_t input_per_chunk_ = 0;    // chunk_bytes less the tag with a key
     SenderStats stats_;
 
     // parity: slots_[0, data_slots_) carry data, the rest parity units

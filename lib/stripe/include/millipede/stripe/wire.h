@@ -66,6 +66,8 @@ inline constexpr uint8_t kTypeAck = 'A';
 inline constexpr uint8_t kTypeResend = 'R';
 inline constexpr uint8_t kTypeEnd = 'E';
 inline constexpr uint8_t kTypeEndAck = 'e';
+inline constexpr uint8_t kTypeKeyProof = 'K';      // sender's key proof, right after the hello (2.22)
+inline constexpr uint8_t kTypeKeyProofReply = 'k'; // receiver's key proof, right after the hello reply
 
 inline constexpr size_t kPrefixSize = 8; // magic, type, 3 bytes; same in every version
 inline constexpr size_t kHelloSize = 32;
@@ -75,6 +77,7 @@ inline constexpr size_t kAckSize = 24;
 inline constexpr size_t kResendSize = 24;
 inline constexpr size_t kEndSize = 32;
 inline constexpr size_t kEndAckSize = 32;
+inline constexpr size_t kKeyProofSize = 32;
 inline constexpr size_t kMaxRecordHeader = 40; // >= every fixed header above and compat's
 
 inline constexpr uint32_t kFeatureCrc32c = 1u << 0;      // required in v1
@@ -89,13 +92,16 @@ inline constexpr uint32_t kFeatureParityGeometryMask = 0xFFFF0000u;
 inline constexpr uint32_t parity_feature(uint32_t n, uint32_t k) { return kFeatureParity | (k & 0xFF) << 16 | (n & 0xFF) << 24; }
 inline constexpr uint32_t parity_feature_k(uint32_t features) { return (features >> 16) & 0xFF; }
 inline constexpr uint32_t parity_feature_n(uint32_t features) { return features >> 24; }
+inline constexpr uint32_t kFeatureAead = 1u << 4;        // key FILE: AES-256-GCM chunks (2.22)
 
 inline constexpr uint8_t kChunkFlagResent = 1u << 0;
 inline constexpr uint8_t kChunkFlagCompressed = 1u << 1; // payload = 8-byte prefix + raw deflate (2.20)
 // A parity chunk (section 2.21): its payload is a parity unit, up to
 // kParityUnitPrefix bytes longer than the largest data chunk.
 inline constexpr uint8_t kChunkFlagParity = 1u << 2;
-inline constexpr uint8_t kChunkFlagsKnown = kChunkFlagResent | kChunkFlagCompressed | kChunkFlagParity;
+inline constexpr uint8_t kChunkFlagEncrypted = 1u << 3; // payload = ciphertext || 16-byte tag (2.22)
+inline constexpr uint8_t kChunkFlagsKnown =
+    kChunkFlagResent | kChunkFlagCompressed | kChunkFlagParity | kChunkFlagEncrypted;
 inline constexpr uint32_t kParityUnitPrefix = 16; // a data unit: offset u64, length u32, crc32c u32, payload
 // A compressed payload starts with the original length (u32) and the
 // original bytes' CRC32C (u32); lib/codec writes and inflates it.
@@ -110,8 +116,9 @@ enum class HelloStatus : uint8_t {
     SESSION_MISMATCH = 3,
     BAD_HELLO = 4,
     MISSING_FEATURE = 5,
+    KEY_MISMATCH = 6, // the sender's key proof did not verify (2.22)
 };
-inline constexpr uint8_t kHelloStatusMax = 5;
+inline constexpr uint8_t kHelloStatusMax = 6;
 
 enum class EndStatus : uint8_t {
     OK = 0,
@@ -146,6 +153,13 @@ struct ChunkHeader {
     uint32_t crc32c = 0;   // of the payload
 };
 
+// 'K' (sender) and 'k' (receiver): a GMAC tag under the session key over
+// (session id, challenge), docs/wire.md 2.22.
+struct KeyProof {
+    uint64_t challenge = 0;
+    uint8_t tag[16] = {};
+};
+
 struct Ack {
     uint64_t cumulative = 0; // every chunk with seq < cumulative is held
     uint64_t bitmap = 0;     // bit i: chunk cumulative + 1 + i is held
@@ -178,6 +192,7 @@ size_t encode_ack(uint8_t *out, const Ack &a);                // kAckSize
 size_t encode_resend(uint8_t *out, const Resend &r);          // kResendSize
 size_t encode_end(uint8_t *out, const End &e);                // kEndSize
 size_t encode_end_ack(uint8_t *out, const EndAck &e);         // kEndAckSize
+size_t encode_key_proof(uint8_t *out, uint8_t type, const KeyProof &k); // kKeyProofSize; type 'K' or 'k'
 
 const char *hello_status_text(HelloStatus s);
 const char *end_status_text(EndStatus s);
@@ -251,6 +266,7 @@ enum class EventKind : uint8_t {
     RESEND,         // `resend`
     END,            // `end` (compat: only end.chunks is meaningful)
     END_ACK,        // `end_ack`
+    KEY_PROOF,      // 'K' from the sender or 'k' from the receiver: `key`
     COMPAT_PHRASE,  // `phrase`
     COMPAT_OK,      // the receiver's "ok"
     ERROR,          // `error`; see also `bad_value`
@@ -272,6 +288,7 @@ struct Decoded {
     Resend resend;
     End end;
     EndAck end_ack;
+    KeyProof key;
     char phrase[4] = {};
 };
 
@@ -307,6 +324,7 @@ class Decoder {
     uint32_t max_chunk_;
     State state_ = State::START;
     bool seen_first_ = false; // hello / hello-reply / compat phrase / ok seen
+    bool seen_key_ = false;   // a key proof seen (one per leg)
     uint8_t hdr_[kMaxRecordHeader] = {};
     size_t have_ = 0;
     size_t need_ = 0;
