@@ -1068,13 +1068,44 @@ def case_key():
     shutil.rmtree(tmp)
 
 
+def case_combos():
+    """The words of issue 16 together: compress with key (deflate, then seal;
+    rx opens, then inflates) is byte-exact on a compressible stream, and the
+    pairs not combined yet (parity with compress, parity with key) are
+    refused with one line before EAL starts."""
+    import re
+    tmp = tempfile.mkdtemp(prefix="mpcombo")
+    key = os.path.join(tmp, "k")
+    with open(key, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    os.chmod(key, 0o600)
+    for words, want in ((["parity", "1", "compress"], "parity with compress"),
+                        (["parity", "1", "key", key], "parity with key")):
+        rc, err = run_plain(["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "threads", "4"] + words)
+        check(rc == 2 and len(err.strip().splitlines()) == 1 and want in err,
+              f"combos: {' '.join(words[:3])} refused in one line (rc {rc})", err)
+    pairs = make_links(2)
+    path = os.path.join(tmp, "corpus")
+    size = text_corpus(path, 8 << 20)
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(
+        pairs, ["threads", "4", "compress", "key", key, "verbose", "2"], ["key", key, "verbose", "2"], data=path,
+        limit=120)
+    check(tx_rc == 0 and rx_rc == 0 and os.path.getsize(out) == size and sha(out) == sha(path),
+          f"combos: compress + key, {size} bytes byte-exact", f"tx rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}",
+          f"out {os.path.getsize(out)} bytes")
+    m = re.search(r"compress: (\d+) stream bytes as (\d+) payload bytes \(ratio ([\d.]+)\)", tx_err)
+    check(m is not None and float(m[3]) > 1.5, "combos: the sealed chunks were compressed first (ratio > 1.5)", tx_err)
+    os.unlink(out)
+    shutil.rmtree(tmp)
+
+
 CASES = {
     "compress": case_compress,
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
-    "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key,
+    "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key, "combos": case_combos,
 }
 
 if __name__ == "__main__":
