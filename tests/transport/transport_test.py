@@ -12,7 +12,7 @@ the veths) are deleted on every exit path (finally, atexit, SIGTERM).
 usage: transport_test.py DPDK_MILLIPEDE CASE
 Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
 checksum, observe, roles, teardown (telemetry through shutdown), memif (two
-memif links on hugepages), synflood and forged (attacks from the kernel side
+memif links on hugepages), duplex (rx and tx in each of two processes), synflood and forged (attacks from the kernel side
 of the veth with attack.py, which needs Debian's python3-scapy).
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
 not 256 free hugepages).
@@ -144,7 +144,7 @@ class Proc:
             v = telemetry(self.prefix, "/millipede/transfer", timeout=2)
         except (OSError, ValueError, KeyError):
             return None
-        return v if isinstance(v, dict) and v.get("mode") in ("tx", "rx") else None
+        return v if isinstance(v, dict) and v.get("mode") in ("tx", "rx", "duplex") else None
 
     def wait_ready(self, deadline_s=30):
         """Waits until the process answers on telemetry or exited; True when it answers."""
@@ -821,7 +821,13 @@ def case_badargs():
         (["--", "rx", "8834", "--ip", "5=10.0.0.1/24"], "port 5 does not exist"),
         (["--", "tx", "10.0.0.2", "8834", "checkphrase", "toolong"], "4 characters"),
         (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "bogus"], "unknown word"),
-        (["--", "rx", "8834", "tx", "10.0.0.2", "8834"], "either"),
+        # Full duplex: rx and tx together are accepted (the parse goes on to
+        # the missing --ip); what cannot work is refused in one line.
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834"], "no address"),
+        (["--", "tx", "10.0.0.2", "8834", "rx", "8834"], "no address"),
+        (["--", "rx", "8834", "tx", "10.0.0.1", "8834", "--ip", "0=10.0.0.1/24"], "own address"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "rx", "8835", "--ip", "0=10.0.0.1/24"], "rx given twice"),
+        (["--", "rx", "8834", "chaos", "3", "--ip", "0=10.0.0.1/24"], "sender word"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--mtu", "100"], "--mtu needs"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--drop-rx", "60"], "--drop-rx needs"),
     ):
@@ -884,12 +890,71 @@ def case_charmode():
           f"rx rc={rx_rc}: {rx_err}", repr(got[:80]))
 
 
+def case_duplex():
+    """Full duplex: `rx PORT tx HOST PORT` in each of two processes, each
+    sending its own random file to the other over the same link at once;
+    both outputs byte-exact, both processes exit 0 within the time bound.
+    One process gives the words as `rx ... tx ...`, the other as `tx ... rx
+    ...`: the order does not matter. Then a duplex whose peer never sends:
+    it fails within --wait with a line naming the rx direction."""
+    pairs = make_links(1)
+    ip_a, ip_b = addrs(1, 1)[0], addrs(2, 1)[0]
+    size_a, size_b = (24 << 20) + 4321, (16 << 20) + 777
+    file_a, file_b = random_file(size_a), random_file(size_b)
+    tmp = tempfile.mkdtemp(prefix="mpd")
+    out_a, out_b = os.path.join(tmp, "out_a"), os.path.join(tmp, "out_b")
+    limit = 120
+    # (Proc: lcore 0 is the "tx" namespace and CPU, lcore 1 the "rx" one.)
+    args_b = vdevs([pairs[0][1]]) + ["--", "rx", "8834", "tx", ip_a, "8834", "threads", "3", "verbose", "2",
+                                     "--ip", f"0={ip_b}/24"]
+    args_a = vdevs([pairs[0][0]]) + ["--", "tx", ip_b, "8834", "rx", "8834", "verbose", "1",
+                                     "--ip", f"0={ip_a}/24"]
+    t0 = time.monotonic()
+    with open(file_b, "rb") as i, open(out_b, "wb") as o:
+        b = Proc(args_b, i, o, limit, 1)
+    ready = b.wait_ready(60)
+    answer = b.answers() or {}
+    with open(file_a, "rb") as i, open(out_a, "wb") as o:
+        a = Proc(args_a, i, o, limit, 0)
+    rc_a, err_a = a.wait()
+    rc_b, err_b = b.wait()
+    dt = time.monotonic() - t0
+    check(ready and answer.get("mode") == "duplex" and "rx_bytes" in answer,
+          "duplex: telemetry answers with mode duplex and the rx direction's bytes", answer, err_b)
+    got_a, got_b = os.path.getsize(out_a), os.path.getsize(out_b)
+    check(rc_a == 0 and rc_b == 0 and got_a == size_b and got_b == size_a and sha(out_a) == sha(file_b)
+          and sha(out_b) == sha(file_a),
+          f"duplex: {size_a} bytes one way and {size_b} the other at once, both byte-exact, both exit 0 "
+          f"({dt:.1f} s)", f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}",
+          f"A got {got_a} of {size_b}, B got {got_b} of {size_a}")
+    check("dpdk-millipede duplex: tx: " in err_a and "; rx: " in err_a,
+          "duplex: the outcome line names both directions", err_a)
+    import re
+    # B's counters (verbose 2): its workers accepted A's legs and opened its own 3.
+    connects = sum(int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* connects (\d+)", err_b))
+    accepted = sum(int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* accepted (\d+)", err_b))
+    check(connects >= 3 and accepted >= 2, f"duplex: B opened {connects} legs and accepted {accepted} on one plane",
+          err_b)
+    for p in (file_a, file_b, out_a, out_b):
+        os.unlink(p)
+    # A peer that only receives: our tx direction completes, our rx direction
+    # waits --wait seconds for a sender, then the process fails naming it.
+    data = random_file(1 << 20)
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["rx", "8834", "--wait", "6"], data=data, limit=60)
+    lines = tx_err.strip().splitlines()
+    check(tx_rc == 1 and rx_rc == 0 and sha(out) == sha(data) and lines and
+          "rx: no sender connected within 6 s" in lines[-1],
+          "duplex without a sender on the other side: tx's direction delivered, then a clear failure after --wait",
+          f"duplex rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}")
+    os.unlink(data)
+
+
 CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
-    "rate": case_rate, "charmode": case_charmode,
+    "rate": case_rate, "charmode": case_charmode, "duplex": case_duplex,
 }
 
 if __name__ == "__main__":

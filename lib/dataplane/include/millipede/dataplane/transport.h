@@ -43,6 +43,10 @@ struct TxDestination {
 
 struct TransportOptions {
     bool tx = false;                      // else rx
+    // Full duplex (`rx PORT tx HOST PORT`): tx is true and listen_port set;
+    // stdin goes out over the tx legs while what arrives on PORT goes to
+    // stdout, on the same ports, lcores and workers.
+    bool duplex = false;
     std::vector<TxDestination> dests;     // tx HOST PORT (preference order)
     uint16_t listen_port = 0;             // rx PORT
     uint32_t threads = 0;                 // TCP legs in total (0: 2 per destination)
