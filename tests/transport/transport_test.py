@@ -12,7 +12,8 @@ the veths) are deleted on every exit path (finally, atexit, SIGTERM).
 usage: transport_test.py DPDK_MILLIPEDE CASE
 Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
 checksum, observe, roles, teardown (telemetry through shutdown), memif (two
-memif links on hugepages), duplex (rx and tx in each of two processes), synflood and forged (attacks from the kernel side
+memif links on hugepages), duplex and duplex_memif (rx and tx in each of two
+processes), synflood and forged (attacks from the kernel side
 of the veth with attack.py, which needs Debian's python3-scapy).
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
 not 256 free hugepages).
@@ -931,6 +932,15 @@ def case_duplex():
           "duplex: the outcome line names both directions", err_a)
     import re
     # B's counters (verbose 2): its workers accepted A's legs and opened its own 3.
+    if WORKERS > 1:
+        # Both kinds of connection spread over the workers, and the
+        # classifier sent none of their segments to a worker that does not own it.
+        mis = [int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* misdelivered (\d+)", err_b)]
+        conns = [int(c) + int(a) for c, a in
+                 re.findall(r"worker \d+ \(lcore \d+\): .* connects (\d+) accepted (\d+)", err_b)]
+        check(len(mis) == WORKERS and sum(mis) == 0 and sum(1 for c in conns if c) >= 2,
+              f"duplex: B's {WORKERS} workers: connections on {sum(1 for c in conns if c)} of them {conns}, "
+              f"misdelivered {mis}", err_b)
     connects = sum(int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* connects (\d+)", err_b))
     accepted = sum(int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* accepted (\d+)", err_b))
     check(connects >= 3 and accepted >= 2, f"duplex: B opened {connects} legs and accepted {accepted} on one plane",
@@ -949,12 +959,69 @@ def case_duplex():
     os.unlink(data)
 
 
+def case_duplex_memif():
+    """Full duplex over two memif links on hugepages (big segments as mbuf
+    chains, both ways at once): 64 MiB one way and 48 MiB the other, 4 legs
+    each way, both byte-exact, and every link carried TCP both ways."""
+    if os.geteuid() != 0:
+        skip("needs root for hugepage memory")
+    if free_hugepages() < 256:
+        skip(f"needs 256 free 2 MiB hugepages for two memif processes, {free_hugepages()} free "
+             "(echo 512 > /proc/sys/vm/nr_hugepages)")
+    sockdir = tempfile.mkdtemp(prefix="mpmemif")
+    MADE_HUGE.append(TAG)
+
+    def memif(role):
+        return sum((["--vdev", f"net_memif{i},role={role},socket={sockdir}/m{i}.sock,id=0,socket-abstract=no"]
+                    for i in range(2)), [])
+
+    eal = ["--no-pci", "-m", "256"]
+    ip_a, ip_b = addrs(1, 2), addrs(2, 2)
+    size_a, size_b = (64 << 20) + 12345, (48 << 20) + 99
+    file_a, file_b = random_file(size_a), random_file(size_b)
+    tmp = tempfile.mkdtemp(prefix="mpd")
+    out_a, out_b = os.path.join(tmp, "out_a"), os.path.join(tmp, "out_b")
+
+    def words(peer, own):
+        w = ["--", "rx", "8834"]
+        for i in range(2):
+            w += ["tx", peer[i], "8834"]
+        w += ["threads", "4", "verbose", "2"]
+        for i in range(2):
+            w += ["--ip", f"{i}={own[i]}/24"]
+        return w
+
+    t0 = time.monotonic()
+    # B is the memif server: its EAL creates the sockets A connects to.
+    with open(file_b, "rb") as i, open(out_b, "wb") as o:
+        b = Proc(memif("server") + words(ip_a, ip_b), i, o, 120, 1, eal=eal, ns=None)
+    ready = b.wait_ready(60)
+    with open(file_a, "rb") as i, open(out_a, "wb") as o:
+        a = Proc(memif("client") + words(ip_b, ip_a), i, o, 120, 0, eal=eal, ns=None)
+    rc_a, err_a = a.wait()
+    rc_b, err_b = b.wait()
+    dt = time.monotonic() - t0
+    check(ready and rc_a == 0 and rc_b == 0 and os.path.getsize(out_a) == size_b and
+          os.path.getsize(out_b) == size_a and sha(out_a) == sha(file_b) and sha(out_b) == sha(file_a),
+          f"duplex over memif: {size_a} and {size_b} bytes both ways at once, byte-exact ({dt:.1f} s)",
+          f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}")
+    import re
+    for who, err in (("A", err_a), ("B", err_b)):
+        seen = re.findall(r"port \d+: ipackets (\d+) opackets (\d+)", err)
+        check(len(seen) == 2 and all(int(i) > 100 and int(o) > 100 for i, o in seen),
+              f"duplex over memif: {who}'s two links both carried TCP in and out {seen}", err)
+    for p in (file_a, file_b, out_a, out_b):
+        os.unlink(p)
+    subprocess.run(["rm", "-rf", sockdir])
+
+
 CASES = {
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
     "absent": case_absent, "chaos": case_chaos, "linkdown": case_linkdown, "badargs": case_badargs,
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
     "rate": case_rate, "charmode": case_charmode, "duplex": case_duplex,
+    "duplex_memif": case_duplex_memif,
 }
 
 if __name__ == "__main__":
