@@ -896,7 +896,8 @@ def case_duplex():
     sending its own random file to the other over the same link at once;
     both outputs byte-exact, both processes exit 0 within the time bound.
     One process gives the words as `rx ... tx ...`, the other as `tx ... rx
-    ...`: the order does not matter. Then a duplex whose peer never sends:
+    ...`: the order does not matter; B's chaos breaks its own tx legs while
+    its accepted ones carry A's stream. Then a duplex whose peer never sends:
     it fails within --wait with a line naming the rx direction."""
     pairs = make_links(1)
     ip_a, ip_b = addrs(1, 1)[0], addrs(2, 1)[0]
@@ -906,8 +907,10 @@ def case_duplex():
     out_a, out_b = os.path.join(tmp, "out_a"), os.path.join(tmp, "out_b")
     limit = 120
     # (Proc: lcore 0 is the "tx" namespace and CPU, lcore 1 the "rx" one.)
-    args_b = vdevs([pairs[0][1]]) + ["--", "rx", "8834", "tx", ip_a, "8834", "threads", "3", "verbose", "2",
-                                     "--ip", f"0={ip_b}/24"]
+    # B's tx legs break every 4 chunks (chaos: RST) while its accepted legs,
+    # on the same workers, carry A's stream.
+    args_b = vdevs([pairs[0][1]]) + ["--", "rx", "8834", "tx", ip_a, "8834", "threads", "3", "chaos", "4",
+                                     "verbose", "2", "--ip", f"0={ip_b}/24"]
     args_a = vdevs([pairs[0][0]]) + ["--", "tx", ip_b, "8834", "rx", "8834", "verbose", "1",
                                      "--ip", f"0={ip_a}/24"]
     t0 = time.monotonic()
@@ -930,6 +933,8 @@ def case_duplex():
           f"A got {got_a} of {size_b}, B got {got_b} of {size_a}")
     check("dpdk-millipede duplex: tx: " in err_a and "; rx: " in err_a,
           "duplex: the outcome line names both directions", err_a)
+    breaks = err_b.count("chaos: aborted leg")
+    check(breaks >= 2, f"duplex: B's chaos aborted {breaks} of its tx legs (>= 2) while it received", err_b)
     import re
     # B's counters (verbose 2): its workers accepted A's legs and opened its own 3.
     if WORKERS > 1:
