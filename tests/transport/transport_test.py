@@ -923,6 +923,10 @@ def case_duplex():
     rc_a, err_a = a.wait()
     rc_b, err_b = b.wait()
     dt = time.monotonic() - t0
+    for who, err in (("A", err_a), ("B", err_b)):
+        bad = sanitizer_reports(err)
+        if bad:
+            check(False, f"duplex: {who}: a sanitizer report", *bad[:20])
     check(ready and answer.get("mode") == "duplex" and "rx_bytes" in answer,
           "duplex: telemetry answers with mode duplex and the rx direction's bytes", answer, err_b)
     got_a, got_b = os.path.getsize(out_a), os.path.getsize(out_b)
@@ -1006,6 +1010,10 @@ def case_duplex_memif():
     rc_a, err_a = a.wait()
     rc_b, err_b = b.wait()
     dt = time.monotonic() - t0
+    for who, err in (("A", err_a), ("B", err_b)):
+        bad = sanitizer_reports(err)
+        if bad:
+            check(False, f"duplex over memif: {who}: a sanitizer report", *bad[:20])
     check(ready and rc_a == 0 and rc_b == 0 and os.path.getsize(out_a) == size_b and
           os.path.getsize(out_b) == size_a and sha(out_a) == sha(file_b) and sha(out_b) == sha(file_a),
           f"duplex over memif: {size_a} and {size_b} bytes both ways at once, byte-exact ({dt:.1f} s)",
