@@ -69,14 +69,15 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
         transport_usage(stdout);
         return 0;
     }
-    const char *who = argc > 0 && std::strcmp(argv[0], "rx") == 0 ? "rx" : "tx";
+    const char *who = o.duplex ? "duplex" : argc > 0 && std::strcmp(argv[0], "rx") == 0 ? "rx" : "tx";
     if (!e.empty()) {
         std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, e.c_str());
         return 2;
     }
     // The host file is read before EAL starts: a bad value costs no start-up.
+    // (Full duplex takes the file's tx settings: its ports send first.)
     if (!o.config_path.empty()) {
-        if (std::string ce = port::load_config(o.config_path, who); !ce.empty()) {
+        if (std::string ce = port::load_config(o.config_path, o.tx ? "tx" : "rx"); !ce.empty()) {
             std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, ce.c_str());
             return 2;
         }

@@ -23,9 +23,15 @@ void transport_usage(FILE *f) {
         f,
         "usage: dpdk-millipede [EAL options] -- tx HOST PORT [tx HOST PORT ...] [words] [options]  < input\n"
         "       dpdk-millipede [EAL options] -- rx PORT [words] [options]                       > output\n"
+        "       dpdk-millipede [EAL options] -- rx PORT tx HOST PORT [...] [words] [options]    < input > output\n"
         "  viamillipede's words (stock viamillipede's, v0.89 and 2018, with their meaning):\n"
         "    tx HOST PORT       a receiver address (IPv4); repeat for more, in preference order\n"
         "    rx PORT            listen on PORT at every --ip address\n"
+        "    rx PORT tx HOST PORT  full duplex, both in one process (either order): stdin goes out over\n"
+        "                       the tx legs while the stream arriving on PORT goes to stdout, over the same\n"
+        "                       ports; the sender words apply to the tx direction. Exit 0 when both\n"
+        "                       directions ended (tx's end acknowledged, rx's end written); the first\n"
+        "                       failure of either ends both. --wait defaults to --connect-timeout\n"
         "    threads N          tx: TCP connections in total, spread over the tx destinations (1-64;\n"
         "                       default 2 per destination)\n"
         "    checksums          viamillipede's chunk checksums (--compat; stock's spelling, `checksum`\n"
@@ -70,7 +76,8 @@ void transport_usage(FILE *f) {
         "    --progress, --no-progress progress line on stderr (default: when stderr is a terminal)\n"
         "    --connect-timeout S       tx: give up when no connection is up for S seconds (default 30)\n"
         "    --stall-timeout S         give up after S seconds without progress (default 60)\n"
-        "    --wait S                  rx: give up when no sender connects within S seconds (default: wait)\n"
+        "    --wait S                  rx: give up when no sender connects within S seconds (default: wait;\n"
+        "                              full duplex: the --connect-timeout)\n"
         "    --mtu N                   set every port's MTU (576-9000; jumbo frames: fewer packets per byte)\n"
         "    --no-offload              compute IPv4/TCP checksums in software even where the NIC offers\n"
         "                              to (offload is used when every port has it)\n"
@@ -171,11 +178,9 @@ const char *unimplemented_word(std::string_view a) {
 } // namespace
 
 std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
-    // Stock viamillipede runs both in one process for a full-duplex pipe.
-    static const char *const kBothDirections =
-        "'tx' and 'rx' in one command: a process is either the sender or the receiver; for both "
-        "directions run two (each its own --file-prefix and ports)";
-    bool mode_set = false;
+    // `rx PORT` and `tx HOST PORT` together (either order) are full duplex,
+    // as in stock viamillipede: stdin out over tx, PORT's stream to stdout.
+    bool saw_tx = false, saw_rx = false;
     bool compress_threads_given = false;
     uint64_t delayus = 0;
     bool checkphrase_given = false; // key FILE replaces it
@@ -191,7 +196,6 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             o.help = true;
             return {};
         } else if (a == "tx") {
-            if (mode_set && !o.tx) return kBothDirections;
             if (!need(2)) return "tx needs HOST PORT, e.g. tx 10.0.0.2 8834";
             TxDestination d;
             if (!net::parse_ipv4(argv[i + 1], d.addr))
@@ -201,17 +205,15 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             if (!p) return "tx PORT must be 1-65535: '" + std::string(argv[i + 2]) + "'";
             d.port = static_cast<uint16_t>(*p);
             o.dests.push_back(d);
-            o.tx = true;
-            mode_set = true;
+            saw_tx = true;
             i += 2;
         } else if (a == "rx") {
-            if (mode_set) return o.tx ? kBothDirections : "rx given twice";
+            if (saw_rx) return "rx given twice: one process listens on one PORT";
             if (!need(1)) return "rx needs PORT, e.g. rx 8834";
             auto p = parse_uint(argv[i + 1], 1, 65535);
             if (!p) return "rx PORT must be 1-65535: '" + std::string(argv[i + 1]) + "'";
             o.listen_port = static_cast<uint16_t>(*p);
-            o.tx = false;
-            mode_set = true;
+            saw_rx = true;
             i += 1;
         } else if (a == "threads") {
             auto n = need(1) ? parse_uint(argv[++i], 1, 64) : std::nullopt;
@@ -356,7 +358,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             return "unknown word '" + std::string(a) + "' (see -- tx --help)";
         }
     }
-    if (!mode_set) return "no mode: give 'tx HOST PORT' or 'rx PORT'";
+    if (!saw_tx && !saw_rx) return "no mode: give 'tx HOST PORT', 'rx PORT' or both (full duplex)";
+    o.tx = saw_tx;
+    o.duplex = saw_tx && saw_rx;
     if (!o.tx) { // (stock viamillipede ignores these on its receiver)
         if (o.chaos) return "chaos is a sender word: give it to tx, leave it out on rx";
         if (o.leglimit) return "leglimit is a sender word: give it to tx, leave it out on rx";
@@ -418,6 +422,25 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
     if (o.ips.empty())
         return "no address: give each DPDK port its IPv4 address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
     if (o.tx && o.dests.size() > 64) return "at most 64 tx destinations";
+    if (o.duplex && o.compress)
+        return "compress with rx and tx together (full duplex): not combined yet; compress a one-way pipe, or "
+               "pipe through `gzip -1` before this process";
+    if (o.duplex && o.keyed)
+        return "key with rx and tx together (full duplex): not combined yet (one key session per process); "
+               "run one process per direction";
+    if (o.duplex) {
+        // No loopback on a DPDK port: a frame to our own address never
+        // comes back to us.
+        for (const auto &d : o.dests)
+            for (const auto &ip : o.ips)
+                if (d.addr == ip.addr)
+                    return "tx " + net::format_ipv4(d.addr) + " " + std::to_string(d.port) +
+                           " is this process's own address: with rx " + std::to_string(o.listen_port) +
+                           " (full duplex) give the peer's address to tx; a process cannot be its own peer";
+        // Every wait is bounded: the peer's sending direction gets as long
+        // to connect as ours (unless --wait says otherwise).
+        if (!o.wait_us) o.wait_us = o.connect_timeout_us;
+    }
     if (o.tx && o.threads && o.threads < o.dests.size())
         return "threads " + std::to_string(o.threads) + " is fewer than the " + std::to_string(o.dests.size()) +
                " tx destinations";

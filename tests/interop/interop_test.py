@@ -810,6 +810,45 @@ def case_compat_tx_8():
         dpdk_to_kernel(links, f"compat-tx-8x{n}", n, 8)
 
 
+def case_compat_duplex():
+    """Full duplex in viamillipede's format, as stock v0.89 runs it with rx
+    and tx in one invocation: dpdk-millipede `rx PORT tx HOST PORT --compat
+    viamillipede` sends its stdin to a kernel receiver while a kernel sender
+    sends another file to it, both at once over the one veth. Both files
+    byte-exact, all three processes exit 0. (No capture here: each
+    direction's wire behaviour is what compat_rx_* and compat_tx_* check.)"""
+    links = make_links(1)
+    L = links[0]
+    size_out, size_in = 8 * MiB + 11, 6 * MiB + 5
+    src_d, src_k = random_file(size_out), random_file(size_in)
+    out_k, out_d = os.path.join(TMP, "out-duplex-k"), os.path.join(TMP, "out-duplex-d")
+    kr = peer(NS_K, ["recv", "--codec", "viamillipede", "--listen", f"{L.k_ip}:{PORT}", "--output", out_k], 110)
+    if not kr.wait_line("LISTENING", 15):
+        raise RuntimeError(f"kernel peer did not listen: {kr.err}")
+    words = ["rx", str(PORT), "tx", L.k_ip, str(PORT), "threads", "4", *ip_words(links), "verbose", "2",
+             "--compat", "viamillipede", "--connect-timeout", "10", "--wait", "20", "--stall-timeout", "15"]
+    t0 = time.monotonic()
+    with open(src_d, "rb") as i, open(out_d, "wb") as o:
+        d = dpdk(words, 110, af_packet(links), stdin=i, stdout=o, name="dpdk duplex")
+    ready = wait_reachable(NS_K, L.d_ip)
+    ks = peer(NS_K, ["send", "--codec", "viamillipede", "--to", f"{L.d_ip}:{PORT}", "--conns", "3",
+                     "--input", src_k], 100, name="kernel sender")
+    ks.wait()
+    kr.wait()
+    d.wait()
+    dt = time.monotonic() - t0
+    to_kernel = os.path.exists(out_k) and same_file(src_d, out_k)
+    from_kernel = same_file(src_k, out_d)
+    check(ready and d.rc == 0 and kr.rc == 0 and ks.rc == 0 and to_kernel and from_kernel,
+          f"compat_duplex: dpdk-millipede rx+tx --compat viamillipede: {size_out} bytes to the kernel and "
+          f"{size_in} from it at once, both byte-exact ({dt:.1f} s)",
+          f"dpdk rc={d.rc}: {d.err}", f"kernel receiver rc={kr.rc}: {kr.err}", f"kernel sender rc={ks.rc}: {ks.err}",
+          f"to kernel same={to_kernel}, from kernel same={from_kernel}, reachable={ready}")
+    for f in (src_d, src_k, out_k, out_d):
+        if os.path.exists(f):
+            os.unlink(f)
+
+
 # ---------------------------------------------------------------- stock viamillipede's ways
 
 
@@ -924,7 +963,10 @@ STOCK_WORDS = [
     (["rx", "12323", "threads", "3"], "leave it out on rx"),
     (["tx", "10.0.0.2", "12323", "prbs", "0x5aa5", "--compat", "viamillipede", "--ip", "0=10.0.0.1/24"],
      "send a file"),
-    (["rx", "7788", "tx", "10.0.0.3", "9900"], "for both directions run two"),
+    # Both in one invocation: stock v0.89 runs a full-duplex pipe (stdin out
+    # over tx, what arrives on rx to stdout); so does dpdk-millipede.
+    (["rx", "7788", "tx", "10.0.0.3", "9900"], "accept"),
+    (["tx", "10.0.0.3", "9900", "rx", "7788", "--compat", "viamillipede"], "accept"),
 ]
 
 

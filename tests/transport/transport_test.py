@@ -12,7 +12,8 @@ the veths) are deleted on every exit path (finally, atexit, SIGTERM).
 usage: transport_test.py DPDK_MILLIPEDE CASE
 Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
 checksum, observe, roles, teardown (telemetry through shutdown), compress, memif (two
-memif links on hugepages), synflood and forged (attacks from the kernel side
+memif links on hugepages), duplex and duplex_memif (rx and tx in each of two
+processes), parity, key, combos, synflood and forged (attacks from the kernel side
 of the veth with attack.py, which needs Debian's python3-scapy).
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
 not 256 free hugepages).
@@ -145,7 +146,7 @@ class Proc:
             v = telemetry(self.prefix, "/millipede/transfer", timeout=2)
         except (OSError, ValueError, KeyError):
             return None
-        return v if isinstance(v, dict) and v.get("mode") in ("tx", "rx") else None
+        return v if isinstance(v, dict) and v.get("mode") in ("tx", "rx", "duplex") else None
 
     def wait_ready(self, deadline_s=30):
         """Waits until the process answers on telemetry or exited; True when it answers."""
@@ -870,7 +871,13 @@ def case_badargs():
         (["--", "rx", "8834", "--ip", "5=10.0.0.1/24"], "port 5 does not exist"),
         (["--", "tx", "10.0.0.2", "8834", "checkphrase", "toolong"], "4 characters"),
         (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "bogus"], "unknown word"),
-        (["--", "rx", "8834", "tx", "10.0.0.2", "8834"], "either"),
+        # Full duplex: rx and tx together are accepted (the parse goes on to
+        # the missing --ip); what cannot work is refused in one line.
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834"], "no address"),
+        (["--", "tx", "10.0.0.2", "8834", "rx", "8834"], "no address"),
+        (["--", "rx", "8834", "tx", "10.0.0.1", "8834", "--ip", "0=10.0.0.1/24"], "own address"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "rx", "8835", "--ip", "0=10.0.0.1/24"], "rx given twice"),
+        (["--", "rx", "8834", "chaos", "3", "--ip", "0=10.0.0.1/24"], "sender word"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--mtu", "100"], "--mtu needs"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "--drop-rx", "60"], "--drop-rx needs"),
     ):
@@ -1071,8 +1078,9 @@ def case_key():
 def case_combos():
     """The words of issue 16 together: compress with key (deflate, then seal;
     rx opens, then inflates) is byte-exact on a compressible stream, and the
-    pairs not combined yet (parity with compress, parity with key) are
-    refused with one line before EAL starts."""
+    pairs not combined yet (parity with compress, parity with key, compress
+    or key in a full-duplex process) are refused with one line before EAL
+    starts."""
     import re
     tmp = tempfile.mkdtemp(prefix="mpcombo")
     key = os.path.join(tmp, "k")
@@ -1080,7 +1088,9 @@ def case_combos():
         f.write(os.urandom(32).hex() + "\n")
     os.chmod(key, 0o600)
     for words, want in ((["parity", "1", "compress"], "parity with compress"),
-                        (["parity", "1", "key", key], "parity with key")):
+                        (["parity", "1", "key", key], "parity with key"),
+                        (["rx", "8835", "compress"], "compress with rx and tx together"),
+                        (["rx", "8835", "key", key], "key with rx and tx together")):
         rc, err = run_plain(["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "threads", "4"] + words)
         check(rc == 2 and len(err.strip().splitlines()) == 1 and want in err,
               f"combos: {' '.join(words[:3])} refused in one line (rc {rc})", err)
@@ -1099,6 +1109,143 @@ def case_combos():
     shutil.rmtree(tmp)
 
 
+def case_duplex():
+    """Full duplex: `rx PORT tx HOST PORT` in each of two processes, each
+    sending its own random file to the other over the same link at once;
+    both outputs byte-exact, both processes exit 0 within the time bound.
+    One process gives the words as `rx ... tx ...`, the other as `tx ... rx
+    ...`: the order does not matter; B's chaos breaks its own tx legs while
+    its accepted ones carry A's stream. Then a duplex whose peer never sends:
+    it fails within --wait with a line naming the rx direction."""
+    pairs = make_links(1)
+    ip_a, ip_b = addrs(1, 1)[0], addrs(2, 1)[0]
+    size_a, size_b = (24 << 20) + 4321, (16 << 20) + 777
+    file_a, file_b = random_file(size_a), random_file(size_b)
+    tmp = tempfile.mkdtemp(prefix="mpd")
+    out_a, out_b = os.path.join(tmp, "out_a"), os.path.join(tmp, "out_b")
+    limit = 120
+    # (Proc: lcore 0 is the "tx" namespace and CPU, lcore 1 the "rx" one.)
+    # B's tx legs break every 4 chunks (chaos: RST) while its accepted legs,
+    # on the same workers, carry A's stream.
+    args_b = vdevs([pairs[0][1]]) + ["--", "rx", "8834", "tx", ip_a, "8834", "threads", "3", "chaos", "4",
+                                     "verbose", "2", "--ip", f"0={ip_b}/24"]
+    args_a = vdevs([pairs[0][0]]) + ["--", "tx", ip_b, "8834", "rx", "8834", "verbose", "1",
+                                     "--ip", f"0={ip_a}/24"]
+    t0 = time.monotonic()
+    with open(file_b, "rb") as i, open(out_b, "wb") as o:
+        b = Proc(args_b, i, o, limit, 1)
+    ready = b.wait_ready(60)
+    answer = b.answers() or {}
+    with open(file_a, "rb") as i, open(out_a, "wb") as o:
+        a = Proc(args_a, i, o, limit, 0)
+    rc_a, err_a = a.wait()
+    rc_b, err_b = b.wait()
+    dt = time.monotonic() - t0
+    for who, err in (("A", err_a), ("B", err_b)):
+        bad = sanitizer_reports(err)
+        if bad:
+            check(False, f"duplex: {who}: a sanitizer report", *bad[:20])
+    check(ready and answer.get("mode") == "duplex" and "rx_bytes" in answer,
+          "duplex: telemetry answers with mode duplex and the rx direction's bytes", answer, err_b)
+    got_a, got_b = os.path.getsize(out_a), os.path.getsize(out_b)
+    check(rc_a == 0 and rc_b == 0 and got_a == size_b and got_b == size_a and sha(out_a) == sha(file_b)
+          and sha(out_b) == sha(file_a),
+          f"duplex: {size_a} bytes one way and {size_b} the other at once, both byte-exact, both exit 0 "
+          f"({dt:.1f} s)", f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}",
+          f"A got {got_a} of {size_b}, B got {got_b} of {size_a}")
+    check("dpdk-millipede duplex: tx: " in err_a and "; rx: " in err_a,
+          "duplex: the outcome line names both directions", err_a)
+    breaks = err_b.count("chaos: aborted leg")
+    check(breaks >= 2, f"duplex: B's chaos aborted {breaks} of its tx legs (>= 2) while it received", err_b)
+    import re
+    # B's counters (verbose 2): its workers accepted A's legs and opened its own 3.
+    if WORKERS > 1:
+        # Both kinds of connection spread over the workers, and the
+        # classifier sent none of their segments to a worker that does not own it.
+        mis = [int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* misdelivered (\d+)", err_b)]
+        conns = [int(c) + int(a) for c, a in
+                 re.findall(r"worker \d+ \(lcore \d+\): .* connects (\d+) accepted (\d+)", err_b)]
+        check(len(mis) == WORKERS and sum(mis) == 0 and sum(1 for c in conns if c) >= 2,
+              f"duplex: B's {WORKERS} workers: connections on {sum(1 for c in conns if c)} of them {conns}, "
+              f"misdelivered {mis}", err_b)
+    connects = sum(int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* connects (\d+)", err_b))
+    accepted = sum(int(x) for x in re.findall(r"worker \d+ \(lcore \d+\): .* accepted (\d+)", err_b))
+    check(connects >= 3 and accepted >= 2, f"duplex: B opened {connects} legs and accepted {accepted} on one plane",
+          err_b)
+    for p in (file_a, file_b, out_a, out_b):
+        os.unlink(p)
+    # A peer that only receives: our tx direction completes, our rx direction
+    # waits --wait seconds for a sender, then the process fails naming it.
+    data = random_file(1 << 20)
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["rx", "8834", "--wait", "6"], data=data, limit=60)
+    lines = tx_err.strip().splitlines()
+    check(tx_rc == 1 and rx_rc == 0 and sha(out) == sha(data) and lines and
+          "rx: no sender connected within 6 s" in lines[-1],
+          "duplex without a sender on the other side: tx's direction delivered, then a clear failure after --wait",
+          f"duplex rc={tx_rc}: {tx_err}", f"rx rc={rx_rc}: {rx_err}")
+    os.unlink(data)
+
+
+def case_duplex_memif():
+    """Full duplex over two memif links on hugepages (big segments as mbuf
+    chains, both ways at once): 64 MiB one way and 48 MiB the other, 4 legs
+    each way, both byte-exact, and every link carried TCP both ways."""
+    if os.geteuid() != 0:
+        skip("needs root for hugepage memory")
+    if free_hugepages() < 256:
+        skip(f"needs 256 free 2 MiB hugepages for two memif processes, {free_hugepages()} free "
+             "(echo 512 > /proc/sys/vm/nr_hugepages)")
+    sockdir = tempfile.mkdtemp(prefix="mpmemif")
+    MADE_HUGE.append(TAG)
+
+    def memif(role):
+        return sum((["--vdev", f"net_memif{i},role={role},socket={sockdir}/m{i}.sock,id=0,socket-abstract=no"]
+                    for i in range(2)), [])
+
+    eal = ["--no-pci", "-m", "256"]
+    ip_a, ip_b = addrs(1, 2), addrs(2, 2)
+    size_a, size_b = (64 << 20) + 12345, (48 << 20) + 99
+    file_a, file_b = random_file(size_a), random_file(size_b)
+    tmp = tempfile.mkdtemp(prefix="mpd")
+    out_a, out_b = os.path.join(tmp, "out_a"), os.path.join(tmp, "out_b")
+
+    def words(peer, own):
+        w = ["--", "rx", "8834"]
+        for i in range(2):
+            w += ["tx", peer[i], "8834"]
+        w += ["threads", "4", "verbose", "2"]
+        for i in range(2):
+            w += ["--ip", f"{i}={own[i]}/24"]
+        return w
+
+    t0 = time.monotonic()
+    # B is the memif server: its EAL creates the sockets A connects to.
+    with open(file_b, "rb") as i, open(out_b, "wb") as o:
+        b = Proc(memif("server") + words(ip_a, ip_b), i, o, 120, 1, eal=eal, ns=None)
+    ready = b.wait_ready(60)
+    with open(file_a, "rb") as i, open(out_a, "wb") as o:
+        a = Proc(memif("client") + words(ip_b, ip_a), i, o, 120, 0, eal=eal, ns=None)
+    rc_a, err_a = a.wait()
+    rc_b, err_b = b.wait()
+    dt = time.monotonic() - t0
+    for who, err in (("A", err_a), ("B", err_b)):
+        bad = sanitizer_reports(err)
+        if bad:
+            check(False, f"duplex over memif: {who}: a sanitizer report", *bad[:20])
+    check(ready and rc_a == 0 and rc_b == 0 and os.path.getsize(out_a) == size_b and
+          os.path.getsize(out_b) == size_a and sha(out_a) == sha(file_b) and sha(out_b) == sha(file_a),
+          f"duplex over memif: {size_a} and {size_b} bytes both ways at once, byte-exact ({dt:.1f} s)",
+          f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}")
+    import re
+    for who, err in (("A", err_a), ("B", err_b)):
+        seen = re.findall(r"port \d+: ipackets (\d+) opackets (\d+)", err)
+        check(len(seen) == 2 and all(int(i) > 100 and int(o) > 100 for i, o in seen),
+              f"duplex over memif: {who}'s two links both carried TCP in and out {seen}", err)
+    for p in (file_a, file_b, out_a, out_b):
+        os.unlink(p)
+    subprocess.run(["rm", "-rf", sockdir])
+
+
 CASES = {
     "compress": case_compress,
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
@@ -1106,6 +1253,7 @@ CASES = {
     "big": case_big, "checksum": case_checksum, "observe": case_observe, "roles": case_roles,
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
     "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key, "combos": case_combos,
+    "duplex": case_duplex, "duplex_memif": case_duplex_memif,
 }
 
 if __name__ == "__main__":

@@ -222,8 +222,10 @@ struct Session {
     session::RateLimiter rate;             // --rate / delayus (unlimited by default)
     // `compress` (docs/wire.md 2.20): tx deflates chunks between the reader
     // and the stripe sender, rx inflates delivered chunks before the writer;
-    // both in order, on the pool's threads.
-    std::unique_ptr<pipeio::CodecPool> codec;
+    // both in order, on the pool's threads. Two pools, as a duplex process
+    // runs a sender and a receiver.
+    std::unique_ptr<pipeio::CodecPool> deflate; // tx, with `compress`
+    std::unique_ptr<pipeio::CodecPool> inflate; // rx, native format
     pipeio::CodecJob pending_job;          // tx: the job `pending` came out of
     uint64_t fed = 0;                      // tx: stream bytes handed to the pool (leglimit)
     bool fed_done = false;                 // tx: the last chunk went into the pool
@@ -237,11 +239,18 @@ struct Session {
     bool end_submitted = false;
     bool writer_done = false;
     // end conditions
-    uint64_t last_progress_us = 0, last_mark = UINT64_MAX, done_at = 0, refused_seen = 0, refused_at = 0;
+    // Each direction's own progress and end (duplex: one may finish or
+    // stall while the other still moves).
+    struct DirectionEnd {
+        uint64_t last_progress_us = 0, last_mark = UINT64_MAX, done_at = 0;
+        bool over = false; // done (or failed): its legs are closed or closing
+    };
+    DirectionEnd txe, rxe;
+    uint64_t refused_seen = 0, refused_at = 0;
     bool saw_sender = false;
     uint64_t next_chaos = 0;
     uint64_t chaos_breaks = 0;
-    std::string last_leg_msg;
+    std::string last_leg_msg, last_rx_leg_msg;
     // stats
     uint64_t next_publish = 0, last_pub_t = 0, last_pub_bytes = 0, t_start = 0;
     uint64_t leg_prev_bytes[stats::TransferSnapshot::kMaxStreams] = {};
@@ -306,7 +315,9 @@ struct Impl {
     uint64_t now_us() const {
         return static_cast<uint64_t>((unsigned __int128)(rte_get_tsc_cycles() - tsc0) * 1'000'000 / hz);
     }
-    const char *who() const { return o.tx ? "tx" : "rx"; }
+    const char *who() const { return o.duplex ? "duplex" : o.tx ? "tx" : "rx"; }
+    bool sends() const { return o.tx; }                // a TxCore: stdin -> legs we open
+    bool receives() const { return !o.tx || o.duplex; } // an RxCore: legs accepted on listen_port -> stdout
     PortState *port_for_local(uint32_t ip) {
         for (auto &p : ports)
             if (p->ours(ip)) return p.get();
@@ -319,6 +330,8 @@ struct Impl {
     bool setup_workers(std::string &err);
     bool setup_session(std::string &err);
     bool make_aead(std::string &err); // key FILE: session.aead on cryptodev
+    bool setup_tx_session(std::string &err);
+    bool setup_rx_session(std::string &err);
     void teardown();
     // rx + owner (transport_rx.cpp)
     unsigned rx_poll(uint64_t now);
@@ -333,6 +346,10 @@ struct Impl {
     // session (transport_session.cpp)
     unsigned session_poll(uint64_t now);
     bool session_finished(uint64_t now); // sets status / message when over
+    // One direction's end: Running, Done, or Failed with `why` set.
+    enum class Outcome { Running, Done, Failed };
+    Outcome tx_outcome(uint64_t now, std::string &why);
+    Outcome rx_outcome(uint64_t now, std::string &why);
     void publish(uint64_t now, bool final);
     void report_final();
     // run (transport_run.cpp)

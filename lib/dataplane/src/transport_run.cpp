@@ -141,8 +141,9 @@ int Impl::run_all() {
     }
     if (o.tx) wait_links(3'000'000); // rx answers whoever comes; its peer may start much later
     s.t_start = now_us();
-    s.last_progress_us = s.t_start;
-    if (s.codec) s.codec->start();
+    s.txe.last_progress_us = s.rxe.last_progress_us = s.t_start;
+    if (s.deflate) s.deflate->start();
+    if (s.inflate) s.inflate->start();
     if (s.reader) s.reader->start();
     if (s.writer) s.writer->start();
     send_gratuitous();

@@ -44,7 +44,7 @@ namespace {
 // cover all of it) or an empty last one passes through untouched.
 bool feed_deflate(Impl &p, unsigned &work) {
     Session &s = p.session;
-    while (!s.fed_done && s.codec->outstanding() < s.codec->capacity()) {
+    while (!s.fed_done && s.deflate->outstanding() < s.deflate->capacity()) {
         pipeio::Chunk *c = s.reader->poll();
         if (!c) break;
         if (c->flags & pipeio::CHUNK_ERROR) {
@@ -60,7 +60,7 @@ bool feed_deflate(Impl &p, unsigned &work) {
         j.in_crc32c = static_cast<uint32_t>(c->sums[0]);
         j.pass = len != c->len || len == 0 || !s.reader_sums;
         j.cookie = reinterpret_cast<uintptr_t>(c);
-        s.codec->submit(j); // (cannot fail: below capacity)
+        s.deflate->submit(j); // (cannot fail: below capacity)
         s.fed += len;
         if ((c->flags & pipeio::CHUNK_END) || s.fed >= s.limit_bytes) s.fed_done = true;
         work++;
@@ -85,10 +85,10 @@ unsigned pipe_tx(Impl &p, uint64_t now) {
     work += nb;
     stripe::StripeSender &st = s.tx->stripe_mut();
     // The pool deflates ahead while the sender has no room.
-    if (s.codec && !s.input_done && !feed_deflate(p, work)) return work;
+    if (s.deflate && !s.input_done && !feed_deflate(p, work)) return work;
     for (int rounds = 0; rounds < 8 && !s.input_done; rounds++) {
-        if (!s.pending && s.codec) {
-            if (!s.codec->poll(s.pending_job)) break;
+        if (!s.pending && s.deflate) {
+            if (!s.deflate->poll(s.pending_job)) break;
             if (!feed_deflate(p, work)) return work; // (its slot is free again)
             s.pending = reinterpret_cast<pipeio::Chunk *>(s.pending_job.cookie);
         }
@@ -111,7 +111,7 @@ unsigned pipe_tx(Impl &p, uint64_t now) {
             s.by_index[c->index] = c;
             // The reader's sums cover the whole chunk; a chunk cut by
             // leglimit is summed by the sender itself.
-            const bool deflated = s.codec && s.pending_job.out_len != 0; // (never for a cut chunk)
+            const bool deflated = s.deflate && s.pending_job.out_len != 0; // (never for a cut chunk)
             const stripe::StripeSender::ChunkSums sums =
                 deflated ? stripe::StripeSender::ChunkSums{s.pending_job.out_crc32c, c->sums[1], c->len}
                          : stripe::StripeSender::ChunkSums{static_cast<uint32_t>(c->sums[0]), c->sums[1]};
@@ -158,7 +158,7 @@ unsigned pipe_rx_inflate(Impl &p) {
         s.inflate_written++;
     }
     pipeio::CodecJob j;
-    while (s.codec->poll(j)) {
+    while (s.inflate->poll(j)) {
         work++;
         if (j.status != codec::InflateStatus::OK) {
             // Its CRC32C on the wire matched: the sender sent this stream.
@@ -175,7 +175,7 @@ unsigned pipe_rx_inflate(Impl &p) {
     }
     const stripe::StripeReceiver &st = s.rx->stripe();
     stripe::StripeReceiver::Held h;
-    while (s.inflate_next - s.inflate_written < s.inflate_slots && s.codec->outstanding() < s.codec->capacity() &&
+    while (s.inflate_next - s.inflate_written < s.inflate_slots && s.inflate->outstanding() < s.inflate->capacity() &&
            st.held(s.inflate_next, h)) {
         const uint32_t slot = static_cast<uint32_t>(s.inflate_next % s.inflate_slots);
         pipeio::CodecJob in;
@@ -185,7 +185,7 @@ unsigned pipe_rx_inflate(Impl &p) {
         in.out = s.inflate_mem.get() + size_t(slot) * s.inflate_bytes;
         in.out_cap = s.inflate_bytes;
         in.cookie = s.inflate_next;
-        s.codec->submit(in);
+        s.inflate->submit(in);
         s.inflate_payload[slot] = h.len;
         s.inflate_next++;
         work++;
@@ -203,7 +203,7 @@ unsigned pipe_rx_inflate(Impl &p) {
 // Verified output to the writer.
 unsigned pipe_rx(Impl &p) {
     Session &s = p.session;
-    if (s.codec && s.rx->stripe().compressed_session()) return pipe_rx_inflate(p);
+    if (s.inflate && s.rx->stripe().compressed_session()) return pipe_rx_inflate(p);
     unsigned work = 0;
     pipeio::Completion c;
     while (s.writer->poll_done(c)) {
@@ -246,16 +246,19 @@ unsigned Impl::session_poll(uint64_t now) {
     for (auto &w : workers) {
         unsigned n;
         while ((n = rte_ring_sc_dequeue_burst_elem(w->reports, reps, sizeof(session::LegReport), 64, nullptr)) > 0) {
+            // Full duplex: accepted connections are the RxCore's, those
+            // opened by CONNECT the TxCore's (the handle says which).
             for (unsigned i = 0; i < n; i++) {
-                if (s.tx)
-                    s.tx->on_report(reps[i], now);
-                else
+                if (s.rx && (!s.tx || session::handle_accepted(reps[i].handle)))
                     s.rx->on_report(reps[i], now);
+                else
+                    s.tx->on_report(reps[i], now);
             }
             work += n;
         }
     }
-    work += s.tx ? pipe_tx(*this, now) : pipe_rx(*this);
+    if (s.tx) work += pipe_tx(*this, now);
+    if (s.rx) work += pipe_rx(*this);
     if (o.chaos && s.tx && s.tx->state() == session::State::RUNNING) {
         const auto &st = s.tx->stripe().stats();
         // New chunks only: counting re-sends too, chaos 2 could break every
@@ -278,27 +281,37 @@ unsigned Impl::session_poll(uint64_t now) {
             }
         }
     }
-    const uint64_t dl = s.tx ? s.tx->next_deadline() : s.rx->next_deadline();
+    const uint64_t dl = std::min(s.tx ? s.tx->next_deadline() : UINT64_MAX, s.rx ? s.rx->next_deadline() : UINT64_MAX);
     if (work || now >= dl) {
-        if (s.tx)
-            s.tx->poll(now);
-        else
+        if (s.tx) s.tx->poll(now);
+        if (s.rx) {
             s.rx->poll(now);
-        if (s.rx) work += pipe_rx(*this); // output verified by this poll
+            work += pipe_rx(*this); // output verified by this poll
+        }
     }
     if (now >= s.next_publish || table.load(std::memory_order_relaxed)) {
         s.next_publish = now + 100'000;
         publish(now, false);
     }
-    const char *lm = s.tx ? s.tx->last_leg_message() : s.rx->last_leg_message();
-    if (o.verbose && lm && *lm && s.last_leg_msg != lm) {
-        s.last_leg_msg = lm;
-        std::fprintf(stderr, "dpdk-millipede %s: %s\n", who(), lm);
+    if (o.verbose) {
+        // Each direction's leg events under its own name (duplex: both).
+        const char *tlm = s.tx ? s.tx->last_leg_message() : nullptr;
+        const char *rlm = s.rx ? s.rx->last_leg_message() : nullptr;
+        if (tlm && *tlm && s.last_leg_msg != tlm) {
+            s.last_leg_msg = tlm;
+            std::fprintf(stderr, "dpdk-millipede tx: %s\n", tlm);
+        }
+        if (rlm && *rlm && s.last_rx_leg_msg != rlm) {
+            s.last_rx_leg_msg = rlm;
+            std::fprintf(stderr, "dpdk-millipede rx: %s\n", rlm);
+        }
     }
     return work;
 }
 
 // True when the transfer is over, one way or the other (status/message set).
+// Full duplex: over when both directions are done, or at once when either
+// fails (the `fail` line names the direction).
 bool Impl::session_finished(uint64_t now) {
     Session &s = session;
     if (!fail.empty()) return true;
@@ -306,42 +319,77 @@ bool Impl::session_finished(uint64_t now) {
         fail = "interrupted";
         return true;
     }
-    uint64_t segs = 0;
-    for (auto &w : workers) segs += w->pub.segments_in.load(std::memory_order_relaxed);
-    const uint64_t mark = s.tx ? s.tx->stripe().stats().chunks_acked + s.tx->stripe().bytes_in() + segs
-                               : segs + s.rx->stripe().stats().bytes_out;
-    if (mark != s.last_mark) {
-        s.last_mark = mark;
-        s.last_progress_us = now;
-    }
-    if (s.tx) {
-        session::TxCore &tx = *s.tx;
-        if (tx.state() == session::State::FAILED) {
-            if (!s.done_at) s.done_at = now;
-            if (tx.finished() || now - s.done_at > 200'000) { // let the RSTs go out
-                fail = tx.message();
-                const char *l = tx.last_leg_message();
-                if (l && *l && std::strstr(fail.c_str(), "no leg") != nullptr)
-                    fail += std::string(" (is dpdk-millipede rx listening there? last leg event: ") + l + ")";
-                return true;
-            }
-        } else if (tx.state() == session::State::DONE) {
-            if (!s.done_at) s.done_at = now;
-            if (tx.finished()) return true;
-        } else if (o.stall_timeout_us && now - s.last_progress_us > o.stall_timeout_us) {
-            fail = "no progress for " + std::to_string(o.stall_timeout_us / 1'000'000) +
-                   " s; giving up (last leg event: " + std::string(tx.last_leg_message()) + ")";
+    std::string why;
+    bool all_done = true;
+    if (s.tx && !s.txe.over) {
+        const Outcome t = tx_outcome(now, why);
+        if (t == Outcome::Failed) {
+            fail = o.duplex ? "tx: " + why : why;
             return true;
         }
-        return false;
+        if (t == Outcome::Done) s.txe.over = true;
+        else all_done = false;
+    }
+    if (s.rx && !s.rxe.over) {
+        const Outcome r = rx_outcome(now, why);
+        if (r == Outcome::Failed) {
+            fail = o.duplex ? "rx: " + why : why;
+            return true;
+        }
+        if (r == Outcome::Done) s.rxe.over = true;
+        else all_done = false;
+    }
+    return all_done;
+}
+
+Impl::Outcome Impl::tx_outcome(uint64_t now, std::string &why) {
+    Session &s = session;
+    Session::DirectionEnd &e = s.txe;
+    uint64_t segs = 0;
+    for (auto &w : workers) segs += w->pub.segments_in.load(std::memory_order_relaxed);
+    const uint64_t mark = s.tx->stripe().stats().chunks_acked + s.tx->stripe().bytes_in() + segs;
+    if (mark != e.last_mark) {
+        e.last_mark = mark;
+        e.last_progress_us = now;
+    }
+    session::TxCore &tx = *s.tx;
+    if (tx.state() == session::State::FAILED) {
+        if (!e.done_at) e.done_at = now;
+        if (tx.finished() || now - e.done_at > 200'000) { // let the RSTs go out
+            why = tx.message();
+            const char *l = tx.last_leg_message();
+            if (l && *l && std::strstr(why.c_str(), "no leg") != nullptr)
+                why += std::string(" (is dpdk-millipede rx listening there? last leg event: ") + l + ")";
+            return Outcome::Failed;
+        }
+    } else if (tx.state() == session::State::DONE) {
+        if (!e.done_at) e.done_at = now;
+        if (tx.finished()) return Outcome::Done;
+    } else if (o.stall_timeout_us && now - e.last_progress_us > o.stall_timeout_us) {
+        why = "no progress for " + std::to_string(o.stall_timeout_us / 1'000'000) +
+              " s; giving up (last leg event: " + std::string(tx.last_leg_message()) + ")";
+        return Outcome::Failed;
+    }
+    return Outcome::Running;
+}
+
+Impl::Outcome Impl::rx_outcome(uint64_t now, std::string &why) {
+    Session &s = session;
+    Session::DirectionEnd &e = s.rxe;
+    uint64_t segs = 0;
+    for (auto &w : workers) segs += w->pub.segments_in.load(std::memory_order_relaxed);
+    const uint64_t mark = segs + s.rx->stripe().stats().bytes_out;
+    if (mark != e.last_mark) {
+        e.last_mark = mark;
+        e.last_progress_us = now;
     }
     session::RxCore &rx = *s.rx;
     if (rx.stats().accepted) s.saw_sender = true;
     if (rx.state() == session::State::FAILED) {
-        if (!s.done_at) s.done_at = now;
-        if (rx.finished() || now - s.done_at > 2'000'000) {
-            fail = rx.message();
-            return true;
+        if (!e.done_at) e.done_at = now;
+        if (rx.finished() || now - e.done_at > 2'000'000) {
+            why = rx.message();
+            return Outcome::Failed;
         }
     } else if (rx.state() == session::State::DONE) {
         // finished(): the sender closed its legs after its end
@@ -349,10 +397,10 @@ bool Impl::session_finished(uint64_t now) {
         // draining is counted as "closed mid-stream" and finished() then
         // waits for the linger: no connection left after DONE means nobody
         // is left to serve either.
-        if (s.writer_done && (rx.finished() || rx.connections() == 0)) return true;
+        if (s.writer_done && (rx.finished() || rx.connections() == 0)) return Outcome::Done;
         if (s.writer->state() == pipeio::WriterState::FAILED) {
-            fail = std::string("writing stdout: ") + s.writer->message();
-            return true;
+            why = std::string("writing stdout: ") + s.writer->message();
+            return Outcome::Failed;
         }
     } else {
         // A refused sender (checkphrase, foreign session) before any session
@@ -364,20 +412,20 @@ bool Impl::session_finished(uint64_t now) {
         }
         if (s.refused_at && rx.stripe().session_id() == 0 &&
             (rx.connections() == 0 || now - s.refused_at > 2'000'000) && now - s.refused_at > 200'000) {
-            fail = std::string("refused the sender: ") + rx.last_leg_message();
-            return true;
+            why = std::string("refused the sender: ") + rx.last_leg_message();
+            return Outcome::Failed;
         }
         if (o.wait_us && !s.saw_sender && now - s.t_start > o.wait_us) {
-            fail = "no sender connected within " + std::to_string(o.wait_us / 1'000'000) + " s";
-            return true;
+            why = "no sender connected within " + std::to_string(o.wait_us / 1'000'000) + " s";
+            return Outcome::Failed;
         }
-        if (s.saw_sender && o.stall_timeout_us && now - s.last_progress_us > o.stall_timeout_us) {
-            fail = "no progress for " + std::to_string(o.stall_timeout_us / 1'000'000) +
-                   " s; the sender went away (last leg event: " + std::string(rx.last_leg_message()) + ")";
-            return true;
+        if (s.saw_sender && o.stall_timeout_us && now - e.last_progress_us > o.stall_timeout_us) {
+            why = "no progress for " + std::to_string(o.stall_timeout_us / 1'000'000) +
+                  " s; the sender went away (last leg event: " + std::string(rx.last_leg_message()) + ")";
+            return Outcome::Failed;
         }
     }
-    return false;
+    return Outcome::Running;
 }
 
 // Fills the snapshot the user-facing side reads (progress line, SIGUSR1
@@ -401,12 +449,19 @@ void Impl::publish(uint64_t now, bool final) {
     const double dt = ss.last_pub_t && new_interval ? (now - ss.last_pub_t) / 1e6 : 0;
     sn.valid = true;
     sn.tx = o.tx;
+    sn.duplex = o.duplex;
     sn.final = final;
     sn.elapsed_us = now - ss.t_start;
-    // (A compressed session's rx: the stream bytes stdout took, not the payload's.)
-    sn.bytes = ss.tx                                   ? ss.tx->stripe().bytes_in()
-               : ss.rx->stripe().compressed_session() ? ss.writer->stats().bytes.load(std::memory_order_relaxed)
-                                                       : ss.rx->stripe().stats().bytes_out;
+    // The main figures are the sending direction's (duplex: rx_bytes and
+    // rx_state add the receiving one's). A compressed session's rx counts
+    // the stream bytes stdout took, not the payload's.
+    const auto rx_out = [&ss]() -> uint64_t {
+        return ss.rx->stripe().compressed_session() ? ss.writer->stats().bytes.load(std::memory_order_relaxed)
+                                                    : ss.rx->stripe().stats().bytes_out;
+    };
+    sn.bytes = ss.tx ? ss.tx->stripe().bytes_in() : rx_out();
+    sn.rx_bytes = ss.rx ? rx_out() : 0;
+    sn.rx_state = ss.rx ? session::state_name(ss.rx->state()) : "";
     sn.size = o.size_given || (o.tx && o.prbs) ? o.size : 0;
     if (dt > 0) sn.rate_mbs = (sn.bytes - ss.last_pub_bytes) / dt / 1e6;
     if (final && sn.elapsed_us) sn.rate_mbs = sn.bytes / (sn.elapsed_us / 1e6) / 1e6;
@@ -420,58 +475,64 @@ void Impl::publish(uint64_t now, bool final) {
         refd += w->pub.bytes_referenced.load(std::memory_order_relaxed);
         misdel += w->pub.misdelivered.load(std::memory_order_relaxed);
     }
-    copied += ss.tx ? ss.tx->stripe().stats().bytes_copied : ss.rx->stripe().stats().bytes_copied;
-    if (ss.tx && ss.codec) copied += ss.codec->stats().copied.load(std::memory_order_relaxed); // deflate's copy-back
+    if (ss.tx) copied += ss.tx->stripe().stats().bytes_copied;
+    if (ss.rx) copied += ss.rx->stripe().stats().bytes_copied;
+    if (ss.tx && ss.deflate) copied += ss.deflate->stats().copied.load(std::memory_order_relaxed); // deflate's copy-back
     sn.injected_drops = injected;
     sn.segments_in = segs;
-    sn.bad_segments = bad;
     sn.bytes_copied = copied;
+    sn.bad_segments = bad;
     sn.bytes_referenced = refd;
     sn.misdelivered = misdel;
     sn.nstreams = 0;
     sn.legs_up = 0;
-    const uint32_t slots = ss.tx ? ss.tx->legs() : std::min<uint32_t>(ss.rx->legs(), stats::TransferSnapshot::kMaxStreams);
-    sn.legs = ss.tx ? slots : 0;
-    for (uint32_t i = 0; i < slots && i < stats::TransferSnapshot::kMaxStreams; i++) {
-        const session::ConnHandle h = ss.tx ? ss.tx->leg_handle(i) : ss.rx->leg_handle(i);
-        const tcp::Endpoints *ep = ss.tx ? ss.tx->leg_endpoints(i) : ss.rx->leg_endpoints(i);
-        if (!h || !ep) {
-            ss.leg_prev_bytes[i] = 0;
-            ss.leg_rate[i] = 0;
-            continue;
+    sn.legs = ss.tx ? ss.tx->legs() : 0;
+    // One row per connection: the tx legs first, then (rx, duplex) the
+    // accepted ones; a row's rate is kept by its position in the table.
+    auto rows = [&](bool sending) {
+        const uint32_t slots = sending ? ss.tx->legs() : ss.rx->legs();
+        for (uint32_t i = 0; i < slots && sn.nstreams < stats::TransferSnapshot::kMaxStreams; i++) {
+            const uint32_t pos = sn.nstreams;
+            const session::ConnHandle h = sending ? ss.tx->leg_handle(i) : ss.rx->leg_handle(i);
+            const tcp::Endpoints *ep = sending ? ss.tx->leg_endpoints(i) : ss.rx->leg_endpoints(i);
+            if (!h || !ep) continue;
+            LegRow row;
+            const uint32_t wi = session::handle_host(h);
+            if (wi < workers.size()) {
+                std::lock_guard<std::mutex> g(workers[wi]->legs.m);
+                for (uint32_t k = 0; k < workers[wi]->legs.n; k++)
+                    if (workers[wi]->legs.rows[k].handle == h) row = workers[wi]->legs.rows[k];
+            }
+            stats::StreamRow &r = sn.streams[sn.nstreams++];
+            r.leg = i;
+            r.local_ip = ep->local_ip.v4_host_order();
+            r.remote_ip = ep->remote_ip.v4_host_order();
+            r.local_port = ep->local_port;
+            r.remote_port = ep->remote_port;
+            const PortState *p = port_for_local(r.local_ip);
+            r.port_id = p ? p->id : 0;
+            // A leg the worker has not published yet: what the session knows.
+            r.state = row.handle ? row.state : sending ? core_leg_state_name(ss.tx->leg_state(i)) : "ESTABLISHED";
+            r.bytes = sending ? row.bytes_acked : row.bytes_received;
+            if (new_interval) {
+                ss.leg_rate[pos] =
+                    dt > 0 && r.bytes >= ss.leg_prev_bytes[pos] ? (r.bytes - ss.leg_prev_bytes[pos]) / dt / 1e6 : 0;
+                ss.leg_prev_bytes[pos] = r.bytes;
+            }
+            r.rate_mbs = ss.leg_rate[pos];
+            r.cwnd = row.cwnd;
+            r.srtt_us = row.srtt_us;
+            r.retransmits = row.retransmits;
+            if (sending && std::strcmp(r.state, "ESTABLISHED") == 0) sn.legs_up++;
+            if (!sending && !ss.tx && std::strcmp(r.state, "ESTABLISHED") == 0) sn.legs_up++;
         }
-        LegRow row;
-        const uint32_t wi = session::handle_host(h);
-        if (wi < workers.size()) {
-            std::lock_guard<std::mutex> g(workers[wi]->legs.m);
-            for (uint32_t k = 0; k < workers[wi]->legs.n; k++)
-                if (workers[wi]->legs.rows[k].handle == h) row = workers[wi]->legs.rows[k];
-        }
-        stats::StreamRow &r = sn.streams[sn.nstreams++];
-        r.leg = i;
-        r.local_ip = ep->local_ip.v4_host_order();
-        r.remote_ip = ep->remote_ip.v4_host_order();
-        r.local_port = ep->local_port;
-        r.remote_port = ep->remote_port;
-        const PortState *p = port_for_local(r.local_ip);
-        r.port_id = p ? p->id : 0;
-        // A leg the worker has not published yet: what the session knows.
-        r.state = row.handle ? row.state : ss.tx ? core_leg_state_name(ss.tx->leg_state(i)) : "ESTABLISHED";
-        r.bytes = ss.tx ? row.bytes_acked : row.bytes_received;
-        if (new_interval) {
-            ss.leg_rate[i] = dt > 0 && r.bytes >= ss.leg_prev_bytes[i] ? (r.bytes - ss.leg_prev_bytes[i]) / dt / 1e6 : 0;
-            ss.leg_prev_bytes[i] = r.bytes;
-        }
-        r.rate_mbs = ss.leg_rate[i];
-        r.cwnd = row.cwnd;
-        r.srtt_us = row.srtt_us;
-        r.retransmits = row.retransmits;
-        if (std::strcmp(r.state, "ESTABLISHED") == 0) sn.legs_up++;
-    }
+    };
+    if (ss.tx) rows(true);
+    if (ss.rx) rows(false);
     if (ss.tx) {
         sn.chunks_sent = ss.tx->stripe().stats().chunks_sent;
         sn.chunks_resent = ss.tx->stripe().stats().chunks_resent;
-        sn.legs_lost = ss.tx->stats().legs_lost;
+        sn.legs_lost = ss.tx->stats().legs_lost + (ss.rx ? ss.rx->stats().legs_lost : 0);
     } else {
         sn.chunks_sent = 0;
         sn.chunks_resent = 0;
@@ -559,7 +620,7 @@ void Impl::report_final() {
                          (unsigned long)w->neigh_handoffs, (unsigned long)h.connects, (unsigned long)h.accepted,
                          (unsigned long)h.watchdog_kills, (unsigned long)h.retired,
                          (unsigned long)h.reports_deferred);
-            if (!o.tx) {
+            if (receives()) {
                 const tcp::ListenerStats ls = w->host->listener_stats();
                 std::fprintf(stderr,
                              "dpdk-millipede rx: worker %u: listener syns %lu syn_acks %lu syn_cookies_sent %lu "
@@ -590,7 +651,8 @@ void Impl::report_final() {
                                  "free buffer\n",
                          s.reader->message(), (unsigned long)s.reader->stats().bytes.load(),
                          (unsigned long)s.reader->stats().chunks.load(), (unsigned long)s.reader->stats().pool_waits.load());
-        } else {
+        }
+        if (s.rx) {
             std::fprintf(stderr,
                          "dpdk-millipede rx: session %s, stripe: next chunk %lu, %lu bytes buffered, %lu delivered, "
                          "%lu out; writer %lu bytes in flight, end %s\n",
@@ -600,18 +662,20 @@ void Impl::report_final() {
                          (unsigned long)s.rx->stripe().stats().bytes_out, (unsigned long)s.inflight,
                          s.end_submitted ? (s.writer_done ? "written" : "submitted") : "not yet");
         }
-        if (s.codec && (s.tx || s.rx->stripe().compressed_session())) {
-            const auto &cs = s.codec->stats();
+        // tx: stream bytes in, payload bytes out; rx the other way round.
+        const auto codec_line = [](const char *side, const pipeio::CodecPool &pool, bool deflating) {
+            const auto &cs = pool.stats();
             const uint64_t in = cs.bytes_in.load(), out = cs.bytes_out.load();
-            // tx: stream bytes in, payload bytes out; rx the other way round.
-            const uint64_t stream = s.tx ? in : out, payload = s.tx ? out : in;
+            const uint64_t stream = deflating ? in : out, payload = deflating ? out : in;
             std::fprintf(stderr,
                          "dpdk-millipede %s: compress: %lu stream bytes as %lu payload bytes (ratio %.3f), %lu chunks, "
                          "%lu of them raw (did not shrink)\n",
-                         who(), (unsigned long)stream, (unsigned long)payload,
+                         side, (unsigned long)stream, (unsigned long)payload,
                          payload ? double(stream) / double(payload) : 0.0, (unsigned long)cs.jobs.load(),
                          (unsigned long)cs.raw.load());
-        }
+        };
+        if (s.tx && s.deflate) codec_line("tx", *s.deflate, true);
+        if (s.rx && s.inflate && s.rx->stripe().compressed_session()) codec_line("rx", *s.inflate, false);
         if (s.tx)
             std::fprintf(stderr,
                          "dpdk-millipede tx: connects %lu connect_failures %lu legs_lost %lu resent %lu recycled %lu "
@@ -620,19 +684,19 @@ void Impl::report_final() {
                          (unsigned long)s.tx->stats().legs_lost, (unsigned long)s.tx->stripe().stats().chunks_resent,
                          (unsigned long)s.tx->stripe().stats().legs_recycled, (unsigned long)s.chaos_breaks);
     }
+    // Success needs every direction this process runs: tx's end
+    // acknowledged (native) and rx's end written to stdout.
     status = 1;
+    const bool tx_ok = !s.tx || (s.tx->state() == session::State::DONE && (o.compat || s.tx->confirmed()));
+    const bool rx_ok = !s.rx || (s.rx->state() == session::State::DONE && s.writer_done);
     if (!fail.empty()) {
         message = fail;
-    } else if (s.tx) {
-        if (s.tx->state() != session::State::DONE || (!o.compat && !s.tx->confirmed()))
-            message = s.tx->message();
-        else
-            status = 0, message = s.tx->message();
+    } else if (o.duplex) {
+        message = std::string("tx: ") + s.tx->message() + "; rx: " + s.rx->message();
+        if (tx_ok && rx_ok) status = 0;
     } else {
-        if (s.rx->state() != session::State::DONE || !s.writer_done)
-            message = s.rx->message();
-        else
-            status = 0, message = s.rx->message();
+        message = s.tx ? s.tx->message() : s.rx->message();
+        if (tx_ok && rx_ok) status = 0;
     }
     if (status != 0) {
         std::fprintf(stderr, "dpdk-millipede %s: %s\n", who(), message.c_str());

@@ -283,13 +283,10 @@ bool Impl::setup_workers(std::string &err) {
         // oracle caught one with 4 workers), and dead legs are the
         // watchdog's job there.
         hc.tcp.rack = o.cc == tcp::CongestionAlgo::Bbr;
-        if (o.tx) {
-            const session::TxConfig tdef;
-            hc.tcp.keepalive_idle_us = tdef.tcp.keepalive_idle_us;
-            hc.tcp.keepalive_interval_us = tdef.tcp.keepalive_interval_us;
-            hc.tcp.keepalive_probes = tdef.tcp.keepalive_probes;
-            hc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);
-        } else {
+        // Full duplex: one host serves both kinds of connection, its
+        // opened legs watched as a sender's, its accepted ones as a
+        // receiver's; keep-alive is the sender's (the shorter) for both.
+        if (receives()) {
             const session::RxConfig rdef;
             hc.tcp.keepalive_idle_us = rdef.tcp.keepalive_idle_us;
             hc.tcp.keepalive_interval_us = rdef.tcp.keepalive_interval_us;
@@ -298,6 +295,15 @@ bool Impl::setup_workers(std::string &err) {
             for (auto &p : ports)
                 for (const auto &a : p->addrs) hc.listen_ips.push_back(tcp::IpAddr::v4(a.addr));
             hc.listen_port = o.listen_port;
+        }
+        if (sends()) {
+            const session::TxConfig tdef;
+            hc.tcp.keepalive_idle_us = tdef.tcp.keepalive_idle_us;
+            hc.tcp.keepalive_interval_us = tdef.tcp.keepalive_interval_us;
+            hc.tcp.keepalive_probes = tdef.tcp.keepalive_probes;
+            if (o.duplex) hc.accepted_watchdog = hc.watchdog;
+            hc.watchdog = session::Watchdog{};
+            hc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);
         }
         bool all_tcp_offload = true;
         for (auto &p : ports) all_tcp_offload &= p->tx_tcp_offload;
@@ -339,138 +345,157 @@ bool Impl::setup_session(std::string &err) {
     Session &s = session;
     s.out.plane = this;
     s.out.balancer = std::make_unique<flow::Balancer>(flow::Policy::Busy, plan.workers);
-    tcp::SeededRandom seed(rte_get_tsc_cycles() ^ (uint64_t(getpid()) << 32));
-    auto rng = [seed]() mutable { return seed(); };
     try {
-        if (o.tx) {
-            session::TxConfig tc;
-            const uint32_t nd = static_cast<uint32_t>(o.dests.size());
-            const uint32_t threads = o.threads ? o.threads : std::min<uint32_t>(64, 2 * nd);
-            for (uint32_t d = 0; d < nd; d++) {
-                const TxDestination &dst = o.dests[d];
-                uint32_t local = 0;
-                for (auto &p : ports)
-                    for (const auto &a : p->addrs)
-                        if (!local && a.on_link(dst.addr)) local = a.addr;
-                if (!local) {
-                    err = "tx " + net::format_ipv4(dst.addr) + " " + std::to_string(dst.port) +
-                          ": no --ip subnet contains this address (no routing: give a port an address on its network)";
-                    return false;
-                }
-                const uint32_t k = threads / nd + (d < threads % nd ? 1 : 0);
-                for (uint32_t j = 0; j < k; j++)
-                    tc.legs.push_back(session::LegSpec{tcp::IpAddr::v4(local), 0, tcp::IpAddr::v4(dst.addr), dst.port});
-            }
-            tc.tcp.send_buffer = kSendBuffer;
-            tc.stripe.codec = o.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
-            tc.stripe.chunk_bytes = o.chunk_bytes;
-            const uint32_t chunks = std::max<uint32_t>(16, std::min<uint32_t>(64, (32u << 20) / o.chunk_bytes));
-            tc.stripe.max_chunks_in_flight = chunks;
-            std::memcpy(tc.stripe.checkphrase, o.checkphrase, 4);
-            tc.stripe.flush_partial_us = 5'000;
-            tc.stripe.no_leg_timeout_us = o.connect_timeout_us;
-            tc.stripe.compat_checksums = o.checksum;
-            tc.stripe.parity_k = o.parity;
-            tc.stripe.external_chunks = true;
-            if (o.keyed) {
-                // The session id is part of every chunk's nonce and AAD: it
-                // comes from the kernel's generator, not the TSC-seeded one.
-                if (getrandom(&tc.stripe.session_id, sizeof tc.stripe.session_id, 0) != sizeof tc.stripe.session_id) {
-                    err = "key: cannot draw a random session id (getrandom failed)";
-                    return false;
-                }
-                if (!tc.stripe.session_id) tc.stripe.session_id = 1;
-                if (!make_aead(err)) return false;
-                tc.stripe.aead = s.aead.get();
-            }
-            tc.stripe.release_chunk = [](void *, uint64_t ref) { chunk_release(ref); };
-            tc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);
-            s.chunks = ChunkPool::create(ring_name("chunks", 0), chunks, o.chunk_bytes,
-                                         port::port_socket(ports[0]->id), err);
-            if (!s.chunks) return false;
-            if (o.compress) tc.stripe.features |= stripe::kFeatureCompress; // asked for in every hello
-            s.tx = std::make_unique<session::TxCore>(tc, s.out, rng);
-            // With a key each chunk carries its 16-byte tag after the input
-            // bytes, sealed in place in the chunk buffer: read less per chunk.
-            const uint32_t input_per_chunk = o.keyed ? o.chunk_bytes - uint32_t(stripe::kAeadTagBytes) : o.chunk_bytes;
-            if (o.leglimit) s.limit_bytes = o.leglimit * uint64_t(input_per_chunk);
-            pipeio::ReaderConfig rc;
-            rc.source = o.prbs ? pipeio::ReaderSource::PRBS : pipeio::ReaderSource::FD;
-            rc.fd = 0;
-            rc.chunk_bytes = o.chunk_bytes;
-            rc.tail_room = o.chunk_bytes - input_per_chunk;
-            rc.chunks = chunks;
-            rc.memory = s.chunks->memory(); // stdin lands in hugepages the segments point at
-            rc.prbs_seed = o.prbs_seed;
-            rc.prbs_bytes = o.size;
-            rc.cpus = node_cpus(port::port_socket(ports[0]->id));
-            if (o.charmode) rc.flush_idle_us = 0; // each read leaves as it is: latency first
-            s.rate = session::RateLimiter(o.rate);
-            // The stripe's CRCs on the reader thread, over each piece just
-            // read (in L2): the session lcore reads none of the bytes.
-            rc.on_piece = [](void *ctx, pipeio::Chunk &c, const uint8_t *p, size_t n) {
-                auto *running = static_cast<uint64_t *>(ctx);
-                c.sums[0] = stripe::crc32c(p, n, static_cast<uint32_t>(c.sums[0]));
-                *running = stripe::crc64(p, n, *running);
-                c.sums[1] = *running;
-            };
-            rc.on_piece_ctx = &s.reader_digest;
-            s.reader_sums = rc.on_piece != nullptr;
-            s.reader = std::make_unique<pipeio::PipeReader>(rc);
-            s.by_index.assign(chunks, nullptr);
-            if (o.compress) {
-                pipeio::CodecPoolConfig cc;
-                cc.kind = pipeio::CodecKind::COMPRESS;
-                cc.threads = o.compress_threads;
-                cc.max_chunk_bytes = o.chunk_bytes;
-                cc.depth = 2;
-                cc.cpus = rc.cpus;
-                s.codec = std::make_unique<pipeio::CodecPool>(cc);
-            }
-        } else {
-            session::RxConfig rc;
-            for (auto &p : ports)
-                for (const auto &a : p->addrs) rc.local_ips.push_back(tcp::IpAddr::v4(a.addr));
-            rc.port = o.listen_port;
-            rc.tcp.send_buffer = kSendBuffer;
-            rc.stripe.codec = o.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
-            rc.stripe.max_legs = 64;
-            rc.stripe.max_chunk_bytes = 2u << 20;
-            rc.stripe.window_chunks = 32;
-            // Compressed chunks are always accepted in the native format:
-            // the sender decides (`compress`); the pool idles otherwise.
-            if (!o.compat) rc.stripe.features |= stripe::kFeatureCompress;
-            std::memcpy(rc.stripe.checkphrase, o.checkphrase, 4);
-            if (o.keyed) {
-                if (!make_aead(err)) return false;
-                rc.stripe.aead = s.aead.get();
-            }
-            rc.linger_us = 3'000'000; // serve a sender whose end acknowledgement was lost; then exit
-            s.rx = std::make_unique<session::RxCore>(rc, s.out);
-            pipeio::WriterConfig wc;
-            wc.sink = o.prbs ? pipeio::WriterSink::PRBS_VERIFY : pipeio::WriterSink::FD;
-            wc.fd = 1;
-            wc.prbs_seed = o.prbs_seed;
-            wc.cpus = node_cpus(port::port_socket(ports[0]->id));
-            s.writer = std::make_unique<pipeio::PipeWriter>(wc);
-            if (!o.compat) {
-                pipeio::CodecPoolConfig cc;
-                cc.kind = pipeio::CodecKind::DECOMPRESS;
-                cc.threads = o.compress_threads;
-                cc.max_chunk_bytes = rc.stripe.max_chunk_bytes;
-                cc.depth = 2;
-                cc.cpus = wc.cpus;
-                s.codec = std::make_unique<pipeio::CodecPool>(cc);
-                // One buffer per job in the pool and two more for the writer.
-                s.inflate_slots = s.codec->capacity() + 2;
-                s.inflate_bytes = rc.stripe.max_chunk_bytes;
-                s.inflate_mem.reset(new uint8_t[size_t(s.inflate_slots) * s.inflate_bytes]);
-                s.inflate_payload.assign(s.inflate_slots, 0);
-            }
-        }
+        if (sends() && !setup_tx_session(err)) return false;
+        if (receives() && !setup_rx_session(err)) return false;
     } catch (const std::exception &e) {
         err = e.what();
         return false;
+    }
+    return true;
+}
+
+// stdin -> the TxCore's legs to every `tx HOST PORT`.
+bool Impl::setup_tx_session(std::string &err) {
+    Session &s = session;
+    tcp::SeededRandom seed(rte_get_tsc_cycles() ^ (uint64_t(getpid()) << 32));
+    auto rng = [seed]() mutable { return seed(); };
+    session::TxConfig tc;
+    const uint32_t nd = static_cast<uint32_t>(o.dests.size());
+    const uint32_t threads = o.threads ? o.threads : std::min<uint32_t>(64, 2 * nd);
+    for (uint32_t d = 0; d < nd; d++) {
+        const TxDestination &dst = o.dests[d];
+        uint32_t local = 0;
+        for (auto &p : ports)
+            for (const auto &a : p->addrs)
+                if (!local && a.on_link(dst.addr)) local = a.addr;
+        if (!local) {
+            err = "tx " + net::format_ipv4(dst.addr) + " " + std::to_string(dst.port) +
+                  ": no --ip subnet contains this address (no routing: give a port an address on its network)";
+            return false;
+        }
+        const uint32_t k = threads / nd + (d < threads % nd ? 1 : 0);
+        for (uint32_t j = 0; j < k; j++)
+            tc.legs.push_back(session::LegSpec{tcp::IpAddr::v4(local), 0, tcp::IpAddr::v4(dst.addr), dst.port});
+    }
+    // Full duplex: our legs' local ports never take the port we listen on
+    // (a SYN to it is a new rx flow; one of ours would be a tx leg).
+    if (receives() && o.listen_port >= tc.ephemeral_first && o.listen_port <= tc.ephemeral_last) {
+        if (o.listen_port - tc.ephemeral_first >= tc.ephemeral_last - o.listen_port)
+            tc.ephemeral_last = static_cast<uint16_t>(o.listen_port - 1);
+        else
+            tc.ephemeral_first = static_cast<uint16_t>(o.listen_port + 1);
+    }
+    tc.tcp.send_buffer = kSendBuffer;
+    tc.stripe.codec = o.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
+    tc.stripe.chunk_bytes = o.chunk_bytes;
+    const uint32_t chunks = std::max<uint32_t>(16, std::min<uint32_t>(64, (32u << 20) / o.chunk_bytes));
+    tc.stripe.max_chunks_in_flight = chunks;
+    std::memcpy(tc.stripe.checkphrase, o.checkphrase, 4);
+    tc.stripe.flush_partial_us = 5'000;
+    tc.stripe.no_leg_timeout_us = o.connect_timeout_us;
+    tc.stripe.compat_checksums = o.checksum;
+    tc.stripe.parity_k = o.parity;
+    tc.stripe.external_chunks = true;
+    if (o.keyed) {
+        // The session id is part of every chunk's nonce and AAD: it
+        // comes from the kernel's generator, not the TSC-seeded one.
+        if (getrandom(&tc.stripe.session_id, sizeof tc.stripe.session_id, 0) != sizeof tc.stripe.session_id) {
+            err = "key: cannot draw a random session id (getrandom failed)";
+            return false;
+        }
+        if (!tc.stripe.session_id) tc.stripe.session_id = 1;
+        if (!make_aead(err)) return false;
+        tc.stripe.aead = s.aead.get();
+    }
+    tc.stripe.release_chunk = [](void *, uint64_t ref) { chunk_release(ref); };
+    tc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);
+    s.chunks = ChunkPool::create(ring_name("chunks", 0), chunks, o.chunk_bytes,
+                                 port::port_socket(ports[0]->id), err);
+    if (!s.chunks) return false;
+    if (o.compress) tc.stripe.features |= stripe::kFeatureCompress; // asked for in every hello
+    s.tx = std::make_unique<session::TxCore>(tc, s.out, rng);
+    // With a key each chunk carries its 16-byte tag after the input
+    // bytes, sealed in place in the chunk buffer: read less per chunk.
+    const uint32_t input_per_chunk = o.keyed ? o.chunk_bytes - uint32_t(stripe::kAeadTagBytes) : o.chunk_bytes;
+    if (o.leglimit) s.limit_bytes = o.leglimit * uint64_t(input_per_chunk);
+    pipeio::ReaderConfig rc;
+    rc.source = o.prbs ? pipeio::ReaderSource::PRBS : pipeio::ReaderSource::FD;
+    rc.fd = 0;
+    rc.chunk_bytes = o.chunk_bytes;
+    rc.tail_room = o.chunk_bytes - input_per_chunk;
+    rc.chunks = chunks;
+    rc.memory = s.chunks->memory(); // stdin lands in hugepages the segments point at
+    rc.prbs_seed = o.prbs_seed;
+    rc.prbs_bytes = o.size;
+    rc.cpus = node_cpus(port::port_socket(ports[0]->id));
+    if (o.charmode) rc.flush_idle_us = 0; // each read leaves as it is: latency first
+    s.rate = session::RateLimiter(o.rate);
+    // The stripe's CRCs on the reader thread, over each piece just
+    // read (in L2): the session lcore reads none of the bytes.
+    rc.on_piece = [](void *ctx, pipeio::Chunk &c, const uint8_t *p, size_t n) {
+        auto *running = static_cast<uint64_t *>(ctx);
+        c.sums[0] = stripe::crc32c(p, n, static_cast<uint32_t>(c.sums[0]));
+        *running = stripe::crc64(p, n, *running);
+        c.sums[1] = *running;
+    };
+    rc.on_piece_ctx = &s.reader_digest;
+    s.reader_sums = rc.on_piece != nullptr;
+    s.reader = std::make_unique<pipeio::PipeReader>(rc);
+    s.by_index.assign(chunks, nullptr);
+    if (o.compress) {
+        pipeio::CodecPoolConfig cc;
+        cc.kind = pipeio::CodecKind::COMPRESS;
+        cc.threads = o.compress_threads;
+        cc.max_chunk_bytes = o.chunk_bytes;
+        cc.depth = 2;
+        cc.cpus = rc.cpus;
+        s.deflate = std::make_unique<pipeio::CodecPool>(cc);
+    }
+    return true;
+}
+
+// Connections accepted on `rx PORT` -> the RxCore -> stdout.
+bool Impl::setup_rx_session(std::string &err) {
+    Session &s = session;
+    session::RxConfig rc;
+    for (auto &p : ports)
+        for (const auto &a : p->addrs) rc.local_ips.push_back(tcp::IpAddr::v4(a.addr));
+    rc.port = o.listen_port;
+    rc.tcp.send_buffer = kSendBuffer;
+    rc.stripe.codec = o.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
+    rc.stripe.max_legs = 64;
+    rc.stripe.max_chunk_bytes = 2u << 20;
+    rc.stripe.window_chunks = 32;
+    // Compressed chunks are always accepted in the native format:
+    // the sender decides (`compress`); the pool idles otherwise.
+    if (!o.compat) rc.stripe.features |= stripe::kFeatureCompress;
+    std::memcpy(rc.stripe.checkphrase, o.checkphrase, 4);
+    if (o.keyed) {
+        if (!make_aead(err)) return false;
+        rc.stripe.aead = s.aead.get();
+    }
+    rc.linger_us = 3'000'000; // serve a sender whose end acknowledgement was lost; then exit
+    s.rx = std::make_unique<session::RxCore>(rc, s.out);
+    pipeio::WriterConfig wc;
+    wc.sink = o.prbs ? pipeio::WriterSink::PRBS_VERIFY : pipeio::WriterSink::FD;
+    wc.fd = 1;
+    wc.prbs_seed = o.prbs_seed;
+    wc.cpus = node_cpus(port::port_socket(ports[0]->id));
+    s.writer = std::make_unique<pipeio::PipeWriter>(wc);
+    if (!o.compat) {
+        pipeio::CodecPoolConfig cc;
+        cc.kind = pipeio::CodecKind::DECOMPRESS;
+        cc.threads = o.compress_threads;
+        cc.max_chunk_bytes = rc.stripe.max_chunk_bytes;
+        cc.depth = 2;
+        cc.cpus = wc.cpus;
+        s.inflate = std::make_unique<pipeio::CodecPool>(cc);
+        // One buffer per job in the pool and two more for the writer.
+        s.inflate_slots = s.inflate->capacity() + 2;
+        s.inflate_bytes = rc.stripe.max_chunk_bytes;
+        s.inflate_mem.reset(new uint8_t[size_t(s.inflate_slots) * s.inflate_bytes]);
+        s.inflate_payload.assign(s.inflate_slots, 0);
     }
     return true;
 }
@@ -492,7 +517,9 @@ bool Impl::setup(std::string &err) {
 
 void Impl::teardown() {
     Session &s = session;
-    if (s.codec) s.codec->stop(); // (its jobs point into reader chunks and the reorder window)
+    // (The pools' jobs point into reader chunks and the reorder window.)
+    if (s.deflate) s.deflate->stop();
+    if (s.inflate) s.inflate->stop();
     if (s.reader) {
         if (s.pending) {
             s.reader->release(s.pending);

@@ -160,10 +160,11 @@ void LegHost::adopt(std::unique_ptr<tcp::Connection> c, uint64_t now) {
     Slot &s = slots_[i];
     s.conn = std::move(c);
     // A handle no live connection has: this host's index above a rolling id.
+    // kAcceptedBit keeps it apart from the handles of CONNECTs (messages.h).
     do {
-        next_accept_id_ = (next_accept_id_ & kSlotMask) ? next_accept_id_ : 1;
-        s.handle = (cfg_.host_id << kHostShift) | (next_accept_id_++ & kSlotMask);
-    } while ((s.handle & kSlotMask) == 0 || by_handle_.count(s.handle));
+        next_accept_id_ = (next_accept_id_ & kConnectIdMask) ? next_accept_id_ : 1;
+        s.handle = (cfg_.host_id << kHostShift) | kAcceptedBit | (next_accept_id_++ & kConnectIdMask);
+    } while (by_handle_.count(s.handle));
     by_handle_[s.handle] = static_cast<uint32_t>(i);
     by_tuple_[key_of(s.conn->endpoints())] = static_cast<uint32_t>(i);
     if (cfg_.hooks) cfg_.hooks->on_open(s.conn->endpoints());
@@ -452,7 +453,8 @@ void LegHost::service(uint32_t i, uint64_t now) {
         if (credit(ReportType::PEER_FIN)) s.peer_fin_sent = true;
         else again = true;
     }
-    if (watched(s) && s.watch.dead(c, cfg_.watchdog, now)) {
+    const Watchdog &wd = !s.active_open && cfg_.accepted_watchdog ? *cfg_.accepted_watchdog : cfg_.watchdog;
+    if (watched(s) && s.watch.dead(c, wd, now)) {
         stats_.watchdog_kills++;
         s.terminal = true;
         s.cause = EndCause::WATCHDOG;

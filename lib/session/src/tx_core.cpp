@@ -191,8 +191,8 @@ void TxCore::start_leg(uint32_t i, uint64_t now) {
     if (l.handle) give_up(i);
     l.ep = tcp::Endpoints{l.spec.local_ip, l.spec.remote_ip, next_port(l.spec), l.spec.remote_port};
     l.host = out_.pick_host(l.ep) % out_.hosts();
-    uint32_t id = next_id_++ & kSlotMask;
-    if (id == 0) id = next_id_++ & kSlotMask;
+    uint32_t id = next_id_++ & kConnectIdMask; // (never kAcceptedBit: messages.h)
+    if (id == 0) id = next_id_++ & kConnectIdMask;
     l.handle = (l.host << kHostShift) | id;
     l.st = TxLegState::CONNECTING;
     l.written = l.window_end = l.acked = 0;

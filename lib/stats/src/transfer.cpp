@@ -52,10 +52,14 @@ int tel_transfer(const char *, const char *, rte_tel_data *d) {
     TransferSnapshot s;
     if (!read_board(s)) return not_running(d);
     rte_tel_data_start_dict(d);
-    rte_tel_data_add_dict_string(d, "mode", s.tx ? "tx" : "rx");
+    rte_tel_data_add_dict_string(d, "mode", s.duplex ? "duplex" : s.tx ? "tx" : "rx");
     rte_tel_data_add_dict_string(d, "state", s.valid ? s.state : "starting");
     rte_tel_data_add_dict_u64(d, "elapsed_us", s.elapsed_us);
     rte_tel_data_add_dict_u64(d, "bytes", s.bytes);
+    if (s.duplex) {
+        rte_tel_data_add_dict_u64(d, "rx_bytes", s.rx_bytes);
+        rte_tel_data_add_dict_string(d, "rx_state", s.valid ? s.rx_state : "starting");
+    }
     rte_tel_data_add_dict_u64(d, "size", s.size);
     rte_tel_data_add_dict_u64(d, "rate_kBps", static_cast<uint64_t>(s.rate_mbs * 1000));
     rte_tel_data_add_dict_u64(d, "legs", s.legs);
@@ -180,16 +184,21 @@ std::string format_progress(const TransferSnapshot &s) {
     else
         std::snprintf(b, sizeof b, ", %u legs", s.legs_up);
     out += b;
+    if (s.duplex) {
+        std::snprintf(b, sizeof b, "; rx: %.1f MB, %s", s.rx_bytes / 1e6, s.rx_state);
+        out += b;
+    }
     if (s.final) out += " (end)";
     return out;
 }
 
 void print_table(FILE *f, const TransferSnapshot &s) {
     if (!s.valid) {
-        std::fprintf(f, "dpdk-millipede %s: starting, no figures yet\n", s.tx ? "tx" : "rx");
+        std::fprintf(f, "dpdk-millipede %s: starting, no figures yet\n", s.duplex ? "duplex" : s.tx ? "tx" : "rx");
         return;
     }
-    std::fprintf(f, "dpdk-millipede %s, %s: %s\n", s.tx ? "tx" : "rx", s.state, format_progress(s).c_str());
+    std::fprintf(f, "dpdk-millipede %s, %s: %s\n", s.duplex ? "duplex" : s.tx ? "tx" : "rx", s.state,
+                 format_progress(s).c_str());
     std::fprintf(f, "  chunks sent %" PRIu64 " resent %" PRIu64 ", legs lost %" PRIu64 ", segments in %" PRIu64
                     " (bad %" PRIu64 ")\n",
                  s.chunks_sent, s.chunks_resent, s.legs_lost, s.segments_in, s.bad_segments);

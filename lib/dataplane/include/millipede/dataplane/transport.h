@@ -4,6 +4,9 @@
 //   [pipe-in thread] -chunks-> [session: stripe core] -commands-> [workers: LegHost + TX queues] -> ports
 //   ports -> [rx: parse, flow table, ARP/ICMP owner] -packets-> [workers] -reports-> [session] -> [pipe-out]
 //
+// Full duplex (TransportOptions::duplex) runs both stripe cores on the
+// session lcore, over the same ports, flow table and workers.
+//
 // Share-nothing: a connection lives on one worker for its life (the flow
 // table sends its segments there); the stripe core and the workers talk
 // only through rings of fixed-size messages (lib/session messages.h). The
@@ -16,9 +19,10 @@
 //   queues, pools, rings, the pipe thread and the session, or fails with one
 //   line of text (no exception escapes).
 // - run(): launches the lcores, runs the control loop on the main lcore and
-//   returns the exit status (0: every byte delivered and verified; 1: a
-//   failure, whose one line is in message()). Blocking pipe I/O happens only
-//   on the pipe threads.
+//   returns the exit status (0: every byte delivered and verified -- full
+//   duplex: in both directions; 1: a failure, whose one line is in
+//   message(), naming the direction in duplex). Blocking pipe I/O happens
+//   only on the pipe threads.
 // - request_stop()/request_table() are async-signal-safe (atomics only).
 // - The StatsBoard is filled by the session lcore every ~100 ms and read by
 //   the control loop and rte_telemetry's thread.
@@ -44,6 +48,10 @@ struct TxDestination {
 
 struct TransportOptions {
     bool tx = false;                      // else rx
+    // Full duplex (`rx PORT tx HOST PORT`): tx is true and listen_port set;
+    // stdin goes out over the tx legs while what arrives on PORT goes to
+    // stdout, on the same ports, lcores and workers.
+    bool duplex = false;
     std::vector<TxDestination> dests;     // tx HOST PORT (preference order)
     uint16_t listen_port = 0;             // rx PORT
     uint32_t threads = 0;                 // TCP legs in total (0: 2 per destination)

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -51,6 +52,10 @@ struct HostConfig {
     uint32_t host_id = 0;           // this host's index (its handles carry it)
     tcp::Config tcp;                // opened and accepted connections
     Watchdog watchdog;              // fast dead-connection detection (see config.h)
+    // Accepted connections' watchdog when it differs (full duplex: the
+    // opened legs watched as a sender's, the accepted as a receiver's);
+    // unset: `watchdog` for every connection.
+    std::optional<Watchdog> accepted_watchdog;
     uint32_t max_connections = 256; // slots (legs, accepted and retired connections)
     // A viamillipede peer: an unknown segment gets no RST (it may come from
     // a receiver still reading a connection we gave up), and a connection

@@ -35,6 +35,13 @@ inline constexpr uint32_t kSlotMask = (1u << kHostShift) - 1;
 inline uint32_t handle_host(ConnHandle h) { return h >> kHostShift; }
 inline uint32_t handle_slot(ConnHandle h) { return (h & kSlotMask) - 1; }
 inline ConnHandle make_handle(uint32_t host, uint32_t slot) { return (host << kHostShift) | (slot + 1); }
+// Handles of accepted connections carry this bit, those a core opens with
+// CONNECT never do: one host can serve both (full duplex: a TxCore's legs
+// and an RxCore's on the same workers) without their handles colliding, and
+// a report finds its core by its handle alone.
+inline constexpr uint32_t kAcceptedBit = 1u << (kHostShift - 1);
+inline constexpr uint32_t kConnectIdMask = kAcceptedBit - 1; // ids a core may give a CONNECT
+inline bool handle_accepted(ConnHandle h) { return (h & kAcceptedBit) != 0; }
 
 inline constexpr size_t kInlineBytes = 40; // >= every stripe record header (stripe::kMaxRecordHeader)
 // INPUT spans of one connection a core may hold at once (not yet CONSUMEd

@@ -52,6 +52,7 @@ struct TransferSnapshot {
     static constexpr unsigned kMaxLcores = 32;
     bool valid = false;
     bool tx = false;
+    bool duplex = false;      // tx and rx in one process: the figures are tx's, plus rx_bytes / rx_state
     bool final = false;
     uint64_t elapsed_us = 0;
     uint64_t bytes = 0;       // tx: stdin bytes taken; rx: bytes verified and handed to stdout
@@ -66,6 +67,8 @@ struct TransferSnapshot {
     uint64_t bytes_copied = 0, bytes_referenced = 0;
     uint64_t misdelivered = 0; // segments handed to a worker that does not own their connection
     const char *state = ""; // session state name
+    uint64_t rx_bytes = 0;      // duplex: bytes verified and handed to stdout
+    const char *rx_state = "";  // duplex: the receiving session's state name
     StreamRow streams[kMaxStreams];
     uint32_t nstreams = 0;
     LcoreRow lcores[kMaxLcores];
