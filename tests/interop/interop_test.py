@@ -412,7 +412,7 @@ def analyse(cap, k_mac, d_mac):
               "tcp.completeness", "tcp.analysis.rto", "eth.src", "_ws.malformed", "ip.checksum.status", "tcp.checksum.status", "icmp.checksum.status",
               "tcp.checksum", "tcp.checksum_calculated", "tcp.flags.syn", "tcp.flags.reset", "tcp.flags.fin", "tcp.len", "tcp.options.sack_perm",
               "tcp.options.timestamp.tsval", "tcp.options.wscale.shift", "tcp.options.sack_le", "arp.opcode",
-              "icmp.type", "_ws.expert.message", "icmpv6.type", "icmpv6.checksum.status"] + \
+              "icmp.type", "_ws.expert.message", "icmpv6.type", "icmpv6.checksum.status", "tcp.options.mss_val"] + \
         [f"tcp.analysis.{f}" for f in FLAGS]
     # The payload is random bytes: decoded as data, so that no heuristic
     # dissector (Thrift, say) mistakes a chunk for its protocol and calls the
@@ -554,6 +554,8 @@ def analyse(cap, k_mac, d_mac):
             c[f"syn_sack_perm_{side}"] += bool(v["tcp.options.sack_perm"])
             c[f"syn_ts_{side}"] += bool(v["tcp.options.timestamp.tsval"])
             c[f"syn_ws_{side}"] += bool(v["tcp.options.wscale.shift"])
+            if v["tcp.options.mss_val"]:
+                c.setdefault(f"syn_mss_{side}", set()).add(int(v["tcp.options.mss_val"]))
         elif side == "dpdk" and v["tcp.options.timestamp.tsval"]:
             c["ts_after_syn_dpdk"] += 1
         if v["tcp.options.sack_le"] and side != "other":
@@ -1235,8 +1237,11 @@ def case_ipv6():
     # Transfers: kernel -> dpdk-millipede rx, dpdk-millipede tx -> kernel (it
     # solicits the kernel's address first).
     for conns in (1, 4):
-        kernel_to_dpdk(links, f"ipv6-rx-{conns}", 3 * MiB + 5, conns, codec="native",
-                       peer_args=["--chunk", str(256 << 10)])
+        r = kernel_to_dpdk(links, f"ipv6-rx-{conns}", 3 * MiB + 5, conns, codec="native",
+                           peer_args=["--chunk", str(256 << 10)])
+        # The veth's MTU is 1500: 1500 - 40 (IPv6) - 20 (TCP), where IPv4 offers 1460.
+        mss = r["capture"].get("syn_mss_dpdk")
+        check(mss == {1440}, f"ipv6-rx-{conns}: dpdk-millipede's SYN-ACKs offer MSS 1440 (MTU - 60): {mss}")
         r = dpdk_to_kernel(links, f"ipv6-tx-{conns}", 3 * MiB + 5, conns, codec="native",
                            dpdk_words=["--chunk", "256K"])
         c = r["capture"]

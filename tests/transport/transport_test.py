@@ -815,7 +815,16 @@ def run_plain(args, limit=20, ns=None):
 def case_badargs():
     for args, want in (
         (["--", "tx", "10.0.0.2"], "tx needs HOST PORT"),
-        (["--", "tx", "host.example", "8834", "--ip", "0=10.0.0.1/24"], "IPv4 address"),
+        (["--", "tx", "host.example", "8834", "--ip", "0=10.0.0.1/24"], "IPv4 or IPv6 address"),
+        # IPv6 (docs/ipv6.md): one family per run, no link-local, no --neigh.
+        (["--", "rx", "8834", "--ip", "0=fd00::1/64", "--ip", "1=10.0.0.1/24"], "cannot be mixed"),
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=fd00::1/64"], "tx HOST is IPv4 but --ip gives IPv6"),
+        (["--", "tx", "fd00::2", "8834", "--ip", "0=10.0.0.1/24"], "tx HOST is IPv6 but --ip gives IPv4"),
+        (["--", "tx", "ff02::1", "8834", "--ip", "0=fd00::1/64"], "unicast"),
+        (["--", "rx", "8834", "--ip", "0=fe80::1/64"], "link-local"),
+        (["--", "rx", "8834", "--ip", "0=fd00::1/129"], "1..128"),
+        (["--", "rx", "8834", "--ip", "0=fd00::1/64", "--neigh", "10.0.0.2=02:00:00:00:00:02"],
+         "Neighbour Discovery"),
         (["--", "rx", "8834"], "--ip"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/33"], "prefix"),
         (["--", "rx", "8834", "--ip", "5=10.0.0.1/24"], "port 5 does not exist"),
@@ -835,6 +844,10 @@ def case_badargs():
                         ns=NS["tx"])
     check(rc == 1 and len(err.strip().splitlines()) == 1 and "no --ip subnet" in err,
           "tx destination off every subnet: one line", err)
+    rc, err = run_plain(vdevs([pairs[0][0]]) + ["--", "tx", "fd01::9", "8834", "--ip", "0=fd00::1/64"],
+                        ns=NS["tx"])
+    check(rc == 1 and len(err.strip().splitlines()) == 1 and "no --ip subnet" in err and "fd01::9" in err,
+          "IPv6 tx destination off every prefix: one line", err)
     # Jumbo frames where the device cannot take them (af_packet: 1518 bytes).
     rc, err = run_plain(vdevs([pairs[0][0]]) + ["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24",
                                                 "--mtu", "9000"], ns=NS["tx"])
