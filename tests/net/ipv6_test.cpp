@@ -98,6 +98,7 @@ TEST(Ipv6, AddressHelpers) {
     EXPECT_FALSE(parse_ipv6("2001:db8::1::2", a));
     EXPECT_FALSE(parse_ipv6("10.0.0.1", a));
     EXPECT_FALSE(parse_ipv6("", a));
+    EXPECT_FALSE(parse_ipv6(std::string_view("fd00::1\0junk", 12), a)); // inet_pton would stop at the NUL
     EXPECT_TRUE(ipv6_prefix_match(ip6("fd00::1").b, ip6("fd00::ffff:2").b, 64));
     EXPECT_FALSE(ipv6_prefix_match(ip6("fd00::1").b, ip6("fd00:0:0:1::1").b, 64));
     EXPECT_TRUE(ipv6_prefix_match(ip6("fd00::1").b, ip6("fd00:0:0:1::1").b, 63));
@@ -262,6 +263,9 @@ TEST(Ipv6, RejectsInvalidNeighbourDiscovery) {
     check(icmp6_frame(kOurMac, kPeerMac, kPeer6.b, group, long_opt), NdError::BAD_OPTION, "option past the end");
     uint8_t unspecified[16] = {};
     check(peer_ns(kOur6.b, unspecified, true), NdError::BAD_UNSPECIFIED, "DAD with a link-layer option");
+    uint8_t mc_source[16];
+    ASSERT_TRUE(parse_ipv6("ff02::1", mc_source));
+    check(peer_ns(kOur6.b, mc_source, true), NdError::MULTICAST_SOURCE, "multicast source (found by ipv6_nd_fuzz)");
     check(icmp6_frame(kOurMac, kPeerMac, unspecified, kOur6.b, msg), NdError::BAD_UNSPECIFIED, "DAD to unicast");
     msg[0] = 136;
     msg[4] = 0x40; // solicited

@@ -47,6 +47,8 @@ E ipv6_icmp(const uint8_t *f, uint32_t len, uint32_t &icmp_len) {
 
 bool parse_ipv6(std::string_view s, uint8_t out[16]) {
     if (s.empty() || s.size() > 45) return false; // INET6_ADDRSTRLEN - 1
+    // inet_pton stops at a NUL: "fd00::1\0junk" must not pass as fd00::1.
+    if (std::memchr(s.data(), 0, s.size())) return false;
     char buf[46];
     std::memcpy(buf, s.data(), s.size());
     buf[s.size()] = 0;
@@ -142,6 +144,7 @@ NdError parse_nd(const uint8_t *f, uint32_t len, NdMessage &out) {
     if (m[1] != 0) return NdError::BAD_CODE;
     const uint8_t *target = m + 8;
     if (ipv6_is_multicast(target)) return NdError::TARGET_MULTICAST;
+    if (ipv6_is_multicast(ip + 8)) return NdError::MULTICAST_SOURCE; // RFC 4291 2.7: never a source
     NdMessage r;
     r.type = m[0];
     std::memcpy(r.eth_dst.b, f, 6);

@@ -85,6 +85,7 @@ uint16_t icmpv6_checksum(const uint8_t src[16], const uint8_t dst[16], const uin
     X(TRUNCATED, "nd_truncated", "message shorter than 24 bytes")                                           \
     X(BAD_CHECKSUM, "nd_bad_checksum", "ICMPv6 checksum does not verify")                                   \
     X(TARGET_MULTICAST, "nd_target_multicast", "target address is multicast")                              \
+    X(MULTICAST_SOURCE, "nd_multicast_source", "source address is multicast (RFC 4291 2.7)")              \
     X(BAD_OPTION, "nd_bad_option", "an option of length 0 or past the message")                           \
     X(BAD_UNSPECIFIED, "nd_bad_unspecified", "unspecified source: not to a solicited-node group, or with a source link-layer option") \
     X(SOLICITED_TO_MULTICAST, "nd_solicited_to_multicast", "advertisement to a multicast group with S set")
