@@ -1199,6 +1199,16 @@ def case_ping_arp():
         check_capture(f"ping-arp-port{i}", cap, c, False, counters=counters if i == 0 else None)
 
 
+def check_misdelivered(name, err):
+    """The flow table keys an IPv6 address by a hash (net::ipv6_key): the rx
+    lcore's key of a segment and the worker's key of its connection must
+    agree, or segments reach the wrong worker (with several workers:
+    MILLIPEDE_TEST_WORKERS)."""
+    counts = [int(x) for x in re.findall(r"\bmisdelivered (\d+)", err)]
+    check(counts and not any(counts), f"{name}: no segment reached a worker that does not own its connection "
+          f"(misdelivered per worker {counts})", err)
+
+
 def case_ipv6():
     """IPv6 on the wire against the kernel: Neighbour Discovery both ways
     (the kernel solicits dpdk-millipede's address, dpdk-millipede solicits
@@ -1242,8 +1252,10 @@ def case_ipv6():
         # The veth's MTU is 1500: 1500 - 40 (IPv6) - 20 (TCP), where IPv4 offers 1460.
         mss = r["capture"].get("syn_mss_dpdk")
         check(mss == {1440}, f"ipv6-rx-{conns}: dpdk-millipede's SYN-ACKs offer MSS 1440 (MTU - 60): {mss}")
+        check_misdelivered(f"ipv6-rx-{conns}", r["rx"].err)
         r = dpdk_to_kernel(links, f"ipv6-tx-{conns}", 3 * MiB + 5, conns, codec="native",
                            dpdk_words=["--chunk", "256K"])
+        check_misdelivered(f"ipv6-tx-{conns}", r["tx"].err)
         c = r["capture"]
         check(c["nd_ns_dpdk"] >= 1 and c["nd_na_kernel"] >= 1,
               f"ipv6-tx-{conns}: dpdk-millipede solicited the kernel ({c['nd_ns_dpdk']}x), the kernel advertised "
