@@ -344,6 +344,28 @@ def case_ipv6():
                       tx_words=["threads", "4", "chaos", "6", "--chunk", "256K", "verbose", "2"], limit=120, ipv6=True)
     breaks = tx_err.count("chaos: aborted leg")
     check(breaks >= 64 // 6 - 1, f"ipv6 chaos 6 broke {breaks} legs (>= {64 // 6 - 1} expected)", tx_err)
+    # The stream table names IPv6 endpoints as [addr]:port (RFC 5952 6).
+    size = 16 << 20
+    path = random_file(size)
+    seen = {}
+
+    def during(tx, rx):
+        wait_until(lambda: delivered(rx) > 0, 15)
+        try:
+            seen["streams"] = telemetry(tx.prefix, "/millipede/streams")
+        except (OSError, ValueError, KeyError) as e:
+            seen["error"] = repr(e)
+
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4"], feeder=paced_feeder(path, 6 << 20, 128 << 10),
+                                                 during=during, limit=60, ipv6=True)
+    check(tx_rc == 0 and rx_rc == 0 and sha(out) == sha(path), "ipv6 observed transfer byte-exact", tx_err, rx_err)
+    st = seen.get("streams") or {}
+    rx6 = addrs6(2, 2)
+    remotes = st.get("remote", [])
+    check(remotes and all(r.startswith("[") and r.endswith("]:8834") and r[1:-6] in rx6 for r in remotes) and
+          all(x.startswith("[fd00:") for x in st.get("local", [])),
+          f"tx /millipede/streams shows IPv6 endpoints as [addr]:port ({st.get('local')} -> {remotes})", seen)
+    os.unlink(path)
 
 
 def case_big():

@@ -338,8 +338,13 @@ void Impl::publish(uint64_t now, bool final) {
         }
         stats::StreamRow &r = sn.streams[sn.nstreams++];
         r.leg = i;
-        r.local_ip = ip_key(ep->local_ip); // (IPv6: the key; the table shows no IPv6 text yet)
+        r.local_ip = ip_key(ep->local_ip); // (IPv6: the key, which port_for_local() takes)
         r.remote_ip = ip_key(ep->remote_ip);
+        r.v6 = ep->local_ip.is_v6;
+        if (r.v6) {
+            std::memcpy(r.local_ip6, ep->local_ip.bytes.data(), 16);
+            std::memcpy(r.remote_ip6, ep->remote_ip.bytes.data(), 16);
+        }
         r.local_port = ep->local_port;
         r.remote_port = ep->remote_port;
         const PortState *p = port_for_local(r.local_ip);
