@@ -130,6 +130,9 @@ def net_parse():
     frag6 = struct.pack("!BBHI", 6, 0, 1, 99)  # first fragment, more follow
     yield "ipv6_fragment_tcp", eth(ipv6(44, frag6 + tcp(1, 2, 3, 4, TCP_ACK)), 0x86DD)
     yield "ipv6_icmpv6", eth(ipv6(58, b"\x80\x00\x00\x00\x00\x01\x00\x01"), 0x86DD)
+    # A Neighbour Solicitation (RFC 4861 4.3) with its source link-layer option.
+    yield "ipv6_nd_solicitation", eth(ipv6(58, b"\x87\0\0\0" + bytes(4) + b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01"
+                                           + b"\x01\x01" + PEER_MAC), 0x86DD)
     yield "arp_not_ip", eth(arp(1, PEER_MAC, PEER_IP, bytes(6), OUR_IP), 0x0806)
 
 
