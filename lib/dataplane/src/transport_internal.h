@@ -90,17 +90,28 @@ struct PortState {
             if (a.on_link6(dst)) return a.addr6.data();
         return addrs.empty() ? nullptr : addrs[0].addr6.data();
     }
-    // Owner: remember the address behind `key`; false when another address
-    // already holds that key (a hash clash: counted, that neighbour refused).
-    bool name_v6(uint32_t key, const uint8_t addr[16]) {
+    // Owner: remember the address behind `key`. CLASH when another address
+    // already holds that key (counted, that neighbour refused); FULL when
+    // every name still belongs to an entry of the neighbour cache.
+    enum class Naming : uint8_t { OK, CLASH, FULL };
+    Naming name_v6(uint32_t key, const uint8_t addr[16]) {
         for (const auto &n : v6_names)
-            if (n.key == key) return net::ipv6_equal(n.addr.data(), addr);
-        if (v6_names.size() == v6_names.capacity()) return false;
+            if (n.key == key) return net::ipv6_equal(n.addr.data(), addr) ? Naming::OK : Naming::CLASH;
+        if (v6_names.size() == v6_names.capacity()) {
+            // Names of neighbours the cache has let go (expired, failed) are
+            // free again; no allocation (the vector only shrinks here).
+            net::NeighEntry e;
+            size_t kept = 0;
+            for (size_t i = 0; i < v6_names.size(); i++)
+                if (neigh->lookup(v6_names[i].key, 0, e)) v6_names[kept++] = v6_names[i];
+            v6_names.resize(kept);
+            if (kept == v6_names.capacity()) return Naming::FULL;
+        }
         V6Name n;
         n.key = key;
         std::memcpy(n.addr.data(), addr, 16);
         v6_names.push_back(n);
-        return true;
+        return Naming::OK;
     }
     const uint8_t *v6_name(uint32_t key) const {
         for (const auto &n : v6_names)
@@ -313,8 +324,9 @@ struct Impl {
     unsigned held_total = 0;
     uint64_t arp_replies = 0, arp_requests = 0, icmp_replies = 0, owner_tx_drops = 0, neigh_drops = 0;
     // IPv6: solicitations sent, advertisements sent, invalid ND by reason,
-    // neighbours refused for a key clash (PortState::name_v6).
-    uint64_t nd_solicits = 0, nd_adverts = 0, nd_errors[net::kNdErrorCount] = {}, nd_key_clashes = 0;
+    // neighbours refused for a key clash or a full name table (PortState::name_v6).
+    uint64_t nd_solicits = 0, nd_adverts = 0, nd_errors[net::kNdErrorCount] = {}, nd_key_clashes = 0,
+             nd_names_full = 0;
     std::vector<TxBuffer> owner_tx; // per port: the owner's queue
     tcp::SeededRandom rx_drop_rng{1};
     uint64_t rx_injected = 0;

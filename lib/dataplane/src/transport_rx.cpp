@@ -112,8 +112,9 @@ void Impl::on_nd(PortState &p, rte_mbuf *m, uint64_t now) {
     const uint8_t *who = solicitation ? nd.src : nd.target;
     if (nd.has_lladdr && !net::ipv6_is_unspecified(who) && (!solicitation || mine)) {
         const uint32_t key = net::ipv6_key(who);
-        if (!p.name_v6(key, who)) {
-            nd_key_clashes++;
+        const PortState::Naming named = p.name_v6(key, who);
+        if (named != PortState::Naming::OK) {
+            (named == PortState::Naming::CLASH ? nd_key_clashes : nd_names_full)++;
         } else {
             net::ArpPacket a; // the cache's learning rules are ARP's (neighbour.h)
             a.op = solicitation ? net::kArpOpRequest : net::kArpOpReply;
@@ -195,8 +196,10 @@ unsigned Impl::owner_poll(uint64_t now) {
         const uint32_t hop = m->hash.usr;
         // IPv6: the frame (built by a worker, on-link) names the next hop
         // its key stands for.
-        if (p->v6 && !p->name_v6(hop, rte_pktmbuf_mtod_offset(m, const uint8_t *, kEthLen + 24))) {
-            nd_key_clashes++;
+        const PortState::Naming named =
+            p->v6 ? p->name_v6(hop, rte_pktmbuf_mtod_offset(m, const uint8_t *, kEthLen + 24)) : PortState::Naming::OK;
+        if (named != PortState::Naming::OK) {
+            (named == PortState::Naming::CLASH ? nd_key_clashes : nd_names_full)++;
             neigh_drops++;
             rte_pktmbuf_free(m);
             continue;

@@ -428,8 +428,10 @@ void Impl::report_final() {
                      who(), (unsigned long)arp_requests, (unsigned long)arp_replies, (unsigned long)icmp_replies,
                      (unsigned long)neigh_drops, (unsigned long)owner_tx_drops);
         if (!ports.empty() && ports[0]->v6) {
-            std::fprintf(stderr, "dpdk-millipede %s: owner: nd_solicits %lu nd_adverts %lu nd_key_clashes %lu", who(),
-                         (unsigned long)nd_solicits, (unsigned long)nd_adverts, (unsigned long)nd_key_clashes);
+            std::fprintf(stderr, "dpdk-millipede %s: owner: nd_solicits %lu nd_adverts %lu nd_key_clashes %lu "
+                                 "nd_names_full %lu",
+                         who(), (unsigned long)nd_solicits, (unsigned long)nd_adverts, (unsigned long)nd_key_clashes,
+                         (unsigned long)nd_names_full);
             for (unsigned e = 1; e < net::kNdErrorCount; e++)
                 if (nd_errors[e])
                     std::fprintf(stderr, " %s %lu", net::nd_error_name(static_cast<net::NdError>(e)),
