@@ -1242,6 +1242,14 @@ def case_ipv6():
           c["echo_requests"] == c["echo_replies"],
           f"capture: kernel solicited {c['nd_ns_kernel']}x, dpdk-millipede advertised {c['nd_na_dpdk']}x, "
           f"{c['echo_replies']}/{c['echo_requests']} ICMPv6 echo replies/requests")
+    # RFC 4861 7.2.6: when its port came up, dpdk-millipede advertised its
+    # address unsolicited (to all-nodes, S clear), as IPv4 sends a gratuitous ARP.
+    r = subprocess.run(["tshark", "-r", cap.path, "-n", "-Y",
+                        f"icmpv6.type == 136 && eth.src == {L.d_mac} && ipv6.dst == ff02::1 && "
+                        f"icmpv6.nd.na.flag.s == 0 && icmpv6.nd.na.target_address == {L.d_ip}",
+                        "-T", "fields", "-e", "frame.number"], capture_output=True, text=True, timeout=60)
+    check(len(r.stdout.split()) >= 1, f"capture: an unsolicited advertisement of {L.d_ip} to ff02::1 "
+          f"(frames {r.stdout.split()})", r.stderr)
     check_capture("ipv6-nd-ping", cap, c, False, counters=dpdk_counters(rx.err))
     os.unlink(out)
     # Transfers: kernel -> dpdk-millipede rx, dpdk-millipede tx -> kernel (it

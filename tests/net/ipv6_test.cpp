@@ -199,6 +199,23 @@ TEST(Ipv6, AnswersASolicitation) {
     EXPECT_EQ(build_neighbour_advertisement(out, 85, m, kOurMac, kOur6.b), 0u);
 }
 
+TEST(Ipv6, UnsolicitedAdvertisementGoesToAllNodes) {
+    uint8_t out[128];
+    ASSERT_EQ(build_unsolicited_advertisement(out, sizeof out, kOurMac, kOur6.b), 86u);
+    EXPECT_EQ(format_mac(*reinterpret_cast<const MacAddr *>(out)), "33:33:00:00:00:01");
+    NdMessage na;
+    ASSERT_EQ(parse_nd(out, 86, na), NdError::NONE);
+    EXPECT_EQ(na.type, kIcmp6NeighbourAdvertisement);
+    EXPECT_FALSE(na.solicited); // RFC 4861 7.2.6
+    EXPECT_TRUE(na.override_flag);
+    EXPECT_EQ(format_ipv6(na.dst), "ff02::1");
+    EXPECT_TRUE(ipv6_equal(na.src, kOur6.b));
+    EXPECT_TRUE(ipv6_equal(na.target, kOur6.b));
+    ASSERT_TRUE(na.has_lladdr);
+    EXPECT_EQ(na.lladdr, kOurMac);
+    EXPECT_EQ(build_unsolicited_advertisement(out, 85, kOurMac, kOur6.b), 0u);
+}
+
 TEST(Ipv6, SolicitsToTheSolicitedNodeGroup) {
     uint8_t out[128];
     ASSERT_EQ(build_neighbour_solicitation(out, sizeof out, kOurMac, kOur6.b, kPeer6.b), 86u);

@@ -142,7 +142,21 @@ void Impl::on_nd(PortState &p, rte_mbuf *m, uint64_t now) {
 
 void Impl::send_gratuitous() {
     for (auto &p : ports) {
-        if (p->v6) continue; // (no unsolicited advertisement: neighbours solicit us)
+        if (p->v6) {
+            // RFC 4861 7.2.6: an unsolicited advertisement of each address.
+            for (const auto &a : p->addrs)
+                if (rte_mbuf *m = rte_pktmbuf_alloc(rx_pool)) {
+                    const size_t n = net::build_unsolicited_advertisement(rte_pktmbuf_mtod(m, uint8_t *),
+                                                                          rte_pktmbuf_tailroom(m), p->mac,
+                                                                          a.addr6.data());
+                    m->data_len = static_cast<uint16_t>(n);
+                    m->pkt_len = static_cast<uint32_t>(n);
+                    nd_adverts++;
+                    owner_send(*p, m);
+                }
+            flush(owner_tx[p->index], *p);
+            continue;
+        }
         for (const auto &a : p->addrs)
             if (rte_mbuf *m = arp_frame(rx_pool, *p, 0, true, a.addr)) owner_send(*p, m);
         flush(owner_tx[p->index], *p);

@@ -224,6 +224,11 @@ size_t build_neighbour_advertisement(uint8_t *out, size_t cap, const NdMessage &
     return kNdFrameLen;
 }
 
+size_t build_unsolicited_advertisement(uint8_t *out, size_t cap, const MacAddr &our_mac, const uint8_t target[16]) {
+    NdMessage none; // unspecified source: the all-nodes form, S clear
+    return build_neighbour_advertisement(out, cap, none, our_mac, target);
+}
+
 Icmp6EchoError icmpv6_echo_reply_in_place(uint8_t *f, uint32_t len, const uint8_t our_ip[16], const MacAddr &our_mac,
                                           uint32_t &reply_len) {
     uint32_t mlen = 0;

@@ -126,6 +126,12 @@ size_t build_neighbour_solicitation(uint8_t *out, size_t cap, const MacAddr &our
 size_t build_neighbour_advertisement(uint8_t *out, size_t cap, const NdMessage &ns, const MacAddr &our_mac,
                                      const uint8_t target[16]);
 
+// An unsolicited advertisement of our address `target` (RFC 4861 7.2.6),
+// sent when a port comes up so neighbours holding an old MAC for it learn
+// the new one (IPv6's gratuitous ARP): to all-nodes (ff02::1), S clear,
+// O set, our target link-layer address. 86 bytes.
+size_t build_unsolicited_advertisement(uint8_t *out, size_t cap, const MacAddr &our_mac, const uint8_t target[16]);
+
 #define MILLIPEDE_ICMP6_ECHO_ERRORS(X)                                                          \
     X(ETH_TRUNCATED, "icmp6_eth_truncated", "frame shorter than an Ethernet header")            \
     X(NOT_IPV6, "icmp6_not_ipv6", "ethertype is not IPv6")                                      \
