@@ -1199,6 +1199,38 @@ def case_ping_arp():
         check_capture(f"ping-arp-port{i}", cap, c, False, counters=counters if i == 0 else None)
 
 
+INJECT_ND = r"""
+import socket, struct, sys
+iface, src_mac, dst_ip = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), socket.inet_pton(socket.AF_INET6, sys.argv[3])
+src_ip = socket.inet_pton(socket.AF_INET6, sys.argv[4])
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while s >> 16: s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+def ns(target, hop_limit=255, good=True):
+    group = b"\xff\x02" + bytes(9) + b"\x01\xff" + target[13:]
+    msg = b"\x87\0\0\0" + bytes(4) + target + b"\x01\x01" + src_mac
+    c = csum(src_ip + group + struct.pack("!I3xB", len(msg), 58) + msg) ^ (0 if good else 0x5555)
+    msg = msg[:2] + struct.pack("!H", c) + msg[4:]
+    ip = struct.pack("!IHBB", 0x60000000, len(msg), 58, hop_limit) + src_ip + group + msg
+    return b"\x33\x33" + group[12:] + src_mac + b"\x86\xdd" + ip
+other = dst_ip[:15] + bytes([dst_ip[15] ^ 0x40])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+for f in (ns(dst_ip, hop_limit=64), ns(dst_ip, good=False), ns(other)):
+    s.send(f)
+"""
+
+
+def inject_nd(L):
+    """Three solicitations from the kernel's interface (a packet socket):
+    for our address with hop limit 64 (RFC 4861 7.1.1: not 255, so maybe
+    from off-link), for our address with a wrong checksum, and a valid one
+    for another address on the link."""
+    run(nx(NS_K) + ["python3", "-c", INJECT_ND, L.k, L.k_mac, L.d_ip, L.k_ip], check=True)
+
+
 def check_misdelivered(name, err):
     """The flow table keys an IPv6 address by a hash (net::ipv6_key): the rx
     lcore's key of a segment and the worker's key of its connection must
@@ -1231,11 +1263,21 @@ def case_ipv6():
     ent = json.loads(r.stdout or "[]")
     mac = ent[0].get("lladdr") if ent else None
     check(mac == L.d_mac, f"Neighbour Discovery resolved {L.d_ip} to the DPDK port's MAC {L.d_mac} ({ent})")
+    # Malformed Neighbour Discovery is counted by reason, and a well-formed
+    # solicitation for another host's address is not counted at all.
+    inject_nd(L)
     src = random_file(1)
     kp = peer(NS_K, ["send", "--codec", "native", "--to", f"{L.d_ip}:{PORT}", "--conns", "1", "--input", src], 30)
     kp.wait()
     rx.wait()
     check(rx.rc == 0 and kp.rc == 0 and same_file(src, out), "1 byte over IPv6 after the pings", rx.err, kp.err)
+    owner = next((x for x in rx.err.splitlines() if "nd_solicits" in x), "")
+    drops = re.search(r"\bmalformed (\d+)", rx.err)
+    check("nd_bad_hop_limit 1" in owner and "nd_bad_checksum 1" in owner and len(re.findall(r" nd_bad_", owner)) == 2
+          and drops and int(drops.group(1)) == 2,
+          f"malformed ND counted by reason (hop limit 64, bad checksum), the well-formed one for another "
+          f"address not at all: '{owner.split(': owner: ')[-1]}', malformed {drops.group(1) if drops else None}",
+          rx.err)
     cap.stop()
     c = analyse(cap, L.k_mac, L.d_mac)
     check(c["nd_ns_kernel"] >= 2 and c["nd_na_dpdk"] >= 2 and c["echo_replies"] >= 4 and
@@ -1250,6 +1292,12 @@ def case_ipv6():
                         "-T", "fields", "-e", "frame.number"], capture_output=True, text=True, timeout=60)
     check(len(r.stdout.split()) >= 1, f"capture: an unsolicited advertisement of {L.d_ip} to ff02::1 "
           f"(frames {r.stdout.split()})", r.stderr)
+    # The one bad ICMPv6 checksum in the capture is the solicitation
+    # inject_nd() sent with a wrong one on purpose, from the kernel's side.
+    bad = [f for f in c.get("bad_frames", []) if f[2] == "bad icmpv6 checksum"]
+    check(c["bad_icmp_csum"] == 1 and len(bad) == 1 and bad[0][1] == "kernel",
+          f"capture: the only bad ICMPv6 checksum is the injected solicitation's ({bad})")
+    c["bad_icmp_csum"] = 0
     check_capture("ipv6-nd-ping", cap, c, False, counters=dpdk_counters(rx.err))
     os.unlink(out)
     # Transfers: kernel -> dpdk-millipede rx, dpdk-millipede tx -> kernel (it
