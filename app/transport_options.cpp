@@ -25,7 +25,8 @@ void transport_usage(FILE *f) {
         "       dpdk-millipede [EAL options] -- rx PORT [words] [options]                       > output\n"
         "       dpdk-millipede [EAL options] -- rx PORT tx HOST PORT [...] [words] [options]    < input > output\n"
         "  viamillipede's words (stock viamillipede's, v0.89 and 2018, with their meaning):\n"
-        "    tx HOST PORT       a receiver address (IPv4); repeat for more, in preference order\n"
+        "    tx HOST PORT       a receiver address (IPv4, or IPv6 with IPv6 --ip); repeat for more, in\n"
+        "                       preference order\n"
         "    rx PORT            listen on PORT at every --ip address\n"
         "    rx PORT tx HOST PORT  full duplex, both in one process (either order): stdin goes out over\n"
         "                       the tx legs while the stream arriving on PORT goes to stdout, over the same\n"
@@ -67,8 +68,10 @@ void transport_usage(FILE *f) {
         "                       cryptodev (crypto_ipsec_mb in software). Replaces checkphrase;\n"
         "                       not with --compat\n"
         "  options:\n"
-        "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required)\n"
-        "    --neigh ADDR=MAC          static neighbour, no ARP for it (repeatable)\n"
+        "    --ip PORTID=ADDR/PREFIX   address of a DPDK port (repeatable; required): IPv4 (0=10.0.0.1/24)\n"
+        "                              or IPv6 (0=fd00::1/64: Neighbour Discovery, ICMPv6 echo, TCP over\n"
+        "                              IPv6, MSS = MTU - 60); one family per run, no link-local\n"
+        "    --neigh ADDR=MAC          static IPv4 neighbour, no ARP for it (repeatable; not with IPv6)\n"
         "    --compat viamillipede     speak stock viamillipede's wire format\n"
         "    --size BYTES              prbs: the stream length (K/M/G suffixes; default 1G); with stdin:\n"
         "                              the expected total, for the progress line's ETA\n"
@@ -198,9 +201,15 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         } else if (a == "tx") {
             if (!need(2)) return "tx needs HOST PORT, e.g. tx 10.0.0.2 8834";
             TxDestination d;
-            if (!net::parse_ipv4(argv[i + 1], d.addr))
-                return "tx HOST must be an IPv4 address (no name resolution on the DPDK data plane): '" +
+            if (net::parse_ipv6(argv[i + 1], d.addr6.data())) {
+                d.v6 = true;
+                if (net::ipv6_is_unspecified(d.addr6.data()) || net::ipv6_is_multicast(d.addr6.data()) ||
+                    net::ipv6_is_loopback(d.addr6.data()))
+                    return "tx HOST must be a unicast address of a neighbour: '" + std::string(argv[i + 1]) + "'";
+            } else if (!net::parse_ipv4(argv[i + 1], d.addr)) {
+                return "tx HOST must be an IPv4 or IPv6 address (no name resolution on the DPDK data plane): '" +
                        std::string(argv[i + 1]) + "'";
+            }
             auto p = parse_uint(argv[i + 2], 1, 65535);
             if (!p) return "tx PORT must be 1-65535: '" + std::string(argv[i + 2]) + "'";
             d.port = static_cast<uint16_t>(*p);
@@ -281,8 +290,17 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             net::IpAssignment ip;
             std::string err;
             if (!net::parse_ip_option(argv[++i], ip, err)) return err;
-            for (const auto &x : o.ips)
-                if (x.addr == ip.addr) return "--ip: address " + net::format_ipv4(ip.addr) + " given twice";
+            for (const auto &x : o.ips) {
+                if (x.v6 == ip.v6 && x.addr == ip.addr && x.addr6 == ip.addr6)
+                    return "--ip: address " + ip.text() + " given twice";
+                // The data plane keys IPv6 addresses by a 32-bit hash (ipv6.h).
+                if (x.v6 && ip.v6 && x.addr == ip.addr)
+                    return "--ip: addresses " + x.text() + " and " + ip.text() +
+                           " share an internal key; give one of them another address";
+                if (x.v6 != ip.v6)
+                    return "--ip: " + x.text() + " and " + ip.text() +
+                           ": IPv4 and IPv6 addresses cannot be mixed in one run (give all --ip in one family)";
+            }
             o.ips.push_back(ip);
         } else if (a == "--neigh") {
             if (!need(1)) return "--neigh needs ADDR=MAC, e.g. --neigh 10.0.0.2=02:00:00:00:00:02";
@@ -420,7 +438,17 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         o.rate = std::max<uint64_t>(1, uint64_t(o.chunk_bytes) * 1'000'000 / delayus);
     }
     if (o.ips.empty())
-        return "no address: give each DPDK port its IPv4 address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
+        return "no address: give each DPDK port its address with --ip PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24 or --ip 0=fd00::1/64";
+    if (o.ips[0].v6) {
+        // IPv6 on the wire (docs/ipv6.md): neighbours by Neighbour Discovery.
+        if (!o.neighs.empty())
+            return "--neigh takes IPv4 neighbours: with IPv6 --ip addresses neighbours are found by Neighbour "
+                   "Discovery; leave --neigh out";
+    }
+    for (const auto &d : o.dests)
+        if (d.v6 != o.ips[0].v6)
+            return std::string("tx HOST is ") + (d.v6 ? "IPv6" : "IPv4") + " but --ip gives " +
+                   (o.ips[0].v6 ? "IPv6" : "IPv4") + " addresses: use one family on the wire";
     if (o.tx && o.dests.size() > 64) return "at most 64 tx destinations";
     if (o.duplex && o.compress)
         return "compress with rx and tx together (full duplex): not combined yet; compress a one-way pipe, or "
@@ -433,8 +461,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         // comes back to us.
         for (const auto &d : o.dests)
             for (const auto &ip : o.ips)
-                if (d.addr == ip.addr)
-                    return "tx " + net::format_ipv4(d.addr) + " " + std::to_string(d.port) +
+                if (d.v6 == ip.v6 && (d.v6 ? d.addr6 == ip.addr6 : d.addr == ip.addr))
+                    return "tx " + (d.v6 ? net::format_ipv6(d.addr6.data()) : net::format_ipv4(d.addr)) + " " +
+                           std::to_string(d.port) +
                            " is this process's own address: with rx " + std::to_string(o.listen_port) +
                            " (full duplex) give the peer's address to tx; a process cannot be its own peer";
         // Every wait is bounded: the peer's sending direction gets as long

@@ -1,5 +1,6 @@
 // libFuzzer target for the address parsers (lib/net addr_parse.h):
-// parse_ipv4, parse_mac, parse_ip_option (--ip PORTID=ADDR/PREFIX) and
+// parse_ipv4, parse_ipv6, parse_mac, parse_ip_option (--ip PORTID=ADDR/PREFIX,
+// IPv4 or IPv6) and
 // parse_neigh_option (--neigh ADDR=MAC), each on the whole input as text.
 //
 // The parsers are strict (one spelling per value), so whatever they accept
@@ -12,6 +13,7 @@
 //   build-fuzz/tests/fuzz/addr_parse_fuzz -max_total_time=60 NEW_DIR tests/fuzz/corpus/addr_parse
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -63,12 +65,41 @@ void mac(std::string_view s) {
     }
 }
 
+// IPv6 has many spellings of one address (RFC 4291 2.2): what is accepted
+// must be what its RFC 5952 text parses to, and that text must be accepted.
+void ipv6(std::string_view s) {
+    uint8_t a[16];
+    std::memset(a, 0x5a, 16);
+    if (!parse_ipv6(s, a)) return;
+    check(s.find('\0') == std::string_view::npos && s.find(':') != std::string_view::npos);
+    uint8_t back[16];
+    check(parse_ipv6(format_ipv6(a), back) && std::memcmp(a, back, 16) == 0);
+}
+
+void ip_option_v6(std::string_view s, const IpAssignment &a) {
+    check(a.port_id <= kMaxPortId && a.prefix_len >= 1 && a.prefix_len <= 128);
+    const uint8_t *x = a.addr6.data();
+    check(!ipv6_is_unspecified(x) && !ipv6_is_loopback(x) && !ipv6_is_multicast(x));
+    check(!(x[0] == 0xfe && (x[1] & 0xc0) == 0x80)); // link-local refused
+    check(a.addr == ipv6_key(x) && a.on_link6(x) && !a.on_link(a.addr));
+    const size_t eq = s.find('='), slash = s.rfind('/');
+    check(eq != std::string_view::npos && slash != std::string_view::npos && slash > eq);
+    check(s.substr(0, eq) == std::to_string(a.port_id) && s.substr(slash + 1) == std::to_string(a.prefix_len));
+    uint8_t given[16];
+    check(parse_ipv6(s.substr(eq + 1, slash - eq - 1), given) && std::memcmp(given, x, 16) == 0);
+    IpAssignment again;
+    std::string err;
+    check(parse_ip_option(std::to_string(a.port_id) + "=" + a.text() + "/" + std::to_string(a.prefix_len), again, err));
+    check(again.v6 && again.addr6 == a.addr6 && again.prefix_len == a.prefix_len && again.port_id == a.port_id);
+}
+
 void ip_option(std::string_view s) {
     IpAssignment a;
     a.port_id = 77;
     std::string err;
     if (parse_ip_option(s, a, err)) {
         check(err.empty());
+        if (a.v6) return ip_option_v6(s, a);
         check(a.port_id <= kMaxPortId && a.prefix_len >= 1 && a.prefix_len <= 32 && host_address(a.addr));
         check(std::to_string(a.port_id) + "=" + format_ipv4(a.addr) + "/" + std::to_string(a.prefix_len) == s);
         check(a.on_link(a.addr));
@@ -104,6 +135,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 256) return 0; // a command-line word; longer adds nothing
     const std::string_view s(reinterpret_cast<const char *>(data), size);
     ipv4(s);
+    ipv6(s);
     mac(s);
     ip_option(s);
     neigh_option(s);

@@ -130,6 +130,9 @@ def net_parse():
     frag6 = struct.pack("!BBHI", 6, 0, 1, 99)  # first fragment, more follow
     yield "ipv6_fragment_tcp", eth(ipv6(44, frag6 + tcp(1, 2, 3, 4, TCP_ACK)), 0x86DD)
     yield "ipv6_icmpv6", eth(ipv6(58, b"\x80\x00\x00\x00\x00\x01\x00\x01"), 0x86DD)
+    # A Neighbour Solicitation (RFC 4861 4.3) with its source link-layer option.
+    yield "ipv6_nd_solicitation", eth(ipv6(58, b"\x87\0\0\0" + bytes(4) + b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01"
+                                           + b"\x01\x01" + PEER_MAC), 0x86DD)
     yield "arp_not_ip", eth(arp(1, PEER_MAC, PEER_IP, bytes(6), OUR_IP), 0x0806)
 
 
@@ -165,6 +168,48 @@ def icmp_echo_seeds():
     yield "ping_fragment", seed(eth(ipv4(1, icmp_echo(1, 1, bytes(16)), frag=0x2000), 0x0800))
 
 
+OUR_IP6 = b"\xfd" + bytes(14) + b"\x01"   # fd00::1, what ipv6_nd_fuzz answers for
+PEER_IP6 = b"\xfd" + bytes(14) + b"\x02"  # fd00::2
+
+
+def icmp6(src, dst, msg, hop_limit=255):
+    """IPv6 + ICMPv6 with the RFC 4443 2.3 checksum (pseudo-header, RFC 8200 8.1)."""
+    pseudo = src + dst + struct.pack("!IxxxB", len(msg), 58)
+    msg = msg[:2] + b"\0\0" + msg[4:]
+    msg = msg[:2] + struct.pack("!H", inet_sum(pseudo + msg)) + msg[4:]
+    return struct.pack("!IHBB", 0x60000000, len(msg), 58, hop_limit) + src + dst + msg
+
+
+def ipv6_nd_seeds():
+    # Byte 0 is the harness's control byte: 0 = as given (the seeds carry
+    # correct checksums and hop limits), 1 = the harness rewrites the ICMPv6
+    # checksum, 2 = it sets the hop limit to 255.
+    def seed(frame, ctl=0):
+        return bytes([ctl]) + frame
+    group = b"\xff\x02" + bytes(9) + b"\x01\xff" + OUR_IP6[13:]
+    group_mac = b"\x33\x33" + group[12:]
+    sllao = b"\x01\x01" + PEER_MAC
+    ns = b"\x87\0\0\0" + bytes(4) + OUR_IP6
+    yield "ns", seed(eth(icmp6(PEER_IP6, group, ns + sllao), 0x86DD, dst=group_mac))
+    yield "ns_unicast_no_option", seed(eth(icmp6(PEER_IP6, OUR_IP6, ns), 0x86DD))
+    yield "ns_dad", seed(eth(icmp6(bytes(16), group, ns), 0x86DD, dst=group_mac))
+    yield "ns_nonce_option", seed(eth(icmp6(PEER_IP6, group, ns + sllao + b"\x0e\x01" + bytes(6)), 0x86DD,
+                                      dst=group_mac))
+    na = b"\x88\0\0\0\x60\0\0\0" + PEER_IP6 + b"\x02\x01" + PEER_MAC
+    yield "na_solicited", seed(eth(icmp6(PEER_IP6, OUR_IP6, na), 0x86DD))
+    yield "ns_hop_limit_64", seed(eth(icmp6(PEER_IP6, group, ns + sllao, hop_limit=64), 0x86DD, dst=group_mac))
+    yield "ns_fixed_by_harness", seed(eth(icmp6(PEER_IP6, group, ns + sllao)[:-1] + b"\xff", 0x86DD,
+                                          dst=group_mac), 3)
+    # Reproducer: a solicitation from a multicast source was taken, and the
+    # advertisement answering it (S set, to that group) was invalid.
+    yield "ns_multicast_source", seed(eth(icmp6(b"\xff\x02" + bytes(13) + b"\x01", group, ns + sllao), 0x86DD,
+                                          dst=group_mac))
+    echo = struct.pack("!BBHHH", 128, 0, 0, 0x1234, 1) + bytes(range(56))
+    yield "echo", seed(eth(icmp6(PEER_IP6, OUR_IP6, echo, hop_limit=64), 0x86DD))
+    yield "echo_empty", seed(eth(icmp6(PEER_IP6, OUR_IP6, echo[:8], hop_limit=64), 0x86DD))
+    yield "echo_not_for_us", seed(eth(icmp6(PEER_IP6, PEER_IP6, echo, hop_limit=64), 0x86DD))
+
+
 def addr_parse_seeds():
     for name, text in [
         ("ipv4", "10.0.0.1"), ("ipv4_max", "255.255.255.255"), ("mac_colons", "02:00:00:ab:CD:ef"),
@@ -172,6 +217,10 @@ def addr_parse_seeds():
         ("ip_option_31", "1=10.0.0.0/31"), ("ip_option_port_max", "1023=172.16.0.1/12"),
         ("ip_option_network", "0=10.0.0.0/24"), ("neigh", "10.0.0.2=02:00:00:00:00:02"),
         ("neigh_multicast", "10.0.0.2=01:00:5e:00:00:01"), ("leading_zero", "0=010.0.0.1/24"),
+        ("ip_option_ipv6", "0=fd00::1/64"), ("ip_option_ipv6_link_local", "0=fe80::1/64"),
+        ("ip_option_ipv6_128", "2=2001:db8::5/128"),
+        # Reproducer: inet_pton stops at a NUL, so "fd00::1\0junk" read as fd00::1.
+        ("ipv6_nul", "0=fd00::1\0junk/64"),
         # Reproducer: a newline in the value split the one-line error in two.
         ("newline", "\n"),
     ]:
@@ -193,6 +242,8 @@ def transport_options_seeds():
                               "--connect-timeout", "2.5", "--stall-timeout", "10", "--mtu", "9000", "--no-offload")
     yield "rx_options", words("rx", "8834", *ip, "--wait", "30", "--no-progress", "--drop-rx", "0.5", "--drop-tx",
                               "1.25", "--drop-seed", "42")
+    yield "tx_ipv6", words("tx", "fd00::2", "8834", "--ip", "0=fd00::1/64")
+    yield "rx_mixed_families", words("rx", "8834", "--ip", "0=fd00::1/64", *ip)
     yield "help", words("rx", "--help")
     yield "tx_and_rx", words("tx", "10.0.0.2", "8834", "rx", "8834", *ip)
     yield "rx_sender_word", words("rx", "8834", "threads", "2", *ip)
@@ -296,6 +347,7 @@ TARGETS = {
     "net_parse": net_parse,
     "arp": arp_seeds,
     "icmp_echo": icmp_echo_seeds,
+    "ipv6_nd": ipv6_nd_seeds,
     "addr_parse": addr_parse_seeds,
     "transport_options": transport_options_seeds,
     "tcp_segment": tcp_segment_seeds,

@@ -167,8 +167,13 @@ def recv_exact(sock, n, boundary_ok=False):
 
 
 def parse_hostport(s):
+    """ADDR:PORT; an IPv6 ADDR as it is (the last ':' ends it) or in []."""
     h, p = s.rsplit(":", 1)
-    return h, int(p)
+    return h.strip("[]"), int(p)
+
+
+def family_of(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def break_fin(sock, why):
@@ -374,7 +379,7 @@ class Reassembly:
 
 
 def listen_socket(a):
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls = socket.socket(family_of(a.listen[0]), socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if a.rcvbuf:
         # Small and fixed (no autotuning): bounds what a sender can have
@@ -911,7 +916,13 @@ def ping(a):
     until the first reply (or --timeout). Replies must carry our identifier,
     sequence and payload, with a valid ICMP checksum."""
     addr = a.to[0][0]
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    v6 = family_of(addr) == socket.AF_INET6
+    # ICMPv6 (RFC 4443): echo request 128, reply 129; the kernel fills in and
+    # verifies the checksum of a raw ICMPv6 socket (it covers a pseudo-header)
+    # and hands over the message without its IPv6 header.
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) if v6 else \
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    req_type, rep_type = (128, 129) if v6 else (8, 0)
     s.settimeout(0.2)
     ident = os.getpid() & 0xFFFF
     replies, rtts, seq = 0, [], 0
@@ -919,8 +930,8 @@ def ping(a):
     while time.monotonic() < deadline and (replies < a.count if not a.until_up else replies == 0):
         seq += 1
         payload = struct.pack("!d", time.monotonic()) + bytes(range(48))
-        hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-        pkt = struct.pack("!BBHHH", 8, 0, inet_checksum(hdr + payload), ident, seq) + payload
+        hdr = struct.pack("!BBHHH", req_type, 0, 0, ident, seq)
+        pkt = struct.pack("!BBHHH", req_type, 0, 0 if v6 else inet_checksum(hdr + payload), ident, seq) + payload
         s.sendto(pkt, (addr, 0))
         t0 = time.monotonic()
         while time.monotonic() - t0 < (0.2 if a.until_up else 1.0):
@@ -928,14 +939,14 @@ def ping(a):
                 data, src = s.recvfrom(2048)
             except socket.timeout:
                 continue
-            ihl = (data[0] & 0x0F) * 4
+            ihl = 0 if v6 else (data[0] & 0x0F) * 4
             icmp = data[ihl:]
             if src[0] != addr or len(icmp) < 8:
                 continue
             typ, code, _, rid, rseq = struct.unpack("!BBHHH", icmp[:8])
-            if typ != 0 or rid != ident or rseq != seq:
+            if typ != rep_type or rid != ident or rseq != seq:
                 continue
-            if inet_checksum(icmp) != 0 or icmp[8:] != payload:
+            if (not v6 and inet_checksum(icmp) != 0) or icmp[8:] != payload:
                 log(f"echo reply {seq}: bad checksum or payload")
                 continue
             replies += 1

@@ -96,6 +96,12 @@ def addrs(side, n):
     return [f"10.{77 + i}.{third}.{side}" for i in range(n)]
 
 
+def addrs6(side, n):
+    # link i: fd00:<77+i>:<pid-ish>::1 (tx) / ::2 (rx), a /64 each
+    third = os.getpid() % 250
+    return [f"fd00:{77 + i}:{third}::{side}" for i in range(n)]
+
+
 # MILLIPEDE_TEST_WORKERS=N (N >= 2): every dpdk-millipede of a case that
 # does not choose its own lcores runs N worker lcores (plus control and
 # rx+session), mapped onto the 2 CPUs; each transfer then also checks that
@@ -160,12 +166,15 @@ class Proc:
 
 
 def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, feeder=None, during=None, start_rx=True,
-             tx_lcores=None, rx_lcores=None, rx_dev=None, tx_dev=None, eal=None, ns="side", before_tx=None):
+             tx_lcores=None, rx_lcores=None, rx_dev=None, tx_dev=None, eal=None, ns="side", before_tx=None,
+             ipv6=False):
     """Runs rx and tx; returns (tx_rc, tx_err, rx_rc, rx_err, out_bytes_path).
     tx starts once rx answers on telemetry (its ports are up, it listens).
-    rx_dev/tx_dev: EAL device arguments instead of af_packet on `pairs`."""
+    rx_dev/tx_dev: EAL device arguments instead of af_packet on `pairs`.
+    ipv6: the links carry IPv6 (docs/ipv6.md) instead of IPv4."""
     n = len(pairs)
-    tx_ip, rx_ip = addrs(1, n), addrs(2, n)
+    tx_ip, rx_ip = (addrs6 if ipv6 else addrs)(1, n), (addrs6 if ipv6 else addrs)(2, n)
+    plen = 64 if ipv6 else 24
     tmp = tempfile.mkdtemp(prefix="mpt")
     out_path = os.path.join(tmp, "out")
     transfer.out_path = out_path  # (for a feeder or `during` that watches the output)
@@ -173,7 +182,7 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, feeder=None, dur
     if start_rx:
         rx_args = (rx_dev or vdevs([b for _, b in pairs])) + ["--", "rx", "8834", *rx_words]
         for i in range(n):
-            rx_args += ["--ip", f"{i}={rx_ip[i]}/24"]
+            rx_args += ["--ip", f"{i}={rx_ip[i]}/{plen}"]
         with open(out_path, "wb") as out:
             rx = Proc(rx_args, subprocess.DEVNULL, out, limit, 1, rx_lcores, eal=eal, ns=ns)
         if not rx.wait_ready(min(limit, 60)):
@@ -185,7 +194,7 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, feeder=None, dur
         tx_args += ["tx", rx_ip[i], "8834"]
     tx_args += list(tx_words)
     for i in range(n):
-        tx_args += ["--ip", f"{i}={tx_ip[i]}/24"]
+        tx_args += ["--ip", f"{i}={tx_ip[i]}/{plen}"]
     if feeder is not None:
         tx = Proc(tx_args, subprocess.PIPE, subprocess.DEVNULL, limit, 0, tx_lcores, eal=eal, ns=ns)
         t = threading.Thread(target=feeder, args=(tx.p.stdin,), daemon=True)
@@ -311,6 +320,54 @@ def case_chaos():
                           tx_words=["threads", "4", "chaos", str(n), "--chunk", "256K", "verbose", "2"], limit=120)
         breaks = tx_err.count("chaos: aborted leg")
         check(breaks >= 64 // n - 1, f"chaos {n} broke {breaks} legs (>= {64 // n - 1} expected)", tx_err)
+
+
+def case_ipv6():
+    """Two dpdk-millipede processes over IPv6 on two links: each resolves
+    the other with Neighbour Discovery (our solicitation, our
+    advertisement), 4 legs carry 32 MiB byte-exact; then legs aborted
+    every 6 chunks (RSTs over IPv6) and the stream still ends byte-exact."""
+    import re
+    pairs = make_links(2)
+    tx_err, rx_err = exact("ipv6, two links", pairs, 32 << 20, tx_words=["threads", "4", "verbose", "2"],
+                           rx_words=["verbose", "2"], limit=120, ipv6=True)
+    for who, err in (("tx", tx_err), ("rx", rx_err)):
+        m = re.search(r"nd_solicits (\d+) nd_adverts (\d+) nd_key_clashes (\d+) nd_names_full (\d+)(.*)", err)
+        check(m is not None and int(m.group(3)) == 0 and int(m.group(4)) == 0 and "nd_" not in m.group(5),
+              f"{who}: Neighbour Discovery counters present, no key clash, no invalid ND "
+              f"({m.group(0) if m else 'no nd_ line'})", err)
+        if m:
+            # tx solicits the rx addresses first; rx answers (and may solicit
+            # too if it sends before it learnt tx's MAC from a solicitation).
+            want = (1, 0) if who == "tx" else (0, 1)
+            check(int(m.group(1)) >= want[0] and int(m.group(2)) >= want[1],
+                  f"{who}: solicited {m.group(1)}x, advertised {m.group(2)}x", err)
+    tx_err, _ = exact("ipv6 chaos 6", pairs, 16 << 20,
+                      tx_words=["threads", "4", "chaos", "6", "--chunk", "256K", "verbose", "2"], limit=120, ipv6=True)
+    breaks = tx_err.count("chaos: aborted leg")
+    check(breaks >= 64 // 6 - 1, f"ipv6 chaos 6 broke {breaks} legs (>= {64 // 6 - 1} expected)", tx_err)
+    # The stream table names IPv6 endpoints as [addr]:port (RFC 5952 6).
+    size = 16 << 20
+    path = random_file(size)
+    seen = {}
+
+    def during(tx, rx):
+        wait_until(lambda: delivered(rx) > 0, 15)
+        try:
+            seen["streams"] = telemetry(tx.prefix, "/millipede/streams")
+        except (OSError, ValueError, KeyError) as e:
+            seen["error"] = repr(e)
+
+    tx_rc, tx_err, rx_rc, rx_err, out = transfer(pairs, ["threads", "4"], feeder=paced_feeder(path, 6 << 20, 128 << 10),
+                                                 during=during, limit=60, ipv6=True)
+    check(tx_rc == 0 and rx_rc == 0 and sha(out) == sha(path), "ipv6 observed transfer byte-exact", tx_err, rx_err)
+    st = seen.get("streams") or {}
+    rx6 = addrs6(2, 2)
+    remotes = st.get("remote", [])
+    check(remotes and all(r.startswith("[") and r.endswith("]:8834") and r[1:-6] in rx6 for r in remotes) and
+          all(x.startswith("[fd00:") for x in st.get("local", [])),
+          f"tx /millipede/streams shows IPv6 endpoints as [addr]:port ({st.get('local')} -> {remotes})", seen)
+    os.unlink(path)
 
 
 def case_big():
@@ -865,7 +922,16 @@ def run_plain(args, limit=20, ns=None):
 def case_badargs():
     for args, want in (
         (["--", "tx", "10.0.0.2"], "tx needs HOST PORT"),
-        (["--", "tx", "host.example", "8834", "--ip", "0=10.0.0.1/24"], "IPv4 address"),
+        (["--", "tx", "host.example", "8834", "--ip", "0=10.0.0.1/24"], "IPv4 or IPv6 address"),
+        # IPv6 (docs/ipv6.md): one family per run, no link-local, no --neigh.
+        (["--", "rx", "8834", "--ip", "0=fd00::1/64", "--ip", "1=10.0.0.1/24"], "cannot be mixed"),
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=fd00::1/64"], "tx HOST is IPv4 but --ip gives IPv6"),
+        (["--", "tx", "fd00::2", "8834", "--ip", "0=10.0.0.1/24"], "tx HOST is IPv6 but --ip gives IPv4"),
+        (["--", "tx", "ff02::1", "8834", "--ip", "0=fd00::1/64"], "unicast"),
+        (["--", "rx", "8834", "--ip", "0=fe80::1/64"], "link-local"),
+        (["--", "rx", "8834", "--ip", "0=fd00::1/129"], "1..128"),
+        (["--", "rx", "8834", "--ip", "0=fd00::1/64", "--neigh", "10.0.0.2=02:00:00:00:00:02"],
+         "Neighbour Discovery"),
         (["--", "rx", "8834"], "--ip"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/33"], "prefix"),
         (["--", "rx", "8834", "--ip", "5=10.0.0.1/24"], "port 5 does not exist"),
@@ -891,6 +957,10 @@ def case_badargs():
                         ns=NS["tx"])
     check(rc == 1 and len(err.strip().splitlines()) == 1 and "no --ip subnet" in err,
           "tx destination off every subnet: one line", err)
+    rc, err = run_plain(vdevs([pairs[0][0]]) + ["--", "tx", "fd01::9", "8834", "--ip", "0=fd00::1/64"],
+                        ns=NS["tx"])
+    check(rc == 1 and len(err.strip().splitlines()) == 1 and "no --ip subnet" in err and "fd01::9" in err,
+          "IPv6 tx destination off every prefix: one line", err)
     # Jumbo frames where the device cannot take them (af_packet: 1518 bytes).
     rc, err = run_plain(vdevs([pairs[0][0]]) + ["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24",
                                                 "--mtu", "9000"], ns=NS["tx"])
@@ -1254,6 +1324,7 @@ CASES = {
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
     "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key, "combos": case_combos,
     "duplex": case_duplex, "duplex_memif": case_duplex_memif,
+    "ipv6": case_ipv6,
 }
 
 if __name__ == "__main__":

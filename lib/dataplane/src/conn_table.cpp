@@ -12,11 +12,7 @@ namespace millipede::dataplane {
 namespace {
 constexpr uintptr_t kTentativeBit = uintptr_t(1) << 31;
 
-inline uint32_t ip_be(const tcp::IpAddr &a) {
-    uint32_t v;
-    std::memcpy(&v, a.bytes.data(), 4);
-    return v;
-}
+inline uint32_t ip_be(const tcp::IpAddr &a) { return conn_key_ip(a.bytes.data(), a.is_v6); }
 inline uint16_t be16(uint16_t host) { return static_cast<uint16_t>((host >> 8) | (host << 8)); }
 
 // rte_hash_crc loads the key 8 bytes at a time through a uint64_t pointer, and a ConnKey is only

@@ -13,6 +13,7 @@ namespace millipede::dataplane {
 namespace {
 constexpr uint32_t kEthLen = 14;
 constexpr uint32_t kIpLen = 20;
+constexpr uint32_t kIp6Len = 40;
 } // namespace
 
 const char *rx_segment_error_name(RxSegmentError e) {
@@ -100,8 +101,11 @@ rte_mbuf *build_tcp_frame(const tcp::Segment &s, const net::MacAddr &src_mac, ui
                           TxFrameContext &ctx) {
     const size_t hlen = 20 + tcp::options_length(s.opt);
     const uint32_t payload = s.payload_len();
-    const uint32_t frame = kEthLen + kIpLen + static_cast<uint32_t>(hlen) + payload;
-    if (frame > max_frame || kIpLen + hlen + payload > 65535) {
+    const bool v6 = s.src_ip.is_v6;
+    const uint32_t ip_len = v6 ? kIp6Len : kIpLen;
+    const uint32_t frame = kEthLen + ip_len + static_cast<uint32_t>(hlen) + payload;
+    // IPv4 total length, or IPv6 payload length (RFC 8200 3), is 16 bits.
+    if (frame > max_frame || (v6 ? 0 : kIpLen) + hlen + payload > 65535) {
         ctx.oversize++;
         return nullptr;
     }
@@ -110,7 +114,7 @@ rte_mbuf *build_tcp_frame(const tcp::Segment &s, const net::MacAddr &src_mac, ui
         ctx.no_mbuf++;
         return nullptr;
     }
-    const uint32_t head_len = kEthLen + kIpLen + static_cast<uint32_t>(hlen);
+    const uint32_t head_len = kEthLen + ip_len + static_cast<uint32_t>(hlen);
     auto *d = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, static_cast<uint16_t>(head_len)));
     if (!d) {
         rte_pktmbuf_free(m);
@@ -119,31 +123,43 @@ rte_mbuf *build_tcp_frame(const tcp::Segment &s, const net::MacAddr &src_mac, ui
     }
     std::memset(d, 0, 6);
     std::memcpy(d + 6, src_mac.b, 6);
-    net::store_be16(d + 12, net::kEtherTypeIPv4);
     uint8_t *ip = d + kEthLen;
-    ip[0] = 0x45;
-    ip[1] = 0;
-    net::store_be16(ip + 2, static_cast<uint16_t>(kIpLen + hlen + payload));
-    net::store_be16(ip + 4, ctx.ip_id++);
-    net::store_be16(ip + 6, 0x4000); // DF
-    ip[8] = 64;
-    ip[9] = net::kProtoTCP;
-    net::store_be16(ip + 10, 0);
-    net::store_be32(ip + 12, s.src_ip.v4_host_order());
-    net::store_be32(ip + 16, s.dst_ip.v4_host_order());
-    if (ctx.ip_checksum_offload)
-        m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
-    else
-        net::store_be16(ip + 10, net::checksum_finish(net::checksum_partial(ip, kIpLen)));
-    // Header and options; the checksum covers the payload where it lies.
-    if (tcp::serialize_header(s, {ip + kIpLen, hlen}) != hlen) {
+    if (v6) {
+        net::store_be16(d + 12, net::kEtherTypeIPv6);
+        net::store_be32(ip, 0x60000000u); // version 6, traffic class 0, flow label 0
+        net::store_be16(ip + 4, static_cast<uint16_t>(hlen + payload));
+        ip[6] = net::kProtoTCP;
+        ip[7] = 64; // hop limit
+        std::memcpy(ip + 8, s.src_ip.bytes.data(), 16);
+        std::memcpy(ip + 24, s.dst_ip.bytes.data(), 16);
+        if (s.checksum_offload) m->ol_flags |= RTE_MBUF_F_TX_IPV6 | RTE_MBUF_F_TX_TCP_CKSUM;
+    } else {
+        net::store_be16(d + 12, net::kEtherTypeIPv4);
+        ip[0] = 0x45;
+        ip[1] = 0;
+        net::store_be16(ip + 2, static_cast<uint16_t>(kIpLen + hlen + payload));
+        net::store_be16(ip + 4, ctx.ip_id++);
+        net::store_be16(ip + 6, 0x4000); // DF
+        ip[8] = 64;
+        ip[9] = net::kProtoTCP;
+        net::store_be16(ip + 10, 0);
+        net::store_be32(ip + 12, s.src_ip.v4_host_order());
+        net::store_be32(ip + 16, s.dst_ip.v4_host_order());
+        if (ctx.ip_checksum_offload)
+            m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+        else
+            net::store_be16(ip + 10, net::checksum_finish(net::checksum_partial(ip, kIpLen)));
+        if (s.checksum_offload) m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
+    }
+    // Header and options; the checksum (over the RFC 9293 3.1 or RFC 8200
+    // 8.1 pseudo-header) covers the payload where it lies.
+    if (tcp::serialize_header(s, {ip + ip_len, hlen}) != hlen) {
         rte_pktmbuf_free(m);
         ctx.oversize++;
         return nullptr;
     }
-    if (s.checksum_offload) m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
     m->l2_len = kEthLen;
-    m->l3_len = kIpLen;
+    m->l3_len = ip_len;
     m->l4_len = static_cast<uint8_t>(hlen);
     rte_mbuf *tail = m;
     auto copy = [&](const uint8_t *p, uint32_t n) { return append_copy(m, tail, p, n, ctx); };

@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +26,7 @@
 #include "millipede/dataplane/transport.h"
 #include "millipede/flow/balancer.h"
 #include "millipede/net/addr_parse.h"
+#include "millipede/net/ipv6.h"
 #include "millipede/net/neighbour.h"
 #include "millipede/pipeio/codec_pool.h"
 #include "millipede/pipeio/reader.h"
@@ -65,10 +67,58 @@ struct PortState {
     std::unique_ptr<net::NeighbourCache> neigh; // the owner's
     uint64_t rx_frames = 0, tcp_in = 0;         // the rx lcore's
 
+    // IPv6 (all of this port's --ip addresses are IPv6): the 32-bit keys of
+    // the tables (ipv6_key) name v6 addresses; `v6_names` is the owner's
+    // key -> address map of the neighbours it resolves (fixed capacity).
+    bool v6 = false;
+    struct V6Name {
+        uint32_t key = 0;
+        std::array<uint8_t, 16> addr{};
+    };
+    std::vector<V6Name> v6_names; // reserved at set-up, the owner's
+
     bool ours(uint32_t ip) const {
         for (const auto &a : addrs)
             if (a.addr == ip) return true;
         return false;
+    }
+    const net::IpAssignment *ours6(const uint8_t ip[16]) const {
+        for (const auto &a : addrs)
+            if (a.v6 && net::ipv6_equal(a.addr6.data(), ip)) return &a;
+        return nullptr;
+    }
+    const uint8_t *source_for6(const uint8_t dst[16]) const {
+        for (const auto &a : addrs)
+            if (a.on_link6(dst)) return a.addr6.data();
+        return addrs.empty() ? nullptr : addrs[0].addr6.data();
+    }
+    // Owner: remember the address behind `key`. CLASH when another address
+    // already holds that key (counted, that neighbour refused); FULL when
+    // every name still belongs to an entry of the neighbour cache.
+    enum class Naming : uint8_t { OK, CLASH, FULL };
+    Naming name_v6(uint32_t key, const uint8_t addr[16]) {
+        for (const auto &n : v6_names)
+            if (n.key == key) return net::ipv6_equal(n.addr.data(), addr) ? Naming::OK : Naming::CLASH;
+        if (v6_names.size() == v6_names.capacity()) {
+            // Names of neighbours the cache has let go (expired, failed) are
+            // free again; no allocation (the vector only shrinks here).
+            net::NeighEntry e;
+            size_t kept = 0;
+            for (size_t i = 0; i < v6_names.size(); i++)
+                if (neigh->lookup(v6_names[i].key, 0, e)) v6_names[kept++] = v6_names[i];
+            v6_names.resize(kept);
+            if (kept == v6_names.capacity()) return Naming::FULL;
+        }
+        V6Name n;
+        n.key = key;
+        std::memcpy(n.addr.data(), addr, 16);
+        v6_names.push_back(n);
+        return Naming::OK;
+    }
+    const uint8_t *v6_name(uint32_t key) const {
+        for (const auto &n : v6_names)
+            if (n.key == key) return n.addr.data();
+        return nullptr;
     }
     uint32_t source_for(uint32_t dst) const {
         for (const auto &a : addrs)
@@ -76,6 +126,10 @@ struct PortState {
         return addrs.empty() ? 0 : addrs[0].addr;
     }
 };
+
+// The 32-bit name the plane's tables give an address: IPv4 in host order,
+// IPv6 by net::ipv6_key.
+inline uint32_t ip_key(const tcp::IpAddr &a) { return a.is_v6 ? net::ipv6_key(a.bytes.data()) : a.v4_host_order(); }
 
 // Frames waiting for one tx_burst per port per loop iteration.
 // One lcore's frames for one port, in order. A device (or hand-off ring)
@@ -110,11 +164,11 @@ template <class Flush> inline void tx_append(TxBuffer &b, rte_mbuf *m, uint64_t 
 // Reasons a received frame is not handed to TCP: one table.
 #define MILLIPEDE_RX_DROPS(X)                                                                                     \
     X(NotOurs, "not_ours", "for another host, or our own frame echoed by a packet socket")                       \
-    X(Malformed, "malformed", "too short, bad IPv4 header or lengths")                                           \
+    X(Malformed, "malformed", "too short, bad IPv4/IPv6 header or lengths, invalid Neighbour Discovery")        \
     X(Fragment, "fragment", "IPv4 fragment (TCP-lite does not reassemble)")                                       \
     X(BadIpChecksum, "bad_ip_checksum", "IPv4 header checksum wrong")                                             \
-    X(OtherProto, "other_proto", "neither TCP, ICMP nor ARP")                                                     \
-    X(Unanswered, "unanswered", "ICMP other than an echo request, or one chained over several mbufs")             \
+    X(OtherProto, "other_proto", "neither TCP, ICMP(v6) nor ARP; IPv6 with extension headers")                  \
+    X(Unanswered, "unanswered", "ICMP(v6) other than an echo request or ND for us, or chained over several mbufs") \
     X(RingFull, "ring_full", "the worker's ring stayed full (back-pressure gave up)")                             \
     X(InjectedDrop, "injected_drop", "dropped by --drop-rx fault injection")
 enum class RxDrop : uint8_t {
@@ -295,6 +349,10 @@ struct Impl {
     std::vector<Held> held; // per worker
     unsigned held_total = 0;
     uint64_t arp_replies = 0, arp_requests = 0, icmp_replies = 0, owner_tx_drops = 0, neigh_drops = 0;
+    // IPv6: solicitations sent, advertisements sent, invalid ND by reason,
+    // neighbours refused for a key clash or a full name table (PortState::name_v6).
+    uint64_t nd_solicits = 0, nd_adverts = 0, nd_errors[net::kNdErrorCount] = {}, nd_key_clashes = 0,
+             nd_names_full = 0;
     std::vector<TxBuffer> owner_tx; // per port: the owner's queue
     tcp::SeededRandom rx_drop_rng{1};
     uint64_t rx_injected = 0;
@@ -339,6 +397,7 @@ struct Impl {
     void owner_send(PortState &p, rte_mbuf *m);
     void flush(TxBuffer &b, PortState &p);
     void send_gratuitous();
+    void on_nd(PortState &p, rte_mbuf *m, uint64_t now); // IPv6 Neighbour Discovery
     // worker (transport_worker.cpp)
     unsigned worker_poll(Worker &w, uint64_t now);
     void worker_emit(Worker &w, const tcp::Segment &s);

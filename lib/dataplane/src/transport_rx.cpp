@@ -31,6 +31,11 @@ bool foreign_or_echo(const PortState &p, const uint8_t *f, uint32_t len) {
     std::memcpy(dmac.b, f, 6);
     std::memcpy(smac.b, f + 6, 6);
     if (dmac == p.mac) return false;
+    if (p.v6) {
+        // IPv6 multicast (33:33:...: Neighbour Discovery to a solicited-node
+        // group); from our own MAC it is our solicitation coming back.
+        return dmac.b[0] != 0x33 || dmac.b[1] != 0x33 || std::memcmp(smac.b, p.mac.b, 6) == 0;
+    }
     if (!dmac.is_broadcast()) return true;
     if (smac != p.mac) return false;
     net::ArpPacket a;
@@ -69,10 +74,89 @@ rte_mbuf *arp_frame(rte_mempool *pool, const PortState &p, uint32_t target, bool
     return m;
 }
 
+rte_mbuf *solicitation_frame(rte_mempool *pool, const PortState &p, const uint8_t target[16]) {
+    rte_mbuf *m = rte_pktmbuf_alloc(pool);
+    if (!m) return nullptr;
+    const size_t n = net::build_neighbour_solicitation(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m), p.mac,
+                                                       p.source_for6(target), target);
+    if (!n) {
+        rte_pktmbuf_free(m);
+        return nullptr;
+    }
+    m->data_len = static_cast<uint16_t>(n);
+    m->pkt_len = static_cast<uint32_t>(n);
+    return m;
+}
+
 } // namespace
+
+// IPv6 Neighbour Discovery on the rx lcore (the owner): answer a
+// solicitation for one of our addresses, learn the MAC of a neighbour that
+// solicits us or advertises itself. Takes `m`.
+void Impl::on_nd(PortState &p, rte_mbuf *m, uint64_t now) {
+    const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+    net::NdMessage nd;
+    const net::NdError e = net::parse_nd(f, m->data_len, nd);
+    if (e != net::NdError::NONE) {
+        nd_errors[static_cast<unsigned>(e)]++;
+        rxc.drops[static_cast<unsigned>(RxDrop::Malformed)]++;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    rxc.to_owner++;
+    const bool solicitation = nd.type == net::kIcmp6NeighbourSolicitation;
+    const net::IpAssignment *mine = solicitation ? p.ours6(nd.target) : nullptr;
+    // What the message teaches: the solicitor's MAC (RFC 4861 7.2.3, only
+    // when it solicits us) or the advertised target's (7.2.5: updates an
+    // entry, creates none).
+    const uint8_t *who = solicitation ? nd.src : nd.target;
+    if (nd.has_lladdr && !net::ipv6_is_unspecified(who) && (!solicitation || mine)) {
+        const uint32_t key = net::ipv6_key(who);
+        const PortState::Naming named = p.name_v6(key, who);
+        if (named != PortState::Naming::OK) {
+            (named == PortState::Naming::CLASH ? nd_key_clashes : nd_names_full)++;
+        } else {
+            net::ArpPacket a; // the cache's learning rules are ARP's (neighbour.h)
+            a.op = solicitation ? net::kArpOpRequest : net::kArpOpReply;
+            a.sender_ip = key;
+            a.sender_mac = nd.lladdr;
+            a.target_ip = mine ? mine->addr : 0;
+            const net::ArpLearn learnt = p.neigh->on_arp(a, mine != nullptr, now);
+            if (learnt == net::ArpLearn::CREATED || learnt == net::ArpLearn::CONFIRMED ||
+                learnt == net::ArpLearn::MAC_CHANGED || learnt == net::ArpLearn::RESOLVED)
+                neighbours->publish(p.index, key, nd.lladdr);
+        }
+    }
+    if (mine) {
+        if (rte_mbuf *r = rte_pktmbuf_alloc(rx_pool)) {
+            const size_t n = net::build_neighbour_advertisement(rte_pktmbuf_mtod(r, uint8_t *),
+                                                                rte_pktmbuf_tailroom(r), nd, p.mac, nd.target);
+            r->data_len = static_cast<uint16_t>(n);
+            r->pkt_len = static_cast<uint32_t>(n);
+            nd_adverts++;
+            owner_send(p, r);
+        }
+    }
+    rte_pktmbuf_free(m);
+}
 
 void Impl::send_gratuitous() {
     for (auto &p : ports) {
+        if (p->v6) {
+            // RFC 4861 7.2.6: an unsolicited advertisement of each address.
+            for (const auto &a : p->addrs)
+                if (rte_mbuf *m = rte_pktmbuf_alloc(rx_pool)) {
+                    const size_t n = net::build_unsolicited_advertisement(rte_pktmbuf_mtod(m, uint8_t *),
+                                                                          rte_pktmbuf_tailroom(m), p->mac,
+                                                                          a.addr6.data());
+                    m->data_len = static_cast<uint16_t>(n);
+                    m->pkt_len = static_cast<uint32_t>(n);
+                    nd_adverts++;
+                    owner_send(*p, m);
+                }
+            flush(owner_tx[p->index], *p);
+            continue;
+        }
         for (const auto &a : p->addrs)
             if (rte_mbuf *m = arp_frame(rx_pool, *p, 0, true, a.addr)) owner_send(*p, m);
         flush(owner_tx[p->index], *p);
@@ -84,6 +168,15 @@ void Impl::send_gratuitous() {
 unsigned Impl::owner_poll(uint64_t now) {
     unsigned work = 0;
     auto send_request = [&](PortState &p, uint32_t ip) {
+        if (p.v6) {
+            const uint8_t *target = p.v6_name(ip);
+            if (!target) return; // (every key the cache holds was named first)
+            if (rte_mbuf *m = solicitation_frame(rx_pool, p, target)) {
+                nd_solicits++;
+                owner_send(p, m);
+            }
+            return;
+        }
         if (rte_mbuf *m = arp_frame(rx_pool, p, ip, false, p.source_for(ip))) {
             arp_requests++;
             owner_send(p, m);
@@ -115,6 +208,16 @@ unsigned Impl::owner_poll(uint64_t now) {
             continue;
         }
         const uint32_t hop = m->hash.usr;
+        // IPv6: the frame (built by a worker, on-link) names the next hop
+        // its key stands for.
+        const PortState::Naming named =
+            p->v6 ? p->name_v6(hop, rte_pktmbuf_mtod_offset(m, const uint8_t *, kEthLen + 24)) : PortState::Naming::OK;
+        if (named != PortState::Naming::OK) {
+            (named == PortState::Naming::CLASH ? nd_key_clashes : nd_names_full)++;
+            neigh_drops++;
+            rte_pktmbuf_free(m);
+            continue;
+        }
         const net::NeighLookup r = p->neigh->resolve(hop, now, reinterpret_cast<uint64_t>(m));
         if (r.send_request) send_request(*p, hop);
         switch (r.kind) {
@@ -229,7 +332,7 @@ unsigned Impl::rx_poll(uint64_t now) {
                 continue;
             }
             const uint16_t et = net::load_be16(f + 12);
-            if (et == net::kEtherTypeARP || et == net::kEtherTypeVLAN || et == net::kEtherTypeQinQ) {
+            if (!p.v6 && (et == net::kEtherTypeARP || et == net::kEtherTypeVLAN || et == net::kEtherTypeQinQ)) {
                 net::ArpPacket a;
                 if (net::parse_arp(f, len, a) != net::ArpError::NONE) {
                     drop(et == net::kEtherTypeARP ? RxDrop::Malformed : RxDrop::OtherProto);
@@ -250,7 +353,71 @@ unsigned Impl::rx_poll(uint64_t now) {
                 }
                 continue;
             }
-            if (et != net::kEtherTypeIPv4) {
+            if (et == net::kEtherTypeIPv6 && p.v6) {
+                const uint8_t *ip6 = f + kEthLen;
+                if (len < kEthLen + net::kIpv6HeaderLen || (ip6[0] >> 4) != 6 ||
+                    kEthLen + net::kIpv6HeaderLen + net::load_be16(ip6 + 4) > m->pkt_len) {
+                    drop(RxDrop::Malformed);
+                    continue;
+                }
+                const uint32_t plen = net::load_be16(ip6 + 4);
+                const uint8_t next = ip6[6];
+                if (next == net::kProtoICMPv6) {
+                    if (plen < 1 || m->nb_segs != 1) {
+                        drop(plen < 1 ? RxDrop::Malformed : RxDrop::Unanswered);
+                        continue;
+                    }
+                    const uint8_t type = ip6[net::kIpv6HeaderLen];
+                    if (type == net::kIcmp6NeighbourSolicitation || type == net::kIcmp6NeighbourAdvertisement) {
+                        on_nd(p, m, now);
+                        continue;
+                    }
+                    const net::IpAssignment *mine = p.ours6(ip6 + 24);
+                    uint32_t rlen = 0;
+                    if (mine && net::icmpv6_echo_reply_in_place(f, len, mine->addr6.data(), p.mac, rlen) ==
+                                    net::Icmp6EchoError::NONE) {
+                        m->data_len = static_cast<uint16_t>(rlen);
+                        m->pkt_len = rlen;
+                        icmp_replies++;
+                        rxc.to_owner++;
+                        owner_send(p, m);
+                    } else {
+                        drop(mine ? RxDrop::Unanswered : RxDrop::NotOurs);
+                    }
+                    continue;
+                }
+                if (!p.ours6(ip6 + 24)) {
+                    drop(RxDrop::NotOurs);
+                    continue;
+                }
+                if (next != net::kProtoTCP) { // other protocols, and extension headers (not followed)
+                    drop(RxDrop::OtherProto);
+                    continue;
+                }
+                if (plen < 20 || kEthLen + net::kIpv6HeaderLen + 20 > len) {
+                    drop(RxDrop::Malformed);
+                    continue;
+                }
+                if (o.drop_rx_ppm && rx_drop_rng() % 1'000'000 < o.drop_rx_ppm) {
+                    rx_injected++;
+                    drop(RxDrop::InjectedDrop);
+                    continue;
+                }
+                m->l2_len = kEthLen;
+                m->l3_len = net::kIpv6HeaderLen;
+                if (p.trust_l4_checksum)
+                    m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_L4_CKSUM_MASK) | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+                const uint8_t *t = ip6 + net::kIpv6HeaderLen;
+                keys[nt].remote_ip = conn_key_ip(ip6 + 8, true);
+                keys[nt].local_ip = conn_key_ip(ip6 + 24, true);
+                std::memcpy(&keys[nt].remote_port, t, 2);
+                std::memcpy(&keys[nt].local_port, t + 2, 2);
+                syn[nt] = (t[13] & 0x12) == 0x02;
+                tcp_pkts[nt++] = m;
+                p.tcp_in++;
+                continue;
+            }
+            if (et != net::kEtherTypeIPv4 || p.v6) {
                 drop(RxDrop::OtherProto);
                 continue;
             }

@@ -505,8 +505,13 @@ void Impl::publish(uint64_t now, bool final) {
             }
             stats::StreamRow &r = sn.streams[sn.nstreams++];
             r.leg = i;
-            r.local_ip = ep->local_ip.v4_host_order();
-            r.remote_ip = ep->remote_ip.v4_host_order();
+            r.local_ip = ip_key(ep->local_ip); // (IPv6: the key, which port_for_local() takes)
+            r.remote_ip = ip_key(ep->remote_ip);
+            r.v6 = ep->local_ip.is_v6;
+            if (r.v6) {
+                std::memcpy(r.local_ip6, ep->local_ip.bytes.data(), 16);
+                std::memcpy(r.remote_ip6, ep->remote_ip.bytes.data(), 16);
+            }
             r.local_port = ep->local_port;
             r.remote_port = ep->remote_port;
             const PortState *p = port_for_local(r.local_ip);
@@ -605,6 +610,17 @@ void Impl::report_final() {
                              "neigh_drops %lu tx_drops %lu\n",
                      who(), (unsigned long)arp_requests, (unsigned long)arp_replies, (unsigned long)icmp_replies,
                      (unsigned long)neigh_drops, (unsigned long)owner_tx_drops);
+        if (!ports.empty() && ports[0]->v6) {
+            std::fprintf(stderr, "dpdk-millipede %s: owner: nd_solicits %lu nd_adverts %lu nd_key_clashes %lu "
+                                 "nd_names_full %lu",
+                         who(), (unsigned long)nd_solicits, (unsigned long)nd_adverts, (unsigned long)nd_key_clashes,
+                         (unsigned long)nd_names_full);
+            for (unsigned e = 1; e < net::kNdErrorCount; e++)
+                if (nd_errors[e])
+                    std::fprintf(stderr, " %s %lu", net::nd_error_name(static_cast<net::NdError>(e)),
+                                 (unsigned long)nd_errors[e]);
+            std::fprintf(stderr, "\n");
+        }
         for (auto &w : workers) {
             const session::HostStats &h = w->host->stats();
             std::fprintf(stderr,

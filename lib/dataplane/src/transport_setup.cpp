@@ -77,6 +77,10 @@ const char *rx_drop_name(RxDrop d) {
     return d < RxDrop::Count_ ? names[static_cast<unsigned>(d)] : "?";
 }
 
+namespace {
+tcp::IpAddr tcp_addr(const net::IpAssignment &a) { return a.v6 ? tcp::IpAddr::v6(a.addr6.data()) : tcp::IpAddr::v4(a.addr); }
+} // namespace
+
 bool Impl::setup_ports(std::string &err) {
     // Ports from --ip, in order of first mention.
     for (const auto &ip : o.ips) {
@@ -85,7 +89,7 @@ bool Impl::setup_ports(std::string &err) {
             if (p->id == ip.port_id) pc = p.get();
         if (!pc) {
             if (!rte_eth_dev_is_valid_port(ip.port_id)) {
-                err = "--ip " + std::to_string(ip.port_id) + "=" + net::format_ipv4(ip.addr) + ": port " +
+                err = "--ip " + std::to_string(ip.port_id) + "=" + ip.text() + ": port " +
                       std::to_string(ip.port_id) + " does not exist (" + std::to_string(rte_eth_dev_count_avail()) +
                       " DPDK ports: add one with -a PCI or --vdev)";
                 return false;
@@ -94,6 +98,7 @@ bool Impl::setup_ports(std::string &err) {
             pc = ports.back().get();
             pc->id = ip.port_id;
             pc->index = static_cast<unsigned>(ports.size() - 1);
+            pc->v6 = ip.v6; // (one family per run: transport_options.cpp)
         }
         pc->addrs.push_back(ip);
     }
@@ -177,7 +182,8 @@ bool Impl::setup_ports(std::string &err) {
         port_by_id[p->id] = p.get();
         uint16_t mtu = 0;
         if (rte_eth_dev_get_mtu(p->id, &mtu) == 0 && mtu >= 576) p->mtu = std::min<uint16_t>(mtu, 9000);
-        p->mss = static_cast<uint16_t>(p->mtu - 40);
+        // MSS = MTU - IP header - TCP header: 40 for IPv4, 60 for IPv6 (RFC 8200 8.3).
+        p->mss = static_cast<uint16_t>(p->mtu - (p->v6 ? 60 : 40));
         p->max_frame = p->mtu + kEthLen;
         p->trust_l4_checksum = p->memif && !o.verify_memif_checksums;
         if (p->memif && o.big_segments && p->multi_seg) {
@@ -213,6 +219,7 @@ bool Impl::setup_ports(std::string &err) {
         nc.retry_interval_us = 200'000;
         nc.max_retries = 10;
         p->neigh = std::make_unique<net::NeighbourCache>(nc);
+        if (p->v6) p->v6_names.reserve(nc.max_entries);
     }
     neighbours = std::make_unique<NeighbourBoard>(nports);
     for (const auto &n : o.neighs) {
@@ -293,7 +300,7 @@ bool Impl::setup_workers(std::string &err) {
             hc.tcp.keepalive_probes = rdef.tcp.keepalive_probes;
             hc.watchdog = rdef.watchdog;
             for (auto &p : ports)
-                for (const auto &a : p->addrs) hc.listen_ips.push_back(tcp::IpAddr::v4(a.addr));
+                for (const auto &a : p->addrs) hc.listen_ips.push_back(tcp_addr(a));
             hc.listen_port = o.listen_port;
         }
         if (sends()) {
@@ -311,7 +318,7 @@ bool Impl::setup_workers(std::string &err) {
         hc.tcp.mss = 1460;
         for (auto &p : ports)
             for (const auto &a : p->addrs)
-                hc.mss_by_local_ip.push_back({tcp::IpAddr::v4(a.addr), p->mss, p->send_cap});
+                hc.mss_by_local_ip.push_back({tcp_addr(a), p->mss, p->send_cap});
         hc.compat = o.compat;
         hc.max_connections = 4 * 64 + 64;
         w->hooks = std::make_unique<ConnTableHooks>(*conns, i, &w->pub.connections);
@@ -365,18 +372,20 @@ bool Impl::setup_tx_session(std::string &err) {
     const uint32_t threads = o.threads ? o.threads : std::min<uint32_t>(64, 2 * nd);
     for (uint32_t d = 0; d < nd; d++) {
         const TxDestination &dst = o.dests[d];
-        uint32_t local = 0;
+        const net::IpAssignment *local = nullptr;
         for (auto &p : ports)
             for (const auto &a : p->addrs)
-                if (!local && a.on_link(dst.addr)) local = a.addr;
+                if (!local && (dst.v6 ? a.on_link6(dst.addr6.data()) : a.on_link(dst.addr))) local = &a;
         if (!local) {
-            err = "tx " + net::format_ipv4(dst.addr) + " " + std::to_string(dst.port) +
+            err = "tx " + (dst.v6 ? net::format_ipv6(dst.addr6.data()) : net::format_ipv4(dst.addr)) + " " +
+                  std::to_string(dst.port) +
                   ": no --ip subnet contains this address (no routing: give a port an address on its network)";
             return false;
         }
         const uint32_t k = threads / nd + (d < threads % nd ? 1 : 0);
         for (uint32_t j = 0; j < k; j++)
-            tc.legs.push_back(session::LegSpec{tcp::IpAddr::v4(local), 0, tcp::IpAddr::v4(dst.addr), dst.port});
+            tc.legs.push_back(session::LegSpec{
+                tcp_addr(*local), 0, dst.v6 ? tcp::IpAddr::v6(dst.addr6.data()) : tcp::IpAddr::v4(dst.addr), dst.port});
     }
     // Full duplex: our legs' local ports never take the port we listen on
     // (a SYN to it is a new rx flow; one of ours would be a tx leg).
@@ -460,7 +469,7 @@ bool Impl::setup_rx_session(std::string &err) {
     Session &s = session;
     session::RxConfig rc;
     for (auto &p : ports)
-        for (const auto &a : p->addrs) rc.local_ips.push_back(tcp::IpAddr::v4(a.addr));
+        for (const auto &a : p->addrs) rc.local_ips.push_back(tcp_addr(a));
     rc.port = o.listen_port;
     rc.tcp.send_buffer = kSendBuffer;
     rc.stripe.codec = o.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;

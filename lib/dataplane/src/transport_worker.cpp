@@ -52,7 +52,7 @@ void handoff_flush(TxBuffer &b, rte_ring *ring) {
 // copied), addressed with the MAC the owner published, and buffered for one
 // tx_burst per port per loop iteration.
 void Impl::worker_emit(Worker &w, const tcp::Segment &s) {
-    const uint32_t src = s.src_ip.v4_host_order();
+    const uint32_t src = ip_key(s.src_ip);
     PortState *p = port_for_local(src);
     if (!p) {
         w.no_route++;
@@ -66,7 +66,7 @@ void Impl::worker_emit(Worker &w, const tcp::Segment &s) {
     w.txc.multi_seg = p->multi_seg;
     rte_mbuf *m = build_tcp_frame(s, p->mac, p->max_frame, w.txc);
     if (!m) return;
-    const uint32_t hop = s.dst_ip.v4_host_order(); // on-link only: no routing
+    const uint32_t hop = ip_key(s.dst_ip); // on-link only: no routing
     net::MacAddr mac;
     if (neighbours->lookup(p->index, hop, mac)) {
         std::memcpy(rte_pktmbuf_mtod(m, uint8_t *), mac.b, 6);
@@ -132,11 +132,13 @@ unsigned Impl::worker_poll(Worker &w, uint64_t now) {
         rte_mbuf *m = pkts[i];
         const uint8_t *ip = rte_pktmbuf_mtod_offset(m, const uint8_t *, m->l2_len);
         const uint32_t ihl = m->l3_len;
-        const uint32_t l4_len = net::load_be16(ip + 2) - ihl;
+        // The rx lcore checked the header: IPv4, or IPv6 with TCP right after it.
+        const bool v6 = (ip[0] >> 4) == 6;
+        const uint32_t l4_len = v6 ? net::load_be16(ip + 4) : net::load_be16(ip + 2) - ihl;
         tcp::Segment seg;
         tcp::Piece pieces[kMaxRxPieces];
-        const tcp::IpAddr src = tcp::IpAddr::v4(net::load_be32(ip + 12));
-        const tcp::IpAddr dst = tcp::IpAddr::v4(net::load_be32(ip + 16));
+        const tcp::IpAddr src = v6 ? tcp::IpAddr::v6(ip + 8) : tcp::IpAddr::v4(net::load_be32(ip + 12));
+        const tcp::IpAddr dst = v6 ? tcp::IpAddr::v6(ip + 24) : tcp::IpAddr::v4(net::load_be32(ip + 16));
         const uint64_t l4f = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
         const RxSegmentError e = l4f == RTE_MBUF_F_RX_L4_CKSUM_BAD
                                      ? RxSegmentError::BAD_CHECKSUM

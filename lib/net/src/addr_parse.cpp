@@ -1,6 +1,7 @@
 #include "millipede/net/addr_parse.h"
 
 #include <cstdio>
+#include <cstring>
 
 namespace millipede::net {
 
@@ -75,7 +76,44 @@ const char *bad_host(uint32_t ip) {
     return nullptr;
 }
 
+// --ip PORTID=IPV6/PREFIX: a global or unique-local unicast address. A
+// link-local one (fe80::/10) is refused: the data plane has no scope ids
+// and answers for exactly the addresses given.
+bool parse_ip6_assignment(const std::string &head, uint32_t port_id, std::string_view addr_s,
+                          std::string_view prefix_s, IpAssignment &out, std::string &error) {
+    uint8_t a6[16];
+    if (!parse_ipv6(addr_s, a6)) {
+        error = head + "\"" + shown(addr_s) + "\" is not an IPv6 address (e.g. fd00::1)";
+        return false;
+    }
+    uint32_t prefix;
+    if (!parse_decimal(prefix_s, 999, prefix) || prefix < 1 || prefix > 128) {
+        error = head + "prefix length \"" + shown(prefix_s) + "\" is not 1..128";
+        return false;
+    }
+    const char *why = ipv6_is_unspecified(a6)   ? "is the unspecified address"
+                      : ipv6_is_loopback(a6)    ? "is the loopback address"
+                      : ipv6_is_multicast(a6)   ? "is a multicast address"
+                      : (a6[0] == 0xfe && (a6[1] & 0xc0) == 0x80) ? "is link-local (fe80::/10 needs a scope; give a global or fd00::/8 address)"
+                      : (std::memcmp(a6, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) ? "is IPv4-mapped (give the IPv4 address itself)"
+                                                : nullptr;
+    if (why) {
+        error = head + std::string(addr_s) + " " + why + ", not a host address";
+        return false;
+    }
+    IpAssignment a;
+    a.port_id = static_cast<uint16_t>(port_id);
+    a.prefix_len = static_cast<uint8_t>(prefix);
+    a.v6 = true;
+    std::memcpy(a.addr6.data(), a6, 16);
+    a.addr = ipv6_key(a6);
+    out = a;
+    return true;
+}
+
 } // namespace
+
+std::string IpAssignment::text() const { return v6 ? format_ipv6(addr6.data()) : format_ipv4(addr); }
 
 bool parse_ipv4(std::string_view s, uint32_t &out) {
     uint32_t v = 0;
@@ -127,9 +165,11 @@ bool parse_ip_option(std::string_view value, IpAssignment &out, std::string &err
         return false;
     }
     const std::string_view addr_s = rest.substr(0, slash), prefix_s = rest.substr(slash + 1);
+    if (addr_s.find(':') != std::string_view::npos) return parse_ip6_assignment(head, port_id, addr_s, prefix_s, out, error);
     uint32_t addr;
     if (!parse_ipv4(addr_s, addr)) {
-        error = head + "\"" + shown(addr_s) + "\" is not an IPv4 address (a.b.c.d, each 0-255, no leading zeros)";
+        error = head + "\"" + shown(addr_s) + "\" is not an IPv4 address (a.b.c.d, each 0-255, no leading zeros) "
+                       "or an IPv6 address (fd00::1)";
         return false;
     }
     uint32_t prefix;

@@ -15,10 +15,12 @@
 #pragma once
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "millipede/net/ipv6.h"
 #include "millipede/session/leg_host.h"
 #include "millipede/tcp/connection.h"
 
@@ -26,8 +28,13 @@ struct rte_hash;
 
 namespace millipede::dataplane {
 
+// IPv4 addresses are held as on the wire (network order); an IPv6 one by
+// its 32-bit key (net::ipv6_key): two IPv6 flows that differ only in
+// addresses with the same key share a slot (odds 2^-32 per pair of
+// addresses; such a segment reaches the wrong worker and is counted as
+// misdelivered, never delivered to the wrong connection).
 struct ConnKey {
-    uint32_t remote_ip; // network order, as on the wire
+    uint32_t remote_ip;
     uint32_t local_ip;
     uint16_t remote_port; // network order
     uint16_t local_port;
@@ -35,6 +42,14 @@ struct ConnKey {
 static_assert(sizeof(ConnKey) == 12);
 
 ConnKey conn_key(const tcp::Endpoints &ep); // from a connection's endpoints (local = ours)
+
+// The ConnKey field for an address as it lies on the wire (4 or 16 bytes).
+inline uint32_t conn_key_ip(const uint8_t *wire, bool v6) {
+    if (v6) return net::ipv6_key(wire);
+    uint32_t v;
+    std::memcpy(&v, wire, 4);
+    return v;
+}
 
 class ConnTable {
   public:

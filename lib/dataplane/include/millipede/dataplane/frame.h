@@ -6,7 +6,8 @@
 // instead of copying. The checksum is verified across the chain unless the
 // NIC marked it good.
 //
-// TX: build_tcp_frame() writes Ethernet + IPv4 + TCP headers into one mbuf
+// TX: build_tcp_frame() writes Ethernet + IPv4 (or IPv6, when the segment's
+// addresses are) + TCP headers into one mbuf
 // and attaches referenced payload (a chunk's bytes) as extbuf segments
 // chained behind it, one per piece: the chunk is referenced, not copied.
 // Bytes without a ref (control records) are copied into the header mbuf.

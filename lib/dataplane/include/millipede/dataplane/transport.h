@@ -30,6 +30,7 @@
 
 #include <array>
 #include <atomic>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -42,8 +43,10 @@
 namespace millipede::dataplane {
 
 struct TxDestination {
-    uint32_t addr = 0; // host order
+    uint32_t addr = 0; // IPv4 host order
     uint16_t port = 0;
+    bool v6 = false;   // tx HOST was an IPv6 literal: addr6 (network order)
+    std::array<uint8_t, 16> addr6{};
 };
 
 struct TransportOptions {

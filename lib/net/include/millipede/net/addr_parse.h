@@ -1,5 +1,6 @@
 // Parsers for the address options of tx/rx mode:
-//   --ip PORTID=ADDR/PREFIX     an IPv4 address of a DPDK port, e.g. 0=10.0.0.1/24
+//   --ip PORTID=ADDR/PREFIX     an IPv4 or IPv6 address of a DPDK port,
+//                               e.g. 0=10.0.0.1/24 or 0=fd00::1/64
 //   --neigh ADDR=MAC            a static neighbour,            e.g. 10.0.0.2=02:00:00:00:00:02
 //
 // Contract
@@ -10,14 +11,18 @@
 // - On failure they return false and set `error` to one line naming the
 //   option, the text given and what is wrong, e.g.
 //   --ip "0=10.0.0.1/33": prefix length 33 is not 1..32
-// - Addresses are returned in host byte order (10.0.0.1 = 0x0a000001).
+// - IPv4 addresses are returned in host byte order (10.0.0.1 = 0x0a000001);
+//   an IPv6 one in `addr6` (network order) with `addr` = ipv6_key(addr6),
+//   the 32-bit stand-in the data plane's tables use (ipv6.h).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "millipede/net/arp.h"
+#include "millipede/net/ipv6.h"
 
 namespace millipede::net {
 
@@ -25,10 +30,14 @@ inline constexpr uint32_t kMaxPortId = 1023; // the app checks the port exists
 
 struct IpAssignment {
     uint16_t port_id = 0;
-    uint32_t addr = 0;
+    uint32_t addr = 0; // IPv4 host order; IPv6: ipv6_key(addr6)
     uint8_t prefix_len = 0;
+    bool v6 = false;
+    std::array<uint8_t, 16> addr6{};
     uint32_t netmask() const { return prefix_len == 0 ? 0 : ~uint32_t(0) << (32 - prefix_len); }
-    bool on_link(uint32_t ip) const { return ((ip ^ addr) & netmask()) == 0; }
+    bool on_link(uint32_t ip) const { return !v6 && ((ip ^ addr) & netmask()) == 0; }
+    bool on_link6(const uint8_t ip[16]) const { return v6 && ipv6_prefix_match(ip, addr6.data(), prefix_len); }
+    std::string text() const; // "10.0.0.1" or "fd00::1"
 };
 
 struct StaticNeighbour {

@@ -31,7 +31,9 @@ namespace millipede::stats {
 struct StreamRow {
     uint32_t leg = 0;
     uint16_t port_id = 0;
-    uint32_t local_ip = 0, remote_ip = 0; // host order
+    uint32_t local_ip = 0, remote_ip = 0; // IPv4, host order
+    bool v6 = false;                      // then the addresses are these (network order)
+    uint8_t local_ip6[16] = {}, remote_ip6[16] = {};
     uint16_t local_port = 0, remote_port = 0;
     const char *state = "";  // a static string (TCP state name)
     uint64_t bytes = 0;      // tx: payload bytes the peer acknowledged; rx: bytes received in order
