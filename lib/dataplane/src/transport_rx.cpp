@@ -59,12 +59,12 @@ void Impl::owner_send(PortState &p, rte_mbuf *m) {
 
 namespace {
 
-rte_mbuf *arp_frame(rte_mempool *pool, const PortState &p, uint32_t target, bool gratuitous, uint32_t our_ip) {
+// One control frame built by `build(data, room)` (its length, 0 on
+// failure) into a fresh mbuf; nullptr when out of mbufs or room.
+template <class Build> rte_mbuf *control_frame(rte_mempool *pool, Build &&build) {
     rte_mbuf *m = rte_pktmbuf_alloc(pool);
     if (!m) return nullptr;
-    uint8_t *d = rte_pktmbuf_mtod(m, uint8_t *);
-    const size_t n = gratuitous ? net::build_gratuitous_arp(d, rte_pktmbuf_tailroom(m), p.mac, our_ip)
-                                : net::build_arp_request(d, rte_pktmbuf_tailroom(m), p.mac, our_ip, target);
+    const size_t n = build(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m));
     if (!n) {
         rte_pktmbuf_free(m);
         return nullptr;
@@ -74,18 +74,17 @@ rte_mbuf *arp_frame(rte_mempool *pool, const PortState &p, uint32_t target, bool
     return m;
 }
 
+rte_mbuf *arp_frame(rte_mempool *pool, const PortState &p, uint32_t target, bool gratuitous, uint32_t our_ip) {
+    return control_frame(pool, [&](uint8_t *d, size_t room) {
+        return gratuitous ? net::build_gratuitous_arp(d, room, p.mac, our_ip)
+                          : net::build_arp_request(d, room, p.mac, our_ip, target);
+    });
+}
+
 rte_mbuf *solicitation_frame(rte_mempool *pool, const PortState &p, const uint8_t target[16]) {
-    rte_mbuf *m = rte_pktmbuf_alloc(pool);
-    if (!m) return nullptr;
-    const size_t n = net::build_neighbour_solicitation(rte_pktmbuf_mtod(m, uint8_t *), rte_pktmbuf_tailroom(m), p.mac,
-                                                       p.source_for6(target), target);
-    if (!n) {
-        rte_pktmbuf_free(m);
-        return nullptr;
-    }
-    m->data_len = static_cast<uint16_t>(n);
-    m->pkt_len = static_cast<uint32_t>(n);
-    return m;
+    return control_frame(pool, [&](uint8_t *d, size_t room) {
+        return net::build_neighbour_solicitation(d, room, p.mac, p.source_for6(target), target);
+    });
 }
 
 } // namespace

@@ -134,14 +134,11 @@ unsigned pipe_tx(Impl &p, uint64_t now) {
     return work;
 }
 
-// A compressed session (docs/wire.md 2.20): delivered chunks go through
-// the inflate pool in order, raw ones passing through it so the order
-// holds; what comes back is digested (the end record's CRC64 covers the
-// original bytes) and written; a chunk's reorder-window buffer is freed
-// once stdout took its bytes.
-unsigned pipe_rx_inflate(Impl &p) {
+// The writer's completions: the end record's sets writer_done, a failed
+// write fails the session (false: stop this round), every other one goes
+// to `written`.
+template <class Written> bool drain_writer(Impl &p, unsigned &work, Written &&written) {
     Session &s = p.session;
-    unsigned work = 0;
     pipeio::Completion c;
     while (s.writer->poll_done(c)) {
         work++;
@@ -152,11 +149,26 @@ unsigned pipe_rx_inflate(Impl &p) {
         }
         if (!c.written) {
             p.fail = std::string("writing stdout: ") + s.writer->message();
-            return work;
+            return false;
         }
-        s.rx->output_consumed(s.inflate_payload[c.cookie % s.inflate_slots]);
-        s.inflate_written++;
+        written(c);
     }
+    return true;
+}
+
+// A compressed session (docs/wire.md 2.20): delivered chunks go through
+// the inflate pool in order, raw ones passing through it so the order
+// holds; what comes back is digested (the end record's CRC64 covers the
+// original bytes) and written; a chunk's reorder-window buffer is freed
+// once stdout took its bytes.
+unsigned pipe_rx_inflate(Impl &p) {
+    Session &s = p.session;
+    unsigned work = 0;
+    if (!drain_writer(p, work, [&s](const pipeio::Completion &c) {
+            s.rx->output_consumed(s.inflate_payload[c.cookie % s.inflate_slots]);
+            s.inflate_written++;
+        }))
+        return work;
     pipeio::CodecJob j;
     while (s.inflate->poll(j)) {
         work++;
@@ -205,21 +217,11 @@ unsigned pipe_rx(Impl &p) {
     Session &s = p.session;
     if (s.inflate && s.rx->stripe().compressed_session()) return pipe_rx_inflate(p);
     unsigned work = 0;
-    pipeio::Completion c;
-    while (s.writer->poll_done(c)) {
-        work++;
-        if (c.end) {
-            s.writer_done = c.written;
-            if (!c.written) p.fail = std::string("writing stdout: ") + s.writer->message();
-            continue;
-        }
-        if (!c.written) {
-            p.fail = std::string("writing stdout: ") + s.writer->message();
-            return work;
-        }
-        s.rx->output_consumed(c.len);
-        s.inflight -= c.len;
-    }
+    if (!drain_writer(p, work, [&s](const pipeio::Completion &c) {
+            s.rx->output_consumed(c.len);
+            s.inflight -= c.len;
+        }))
+        return work;
     auto out = s.rx->output();
     if (out.size() > s.inflight) {
         const size_t n = std::min<size_t>(out.size() - s.inflight, 1u << 30);
