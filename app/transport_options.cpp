@@ -450,12 +450,6 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             return std::string("tx HOST is ") + (d.v6 ? "IPv6" : "IPv4") + " but --ip gives " +
                    (o.ips[0].v6 ? "IPv6" : "IPv4") + " addresses: use one family on the wire";
     if (o.tx && o.dests.size() > 64) return "at most 64 tx destinations";
-    if (o.duplex && o.compress)
-        return "compress with rx and tx together (full duplex): not combined yet; compress a one-way pipe, or "
-               "pipe through `gzip -1` before this process";
-    if (o.duplex && o.keyed)
-        return "key with rx and tx together (full duplex): not combined yet (one key session per process); "
-               "run one process per direction";
     if (o.duplex) {
         // No loopback on a DPDK port: a frame to our own address never
         // comes back to us.

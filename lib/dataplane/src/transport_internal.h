@@ -258,7 +258,8 @@ struct RingCommands final : session::CommandOut {
 struct Session {
     // key FILE: AES-256-GCM through cryptodev; declared first so it outlives
     // the stripe cores that use it.
-    std::unique_ptr<seal::CryptodevAead> aead;
+    std::unique_ptr<seal::CryptodevAead> aead;    // key FILE: the sender's session key
+    std::unique_ptr<seal::CryptodevAead> aead_rx; // key FILE: the receiver's (duplex has both)
     RingCommands out;
     std::unique_ptr<session::TxCore> tx;
     std::unique_ptr<session::RxCore> rx;
@@ -387,7 +388,8 @@ struct Impl {
     bool setup_ports(std::string &err);
     bool setup_workers(std::string &err);
     bool setup_session(std::string &err);
-    bool make_aead(std::string &err); // key FILE: session.aead on cryptodev
+    // key FILE: one AES-256-GCM object on cryptodev per direction
+    bool make_aead(std::unique_ptr<seal::CryptodevAead> &out, std::string &err);
     bool setup_tx_session(std::string &err);
     bool setup_rx_session(std::string &err);
     void teardown();

@@ -338,10 +338,10 @@ bool Impl::setup_workers(std::string &err) {
     return true;
 }
 
-bool Impl::make_aead(std::string &err) {
+bool Impl::make_aead(std::unique_ptr<seal::CryptodevAead> &out, std::string &err) {
     std::string why;
-    session.aead = seal::CryptodevAead::create(o.key, why);
-    if (!session.aead) {
+    out = seal::CryptodevAead::create(o.key, why);
+    if (!out) {
         err = "key: " + why;
         return false;
     }
@@ -414,7 +414,7 @@ bool Impl::setup_tx_session(std::string &err) {
             return false;
         }
         if (!tc.stripe.session_id) tc.stripe.session_id = 1;
-        if (!make_aead(err)) return false;
+        if (!make_aead(s.aead, err)) return false;
         tc.stripe.aead = s.aead.get();
     }
     tc.stripe.release_chunk = [](void *, uint64_t ref) { chunk_release(ref); };
@@ -481,8 +481,8 @@ bool Impl::setup_rx_session(std::string &err) {
     if (!o.compat) rc.stripe.features |= stripe::kFeatureCompress;
     std::memcpy(rc.stripe.checkphrase, o.checkphrase, 4);
     if (o.keyed) {
-        if (!make_aead(err)) return false;
-        rc.stripe.aead = s.aead.get();
+        if (!make_aead(s.aead_rx, err)) return false;
+        rc.stripe.aead = s.aead_rx.get();
     }
     rc.linger_us = 3'000'000; // serve a sender whose end acknowledgement was lost; then exit
     s.rx = std::make_unique<session::RxCore>(rc, s.out);
