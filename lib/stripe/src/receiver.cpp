@@ -828,7 +828,7 @@ void StripeReceiver::advance() {
                     fail(Error::BAD_COMPRESSED,
                          "compressed chunk %llu announces %u original bytes; this receiver's limit is %u",
                          static_cast<unsigned long long>(s.seq), s.stream_len, cfg_.max_chunk_bytes);
-                    return;
+                    break; // (leaves in_advance_ clear: the session has failed)
                 }
             }
             stats_.bytes_delivered += s.stream_len;
