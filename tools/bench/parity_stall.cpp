@@ -3,14 +3,16 @@
 // TxSession/RxSession over TCP-lite, virtual clock). JSON on stdout.
 //
 //   parity-stall [--legs 4] [--k 1] [--mib 32] [--chunk 65536]
-//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16] [--seed 1]
+//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16]
+//                [--queue-ahead 0] [--seed 1]
 //
 // Each of the `legs` legs has its own link (rate, one-way delay). After
 // `cut-at-mib` MiB went over link 1 (in the middle of a chunk), that link
 // dies for good. The stall is the longest stretch of virtual time in which
 // the receiver's output did not grow, among those that end after the cut.
 // Runs: parity 0 (re-send after the sender declares the leg dead) and
-// parity K (the receiver rebuilds from the stripe's parity).
+// parity K (the receiver rebuilds from the stripe's parity); --queue-ahead
+// sets the parity run's SenderConfig::parity_queue_ahead_bytes (0: none).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
