@@ -26,7 +26,9 @@ struct ParityCase {
     std::string mix;
 };
 
-ParityCase make_parity_case(uint64_t seed) {
+// queue_ahead: run with SenderConfig::parity_queue_ahead_bytes of 1..3
+// chunks (from the seed, so every other draw is the seed's usual mix).
+ParityCase make_parity_case(uint64_t seed, bool queue_ahead) {
     Rng r(seed * 0x2545f4914f6cdd1dull + 11);
     ParityCase c;
     sim::WorldConfig &wc = c.wc;
@@ -68,6 +70,7 @@ ParityCase make_parity_case(uint64_t seed) {
     wc.tx.stripe.backoff_initial_us = r.range(20, 200) * 1000;
     wc.tx.stripe.backoff_max_us = 1'000'000;
     wc.tx.stripe.flush_partial_us = r.chance(0.2) ? 10'000 : 0;
+    if (queue_ahead) wc.tx.stripe.parity_queue_ahead_bytes = uint64_t{chunk} * (1 + seed % 3);
     wc.tx.watchdog.connect_timeout_us = 1'000'000;
     wc.rx.stripe.window_chunks = static_cast<uint32_t>(r.range(2 * legs, 4 * legs));
     wc.rx.stripe.max_chunk_bytes = std::max<uint32_t>(chunk, static_cast<uint32_t>(r.range(1024, 64 * 1024)));
@@ -84,9 +87,11 @@ ParityCase make_parity_case(uint64_t seed) {
     wc.reader_bytes_per_ms = r.chance(0.15) ? r.range(100, 2000) : 0;
     wc.time_limit_us = 900'000'000;
     char b[512];
-    snprintf(b, sizeof b, "legs=%u (N=%u K=%u) size=%zu chunk=%u in_flight=%u window=%u loss=%d reorder=%d dup=%d kills:%s",
-             legs, legs - k, k, c.size, chunk, wc.tx.stripe.max_chunks_in_flight, wc.rx.stripe.window_chunks, loss,
-             reorder, dup, kills.c_str());
+    snprintf(b, sizeof b,
+             "legs=%u (N=%u K=%u) size=%zu chunk=%u in_flight=%u window=%u queue_ahead=%llu loss=%d reorder=%d dup=%d "
+             "kills:%s",
+             legs, legs - k, k, c.size, chunk, wc.tx.stripe.max_chunks_in_flight, wc.rx.stripe.window_chunks,
+             static_cast<unsigned long long>(wc.tx.stripe.parity_queue_ahead_bytes), loss, reorder, dup, kills.c_str());
     c.mix = b;
     return c;
 }
@@ -96,8 +101,8 @@ struct ParityTally {
     uint64_t beyond_k = 0; // seeds where more than K legs died (the watchdog also gave up a lossy live leg)
 };
 
-bool run_parity_seed(uint64_t seed, ParityTally &t, std::string &err, bool verbose) {
-    ParityCase c = make_parity_case(seed);
+bool run_parity_seed(uint64_t seed, bool queue_ahead, ParityTally &t, std::string &err, bool verbose) {
+    ParityCase c = make_parity_case(seed, queue_ahead);
     const auto in = sim::make_input(c.size, seed);
     sim::World w(c.wc, in);
     const sim::Outcome o = w.run();
@@ -143,7 +148,8 @@ bool run_parity_seed(uint64_t seed, ParityTally &t, std::string &err, bool verbo
     t.beyond_k += w.tx().stats().legs_lost > c.wc.tx.stripe.parity_k;
     if (why.empty()) return true;
     err = "parity seed " + std::to_string(seed) + " failed: " + why + "\n  mix: " + c.mix +
-          "\n  re-run: MILLIPEDE_SIM_SEED=" + std::to_string(seed) + " <build>/tests/sim/sim_parity_test";
+          "\n  re-run: MILLIPEDE_SIM_SEED=" + std::to_string(seed) + " <build>/tests/sim/sim_parity_test" +
+          (queue_ahead ? " --gtest_filter=*QueueAhead*" : "");
     return false;
 }
 
@@ -152,28 +158,28 @@ uint64_t env_u64(const char *name, uint64_t dflt) {
     return v && *v ? std::strtoull(v, nullptr, 10) : dflt;
 }
 
-TEST(SimParity, LegsDieNothingResent) {
+void run_parity_seeds(bool queue_ahead, uint64_t default_seeds) {
     ParityTally t;
     if (const char *one = std::getenv("MILLIPEDE_SIM_SEED"); one && *one) {
         std::string err;
-        EXPECT_TRUE(run_parity_seed(std::strtoull(one, nullptr, 10), t, err, true)) << err;
+        EXPECT_TRUE(run_parity_seed(std::strtoull(one, nullptr, 10), queue_ahead, t, err, true)) << err;
         return;
     }
-    const uint64_t n = env_u64("MILLIPEDE_SIM_SEEDS", 1000);
+    const uint64_t n = env_u64("MILLIPEDE_SIM_SEEDS", default_seeds);
     uint64_t failures = 0;
     for (uint64_t seed = 1; seed <= n; seed++) {
         std::string err;
-        if (!run_parity_seed(seed, t, err, false)) {
+        if (!run_parity_seed(seed, queue_ahead, t, err, false)) {
             ADD_FAILURE() << err;
             if (++failures >= 10) break;
         }
     }
-    printf("sim parity seeds: %llu seeds, %.1f MB; legs lost %llu, chunks covered by parity %llu, rebuilt %llu, "
+    printf("sim parity seeds%s: %llu seeds, %.1f MB; legs lost %llu, chunks covered by parity %llu, rebuilt %llu, "
            "parity chunks sent %llu, chunks re-sent %llu; seeds with more than K legs lost %llu\n",
-           static_cast<unsigned long long>(t.seeds), t.bytes / 1e6, static_cast<unsigned long long>(t.legs_lost),
-           static_cast<unsigned long long>(t.covered), static_cast<unsigned long long>(t.rebuilt),
-           static_cast<unsigned long long>(t.parity_sent), static_cast<unsigned long long>(t.resent),
-           static_cast<unsigned long long>(t.beyond_k));
+           queue_ahead ? " (queue-ahead bound)" : "", static_cast<unsigned long long>(t.seeds), t.bytes / 1e6,
+           static_cast<unsigned long long>(t.legs_lost), static_cast<unsigned long long>(t.covered),
+           static_cast<unsigned long long>(t.rebuilt), static_cast<unsigned long long>(t.parity_sent),
+           static_cast<unsigned long long>(t.resent), static_cast<unsigned long long>(t.beyond_k));
     if (n >= 200 && failures == 0) {
         // The kills really cost chunks, and parity brought them back.
         EXPECT_GT(t.legs_lost, n / 4);
@@ -181,5 +187,11 @@ TEST(SimParity, LegsDieNothingResent) {
         EXPECT_LT(t.beyond_k, n / 20); // the exception stays rare
     }
 }
+
+TEST(SimParity, LegsDieNothingResent) { run_parity_seeds(false, 1000); }
+
+// The same mixes with each leg's queue ahead bounded (the parity stall fix,
+// tools/bench/parity_stall.cpp --queue-ahead): still nothing re-sent.
+TEST(SimParity, QueueAheadBoundLegsDieNothingResent) { run_parity_seeds(true, 300); }
 
 } // namespace

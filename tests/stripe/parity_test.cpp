@@ -263,3 +263,46 @@ TEST(ParityNegotiation, ReceiverClosesALegSendingParityUnasked) {
     EXPECT_NE(std::string(rx.last_leg_message()).find("did not ask for parity"), std::string::npos)
         << rx.last_leg_message();
 }
+
+namespace {
+
+// Leg 0 alone, 3 legs of parity 1 (stripes of 2 data + 1 parity), six
+// chunks of input; returns how many chunk headers leg 0 got before its TCP
+// acknowledged anything, and how many more once it acknowledged those.
+std::pair<size_t, size_t> chunks_before_and_after_ack(uint64_t queue_ahead) {
+    SenderConfig c = parity_cfg(3, 1);
+    c.max_chunks_in_flight = 8;
+    c.parity_queue_ahead_bytes = queue_ahead;
+    StripeSender tx(c);
+    FakeIo io(3);
+    io.acked.assign(3, 0);
+    const Hello h = hello_of(tx, io);
+    io.acked[0] = kHelloSize; // the hello was delivered
+    answer(tx, h.features, 64);
+    std::vector<uint8_t> in(600, 0x5a);
+    EXPECT_EQ(tx.push_input(in.data(), in.size(), 0), in.size());
+    tx.poll(1, io);
+    // Every record on the leg now is a whole 100-byte data chunk.
+    auto count = [](const std::vector<uint8_t> &bytes) {
+        EXPECT_EQ(bytes.size() % (kChunkHeaderSize + 100), 0u) << bytes.size();
+        return bytes.size() / (kChunkHeaderSize + 100);
+    };
+    std::vector<uint8_t> first = io.take(0);
+    const size_t before = count(first);
+    io.acked[0] += first.size(); // TCP delivered all of it (no chunk acknowledgement yet)
+    tx.poll(2, io);
+    return {before, count(io.take(0))};
+}
+
+} // namespace
+
+// parity_queue_ahead_bytes: a leg takes its next chunk only while less than
+// the bound of what it was handed is TCP-unacknowledged, so the next chunk
+// waits for whichever leg drains first instead of queueing behind others.
+TEST(ParityQueueAhead, LegTakesTheNextChunkOnlyOnceItsQueueDrained) {
+    const auto bounded = chunks_before_and_after_ack(100);
+    EXPECT_EQ(bounded.first, 1u) << "one 100-byte chunk reaches the 100-byte bound";
+    EXPECT_EQ(bounded.second, 1u) << "delivered: room for exactly one more";
+    const auto unbounded = chunks_before_and_after_ack(0);
+    EXPECT_GE(unbounded.first, 2u) << "no bound: the leg queues every chunk it may carry";
+}

@@ -3,18 +3,21 @@
 // TxSession/RxSession over TCP-lite, virtual clock). JSON on stdout.
 //
 //   parity-stall [--legs 4] [--k 1] [--mib 32] [--chunk 65536]
-//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16] [--seed 1]
+//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16]
+//                [--queue-ahead 0] [--seed 1]
 //
 // Each of the `legs` legs has its own link (rate, one-way delay). After
 // `cut-at-mib` MiB went over link 1 (in the middle of a chunk), that link
 // dies for good. The stall is the longest stretch of virtual time in which
 // the receiver's output did not grow, among those that end after the cut.
 // Runs: parity 0 (re-send after the sender declares the leg dead) and
-// parity K (the receiver rebuilds from the stripe's parity).
+// parity K (the receiver rebuilds from the stripe's parity); --queue-ahead
+// sets the parity run's SenderConfig::parity_queue_ahead_bytes (0: none).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "sim.h"
 
@@ -24,6 +27,7 @@ namespace {
 
 struct Opts {
     uint32_t legs = 4, k = 1, chunk = 65536, window = 0; // window 0: max(16, 2 legs + 1)
+    uint64_t queue_ahead = 0; // parity runs: SenderConfig::parity_queue_ahead_bytes (0: none)
     uint64_t mib = 32, rate_mbps = 100, delay_us = 1000, cut_at_mib = 4, seed = 1;
 };
 
@@ -32,6 +36,12 @@ struct Run {
     std::string why;
     uint64_t died_us = 0, stall_us = 0, stall_from_us = 0, declared_dead_after_us = 0, end_us = 0, before_us = 0;
     uint64_t resent = 0, covered = 0, rebuilt = 0, parity_sent = 0;
+    // Instrumentation of the longest stall after the cut: the data chunk the
+    // output waited for (its stripe seq) and, when the stall began, how long
+    // each link's drop-tail queue toward the receiver took to drain (µs of
+    // backlog: bytes queued ahead of anything handed to TCP then).
+    uint64_t stall_waited_seq = 0;
+    std::vector<uint64_t> stall_backlog_us;
 };
 
 Run run(const Opts &o, uint32_t k) {
@@ -46,6 +56,7 @@ Run run(const Opts &o, uint32_t k) {
     wc.links[1 % o.legs].down_after_bytes = (o.cut_at_mib << 20) / o.legs + o.chunk / 2 + 12345;
     wc.tx.stripe.parity_k = k;
     wc.tx.stripe.chunk_bytes = o.chunk;
+    if (k) wc.tx.stripe.parity_queue_ahead_bytes = o.queue_ahead;
     wc.tx.stripe.max_chunks_in_flight = 16;
     wc.rx.stripe.window_chunks = o.window ? o.window : std::max<uint32_t>(16, 2 * o.legs + 1);
     wc.rx.stripe.max_chunk_bytes = o.chunk;
@@ -53,20 +64,28 @@ Run run(const Opts &o, uint32_t k) {
     sim::World w(wc, in);
     uint64_t last_growth = 0, last_size = 0, longest = 0, longest_from = 0, before = 0;
     const auto &link = w.net().link(1 % o.legs);
+    std::vector<uint64_t> backlog_at_growth(o.legs, 0);
+    Run r;
     const sim::Outcome out = w.run([&](sim::World &wd) {
         const uint64_t now = wd.now();
         if (wd.output().size() != last_size) {
             if (link.st.died_at != UINT64_MAX && now > link.st.died_at && now - last_growth > longest) {
                 longest = now - last_growth;
                 longest_from = last_growth;
+                r.stall_backlog_us = backlog_at_growth;
+                const uint64_t data_index = last_size / o.chunk, n = o.legs - k;
+                r.stall_waited_seq = k ? data_index / n * o.legs + data_index % n : data_index;
             }
             // (before the cut, from the first byte out: the steady-state rhythm)
             if (link.st.died_at == UINT64_MAX && last_size > 0) before = std::max(before, now - last_growth);
             last_size = wd.output().size();
             last_growth = now;
+            for (uint32_t i = 0; i < o.legs; i++) {
+                const auto &li = wd.net().link(i);
+                backlog_at_growth[i] = li.up && li.free_at[0] > now ? li.free_at[0] - now : 0;
+            }
         }
     });
-    Run r;
     r.ok = out.ok;
     r.why = out.why;
     r.died_us = link.st.died_at;
@@ -83,6 +102,12 @@ Run run(const Opts &o, uint32_t k) {
     return r;
 }
 
+std::string backlog_json(const std::vector<uint64_t> &v) {
+    std::string j = "[";
+    for (size_t i = 0; i < v.size(); i++) j += (i ? ", " : "") + std::to_string(v[i]);
+    return j + "]";
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -90,7 +115,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!std::strcmp(argv[i], "--help") || i + 1 >= argc) {
             fprintf(stderr, "usage: parity-stall [--legs N] [--k K] [--mib M] [--chunk BYTES] [--rate-mbps R] "
-                            "[--delay-us D] [--cut-at-mib C] [--seed S]\n");
+                            "[--delay-us D] [--cut-at-mib C] [--window W] [--queue-ahead BYTES] [--seed S]\n");
             return std::strcmp(argv[i], "--help") ? 2 : 0;
         }
         const uint64_t v = std::strtoull(argv[++i], nullptr, 10);
@@ -104,6 +129,7 @@ int main(int argc, char **argv) {
         else if (a == "--cut-at-mib") o.cut_at_mib = v;
         else if (a == "--seed") o.seed = v;
         else if (a == "--window") o.window = static_cast<uint32_t>(v);
+        else if (a == "--queue-ahead") o.queue_ahead = v;
         else {
             fprintf(stderr, "parity-stall: unknown option %s\n", a.c_str());
             return 2;
@@ -116,11 +142,11 @@ int main(int argc, char **argv) {
     }
     printf("{\n  \"tool\": \"parity-stall\",\n  \"simulated\": true,\n"
            "  \"scenario\": {\"legs\": %u, \"links\": %u, \"rate_mbps_per_link\": %llu, \"one_way_delay_us\": %llu, "
-           "\"mib\": %llu, \"chunk\": %u, \"cut_link\": 1, \"cut_after_mib\": %llu, \"revives\": false, \"seed\": %llu},\n"
+           "\"mib\": %llu, \"chunk\": %u, \"cut_link\": 1, \"cut_after_mib\": %llu, \"revives\": false, \"parity_queue_ahead_bytes\": %llu, \"seed\": %llu},\n"
            "  \"runs\": [\n",
            o.legs, o.legs, static_cast<unsigned long long>(o.rate_mbps), static_cast<unsigned long long>(o.delay_us),
            static_cast<unsigned long long>(o.mib), o.chunk, static_cast<unsigned long long>(o.cut_at_mib),
-           static_cast<unsigned long long>(o.seed));
+           static_cast<unsigned long long>(o.queue_ahead), static_cast<unsigned long long>(o.seed));
     bool all_ok = true;
     const uint32_t ks[2] = {0, o.k};
     for (int i = 0; i < 2; i++) {
@@ -129,14 +155,15 @@ int main(int argc, char **argv) {
  printf("    {\"parity\": %u, \"ok\": %s, \"longest_stall_before_cut_us\": %llu, \"longest_stall_after_cut_us\": %llu, \"stall_started_after_cut_us\": "
                "%lld, \"leg_declared_dead_after_us\": %llu, \"seconds\": %.3f, \"goodput_mbps\": %.1f, "
                "\"chunks_resent\": %llu, \"chunks_covered_by_parity\": %llu, \"chunks_rebuilt\": %llu, "
-               "\"parity_chunks_sent\": %llu%s%s%s}%s\n",
+               "\"parity_chunks_sent\": %llu, \"stall_waited_for_seq\": %llu, \"link_backlog_us_at_stall_start\": %s%s%s%s}%s\n",
                ks[i], r.ok ? "true" : "false", static_cast<unsigned long long>(r.before_us),
                static_cast<unsigned long long>(r.stall_us),
                static_cast<long long>(r.stall_from_us) - static_cast<long long>(r.died_us),
                static_cast<unsigned long long>(r.declared_dead_after_us), r.end_us / 1e6,
                r.end_us ? (o.mib << 20) * 8.0 / r.end_us : 0.0, static_cast<unsigned long long>(r.resent),
                static_cast<unsigned long long>(r.covered), static_cast<unsigned long long>(r.rebuilt),
-               static_cast<unsigned long long>(r.parity_sent), r.ok ? "" : ", \"why\": \"", r.ok ? "" : r.why.c_str(),
+               static_cast<unsigned long long>(r.parity_sent), static_cast<unsigned long long>(r.stall_waited_seq),
+               backlog_json(r.stall_backlog_us).c_str(), r.ok ? "" : ", \"why\": \"", r.ok ? "" : r.why.c_str(),
                r.ok ? "" : "\"", i == 0 ? "," : "");
     }
     printf("  ]\n}\n");

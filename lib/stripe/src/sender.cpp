@@ -930,6 +930,11 @@ void StripeSender::write_leg(uint32_t leg, LegIo &io) {
                 end_leg_ = leg;
                 continue;
             }
+            if (pk_ && cfg_.parity_queue_ahead_bytes) {
+                const uint64_t acked = io.delivered(leg);
+                if (acked != UINT64_MAX && l.written > acked && l.written - acked >= cfg_.parity_queue_ahead_bytes)
+                    return;
+            }
             int32_t si = pick_chunk(l, leg);
             if (si < 0) return;
             start_chunk(l, leg, si);

@@ -68,6 +68,13 @@ struct SenderConfig {
     // A stripe with data is closed early (short) when the pipe brought
     // nothing for this long and no partial chunk is waiting.
     uint64_t parity_idle_us = 1000;
+    // Parity: a leg takes its next chunk only while fewer than this many
+    // bytes it was handed are not yet TCP-acknowledged (LegIo::delivered()),
+    // so the chunk the receiver needs next goes to the leg that drains
+    // first instead of queueing behind others in one leg's send buffer.
+    // Too small a bound starves a leg whose bandwidth-delay product is
+    // larger. 0: no bound (the send buffer is the only limit).
+    uint64_t parity_queue_ahead_bytes = 0;
     // Native hello features asked for; the receiver must grant every one
     // (kFeatureCompress: the `compress` word) or the session fails.
     uint32_t features = kFeaturesV1;
