@@ -92,3 +92,18 @@ TEST(KeyFile, LoadRefusesMissingLongAndDirectory) {
     EXPECT_FALSE(load_key_file("/tmp", k, err, warning));
     EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
 }
+
+// A FIFO with no writer: open() without O_NONBLOCK would wait for one for
+// ever; the load must come back at once with the same refusal.
+TEST(KeyFile, LoadRefusesFifoWithoutWaiting) {
+    std::string err, warning;
+    Key k{};
+    char dir[] = "/tmp/mpkeyfifoXXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string fifo = std::string(dir) + "/key";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_FALSE(load_key_file(fifo.c_str(), k, err, warning));
+    EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
+    unlink(fifo.c_str());
+    rmdir(dir);
+}

@@ -44,7 +44,9 @@ bool parse_key(const uint8_t *p, size_t n, Key &out, std::string &err) {
 
 bool load_key_file(const char *path, Key &out, std::string &err, std::string &warning) {
     warning.clear();
-    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO named as the key file must not hang start-up in
+    // open(); it is refused below as not a regular file.
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         err = std::string("key file ") + path + ": " + std::strerror(errno);
         return false;
