@@ -64,7 +64,8 @@ void check_accepted(const TransportOptions &o) {
     for (size_t i = 0; i < o.ips.size(); i++)
         for (size_t j = i + 1; j < o.ips.size(); j++) check(o.ips[i].addr != o.ips[j].addr);
     if (o.tx) {
-        check(!o.dests.empty() && o.dests.size() <= 64 && o.listen_port == 0);
+        // Full duplex (rx PORT tx HOST PORT) also listens; a plain tx does not.
+        check(!o.dests.empty() && o.dests.size() <= 64 && (o.duplex ? o.listen_port >= 1 : o.listen_port == 0));
         for (const auto &d : o.dests) check(d.port >= 1);
         check(o.threads == 0 || (o.threads <= 64 && o.threads >= o.dests.size()));
     } else {
