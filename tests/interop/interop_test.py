@@ -1178,7 +1178,12 @@ def break_tx_case(kind):
         # everything delivered, recycled for it at once (tx's `recycled`
         # counter says 1). The broken leg reconnects once if the stream
         # lasts beyond its back-off: legs + 0 or 1 + recycled connections.
+        # A fourth: no leg was idle and every one waited on the receiver
+        # (it waits for chunk 2) for force_recycle_us, so one was closed
+        # anyway and its own unfinished chunk went again too (docs/wire.md
+        # 3.2): `recycled` and `resent` then count that second chunk as well.
         summ, recycled = r["summary"], r["counters"].get("recycled", -1)
+        resent = r["counters"].get("resent", -1)
         on = {int(k): v for k, v in summ.get("chunks_on", {}).items()}
         carrier = next((k for k, v in on.items() if 2 in v), None)
         if carrier is not None and carrier < conns and on[carrier][0] == 2:
@@ -1187,6 +1192,8 @@ def break_tx_case(kind):
             how = "the broken leg's reconnection took it"
         elif carrier is not None and carrier >= conns and recycled == 1:
             how = "an idle leg was recycled for it"
+        elif carrier is not None and carrier >= conns and recycled >= 2 and resent == recycled:
+            how = "a busy leg was recycled after every leg waited on the receiver; its chunk went again too"
         else:
             how = None
         log(f"     {name}: outcome: {how} (connection {carrier}, chunks per connection {on})")
