@@ -63,8 +63,15 @@ def main():
                 check(p["trial"] is not None and p["trial"]["loss_ratio"] <= 0.001, "the PDR trial lost <= 0.1 %")
             check(os.path.getsize(os.path.join(out, c["label"] + ".png")) > 1000, "the curve's PNG was written")
         for t in res["testpmd"]:
-            check(t["testpmd_tx"] == t["tap_rx"],
-                  f"{t['label']}: testpmd's TX-packets equal the tap's rx ({t['testpmd_tx']} / {t['tap_rx']})")
+            # testpmd counts a burst as TX once it is in the memif ring; it
+            # stops and leaves at the first byte on stdin, and a burst still
+            # in the ring then is never read: the server's link goes down
+            # with the client. So at most one burst (--burst=32) may be
+            # missing, never more, and the tap never counts more than sent.
+            missing = t["testpmd_tx"] - t["tap_rx"]
+            check(0 <= missing <= 32,
+                  f"{t['label']}: testpmd's TX-packets equal the tap's rx, but for at most the one burst still in "
+                  f"the ring when testpmd left ({t['testpmd_tx']} / {t['tap_rx']})")
             check(t["tap_inspected"] > 0 and t["offered"] >= t["tap_inspected"], "testpmd run inspected packets")
     finally:
         shutil.rmtree(out, ignore_errors=True)
