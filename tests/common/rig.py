@@ -102,3 +102,29 @@ def sanitizer_reports(err):
     in a process's stderr (empty when clean, and always with a release build)."""
     keys = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
     return [l for l in err.splitlines() if any(k in l for k in keys)]
+
+
+def system_texts():
+    """The system's licence and documentation texts (plain-text files only,
+    at most 1 MiB of each, in a fixed order): compressible input that every
+    Debian host has (base-files installs /usr/share/common-licenses)."""
+    texts = []
+    for root in ("/usr/share/common-licenses", "/usr/share/doc"):
+        for d, _, files in sorted(os.walk(root)):
+            for f in sorted(files):
+                fp = os.path.join(d, f)
+                if os.path.islink(fp) or f.endswith(".gz") or not os.path.isfile(fp):
+                    continue
+                with open(fp, "rb") as fh:
+                    b = fh.read(1 << 20)
+                if b and b"\0" not in b:
+                    texts.append(b)
+    return texts
+
+
+def write_repeated(out, blob, size):
+    """Writes `blob` repeated (the last copy cut) up to `size` bytes."""
+    left = size
+    while left > 0:
+        out.write(blob[:left])
+        left -= min(left, len(blob))

@@ -204,27 +204,12 @@ TEST(Arp, TsharkDecodesOurFrames) {
                   IcmpEchoError::NONE);
         pcap.add(echo.data(), rlen, 5);
     }
-    const std::string cmd = std::string("tshark -r ") + path +
-                            " -T fields -E separator=, -e arp.opcode -e arp.src.hw_mac -e arp.src.proto_ipv4"
-                            " -e arp.dst.proto_ipv4 -e arp.isgratuitous -e icmp.type -e icmp.checksum.status"
-                            " -e ip.src -e ip.dst -e ip.checksum.status -e icmp.ident -e icmp.seq"
-                            " -o ip.check_checksum:TRUE 2>/dev/null";
-    FILE *p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::vector<std::string> lines;
-    char line[1024];
-    while (std::fgets(line, sizeof line, p)) {
-        std::string s(line);
-        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-        lines.push_back(s);
-    }
-    pclose(p);
-    unlink(path);
-    ASSERT_EQ(lines.size(), 5u) << [&] {
-        std::ostringstream o;
-        for (auto &l : lines) o << l << "\n";
-        return o.str();
-    }();
+    const std::vector<std::string> lines = tshark_fields(
+        path, "-T fields -E separator=, -e arp.opcode -e arp.src.hw_mac -e arp.src.proto_ipv4"
+              " -e arp.dst.proto_ipv4 -e arp.isgratuitous -e icmp.type -e icmp.checksum.status"
+              " -e ip.src -e ip.dst -e ip.checksum.status -e icmp.ident -e icmp.seq"
+              " -o ip.check_checksum:TRUE");
+    ASSERT_EQ(lines.size(), 5u) << joined_lines(lines);
     EXPECT_EQ(lines[0].rfind("1,02:00:00:00:00:01,10.0.0.1,10.0.0.2,", 0), 0u) << lines[0];
     EXPECT_EQ(lines[1].rfind("2,02:00:00:00:00:01,10.0.0.1,10.0.0.2,", 0), 0u) << lines[1];
     EXPECT_EQ(lines[2].rfind("1,02:00:00:00:00:01,10.0.0.1,10.0.0.1,1,", 0), 0u) << lines[2]; // gratuitous

@@ -380,27 +380,12 @@ TEST(Ipv6, TsharkDecodesOurFrames) {
                   Icmp6EchoError::NONE);
         pcap.add(echo.data(), rlen, 3);
     }
-    const std::string cmd = std::string("tshark -r ") + path +
-                            " -T fields -E separator=, -e icmpv6.type -e icmpv6.checksum.status -e ipv6.src"
-                            " -e ipv6.dst -e ipv6.hlim -e icmpv6.nd.ns.target_address -e icmpv6.nd.na.target_address"
-                            " -e icmpv6.nd.na.flag.s -e icmpv6.opt.linkaddr -e icmpv6.echo.identifier"
-                            " -e icmpv6.echo.sequence_number -e _ws.malformed 2>/dev/null";
-    FILE *p = popen(cmd.c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    std::vector<std::string> lines;
-    char line[1024];
-    while (std::fgets(line, sizeof line, p)) {
-        std::string s(line);
-        while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-        lines.push_back(s);
-    }
-    pclose(p);
-    unlink(path);
-    ASSERT_EQ(lines.size(), 3u) << [&] {
-        std::ostringstream o;
-        for (auto &l : lines) o << l << "\n";
-        return o.str();
-    }();
+    const std::vector<std::string> lines = tshark_fields(
+        path, "-T fields -E separator=, -e icmpv6.type -e icmpv6.checksum.status -e ipv6.src"
+              " -e ipv6.dst -e ipv6.hlim -e icmpv6.nd.ns.target_address -e icmpv6.nd.na.target_address"
+              " -e icmpv6.nd.na.flag.s -e icmpv6.opt.linkaddr -e icmpv6.echo.identifier"
+              " -e icmpv6.echo.sequence_number -e _ws.malformed");
+    ASSERT_EQ(lines.size(), 3u) << joined_lines(lines);
     EXPECT_EQ(lines[0], "135,1,fd00::1,ff02::1:ff00:2,255,fd00::2,,,02:00:00:00:00:01,,,") << lines[0];
     EXPECT_EQ(lines[1].rfind("136,1,fd00::1,fd00::2,255,,fd00::1,", 0), 0u) << lines[1];
     EXPECT_NE(lines[1].find(",02:00:00:00:00:01,"), std::string::npos) << lines[1];

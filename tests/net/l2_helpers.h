@@ -79,4 +79,29 @@ struct Pcap {
     }
 };
 
+// Runs `tshark -r PATH ARGS` (ARGS: its -T fields ... options) and returns
+// its output lines; PATH is removed afterwards. tshark is the independent
+// decoder these tests check our frames against.
+inline std::vector<std::string> tshark_fields(const char *path, const std::string &args) {
+    const std::string cmd = std::string("tshark -r ") + path + " " + args + " 2>/dev/null";
+    std::vector<std::string> lines;
+    if (FILE *p = popen(cmd.c_str(), "r")) {
+        char line[1024];
+        while (std::fgets(line, sizeof line, p)) {
+            std::string s(line);
+            while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+            lines.push_back(s);
+        }
+        pclose(p);
+    }
+    std::remove(path);
+    return lines;
+}
+
+inline std::string joined_lines(const std::vector<std::string> &lines) {
+    std::string o;
+    for (const auto &l : lines) o += l + "\n";
+    return o;
+}
+
 } // namespace l2_test

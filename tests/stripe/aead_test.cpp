@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 
 #include "aead_harness.h"
 
@@ -78,6 +79,27 @@ void fix_crc(std::vector<uint8_t> &w, size_t at) {
     millipede::net::store_le32(w.data() + at + 28, crc32c(w.data() + at + kChunkHeaderSize, len));
 }
 
+// A keyed transfer of `in` (both sides hold the same key) in which an
+// attacker on the path changes the first sender-to-receiver batch that holds
+// at least `min_chunks` chunk records, once. `edited` says whether the
+// attacker had that chance, so a test cannot pass without its edit.
+struct EditedRun {
+    AeadRun run;
+    bool edited = false;
+};
+EditedRun run_with_one_edit(const std::vector<uint8_t> &in, size_t min_chunks,
+                            const std::function<void(std::vector<uint8_t> &, const std::vector<size_t> &)> &edit) {
+    FakeAead a(42), b(42);
+    EditedRun r;
+    r.run = run_aead(in, &a, &b, 1016, [&](std::vector<uint8_t> &w) {
+        const auto at = chunk_records(w);
+        if (r.edited || at.size() < min_chunks) return;
+        edit(w, at);
+        r.edited = true;
+    });
+    return r;
+}
+
 } // namespace
 
 TEST(StripeAead, RoundTripIsByteExactAndTheWireIsEncrypted) {
@@ -133,18 +155,14 @@ TEST(StripeAead, KeyOnOneSideOnlyIsRefused) {
 }
 
 TEST(StripeAead, TamperedChunkFailsAndNothingOfItIsWritten) {
-    FakeAead a(42), b(42);
     const std::vector<uint8_t> in = input(3000);
-    bool done = false;
-    const AeadRun r = run_aead(in, &a, &b, 1016, [&](std::vector<uint8_t> &w) {
-        // The second chunk record that passes: one payload byte flipped.
-        const auto at = chunk_records(w);
-        if (done || at.size() < 2) return;
+    // The second chunk record: one payload byte flipped.
+    const EditedRun e = run_with_one_edit(in, 2, [](std::vector<uint8_t> &w, const std::vector<size_t> &at) {
         w[at[1] + kChunkHeaderSize + 500] ^= 0x80;
         fix_crc(w, at[1]);
-        done = true;
     });
-    ASSERT_TRUE(done) << "the hook never saw two chunks in one batch";
+    ASSERT_TRUE(e.edited) << "the hook never saw two chunks in one batch";
+    const AeadRun &r = e.run;
     EXPECT_EQ(r.rx, SessionState::FAILED);
     EXPECT_EQ(r.rx_error, Error::AUTH_FAILED);
     EXPECT_NE(r.rx_msg.find("chunk 1 (stream bytes 1000.., leg 0) failed authentication"), std::string::npos) << r.rx_msg;
@@ -154,19 +172,15 @@ TEST(StripeAead, TamperedChunkFailsAndNothingOfItIsWritten) {
 }
 
 TEST(StripeAead, ChunkReplayedAtAnotherPlaceFails) {
-    FakeAead a(42), b(42);
     const std::vector<uint8_t> in = input(3000);
-    bool done = false;
-    const AeadRun r = run_aead(in, &a, &b, 1016, [&](std::vector<uint8_t> &w) {
-        // Chunk 0's sealed bytes offered as chunk 1 (seq and offset rewritten,
-        // CRC fixed): its tag was made for seq 0 at offset 0.
-        const auto at = chunk_records(w);
-        if (done || at.size() < 2) return;
+    // Chunk 0's sealed bytes offered as chunk 1 (CRC fixed): its tag was made
+    // for seq 0 at offset 0.
+    const EditedRun e = run_with_one_edit(in, 2, [](std::vector<uint8_t> &w, const std::vector<size_t> &at) {
         std::memcpy(w.data() + at[1] + kChunkHeaderSize, w.data() + at[0] + kChunkHeaderSize, 1000 + kAeadTagBytes);
         fix_crc(w, at[1]);
-        done = true;
     });
-    ASSERT_TRUE(done);
+    ASSERT_TRUE(e.edited);
+    const AeadRun &r = e.run;
     EXPECT_EQ(r.rx, SessionState::FAILED);
     EXPECT_EQ(r.rx_error, Error::AUTH_FAILED);
     EXPECT_LE(r.out.size(), 1000u);
@@ -174,37 +188,27 @@ TEST(StripeAead, ChunkReplayedAtAnotherPlaceFails) {
 }
 
 TEST(StripeAead, ExactReplayOfADeliveredChunkIsDroppedNotWrittenTwice) {
-    FakeAead a(42), b(42);
     const std::vector<uint8_t> in = input(3000);
-    bool done = false;
-    const AeadRun r = run_aead(in, &a, &b, 1016, [&](std::vector<uint8_t> &w) {
-        // Chunk 0's record again, right behind the original.
-        const auto at = chunk_records(w);
-        if (done || at.empty()) return;
+    // Chunk 0's record again, right behind the original.
+    const EditedRun e = run_with_one_edit(in, 1, [](std::vector<uint8_t> &w, const std::vector<size_t> &at) {
         const size_t rec = kChunkHeaderSize + 1000 + kAeadTagBytes;
         std::vector<uint8_t> copy(w.begin() + at[0], w.begin() + at[0] + rec);
         w.insert(w.begin() + at[0] + rec, copy.begin(), copy.end());
-        done = true;
     });
-    ASSERT_TRUE(done);
-    ASSERT_EQ(r.rx, SessionState::DONE) << r.rx_msg;
-    EXPECT_EQ(r.out, in);
-    EXPECT_GE(r.duplicates, 1u);
+    ASSERT_TRUE(e.edited);
+    ASSERT_EQ(e.run.rx, SessionState::DONE) << e.run.rx_msg;
+    EXPECT_EQ(e.run.out, in);
+    EXPECT_GE(e.run.duplicates, 1u);
 }
 
 TEST(StripeAead, UnencryptedChunkInAKeyedSessionFails) {
-    FakeAead a(42), b(42);
-    bool done = false;
-    const AeadRun r = run_aead(input(3000), &a, &b, 1016, [&](std::vector<uint8_t> &w) {
-        const auto at = chunk_records(w);
-        if (done || at.empty()) return;
+    const EditedRun e = run_with_one_edit(input(3000), 1, [](std::vector<uint8_t> &w, const std::vector<size_t> &at) {
         w[at[0] + 5] &= static_cast<uint8_t>(~kChunkFlagEncrypted);
-        done = true;
     });
-    ASSERT_TRUE(done);
-    EXPECT_EQ(r.rx, SessionState::FAILED);
-    EXPECT_NE(r.rx_msg.find("is not encrypted"), std::string::npos) << r.rx_msg;
-    EXPECT_TRUE(r.out.empty());
+    ASSERT_TRUE(e.edited);
+    EXPECT_EQ(e.run.rx, SessionState::FAILED);
+    EXPECT_NE(e.run.rx_msg.find("is not encrypted"), std::string::npos) << e.run.rx_msg;
+    EXPECT_TRUE(e.run.out.empty());
 }
 
 TEST(StripeAead, ForgedReceiverProofFailsTheSender) {

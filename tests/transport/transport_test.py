@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 from rig import (FAILS, check, log, quiet_iface, random_file, sanitizer_reports, sha, skip,  # noqa: E402
-                 telemetry, wait_until)
+                 system_texts, telemetry, wait_until, write_repeated)
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/dpdk-millipede"
 CASE = sys.argv[2] if len(sys.argv) > 2 else "sizes"
@@ -1015,17 +1015,7 @@ def text_corpus(path, size):
     concatenated and repeated up to `size` bytes (only plain-text files,
     read in a fixed order), then 3 MiB + 12345 bytes of random data so that
     some chunks do not shrink and travel raw."""
-    texts = []
-    for root in ("/usr/share/common-licenses", "/usr/share/doc"):
-        for d, _, files in sorted(os.walk(root)):
-            for f in sorted(files):
-                fp = os.path.join(d, f)
-                if os.path.islink(fp) or f.endswith(".gz") or not os.path.isfile(fp):
-                    continue
-                with open(fp, "rb") as fh:
-                    b = fh.read(1 << 20)
-                if b and b"\0" not in b:
-                    texts.append(b)
+    texts = system_texts()
     blob = b"".join(texts)
     # Debian's base-files always installs /usr/share/common-licenses: without
     # it there is no compressible input, and the case must fail, not pass.
@@ -1033,10 +1023,7 @@ def text_corpus(path, size):
     if not blob:
         sys.exit(1)
     with open(path, "wb") as out:
-        left = size
-        while left > 0:
-            out.write(blob[:left])
-            left -= min(left, len(blob))
+        write_repeated(out, blob, size)
         out.write(os.urandom((3 << 20) + 12345))
     return size + (3 << 20) + 12345
 

@@ -8,6 +8,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "common"))
+from rig import system_texts, write_repeated  # noqa: E402
+
 env = os.environ
 binary = env["BENCH_BIN"]
 work = env["BENCH_WORK"]
@@ -25,23 +28,10 @@ def log(*a):
 
 
 def make_text(path, size):
-    texts = []
-    for root in ("/usr/share/common-licenses", "/usr/share/doc"):
-        for d, _, files in sorted(os.walk(root)):
-            for f in sorted(files):
-                fp = os.path.join(d, f)
-                if os.path.islink(fp) or f.endswith(".gz") or not os.path.isfile(fp):
-                    continue
-                with open(fp, "rb") as fh:
-                    b = fh.read(1 << 20)
-                if b and b"\0" not in b:
-                    texts.append(b)
+    texts = system_texts()
     blob = b"".join(texts)
     with open(path, "wb") as out:
-        left = size
-        while left > 0:
-            out.write(blob[:left])
-            left -= min(left, len(blob))
+        write_repeated(out, blob, size)
     return {"distinct_text_bytes": len(blob), "files": len(texts)}
 
 
