@@ -457,8 +457,9 @@ def case_observe():
     check(3 <= len(st.get("leg", [])) <= 4 and all(x == "ESTABLISHED" for x in st.get("state", [])) and
           # srtt_us may be 0: RTT samples come from 1 ms TCP timestamps, a veth is faster.
           len(st.get("srtt_us", [])) == len(st["leg"]) and all(x > 0 for x in st.get("cwnd", [])) and
-          sum(st.get("bytes", [])) > 0 and sorted(set(st.get("port", []))) == [0, 1],
-          "tx /millipede/streams: established streams on ports 0 and 1 with bytes, srtt and cwnd", st)
+          sum(st.get("bytes", [])) > 0 and sorted(set(st.get("port", []))) == [0, 1] and
+          set(st.get("direction", [])) == {"out"},
+          "tx /millipede/streams: established streams on ports 0 and 1 with bytes, srtt and cwnd, all out", st)
     check(lc.get("role") == ["control", "rx+session+worker"] and lc.get("lcore") == [0, 1],
           "tx /millipede/lcores: control on lcore 0, rx+session+worker on lcore 1", lc)
     # Zero copy on tx: the payload is attached to the frames, not copied
@@ -475,6 +476,9 @@ def case_observe():
         rows = [l for l in err.splitlines() if l.strip() and l.split()[0].isdigit() and "ESTABLISHED" in l]
         check("retrans" in err and len(rows) >= 3, f"{who}: SIGUSR1 printed the stream table ({len(rows)} rows)",
               err)
+        # tx opened its legs ("out"); rx's were opened by its peer ("in").
+        want_dir = "out" if who == "tx" else "in"
+        check(all(l.split()[1] == want_dir for l in rows), f"{who}: every stream row's direction is {want_dir}", rows)
         prog = [l for l in err.splitlines() if l.startswith(f"{who}: ") and "MB/s" in l]
         check(len(prog) >= 2 and prog[-1].endswith("(end)"), f"{who}: progress lines ({len(prog)})", err)
     check(any("ETA" in l for l in tx_err.splitlines()), "tx progress shows an ETA with --size", tx_err)

@@ -507,6 +507,7 @@ void Impl::publish(uint64_t now, bool final) {
             }
             stats::StreamRow &r = sn.streams[sn.nstreams++];
             r.leg = i;
+            r.accepted = !sending;
             r.local_ip = ip_key(ep->local_ip); // (IPv6: the key, which port_for_local() takes)
             r.remote_ip = ip_key(ep->remote_ip);
             r.v6 = ep->local_ip.is_v6;

@@ -34,6 +34,10 @@ std::string endpoint6_text(const uint8_t ip[16], uint16_t port) {
     s += std::to_string(port);
     return s;
 }
+// "out": a leg this process opened and sends on; "in": one the peer opened.
+// Duplex lists both kinds, and their leg numbers overlap.
+const char *direction(const StreamRow &r) { return r.accepted ? "in" : "out"; }
+
 std::string local_text(const StreamRow &r) {
     return r.v6 ? endpoint6_text(r.local_ip6, r.local_port) : endpoint_text(r.local_ip, r.local_port);
 }
@@ -108,6 +112,7 @@ int tel_streams(const char *, const char *params, rte_tel_data *d) {
             const StreamRow &r = s.streams[i];
             if (r.leg != leg) continue;
             rte_tel_data_add_dict_u64(d, "leg", r.leg);
+            rte_tel_data_add_dict_string(d, "direction", direction(r));
             rte_tel_data_add_dict_u64(d, "port", r.port_id);
             rte_tel_data_add_dict_string(d, "local", local_text(r).c_str());
             rte_tel_data_add_dict_string(d, "remote", remote_text(r).c_str());
@@ -129,7 +134,8 @@ int tel_streams(const char *, const char *params, rte_tel_data *d) {
                 {"local", RTE_TEL_STRING_VAL, nullptr},   {"remote", RTE_TEL_STRING_VAL, nullptr},
                 {"state", RTE_TEL_STRING_VAL, nullptr},   {"bytes", RTE_TEL_U64_VAL, nullptr},
                 {"rate_kBps", RTE_TEL_U64_VAL, nullptr},  {"cwnd", RTE_TEL_U64_VAL, nullptr},
-                {"srtt_us", RTE_TEL_U64_VAL, nullptr},    {"retransmits", RTE_TEL_U64_VAL, nullptr}};
+                {"srtt_us", RTE_TEL_U64_VAL, nullptr},    {"retransmits", RTE_TEL_U64_VAL, nullptr},
+                {"direction", RTE_TEL_STRING_VAL, nullptr}};
     for (auto &c : cols) {
         c.a = rte_tel_data_alloc();
         if (!c.a) return -ENOMEM;
@@ -147,6 +153,7 @@ int tel_streams(const char *, const char *params, rte_tel_data *d) {
         rte_tel_data_add_array_u64(cols[7].a, r.cwnd);
         rte_tel_data_add_array_u64(cols[8].a, r.srtt_us);
         rte_tel_data_add_array_u64(cols[9].a, r.retransmits);
+        rte_tel_data_add_array_string(cols[10].a, direction(r));
     }
     for (auto &c : cols) rte_tel_data_add_dict_container(d, c.name, c.a, 0);
     return 0;
@@ -223,12 +230,12 @@ void print_table(FILE *f, const TransferSnapshot &s) {
                     "misdelivered segments %" PRIu64 "\n",
                  s.bytes ? double(s.bytes_copied) / double(s.bytes) : 0.0, s.bytes_copied, s.bytes_referenced,
                  s.misdelivered);
-    std::fprintf(f, "  %-4s %-4s %-21s %-21s %-12s %14s %9s %9s %9s %8s\n", "leg", "port", "local", "remote", "state",
-                 "bytes", "MB/s", "cwnd", "srtt_us", "retrans");
+    std::fprintf(f, "  %-4s %-3s %-4s %-21s %-21s %-12s %14s %9s %9s %9s %8s\n", "leg", "dir", "port", "local", "remote",
+                 "state", "bytes", "MB/s", "cwnd", "srtt_us", "retrans");
     for (uint32_t i = 0; i < s.nstreams; i++) {
         const StreamRow &r = s.streams[i];
-        std::fprintf(f, "  %-4u %-4u %-21s %-21s %-12s %14" PRIu64 " %9.1f %9u %9" PRIu64 " %8" PRIu64 "\n", r.leg,
-                     r.port_id, local_text(r).c_str(),
+        std::fprintf(f, "  %-4u %-3s %-4u %-21s %-21s %-12s %14" PRIu64 " %9.1f %9u %9" PRIu64 " %8" PRIu64 "\n", r.leg,
+                     direction(r), r.port_id, local_text(r).c_str(),
                      remote_text(r).c_str(), r.state, r.bytes, r.rate_mbs, r.cwnd,
                      r.srtt_us, r.retransmits);
     }

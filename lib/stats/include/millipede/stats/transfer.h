@@ -30,6 +30,7 @@ namespace millipede::stats {
 
 struct StreamRow {
     uint32_t leg = 0;
+    bool accepted = false; // a leg the peer opened (rx, or duplex's receiving legs): "in", else "out"
     uint16_t port_id = 0;
     uint32_t local_ip = 0, remote_ip = 0; // IPv4, host order
     bool v6 = false;                      // then the addresses are these (network order)
