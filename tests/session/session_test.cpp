@@ -121,6 +121,33 @@ TEST(Session, ReceiverDoesNotWaitOutItsLingerForALegOnADeadLink) {
     EXPECT_LE(tx_finished_us - o.end_us, 1'000'000) << "tx DONE at " << o.end_us << " us, finished at " << tx_finished_us;
 }
 
+TEST(Session, ReceiverDoesNotWaitOutItsLingerForTheSendersLastAck) {
+    // The sender finishes once its legs closed and leaves at once: every
+    // link dies with the final ACKs of the receiver's FINs still on the wire
+    // (a memif client that exits takes its rings, and the frames in them,
+    // with it). The receiver's legs sit in LAST-ACK; the stream is complete,
+    // so they must not hold it for its linger.
+    WorldConfig wc = base(16, 2, 2);
+    wc.rx.linger_us = 5'000'000;
+    const auto in = sim::make_input(300'000, 16);
+    World w(wc, in);
+    uint64_t tx_finished_us = 0, rx_finished_us = 0;
+    const sim::Outcome o = w.run([&](World &wd) {
+        if (!tx_finished_us && wd.tx().finished()) {
+            tx_finished_us = wd.now();
+            for (uint32_t i = 0; i < 2; i++) wd.net().set_up(i, false);
+        }
+        if (!rx_finished_us && wd.rx().finished()) rx_finished_us = wd.now();
+    });
+    ASSERT_TRUE(o.ok) << o.why;
+    ASSERT_GT(tx_finished_us, 0u);
+    ASSERT_GT(rx_finished_us, 0u) << "the receiver never finished";
+    EXPECT_LE(rx_finished_us - o.end_us, 1'000'000) // straggler_us (0.5 s) + a few RTTs
+        << "tx DONE at " << o.end_us << " us, tx finished at " << tx_finished_us << " us, rx finished at "
+        << rx_finished_us << " us";
+    EXPECT_EQ(w.rx().stats().legs_lost, 0u) << w.rx().last_leg_message();
+}
+
 TEST(Session, SenderDoesNotWaitOutItsLingerForAnIdleLegOnADeadLink) {
     // The second link dies while its leg is established but idle: nothing
     // outstanding, so no watchdog declares it dead, and its FIN at the end

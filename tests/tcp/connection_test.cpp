@@ -856,6 +856,30 @@ TEST(Reset, AbortSendsRstPeerResets) {
     EXPECT_TRUE(p.sout.last().has(flag::RST));
 }
 
+// RFC 9293 3.10.5: ABORT in CLOSING, LAST-ACK or TIME-WAIT deletes the TCB
+// without a RST: the peer has closed its side and has everything; a RST
+// would only reach a peer in TIME-WAIT (or one that already left).
+TEST(Reset, AbortInLastAckOrTimeWaitSendsNoRst) {
+    Pair p(quick(), quick());
+    p.handshake();
+    p.client->shutdown_write(p.now);
+    p.pump();
+    p.server->shutdown_write(p.now);
+    ASSERT_EQ(p.server->state(), State::LastAck);
+    p.c2s();
+    p.s2c(); // the server's FIN reaches the client; its final ACK is not delivered
+    ASSERT_EQ(p.client->state(), State::TimeWait);
+    p.sout.take();
+    p.cout.take();
+    p.server->abort(p.now);
+    EXPECT_EQ(p.server->state(), State::Closed);
+    EXPECT_EQ(p.server->close_reason(), CloseReason::ABORTED);
+    EXPECT_TRUE(p.sout.out.empty()) << "a RST from LAST-ACK";
+    p.client->abort(p.now);
+    EXPECT_EQ(p.client->state(), State::Closed);
+    EXPECT_TRUE(p.cout.out.empty()) << "a RST from TIME-WAIT";
+}
+
 // After an RTO the sender goes back to SND.UNA, but the peer may hold
 // everything (only its ACKs were lost). The abort's RST must carry the
 // highest sequence sent: one at the rewound SND.NXT is below the peer's

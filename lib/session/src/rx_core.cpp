@@ -339,7 +339,16 @@ void RxCore::poll(uint64_t now) {
             for (uint32_t i = 0; i < legs_.size(); i++)
                 if (legs_[i].handle && !legs_[i].closing)
                     drop_leg(i, now, "no FIN after the sender closed its other legs (dead link?)");
-        const bool open = connections() > 0;
+        // A leg closed from both sides (its FIN answered by ours: LAST-ACK)
+        // waits only for the sender's final ACK. A sender that exits at once
+        // can take that ACK with it (a memif client leaving takes its rings),
+        // and nothing is left to deliver on it: it keeps the receiver no
+        // longer than a straggler would.
+        const bool last_acks_expired =
+            state_ == State::DONE && sender_closed_ && now >= sender_closed_at_ + cfg_.straggler_us;
+        bool open = false;
+        for (const Leg &l : legs_)
+            if (l.handle && !(last_acks_expired && l.closing && l.peer_fin)) open = true;
         if ((!open && (sender_closed_ || state_ == State::FAILED)) || now >= linger_until_) {
             for (uint32_t i = 0; i < legs_.size(); i++)
                 if (legs_[i].handle) drop_leg(i, now, "linger expired");
@@ -358,7 +367,7 @@ uint64_t RxCore::next_deadline() const {
     if (state_ != State::RUNNING && !finished_) t = std::min(t, linger_until_);
     if (state_ == State::DONE && sender_closed_ && !finished_)
         for (const Leg &l : legs_)
-            if (l.handle && !l.closing) t = std::min(t, sender_closed_at_ + cfg_.straggler_us);
+            if (l.handle && (!l.closing || l.peer_fin)) t = std::min(t, sender_closed_at_ + cfg_.straggler_us);
     return t;
 }
 

@@ -284,8 +284,12 @@ void Connection::abort(uint64_t now) {
     // and only lost its ACKs; that RST would be out of its window and
     // dropped. At SND.MAX it is exact or in-window (a challenge ACK, which
     // our RST answers exactly once the connection is gone).
+    // In CLOSING, LAST-ACK and TIME-WAIT the TCB goes without a RST: the
+    // peer closed its side too and has everything we sent but our FIN's
+    // (or its final ACK's) fate.
     if (state_ == State::Closed) return;
-    if (state_ != State::SynSent) send_rst(snd_max_, rcv_nxt_, true, now);
+    const bool both_closed = state_ == State::Closing || state_ == State::LastAck || state_ == State::TimeWait;
+    if (state_ != State::SynSent && !both_closed) send_rst(snd_max_, rcv_nxt_, true, now);
     terminate(EventType::Closed, CloseReason::ABORTED);
 }
 
