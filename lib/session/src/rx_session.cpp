@@ -41,23 +41,7 @@ RxSession::RxSession(const RxConfig &cfg, tcp::SegmentSink sink, tcp::Random rng
 
 RxSession::~RxSession() = default;
 
-void RxSession::pump(uint64_t now) {
-    for (int round = 0; round < 64; round++) {
-        bool moved = false;
-        LegCommand c;
-        while (q_->commands.pop(c)) {
-            host_->on_command(c, now);
-            moved = true;
-        }
-        host_->poll(now);
-        LegReport r;
-        while (q_->reports.pop(r)) {
-            core_->on_report(r, now);
-            moved = true;
-        }
-        if (!moved) return;
-    }
-}
+void RxSession::pump(uint64_t now) { q_->pump(*host_, *core_, now); }
 
 void RxSession::on_segment(const tcp::Segment &seg, uint64_t now) {
     host_->on_segment(seg, now);
