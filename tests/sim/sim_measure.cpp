@@ -4,7 +4,7 @@
 //   sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]
 //               [--detail 1] [--rto-min-us U] [--cc reno|cubic|bbr]
 //               [--loss-pct 0,1,5] [--recovery 0|1] [--fair 0|1]
-//               [--fair-seconds S]
+//               [--fair-seconds S] [--trace-ms T]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -288,7 +288,8 @@ int main(int argc, char **argv) {
     const auto usage = [] {
         fprintf(stderr, "usage: sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]\n"
                         "                   [--detail 0|1] [--rto-min-us U] [--cc reno|cubic|bbr]\n"
-                        "                   [--loss-pct P[,P...]] [--recovery 0|1] [--fair 0|1] [--fair-seconds S]\n");
+                        "                   [--loss-pct P[,P...]] [--recovery 0|1] [--fair 0|1] [--fair-seconds S]\n"
+                        "                   [--trace-ms T]\n");
         return 2;
     };
     for (int i = 1; i + 1 < argc; i += 2) {
