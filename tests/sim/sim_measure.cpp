@@ -234,7 +234,8 @@ void fairness(const Opts &o) {
             last_acked[i] = a;
             const auto *b = dynamic_cast<const tcp::BbrCC *>(&c->congestion());
             if (!b) {
-                fprintf(stderr, " | cubic %.1f cw=%u", mbps, c->stats().cwnd / 1448);
+                fprintf(stderr, " | cubic %.1f cw=%u rto=%llu fr=%llu", mbps, c->stats().cwnd / 1448,
+                        (unsigned long long)c->stats().rto_events, (unsigned long long)c->stats().fast_recoveries);
                 continue;
             }
             const auto pk = [](uint64_t v) { return v == tcp::BbrCC::kInfinite ? -1.0 : double(v) / 1448; };
