@@ -42,26 +42,32 @@ TEST(CcGoals, BbrBeatsCubicUnderRandomLoss) {
 
 TEST(CcGoals, LegsBesideCubicOnOneBottleneck) {
     // 4 BBR legs and one CUBIC flow on one 100 Mbit/s link (1 ms one way,
-    // drop-tail queue of 2 BDP), shares over 20 s after 10 s of warm-up,
-    // against the equal split of what the 5 flows carried together, for
-    // seeds 1-6. Together the legs take no more than their 4 fair shares
-    // + 20 %, the CUBIC flow keeps at least its share - 20 %, and the link
-    // stays busy. The goal for each leg alone (+ 20 %) is missed on seed 3,
-    // where one leg takes 1.22 shares (docs/benchmarks.md): checked here at
-    // 1.25, so that a regression shows.
-    for (uint64_t seed = 1; seed <= 6; seed++) {
+    // drop-tail queue of 2 BDP), for seeds 1-12; "equal split" is what the
+    // 5 flows carried together, divided by 5. The window is 60 s after 30 s
+    // of warm-up (sim-measure --fair 1 --fair-seconds 90): over the 20 s
+    // window used before, one leg's share is a noisy average (its rate
+    // swings between 7 and 40 Mbit/s from one second to the next, as it
+    // wins or loses a bandwidth probe beside the CUBIC flow's sawtooth),
+    // and the worst leg of 12 seeds reached 1.48 shares; over 60 s the same
+    // runs stay within 1.16 (docs/benchmarks.md, "Shared bottleneck").
+    // Goal: no leg above its share + 20 %. Below: the CUBIC flow takes 1.2
+    // to 1.7 shares, so the legs' mean is 0.83-0.95 of a share and the
+    // slowest leg 0.61; the lower bound here (0.5) catches a starved leg,
+    // not the issue's -20 %, which these runs do not meet.
+    for (uint64_t seed = 1; seed <= 12; seed++) {
         sim::PathSpec p = bbr_path();
         p.seed = seed;
-        const sim::FairnessResult r = sim::run_fairness(p, 10'000'000, 20'000'000);
+        const sim::FairnessResult r = sim::run_fairness(p, 30'000'000, 60'000'000);
         ASSERT_TRUE(r.measured) << r.why;
         const double equal = r.link_utilisation / 5;
         double legs = 0;
         for (size_t i = 0; i < r.leg_share.size(); i++) {
             legs += r.leg_share[i];
-            EXPECT_LE(r.leg_share[i], 1.25 * equal) << "seed " << seed << " leg " << i;
+            EXPECT_LE(r.leg_share[i], 1.20 * equal) << "seed " << seed << " leg " << i;
+            EXPECT_GE(r.leg_share[i], 0.50 * equal) << "seed " << seed << " leg " << i;
         }
-        EXPECT_LE(legs, 1.2 * 4 * equal) << "seed " << seed;
-        EXPECT_GE(r.cross_share, 0.8 * equal) << "seed " << seed;
+        EXPECT_LE(legs, 4 * equal) << "seed " << seed; // together, no more than their 4 shares
+        EXPECT_GE(r.cross_share, equal) << "seed " << seed;
         EXPECT_GT(r.link_utilisation, 0.9) << "seed " << seed;
     }
 }

@@ -110,14 +110,17 @@ struct FairnessResult {
     double fair_share = 0;         // 1 / (legs + 1)
     double link_utilisation = 0;
     uint64_t queue_drops = 0;
+    uint64_t legs_lost = 0; // legs the stripe declared dead (and reconnected) in the window
     bool measured = false; // the run lasted through the window
     std::vector<tcp::Stats> leg_stats; // at the end of the window
     std::string why;       // how the run ended (the sender stops at the time limit)
 };
 
 // The legs and one CUBIC flow on one link of `p`'s rate and delay; shares
-// measured from warmup_us to warmup_us + window_us.
-inline FairnessResult run_fairness(const PathSpec &p, uint64_t warmup_us, uint64_t window_us) {
+// measured from warmup_us to warmup_us + window_us. `observe` (optional)
+// runs after every simulator step.
+inline FairnessResult run_fairness(const PathSpec &p, uint64_t warmup_us, uint64_t window_us,
+                                   const std::function<void(World &)> &observe = nullptr) {
     PathSpec one = p;
     WorldConfig wc = world_for(one, {link_for(one, 0)});
     CrossFlowSpec cf;
@@ -130,29 +133,48 @@ inline FairnessResult run_fairness(const PathSpec &p, uint64_t warmup_us, uint64
     // More input than the legs can carry in the time (they stop at the limit).
     const auto in = make_input(p.rate_mbps * 1'000'000 / 8 * (end_us / 1000) / 1000 + (1 << 20), p.seed);
     World w(wc, in);
+    // Bytes each leg carried, summed over its connections: a leg the stripe
+    // declares dead is reconnected, and the new connection counts from 0.
+    struct LegCount {
+        const tcp::Connection *conn = nullptr;
+        uint64_t base = 0, last = 0;
+        uint64_t total() const { return base + last; }
+    };
+    std::vector<LegCount> count(p.legs);
     std::vector<uint64_t> at_start(p.legs, 0), at_end(p.legs, 0);
     std::vector<tcp::Stats> r_legs;
-    uint64_t cross_start = 0, cross_end = 0;
+    uint64_t cross_start = 0, cross_end = 0, lost_start = 0, lost_end = 0;
     bool started = false, ended = false;
     const Outcome out = w.run([&](World &wd) {
-        const auto grab = [&](std::vector<uint64_t> &v, uint64_t &cross) {
-            for (uint32_t i = 0; i < p.legs; i++)
-                if (const tcp::Connection *c = wd.tx().leg_connection(i)) v[i] = c->bytes_acked();
+        for (uint32_t i = 0; i < p.legs; i++) {
+            const tcp::Connection *c = wd.tx().leg_connection(i);
+            if (c != count[i].conn) {
+                count[i].base += count[i].last;
+                count[i].last = 0;
+                count[i].conn = c;
+            }
+            if (c) count[i].last = c->bytes_acked();
+        }
+        const auto grab = [&](std::vector<uint64_t> &v, uint64_t &cross, uint64_t &lost) {
+            for (uint32_t i = 0; i < p.legs; i++) v[i] = count[i].total();
             if (const tcp::Connection *c = wd.cross_sender(0)) cross = c->bytes_acked();
+            lost = wd.tx().stats().legs_lost;
         };
         if (!started && wd.now() >= warmup_us) {
-            grab(at_start, cross_start);
+            grab(at_start, cross_start, lost_start);
             started = true;
         }
         if (!ended && wd.now() >= end_us) {
-            grab(at_end, cross_end);
+            grab(at_end, cross_end, lost_end);
             ended = true;
             for (uint32_t i = 0; i < p.legs; i++)
                 if (const tcp::Connection *c = wd.tx().leg_connection(i)) r_legs.push_back(c->stats());
         }
+        if (observe) observe(wd);
     });
     FairnessResult r;
     r.measured = started && ended;
+    r.legs_lost = lost_end - lost_start;
     r.leg_stats = r_legs;
     r.why = out.why;
     const double capacity = double(p.rate_mbps) * 1e6 / 8 * (double(window_us) / 1e6);

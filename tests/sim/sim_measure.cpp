@@ -4,7 +4,8 @@
 //   sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]
 //               [--detail 1] [--rto-min-us U] [--cc reno|cubic|bbr]
 //               [--loss-pct 0,1,5] [--recovery 0|1] [--fair 0|1]
-//               [--fair-seconds S]
+//               [--fair-seconds S] [--trace-ms T]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 
 #include <vector>
 
+#include "millipede/tcp/bbr.h"
 #include "scenarios.h"
 
 using namespace millipede;
@@ -28,7 +30,8 @@ struct Opts {
     uint32_t legs = 4;
     uint64_t detail = 0;  // 1: per-run loss-recovery breakdown (where the time goes)
     uint64_t rto_min_us = 0; // 0: the library default
-    uint64_t trace_ms = 0;   // >0: leg 0's state changes for 50 ms from this time, on stderr (1 % loss run)
+    uint64_t trace_ms = 0;   // >0: leg 0's state changes for 50 ms from this time, on stderr (1 % loss
+                             // run); with --fair 1, every leg's model every trace_ms ms
     tcp::CongestionAlgo cc = tcp::CongestionAlgo::Cubic;
     std::vector<double> loss_pct{0, 1, 5};
     uint64_t recovery = 1;     // the dead-leg recovery run
@@ -214,13 +217,45 @@ void recovery(const Opts &o) {
 void fairness(const Opts &o) {
     const uint64_t secs = std::max<uint64_t>(o.fair_seconds, 4);
     const uint64_t warmup = secs / 3;
-    const sim::FairnessResult r = sim::run_fairness(o.path(), warmup * 1'000'000, (secs - warmup) * 1'000'000);
+    // --trace-ms T: every T ms, each BBR leg's model and the rate each flow
+    // got in the interval, on stderr (why legs diverge).
+    uint64_t next_trace = o.trace_ms * 1000;
+    std::vector<uint64_t> last_acked(o.legs + 1, 0);
+    std::function<void(sim::World &)> obs;
+    if (o.trace_ms) obs = [&](sim::World &w) {
+        if (w.now() < next_trace) return;
+        const double dt = double(o.trace_ms) / 1e3;
+        fprintf(stderr, "t=%.2f", w.now() / 1e6);
+        for (uint32_t i = 0; i <= o.legs; i++) {
+            const tcp::Connection *c = i < o.legs ? w.tx().leg_connection(i) : w.cross_sender(0);
+            if (!c) continue;
+            const uint64_t a = c->bytes_acked();
+            const double mbps = double(a - std::min(a, last_acked[i])) * 8 / dt / 1e6; // 0 after a reconnect
+            last_acked[i] = a;
+            const auto *b = dynamic_cast<const tcp::BbrCC *>(&c->congestion());
+            if (!b) {
+                fprintf(stderr, " | cubic %.1f cw=%u rto=%llu fr=%llu", mbps, c->stats().cwnd / 1448,
+                        (unsigned long long)c->stats().rto_events, (unsigned long long)c->stats().fast_recoveries);
+                continue;
+            }
+            const auto pk = [](uint64_t v) { return v == tcp::BbrCC::kInfinite ? -1.0 : double(v) / 1448; };
+            fprintf(stderr, " | L%u %.1f %s mx=%.1f bw=%.1f st=%.1f cw=%.1f hi=%.1f lo=%.1f rtt=%llu", i, mbps,
+                    tcp::BbrCC::mode_name(b->mode()), b->max_bw() * 8 / 1e6, b->bw() * 8 / 1e6,
+                    b->bw_shortterm() == tcp::BbrCC::kInfiniteBw ? -1.0 : b->bw_shortterm() * 8 / 1e6,
+                    double(b->cwnd()) / 1448, pk(b->inflight_longterm()), pk(b->inflight_shortterm()),
+                    (unsigned long long)b->min_rtt_us());
+        }
+        fprintf(stderr, "\n");
+        next_trace += o.trace_ms * 1000;
+    };
+    const sim::FairnessResult r =
+        sim::run_fairness(o.path(), warmup * 1'000'000, (secs - warmup) * 1'000'000, obs);
     if (!r.measured) {
         printf("  \"fairness\": {\"error\": \"the run ended before the window did: %s\"}\n", r.why.c_str());
         return;
     }
     const double equal = r.link_utilisation / (o.legs + 1); // an equal split of what the flows got
-    double worst = 0;
+    double worst = 0, least = 1e9;
     printf("  \"fairness\": {\"flows\": %u, \"warmup_s\": %llu, \"window_s\": %llu, \"link_utilisation\": %.3f, "
            "\"fair_share\": %.3f, \"equal_split_of_achieved\": %.3f, \"cubic_flow_share\": %.3f, \"leg_shares\": [",
            o.legs + 1, (unsigned long long)warmup, (unsigned long long)(secs - warmup), r.link_utilisation,
@@ -228,8 +263,11 @@ void fairness(const Opts &o) {
     for (size_t i = 0; i < r.leg_share.size(); i++) {
         printf("%s%.3f", i ? ", " : "", r.leg_share[i]);
         worst = std::max(worst, r.leg_share[i] / equal);
+        least = std::min(least, r.leg_share[i] / equal);
     }
-    printf("], \"max_leg_over_equal_split\": %.3f, \"queue_drops\": %llu", worst, (unsigned long long)r.queue_drops);
+    printf("], \"max_leg_over_equal_split\": %.3f, \"min_leg_over_equal_split\": %.3f, \"queue_drops\": %llu, "
+           "\"legs_lost\": %llu",
+           worst, least, (unsigned long long)r.queue_drops, (unsigned long long)r.legs_lost);
     if (o.detail) {
         printf(", \"legs\": [");
         for (size_t i = 0; i < r.leg_stats.size(); i++) {
@@ -251,7 +289,8 @@ int main(int argc, char **argv) {
     const auto usage = [] {
         fprintf(stderr, "usage: sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]\n"
                         "                   [--detail 0|1] [--rto-min-us U] [--cc reno|cubic|bbr]\n"
-                        "                   [--loss-pct P[,P...]] [--recovery 0|1] [--fair 0|1] [--fair-seconds S]\n");
+                        "                   [--loss-pct P[,P...]] [--recovery 0|1] [--fair 0|1] [--fair-seconds S]\n"
+                        "                   [--trace-ms T]\n");
         return 2;
     };
     for (int i = 1; i + 1 < argc; i += 2) {
