@@ -40,6 +40,16 @@ TEST(CcGoals, BbrBeatsCubicUnderRandomLoss) {
     EXPECT_GT(b.share, 2 * c.share);
 }
 
+// The simulator is deterministic: a sanitizer build computes the same
+// shares, five times slower (12 seeds took 5 min under ASan). There two
+// seeds check the code path for memory errors; the release build checks
+// the figures on all twelve.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr uint64_t kFairnessSeeds = 2;
+#else
+constexpr uint64_t kFairnessSeeds = 12;
+#endif
+
 TEST(CcGoals, LegsBesideCubicOnOneBottleneck) {
     // 4 BBR legs and one CUBIC flow on one 100 Mbit/s link (1 ms one way,
     // drop-tail queue of 2 BDP), for seeds 1-12; "equal split" is what the
@@ -54,7 +64,7 @@ TEST(CcGoals, LegsBesideCubicOnOneBottleneck) {
     // to 1.7 shares, so the legs' mean is 0.83-0.95 of a share and the
     // slowest leg 0.61; the lower bound here (0.5) catches a starved leg,
     // not the issue's -20 %, which these runs do not meet.
-    for (uint64_t seed = 1; seed <= 12; seed++) {
+    for (uint64_t seed = 1; seed <= kFairnessSeeds; seed++) {
         sim::PathSpec p = bbr_path();
         p.seed = seed;
         const sim::FairnessResult r = sim::run_fairness(p, 30'000'000, 60'000'000);
