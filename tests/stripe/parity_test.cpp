@@ -399,6 +399,32 @@ TEST(ParityQueueAhead, AutoBoundFollowsTheBandwidthDelayProduct) {
     EXPECT_LT(static_cast<double>(delivered) / 4'000'000, 0.3 * rate);
 }
 
+// The rate is the path's: a leg that delivered less for a while (idle, or
+// a halved congestion window) keeps the best rate of the last one to two
+// windows (1 s here), and forgets it after two windows.
+TEST(ParityQueueAhead, RateIsTheMaxOfTheLastWindows) {
+    QueueAheadEstimator est;
+    est.new_connection();
+    uint64_t written = 0, delivered = 0;
+    // One write of `bytes` at `t`, acknowledged whole `rtt` later.
+    const auto exchange = [&](uint64_t t, uint64_t bytes, uint64_t rtt) {
+        est.on_write(written, bytes, delivered, t);
+        written += bytes;
+        est.on_delivered(delivered + 1, t + rtt / 2); // the first byte: a round trip ...
+        delivered = written;
+        est.on_delivered(delivered, t + rtt); // ... and the last: a rate
+    };
+    exchange(0, 100'000, 10'000); // 10 MB/s, min round trip 5 ms
+    EXPECT_EQ(est.min_rtt_us(), 5000u);
+    EXPECT_EQ(est.max_rate_bytes_per_s(), 10'000'000u);
+    EXPECT_EQ(est.bound(1000), 1000u + 2 * 50'000u);
+    exchange(500'000, 10'000, 10'000); // 1 MB/s for a while
+    exchange(1'200'000, 10'000, 10'000);
+    EXPECT_EQ(est.max_rate_bytes_per_s(), 10'000'000u) << "within two windows: the path's rate";
+    exchange(2'300'000, 10'000, 10'000);
+    EXPECT_EQ(est.max_rate_bytes_per_s(), 1'000'000u) << "two windows later: what the leg delivers now";
+}
+
 // In the sender: before anything was measured the bound is one chunk; the
 // hello's round trip and what the leg delivered per round trip make it grow,
 // and the leg then holds that much unacknowledged.

@@ -3,7 +3,8 @@
 // TxSession/RxSession over TCP-lite, virtual clock). JSON on stdout.
 //
 //   parity-stall [--legs 4] [--k 1] [--mib 32] [--chunk 65536]
-//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16]
+//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16] [--in-flight 16]
+//                [--tcp-buffer 262144]
 //                [--queue-ahead auto|off|BYTES] [--seed 1]
 //
 // Each of the `legs` legs has its own link (rate, one-way delay). After
@@ -29,6 +30,8 @@ namespace {
 
 struct Opts {
     uint32_t legs = 4, k = 1, chunk = 65536, window = 0; // window 0: max(16, 2 legs + 1)
+    uint32_t in_flight = 16; // SenderConfig::max_chunks_in_flight
+    uint32_t tcp_buffer = 256 * 1024; // each leg's TCP send and receive buffer, both ends
     stripe::QueueAhead queue_ahead = stripe::QueueAhead::AUTO; // parity runs
     uint64_t queue_ahead_bytes = 0;                             // FIXED
     uint64_t mib = 32, rate_mbps = 100, delay_us = 1000, cut_at_mib = 4, seed = 1;
@@ -69,7 +72,8 @@ Run run(const Opts &o, uint32_t k) {
         wc.tx.stripe.parity_queue_ahead = o.queue_ahead;
         wc.tx.stripe.parity_queue_ahead_bytes = o.queue_ahead_bytes;
     }
-    wc.tx.stripe.max_chunks_in_flight = 16;
+    wc.tx.stripe.max_chunks_in_flight = o.in_flight;
+    for (tcp::Config *t : {&wc.tx.tcp, &wc.rx.tcp}) t->send_buffer = t->recv_buffer = o.tcp_buffer;
     wc.rx.stripe.window_chunks = o.window ? o.window : std::max<uint32_t>(16, 2 * o.legs + 1);
     wc.rx.stripe.max_chunk_bytes = o.chunk;
     const auto in = sim::make_input(o.mib << 20, o.seed);
@@ -152,7 +156,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!std::strcmp(argv[i], "--help") || i + 1 >= argc) {
             fprintf(stderr, "usage: parity-stall [--legs N] [--k K] [--mib M] [--chunk BYTES] [--rate-mbps R] "
-                            "[--delay-us D] [--cut-at-mib C] [--window W] [--queue-ahead auto|off|BYTES] [--seed S]\n");
+                            "[--delay-us D] [--cut-at-mib C] [--window W] [--in-flight C] [--tcp-buffer BYTES] [--queue-ahead auto|off|BYTES] [--seed S]\n");
             return std::strcmp(argv[i], "--help") ? 2 : 0;
         }
         if (!std::strcmp(argv[i], "--queue-ahead")) {
@@ -180,14 +184,16 @@ int main(int argc, char **argv) {
         else if (a == "--cut-at-mib") o.cut_at_mib = v;
         else if (a == "--seed") o.seed = v;
         else if (a == "--window") o.window = static_cast<uint32_t>(v);
+        else if (a == "--in-flight") o.in_flight = static_cast<uint32_t>(v);
+        else if (a == "--tcp-buffer") o.tcp_buffer = static_cast<uint32_t>(std::min<uint64_t>(v, 1u << 30));
         else {
             fprintf(stderr, "parity-stall: unknown option %s\n", a.c_str());
             return 2;
         }
     }
     if (o.legs < 2 || o.legs > 64 || o.k == 0 || o.k >= o.legs || o.chunk == 0 || o.chunk > (2u << 20) || o.mib == 0 ||
-        o.cut_at_mib >= o.mib) {
-        fprintf(stderr, "parity-stall: need 2 <= legs <= 64, 1 <= k < legs, 1 <= chunk <= 2 MiB, cut-at-mib < mib\n");
+        o.cut_at_mib >= o.mib || o.in_flight < 2 || o.in_flight > 4096 || o.tcp_buffer < 4096) {
+        fprintf(stderr, "parity-stall: need 2 <= legs <= 64, 1 <= k < legs, 1 <= chunk <= 2 MiB, cut-at-mib < mib, 2 <= in-flight <= 4096, tcp-buffer >= 4096\n");
         return 2;
     }
     const std::string qa_text = o.queue_ahead == stripe::QueueAhead::AUTO  ? "auto"
@@ -195,10 +201,10 @@ int main(int argc, char **argv) {
                                                                            : std::to_string(o.queue_ahead_bytes);
     printf("{\n  \"tool\": \"parity-stall\",\n  \"simulated\": true,\n"
            "  \"scenario\": {\"legs\": %u, \"links\": %u, \"rate_mbps_per_link\": %llu, \"one_way_delay_us\": %llu, "
-           "\"mib\": %llu, \"chunk\": %u, \"cut_link\": 1, \"cut_after_mib\": %llu, \"revives\": false, \"parity_queue_ahead\": \"%s\", \"seed\": %llu},\n"
+           "\"mib\": %llu, \"chunk\": %u, \"in_flight\": %u, \"window\": %u, \"tcp_buffer\": %u, \"cut_link\": 1, \"cut_after_mib\": %llu, \"revives\": false, \"parity_queue_ahead\": \"%s\", \"seed\": %llu},\n"
            "  \"runs\": [\n",
            o.legs, o.legs, static_cast<unsigned long long>(o.rate_mbps), static_cast<unsigned long long>(o.delay_us),
-           static_cast<unsigned long long>(o.mib), o.chunk, static_cast<unsigned long long>(o.cut_at_mib),
+           static_cast<unsigned long long>(o.mib), o.chunk, o.in_flight, o.window ? o.window : std::max<uint32_t>(16, 2 * o.legs + 1), o.tcp_buffer, static_cast<unsigned long long>(o.cut_at_mib),
            qa_text.c_str(), static_cast<unsigned long long>(o.seed));
     bool all_ok = true;
     const uint32_t ks[2] = {0, o.k};

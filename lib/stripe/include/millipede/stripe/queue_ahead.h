@@ -19,8 +19,9 @@
 // a round-trip sample (with whatever was queued ahead of it: the minimum
 // over the connection is kept); when it passes its last byte, the bytes
 // delivered since the write over the elapsed time are a rate sample (the
-// maximum of the last kRateSamples is kept, so a leg that was briefly idle
-// keeps its rate). The rate is what the leg delivered, so while the bound
+// maximum over the last one to two windows of kRateWindowUs, or 20 min
+// round trips if longer, is kept: a leg that was idle or halved its window
+// after a loss keeps the rate its path has shown). The rate is what the leg delivered, so while the bound
 // holds the leg below its link's rate it is about the bound per effective
 // round trip, which is longer than the min round trip by the time a chunk
 // takes on the link and by how coarsely delivered() moves (lib/session's
@@ -51,7 +52,11 @@ enum class QueueAhead : uint8_t {
 class QueueAheadEstimator {
   public:
     static constexpr uint64_t kGain = 2;          // bound = kGain x BDP (slack for a jittery round trip)
-    static constexpr unsigned kRateSamples = 10;  // max-filter window, in samples (about one per round trip)
+    // The rate is the max over the last one to two windows of this long
+    // (at least kRateWindowRtts min round trips): a path's capacity is
+    // steady, what a leg delivers is not (a loss halves a Reno window).
+    static constexpr uint64_t kRateWindowUs = 1'000'000;
+    static constexpr uint64_t kRateWindowRtts = 20;
 
     // Offsets restart at 0; the round trip is re-learnt (another connection
     // may take another path), the rate kept as a first guess.
@@ -86,11 +91,17 @@ class QueueAheadEstimator {
         // its last byte, over that time.
         const uint64_t bytes = delivered - probe_delivered_;
         const uint64_t us = std::max<uint64_t>(1, now_us - probe_us_);
-        rate_[next_rate_] = bytes >= UINT64_MAX / 1'000'000 ? UINT64_MAX / 1'000'000 : bytes * 1'000'000 / us;
-        next_rate_ = (next_rate_ + 1) % kRateSamples;
+        const uint64_t rate = bytes >= UINT64_MAX / 1'000'000 ? UINT64_MAX / 1'000'000 : bytes * 1'000'000 / us;
+        const uint64_t window = std::max(kRateWindowUs, kRateWindowRtts * min_rtt_us_);
+        if (now_us - window_start_us_ >= window) {
+            prev_max_rate_ = now_us - window_start_us_ >= 2 * window ? 0 : cur_max_rate_;
+            cur_max_rate_ = 0;
+            window_start_us_ = now_us;
+        }
+        cur_max_rate_ = std::max(cur_max_rate_, rate);
     }
     uint64_t min_rtt_us() const { return min_rtt_us_; }
-    uint64_t max_rate_bytes_per_s() const { return *std::max_element(rate_, rate_ + kRateSamples); }
+    uint64_t max_rate_bytes_per_s() const { return std::max(cur_max_rate_, prev_max_rate_); }
     // Bandwidth-delay product (0 until a round trip and a rate were measured).
     uint64_t bdp_bytes() const {
         const long double b = static_cast<long double>(max_rate_bytes_per_s()) * min_rtt_us_ / 1e6L;
@@ -104,8 +115,7 @@ class QueueAheadEstimator {
     Probe probe_ = Probe::NONE;
     uint64_t probe_start_ = 0, probe_end_ = 0, probe_delivered_ = 0, probe_us_ = 0;
     uint64_t min_rtt_us_ = 0;
-    uint64_t rate_[kRateSamples] = {};
-    unsigned next_rate_ = 0;
+    uint64_t cur_max_rate_ = 0, prev_max_rate_ = 0, window_start_us_ = 0;
 };
 
 } // namespace millipede::stripe
