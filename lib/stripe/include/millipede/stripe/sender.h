@@ -128,7 +128,7 @@ struct SenderStats {
     uint64_t parity_short_stripes = 0; // ... of which with fewer than N data chunks (idle, flush, EOF)
     uint64_t parity_chunks_sent = 0; // parity chunks written (first transmissions)
     uint64_t parity_covered = 0;     // chunks lost with a leg that parity covers: not re-sent
-    uint64_t parity_queue_ahead_holds = 0; // a leg's next chunk held by the queue-ahead bound
+    uint64_t parity_queue_ahead_holds = 0; // poll()s in which the queue-ahead bound held a leg's next chunk (per leg)
     uint64_t errors[kErrorCount] = {};
 };
 
