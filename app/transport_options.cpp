@@ -100,6 +100,11 @@ void transport_usage(FILE *f) {
         "                              default trusted, as Linux trusts loopback: shared memory)\n"
         "    --rate BYTES/S            tx: send at most BYTES per second (K/M/G suffixes; a token bucket\n"
         "                              with a 10 ms burst, exact over the stream)\n"
+        "    --parity-queue-ahead auto|off|BYTES  tx, with parity: a leg takes its next chunk only while\n"
+        "                              less than this many bytes it was handed are TCP-unacknowledged, so\n"
+        "                              the chunk rx needs next goes to the leg that drains first; auto:\n"
+        "                              per leg, one chunk + 2 x its measured bandwidth-delay product;\n"
+        "                              off: no bound (K/M/G suffixes; default auto)\n"
         "    --cc reno|cubic|bbr       congestion control of every leg (default reno): NewReno\n"
         "                              (RFC 5681/6582), CUBIC (RFC 9438) or BBR (draft-ietf-ccwg-bbr,\n"
         "                              model-based and paced: random loss on a WAN does not slow it;\n"
@@ -185,6 +190,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
     // as in stock viamillipede: stdin out over tx, PORT's stream to stdout.
     bool saw_tx = false, saw_rx = false;
     bool compress_threads_given = false;
+    bool parity_queue_ahead_given = false;
     uint64_t delayus = 0;
     bool checkphrase_given = false; // key FILE replaces it
     for (int i = 0; i < argc; ++i)
@@ -238,6 +244,22 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_uint(argv[++i], 0, 63) : std::nullopt;
             if (!n) return "parity needs the number of parity chunks per stripe, 1 to 63 (0: off)";
             o.parity = static_cast<uint32_t>(*n);
+        } else if (a == "--parity-queue-ahead") {
+            // How many bytes a leg may hold TCP-unacknowledged before it
+            // takes its next chunk (parity only; docs/benchmarks.md).
+            const std::string_view v = need(1) ? std::string_view(argv[++i]) : std::string_view();
+            std::optional<uint64_t> n;
+            if (v == "auto") {
+                o.parity_queue_ahead = stripe::QueueAhead::AUTO;
+            } else if (v == "off") {
+                o.parity_queue_ahead = stripe::QueueAhead::OFF;
+            } else if ((n = parse_bytes(v, 1, 1ull << 40))) {
+                o.parity_queue_ahead = stripe::QueueAhead::FIXED;
+                o.parity_queue_ahead_bytes = *n;
+            } else {
+                return "--parity-queue-ahead needs auto, off or a byte count > 0 (K/M/G suffixes), e.g. 256K";
+            }
+            parity_queue_ahead_given = true;
         } else if (a == "verbose") {
             auto n = need(1) ? parse_uint(argv[++i], 0, UINT64_MAX) : std::nullopt;
             if (!n) return "verbose needs a level (a number, 0 and up)";
@@ -407,6 +429,9 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "parity with --compat viamillipede: stock viamillipede's format has no parity chunks (a stock "
                "receiver would write them into the output); drop parity, or run dpdk-millipede on both ends "
                "without --compat";
+    if (parity_queue_ahead_given && !o.parity)
+        return "--parity-queue-ahead without parity: it bounds what each leg queues ahead when tx sends "
+               "parity chunks (give parity K to tx)";
     if (o.tx && o.parity) {
         const uint64_t legs = o.threads ? o.threads : std::min<uint64_t>(64, 2 * o.dests.size());
         if (o.parity >= legs)

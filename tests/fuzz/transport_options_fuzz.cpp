@@ -73,6 +73,10 @@ void check_accepted(const TransportOptions &o) {
         check(o.threads == 0 && o.chaos == 0 && o.leglimit == 0); // sender words
     }
     check(o.verbose <= 20);
+    // --parity-queue-ahead: only with parity; a fixed bound is > 0 bytes
+    // (the stripe sender refuses 0).
+    check(o.parity_queue_ahead == millipede::stripe::QueueAhead::AUTO || o.parity > 0);
+    check(o.parity_queue_ahead != millipede::stripe::QueueAhead::FIXED || o.parity_queue_ahead_bytes > 0);
     check(o.chunk_bytes >= 1024 && o.chunk_bytes <= (2u << 20));
     check(o.mtu == 0 || (o.mtu >= 576 && o.mtu <= 9000));
     check(o.drop_rx_ppm <= 500'000 && o.drop_tx_ppm <= 500'000);

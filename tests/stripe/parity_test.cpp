@@ -269,10 +269,11 @@ namespace {
 // Leg 0 alone, 3 legs of parity 1 (stripes of 2 data + 1 parity), six
 // chunks of input; returns how many chunk headers leg 0 got before its TCP
 // acknowledged anything, and how many more once it acknowledged those.
-std::pair<size_t, size_t> chunks_before_and_after_ack(uint64_t queue_ahead) {
+std::pair<size_t, size_t> chunks_before_and_after_ack(QueueAhead mode, uint64_t bytes = 0) {
     SenderConfig c = parity_cfg(3, 1);
     c.max_chunks_in_flight = 8;
-    c.parity_queue_ahead_bytes = queue_ahead;
+    c.parity_queue_ahead = mode;
+    c.parity_queue_ahead_bytes = bytes;
     StripeSender tx(c);
     FakeIo io(3);
     io.acked.assign(3, 0);
@@ -300,9 +301,169 @@ std::pair<size_t, size_t> chunks_before_and_after_ack(uint64_t queue_ahead) {
 // the bound of what it was handed is TCP-unacknowledged, so the next chunk
 // waits for whichever leg drains first instead of queueing behind others.
 TEST(ParityQueueAhead, LegTakesTheNextChunkOnlyOnceItsQueueDrained) {
-    const auto bounded = chunks_before_and_after_ack(100);
+    const auto bounded = chunks_before_and_after_ack(QueueAhead::FIXED, 100);
     EXPECT_EQ(bounded.first, 1u) << "one 100-byte chunk reaches the 100-byte bound";
     EXPECT_EQ(bounded.second, 1u) << "delivered: room for exactly one more";
-    const auto unbounded = chunks_before_and_after_ack(0);
+    const auto unbounded = chunks_before_and_after_ack(QueueAhead::OFF);
     EXPECT_GE(unbounded.first, 2u) << "no bound: the leg queues every chunk it may carry";
+}
+
+TEST(ParityQueueAhead, FixedBoundOfZeroBytesIsRefused) {
+    SenderConfig c = parity_cfg(3, 1);
+    c.parity_queue_ahead = QueueAhead::FIXED;
+    c.parity_queue_ahead_bytes = 0;
+    EXPECT_THROW(StripeSender{c}, std::invalid_argument);
+    c.parity_queue_ahead_bytes = 1;
+    EXPECT_NO_THROW(StripeSender{c});
+}
+
+namespace {
+
+// One leg's path for QueueAheadEstimator: a FIFO link of `rate` bytes per µs
+// (no other traffic), acknowledgements `rtt_us` after a byte left the link.
+// A sender keeps handing it whole chunks while what is unacknowledged is
+// below the estimator's bound, as StripeSender does. Returns the bytes
+// delivered per µs over the second half of `run_us`, and the final bound.
+struct PathRun {
+    double goodput = 0; // bytes/µs, second half
+    uint64_t bound = 0;
+    uint64_t min_rtt_us = 0;
+};
+
+PathRun run_path(double rate, uint64_t rtt_us, uint64_t chunk, uint64_t run_us) {
+    QueueAheadEstimator est;
+    est.new_connection();
+    uint64_t written = 0;
+    double on_wire = 0;                               // bytes that left the link's queue
+    std::deque<std::pair<uint64_t, uint64_t>> trail;  // (time, floor(on_wire)): acks lag by rtt_us
+    uint64_t delivered = 0, delivered_half = 0;
+    const uint64_t step = 10;
+    for (uint64_t now = 0; now <= run_us; now += step) {
+        on_wire = std::min<double>(static_cast<double>(written), on_wire + rate * step);
+        trail.emplace_back(now, static_cast<uint64_t>(on_wire));
+        while (!trail.empty() && trail.front().first + rtt_us <= now) {
+            delivered = trail.front().second;
+            trail.pop_front();
+        }
+        if (now == run_us / 2) delivered_half = delivered;
+        est.on_delivered(delivered, now);
+        while (written - delivered < est.bound(chunk)) {
+            est.on_write(written, chunk, delivered, now);
+            written += chunk;
+        }
+    }
+    return {static_cast<double>(delivered - delivered_half) / static_cast<double>(run_us - run_us / 2),
+            est.bound(chunk), est.min_rtt_us()};
+}
+
+} // namespace
+
+// The default rule: one chunk + 2 x the leg's bandwidth-delay product, from
+// its delivery rate and min round trip. A short path (100 Mbit/s, 2 ms:
+// 25 KB) and a long one (25 ms one way: 625 KB) both end at that bound and
+// at the link's rate, where a fixed 64 KiB bound would take a fifth of the
+// long one.
+TEST(ParityQueueAhead, AutoBoundFollowsTheBandwidthDelayProduct) {
+    const double rate = 12.5; // bytes/µs: 100 Mbit/s
+    const PathRun lan = run_path(rate, 2000, 65536, 2'000'000);
+    EXPECT_GE(lan.bound, 65536u + 2 * 25'000u * 9 / 10) << lan.bound;
+    EXPECT_LE(lan.bound, 65536u + 2 * 25'000u * 11 / 10) << lan.bound;
+    EXPECT_GE(lan.goodput, 0.95 * rate);
+    EXPECT_GE(lan.min_rtt_us, 2000u);
+    EXPECT_LE(lan.min_rtt_us, 2010u) << "the first write found the path empty";
+
+    const PathRun wan = run_path(rate, 50'000, 65536, 4'000'000);
+    EXPECT_GE(wan.bound, 65536u + 2 * 625'000u * 9 / 10) << wan.bound;
+    EXPECT_LE(wan.bound, 65536u + 2 * 625'000u * 11 / 10) << wan.bound;
+    EXPECT_GE(wan.goodput, 0.95 * rate) << "the bound must not starve a long path";
+
+    const PathRun small = run_path(rate, 2000, 16384, 2'000'000);
+    EXPECT_GE(small.bound, 16384u + 2 * 25'000u * 9 / 10) << small.bound;
+    EXPECT_LE(small.bound, 16384u + 2 * 25'000u * 11 / 10) << small.bound;
+    EXPECT_GE(small.goodput, 0.95 * rate);
+
+    // What a fixed bound of one 64 KiB chunk gives on the long path: the
+    // starvation the rule avoids (the same model, the bound held fixed).
+    uint64_t written = 0, delivered = 0;
+    double on_wire = 0;
+    std::deque<std::pair<uint64_t, uint64_t>> trail;
+    for (uint64_t now = 0; now <= 4'000'000; now += 10) {
+        on_wire = std::min<double>(static_cast<double>(written), on_wire + rate * 10);
+        trail.emplace_back(now, static_cast<uint64_t>(on_wire));
+        while (!trail.empty() && trail.front().first + 50'000 <= now) {
+            delivered = trail.front().second;
+            trail.pop_front();
+        }
+        while (written - delivered < 65536) written += 65536;
+    }
+    EXPECT_LT(static_cast<double>(delivered) / 4'000'000, 0.3 * rate);
+}
+
+// The rate is the path's: a leg that delivered less for a while (idle, or
+// a halved congestion window) keeps the best rate of the last one to two
+// windows (1 s here), and forgets it after two windows.
+TEST(ParityQueueAhead, RateIsTheMaxOfTheLastWindows) {
+    QueueAheadEstimator est;
+    est.new_connection();
+    uint64_t written = 0, delivered = 0;
+    // One write of `bytes` at `t`, acknowledged whole `rtt` later.
+    const auto exchange = [&](uint64_t t, uint64_t bytes, uint64_t rtt) {
+        est.on_write(written, bytes, delivered, t);
+        written += bytes;
+        est.on_delivered(delivered + 1, t + rtt / 2); // the first byte: a round trip ...
+        delivered = written;
+        est.on_delivered(delivered, t + rtt); // ... and the last: a rate
+    };
+    exchange(0, 100'000, 10'000); // 10 MB/s, min round trip 5 ms
+    EXPECT_EQ(est.min_rtt_us(), 5000u);
+    EXPECT_EQ(est.max_rate_bytes_per_s(), 10'000'000u);
+    EXPECT_EQ(est.bound(1000), 1000u + 2 * 50'000u);
+    exchange(500'000, 10'000, 10'000); // 1 MB/s for a while
+    exchange(1'200'000, 10'000, 10'000);
+    EXPECT_EQ(est.max_rate_bytes_per_s(), 10'000'000u) << "within two windows: the path's rate";
+    exchange(2'300'000, 10'000, 10'000);
+    EXPECT_EQ(est.max_rate_bytes_per_s(), 1'000'000u) << "two windows later: what the leg delivers now";
+}
+
+// In the sender: before anything was measured the bound is one chunk; the
+// hello's round trip and what the leg delivered per round trip make it grow,
+// and the leg then holds that much unacknowledged.
+TEST(ParityQueueAhead, AutoBoundStartsAtOneChunkAndGrowsWithTheDeliveryRate) {
+    SenderConfig c = parity_cfg(3, 1);
+    c.chunk_bytes = 1000;
+    c.max_chunks_in_flight = 16;
+    StripeSender tx(c); // parity_queue_ahead: AUTO by default
+    FakeIo io(3);
+    io.acked.assign(3, 0);
+    EXPECT_EQ(tx.queue_ahead_bound(0), 1000u);
+    const Hello h = hello_of(tx, io); // written at t = 0
+    io.acked[0] = kHelloSize;         // delivered after 1 ms
+    answer(tx, h.features, 64);
+    std::vector<uint8_t> in(12000, 0x5a);
+    EXPECT_EQ(tx.push_input(in.data(), in.size(), 1000), in.size());
+    uint64_t written = kHelloSize;
+    // What leg 0 holds unacknowledged reached the bound, and did so with its
+    // last record (data or parity chunk: at most a chunk, its header and the
+    // parity prefix).
+    const auto holds_the_bound = [&](const char *when) {
+        written += io.take(0).size();
+        const uint64_t unacked = written - io.acked[0], bound = tx.queue_ahead_bound(0);
+        EXPECT_GE(unacked, bound) << when;
+        EXPECT_LT(unacked, bound + kChunkHeaderSize + kParityUnitPrefix + 1000) << when;
+    };
+    tx.poll(1000, io);
+    ASSERT_NE(tx.queue_ahead_estimate(0), nullptr);
+    EXPECT_EQ(tx.queue_ahead_estimate(0)->min_rtt_us(), 1000u);
+    EXPECT_EQ(tx.queue_ahead_estimate(0)->max_rate_bytes_per_s(), kHelloSize * 1000) << "32 bytes per ms";
+    EXPECT_EQ(tx.queue_ahead_bound(0), 1000u + 2 * kHelloSize) << "one chunk + 2 x rate x min round trip";
+    holds_the_bound("after the hello");
+    const uint64_t first = written - kHelloSize;
+    io.acked[0] += first; // all of it delivered 1 ms later
+    tx.poll(2000, io);
+    EXPECT_EQ(tx.queue_ahead_estimate(0)->max_rate_bytes_per_s(), first * 1000) << "what was written at 1 ms, per ms";
+    EXPECT_EQ(tx.queue_ahead_bound(0), 1000u + 2 * first);
+    written += io.take(0).size();
+    EXPECT_GT(written - io.acked[0], 1000u + 2 * kHelloSize + kChunkHeaderSize + kParityUnitPrefix + 1000)
+        << "the leg holds more than the first bound let it";
+    EXPECT_LE(written - io.acked[0], tx.queue_ahead_bound(0) + kChunkHeaderSize + kParityUnitPrefix + 1000);
 }

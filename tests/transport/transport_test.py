@@ -910,6 +910,10 @@ def case_parity():
         (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "threads", "4", "parity", "1", "--compat",
           "viamillipede"], "no parity chunks"),
         (["--", "rx", "8834", "--ip", "0=10.0.0.1/24", "parity", "1"], "sender word"),
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "--parity-queue-ahead", "auto"],
+         "without parity"),
+        (["--", "tx", "10.0.0.2", "8834", "--ip", "0=10.0.0.1/24", "threads", "4", "parity", "1",
+          "--parity-queue-ahead", "0"], "needs auto, off or a byte count"),
     ):
         rc, err = run_plain(args)
         check(rc == 2 and len(err.strip().splitlines()) == 1 and want in err,

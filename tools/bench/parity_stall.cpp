@@ -3,8 +3,9 @@
 // TxSession/RxSession over TCP-lite, virtual clock). JSON on stdout.
 //
 //   parity-stall [--legs 4] [--k 1] [--mib 32] [--chunk 65536]
-//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16]
-//                [--queue-ahead 0] [--seed 1]
+//                [--rate-mbps 100] [--delay-us 1000] [--cut-at-mib 4] [--window 16] [--in-flight 16]
+//                [--tcp-buffer 262144]
+//                [--queue-ahead auto|off|BYTES] [--seed 1]
 //
 // Each of the `legs` legs has its own link (rate, one-way delay). After
 // `cut-at-mib` MiB went over link 1 (in the middle of a chunk), that link
@@ -12,7 +13,9 @@
 // the receiver's output did not grow, among those that end after the cut.
 // Runs: parity 0 (re-send after the sender declares the leg dead) and
 // parity K (the receiver rebuilds from the stripe's parity); --queue-ahead
-// sets the parity run's SenderConfig::parity_queue_ahead_bytes (0: none).
+// sets the parity run's SenderConfig::parity_queue_ahead: auto (the
+// default: per leg, from its measured bandwidth-delay product), off (no
+// bound) or a fixed number of bytes.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,7 +30,10 @@ namespace {
 
 struct Opts {
     uint32_t legs = 4, k = 1, chunk = 65536, window = 0; // window 0: max(16, 2 legs + 1)
-    uint64_t queue_ahead = 0; // parity runs: SenderConfig::parity_queue_ahead_bytes (0: none)
+    uint32_t in_flight = 16; // SenderConfig::max_chunks_in_flight
+    uint32_t tcp_buffer = 256 * 1024; // each leg's TCP send and receive buffer, both ends
+    stripe::QueueAhead queue_ahead = stripe::QueueAhead::AUTO; // parity runs
+    uint64_t queue_ahead_bytes = 0;                             // FIXED
     uint64_t mib = 32, rate_mbps = 100, delay_us = 1000, cut_at_mib = 4, seed = 1;
 };
 
@@ -42,6 +48,12 @@ struct Run {
     // backlog: bytes queued ahead of anything handed to TCP then).
     uint64_t stall_waited_seq = 0;
     std::vector<uint64_t> stall_backlog_us;
+    // parity: each leg's queue-ahead bound at the end (and, auto, its
+    // estimate: min round trip, max delivery rate), and how often a leg's
+    // next chunk was held by it
+    std::string queue_ahead_json = "null";
+    // each leg's TCP (cwnd bytes, smoothed RTT µs) when half the output was written
+    std::string tcp_at_half_json = "null";
 };
 
 Run run(const Opts &o, uint32_t k) {
@@ -56,8 +68,12 @@ Run run(const Opts &o, uint32_t k) {
     wc.links[1 % o.legs].down_after_bytes = (o.cut_at_mib << 20) / o.legs + o.chunk / 2 + 12345;
     wc.tx.stripe.parity_k = k;
     wc.tx.stripe.chunk_bytes = o.chunk;
-    if (k) wc.tx.stripe.parity_queue_ahead_bytes = o.queue_ahead;
-    wc.tx.stripe.max_chunks_in_flight = 16;
+    if (k) {
+        wc.tx.stripe.parity_queue_ahead = o.queue_ahead;
+        wc.tx.stripe.parity_queue_ahead_bytes = o.queue_ahead_bytes;
+    }
+    wc.tx.stripe.max_chunks_in_flight = o.in_flight;
+    for (tcp::Config *t : {&wc.tx.tcp, &wc.rx.tcp}) t->send_buffer = t->recv_buffer = o.tcp_buffer;
     wc.rx.stripe.window_chunks = o.window ? o.window : std::max<uint32_t>(16, 2 * o.legs + 1);
     wc.rx.stripe.max_chunk_bytes = o.chunk;
     const auto in = sim::make_input(o.mib << 20, o.seed);
@@ -78,6 +94,16 @@ Run run(const Opts &o, uint32_t k) {
             }
             // (before the cut, from the first byte out: the steady-state rhythm)
             if (link.st.died_at == UINT64_MAX && last_size > 0) before = std::max(before, now - last_growth);
+            if (last_size < (o.mib << 19) && wd.output().size() >= (o.mib << 19)) {
+                std::string cw = "[", rtt = "[";
+                for (uint32_t i = 0; i < o.legs; i++) {
+                    const tcp::Connection *c = wd.tx().leg_connection(i);
+                    const auto st = c ? c->stats() : decltype(c->stats()){};
+                    cw += (i ? ", " : "") + (c ? std::to_string(st.cwnd) : std::string("null"));
+                    rtt += (i ? ", " : "") + (c ? std::to_string(st.srtt_us) : std::string("null"));
+                }
+                r.tcp_at_half_json = "{\"cwnd\": " + cw + "], \"srtt_us\": " + rtt + "]}";
+            }
             last_size = wd.output().size();
             last_growth = now;
             for (uint32_t i = 0; i < o.legs; i++) {
@@ -99,6 +125,21 @@ Run run(const Opts &o, uint32_t k) {
     r.covered = w.tx().stripe().stats().parity_covered;
     r.rebuilt = w.rx().stripe().stats().parity_rebuilt;
     r.parity_sent = w.tx().stripe().stats().parity_chunks_sent;
+    if (k) {
+        const auto &st = w.tx().stripe();
+        std::string b = "[", rtt = "[", rate = "[";
+        for (uint32_t i = 0; i < o.legs; i++) {
+            const uint64_t bound = st.queue_ahead_bound(i);
+            b += (i ? ", " : "") + (bound == UINT64_MAX ? std::string("null") : std::to_string(bound));
+            const stripe::QueueAheadEstimator *e = st.queue_ahead_estimate(i);
+            rtt += (i ? ", " : "") + (e ? std::to_string(e->min_rtt_us()) : std::string("null"));
+            char mbps[32];
+            snprintf(mbps, sizeof mbps, "%.1f", e ? e->max_rate_bytes_per_s() * 8 / 1e6 : 0.0);
+            rate += (i ? ", " : "") + (e ? std::string(mbps) : std::string("null"));
+        }
+        r.queue_ahead_json = "{\"bound_bytes_at_end\": " + b + "], \"min_rtt_us\": " + rtt + "], \"max_rate_mbps\": " +
+                             rate + "], \"holds\": " + std::to_string(st.stats().parity_queue_ahead_holds) + "}";
+    }
     return r;
 }
 
@@ -115,8 +156,22 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!std::strcmp(argv[i], "--help") || i + 1 >= argc) {
             fprintf(stderr, "usage: parity-stall [--legs N] [--k K] [--mib M] [--chunk BYTES] [--rate-mbps R] "
-                            "[--delay-us D] [--cut-at-mib C] [--window W] [--queue-ahead BYTES] [--seed S]\n");
+                            "[--delay-us D] [--cut-at-mib C] [--window W] [--in-flight C] [--tcp-buffer BYTES] [--queue-ahead auto|off|BYTES] [--seed S]\n");
             return std::strcmp(argv[i], "--help") ? 2 : 0;
+        }
+        if (!std::strcmp(argv[i], "--queue-ahead")) {
+            const std::string v = argv[++i];
+            if (v == "auto") o.queue_ahead = stripe::QueueAhead::AUTO;
+            else if (v == "off") o.queue_ahead = stripe::QueueAhead::OFF;
+            else {
+                o.queue_ahead = stripe::QueueAhead::FIXED;
+                o.queue_ahead_bytes = std::strtoull(v.c_str(), nullptr, 10);
+                if (o.queue_ahead_bytes == 0) {
+                    fprintf(stderr, "parity-stall: --queue-ahead needs auto, off or a byte count > 0\n");
+                    return 2;
+                }
+            }
+            continue;
         }
         const uint64_t v = std::strtoull(argv[++i], nullptr, 10);
         const std::string a = argv[i - 1];
@@ -129,24 +184,28 @@ int main(int argc, char **argv) {
         else if (a == "--cut-at-mib") o.cut_at_mib = v;
         else if (a == "--seed") o.seed = v;
         else if (a == "--window") o.window = static_cast<uint32_t>(v);
-        else if (a == "--queue-ahead") o.queue_ahead = v;
+        else if (a == "--in-flight") o.in_flight = static_cast<uint32_t>(v);
+        else if (a == "--tcp-buffer") o.tcp_buffer = static_cast<uint32_t>(std::min<uint64_t>(v, 1u << 30));
         else {
             fprintf(stderr, "parity-stall: unknown option %s\n", a.c_str());
             return 2;
         }
     }
     if (o.legs < 2 || o.legs > 64 || o.k == 0 || o.k >= o.legs || o.chunk == 0 || o.chunk > (2u << 20) || o.mib == 0 ||
-        o.cut_at_mib >= o.mib) {
-        fprintf(stderr, "parity-stall: need 2 <= legs <= 64, 1 <= k < legs, 1 <= chunk <= 2 MiB, cut-at-mib < mib\n");
+        o.cut_at_mib >= o.mib || o.in_flight < 2 || o.in_flight > 4096 || o.tcp_buffer < 4096) {
+        fprintf(stderr, "parity-stall: need 2 <= legs <= 64, 1 <= k < legs, 1 <= chunk <= 2 MiB, cut-at-mib < mib, 2 <= in-flight <= 4096, tcp-buffer >= 4096\n");
         return 2;
     }
+    const std::string qa_text = o.queue_ahead == stripe::QueueAhead::AUTO  ? "auto"
+                                : o.queue_ahead == stripe::QueueAhead::OFF ? "off"
+                                                                           : std::to_string(o.queue_ahead_bytes);
     printf("{\n  \"tool\": \"parity-stall\",\n  \"simulated\": true,\n"
            "  \"scenario\": {\"legs\": %u, \"links\": %u, \"rate_mbps_per_link\": %llu, \"one_way_delay_us\": %llu, "
-           "\"mib\": %llu, \"chunk\": %u, \"cut_link\": 1, \"cut_after_mib\": %llu, \"revives\": false, \"parity_queue_ahead_bytes\": %llu, \"seed\": %llu},\n"
+           "\"mib\": %llu, \"chunk\": %u, \"in_flight\": %u, \"window\": %u, \"tcp_buffer\": %u, \"cut_link\": 1, \"cut_after_mib\": %llu, \"revives\": false, \"parity_queue_ahead\": \"%s\", \"seed\": %llu},\n"
            "  \"runs\": [\n",
            o.legs, o.legs, static_cast<unsigned long long>(o.rate_mbps), static_cast<unsigned long long>(o.delay_us),
-           static_cast<unsigned long long>(o.mib), o.chunk, static_cast<unsigned long long>(o.cut_at_mib),
-           static_cast<unsigned long long>(o.queue_ahead), static_cast<unsigned long long>(o.seed));
+           static_cast<unsigned long long>(o.mib), o.chunk, o.in_flight, o.window ? o.window : std::max<uint32_t>(16, 2 * o.legs + 1), o.tcp_buffer, static_cast<unsigned long long>(o.cut_at_mib),
+           qa_text.c_str(), static_cast<unsigned long long>(o.seed));
     bool all_ok = true;
     const uint32_t ks[2] = {0, o.k};
     for (int i = 0; i < 2; i++) {
@@ -155,7 +214,7 @@ int main(int argc, char **argv) {
  printf("    {\"parity\": %u, \"ok\": %s, \"longest_stall_before_cut_us\": %llu, \"longest_stall_after_cut_us\": %llu, \"stall_started_after_cut_us\": "
                "%lld, \"leg_declared_dead_after_us\": %llu, \"seconds\": %.3f, \"goodput_mbps\": %.1f, "
                "\"chunks_resent\": %llu, \"chunks_covered_by_parity\": %llu, \"chunks_rebuilt\": %llu, "
-               "\"parity_chunks_sent\": %llu, \"stall_waited_for_seq\": %llu, \"link_backlog_us_at_stall_start\": %s%s%s%s}%s\n",
+               "\"parity_chunks_sent\": %llu, \"stall_waited_for_seq\": %llu, \"link_backlog_us_at_stall_start\": %s, \"queue_ahead\": %s, \"tcp_at_half\": %s%s%s%s}%s\n",
                ks[i], r.ok ? "true" : "false", static_cast<unsigned long long>(r.before_us),
                static_cast<unsigned long long>(r.stall_us),
                static_cast<long long>(r.stall_from_us) - static_cast<long long>(r.died_us),
@@ -163,7 +222,7 @@ int main(int argc, char **argv) {
                r.end_us ? (o.mib << 20) * 8.0 / r.end_us : 0.0, static_cast<unsigned long long>(r.resent),
                static_cast<unsigned long long>(r.covered), static_cast<unsigned long long>(r.rebuilt),
                static_cast<unsigned long long>(r.parity_sent), static_cast<unsigned long long>(r.stall_waited_seq),
-               backlog_json(r.stall_backlog_us).c_str(), r.ok ? "" : ", \"why\": \"", r.ok ? "" : r.why.c_str(),
+               backlog_json(r.stall_backlog_us).c_str(), r.queue_ahead_json.c_str(), r.tcp_at_half_json.c_str(), r.ok ? "" : ", \"why\": \"", r.ok ? "" : r.why.c_str(),
                r.ok ? "" : "\"", i == 0 ? "," : "");
     }
     printf("  ]\n}\n");

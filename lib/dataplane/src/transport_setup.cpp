@@ -405,6 +405,8 @@ bool Impl::setup_tx_session(std::string &err) {
     tc.stripe.no_leg_timeout_us = o.connect_timeout_us;
     tc.stripe.compat_checksums = o.checksum;
     tc.stripe.parity_k = o.parity;
+    tc.stripe.parity_queue_ahead = o.parity_queue_ahead;
+    tc.stripe.parity_queue_ahead_bytes = o.parity_queue_ahead_bytes;
     tc.stripe.external_chunks = true;
     if (o.keyed) {
         // The session id is part of every chunk's nonce and AAD: it

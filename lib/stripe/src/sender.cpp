@@ -56,6 +56,7 @@ struct StripeSender::Leg {
     bool breaking = false;      // compat: break_leg() asked; closes once all written is delivered
     bool key_wait = false;      // key FILE: hello accepted, the receiver's key proof ('k') must follow
     uint64_t key_challenge = 0; // the challenge of this connection's key proof
+    QueueAheadEstimator qa;     // parity, QueueAhead::AUTO: this leg's bandwidth-delay product
 };
 
 StripeSender::StripeSender(const SenderConfig &cfg)
@@ -106,6 +107,8 @@ StripeSender::StripeSender(const SenderConfig &cfg)
         // tested: refuse it.
         if (cfg.max_chunks_in_flight < 2)
             throw std::invalid_argument("stripe sender: parity needs max_chunks_in_flight of 2 or more");
+        if (cfg.parity_queue_ahead == QueueAhead::FIXED && cfg.parity_queue_ahead_bytes == 0)
+            throw std::invalid_argument("stripe sender: a fixed parity queue-ahead bound needs a byte count > 0");
         pk_ = cfg.parity_k;
         pn_ = cfg.legs - cfg.parity_k;
         parity_ = std::make_unique<ParityCodec>(pn_, pk_);
@@ -516,6 +519,7 @@ void StripeSender::leg_up(uint32_t leg, uint64_t) {
     l.breaking = false;
     l.ctl_off = 0;
     l.written = 0;
+    l.qa.new_connection();
     if (cfg_.codec == Codec::NATIVE) {
         Hello h;
         h.session_id = cfg_.session_id;
@@ -888,15 +892,22 @@ void StripeSender::start_chunk(Leg &l, uint32_t leg, int32_t si) {
     l.cur_off = 0;
 }
 
-void StripeSender::write_leg(uint32_t leg, LegIo &io) {
+void StripeSender::write_leg(uint32_t leg, LegIo &io, uint64_t now_us) {
     Leg &l = legs_[leg];
     if (l.breaking) return;
+    // parity: what the leg's transport acknowledged (for the queue-ahead
+    // bound; it does not change during this call)
+    const bool bounded = pk_ && cfg_.parity_queue_ahead != QueueAhead::OFF;
+    const uint64_t acked = bounded ? io.delivered(leg) : UINT64_MAX;
+    const bool estimating = bounded && cfg_.parity_queue_ahead == QueueAhead::AUTO && acked != UINT64_MAX;
+    if (estimating) l.qa.on_delivered(acked, now_us);
     while (state_ == SessionState::RUNNING) {
         size_t w = io.writable(leg);
         if (w == 0) return;
         if (l.ctl_off < l.ctl_len) {
             size_t ask = std::min<size_t>(w, l.ctl_len - l.ctl_off);
             size_t k = io.write(leg, l.ctl + l.ctl_off, ask);
+            if (estimating) l.qa.on_write(l.written, k, acked, now_us);
             l.ctl_off += static_cast<uint32_t>(k);
             l.written += k;
             if (l.ctl_off == l.ctl_len) {
@@ -930,10 +941,9 @@ void StripeSender::write_leg(uint32_t leg, LegIo &io) {
                 end_leg_ = leg;
                 continue;
             }
-            if (pk_ && cfg_.parity_queue_ahead_bytes) {
-                const uint64_t acked = io.delivered(leg);
-                if (acked != UINT64_MAX && l.written > acked && l.written - acked >= cfg_.parity_queue_ahead_bytes)
-                    return;
+            if (bounded && acked != UINT64_MAX && l.written > acked && l.written - acked >= queue_ahead_bound(leg)) {
+                stats_.parity_queue_ahead_holds++;
+                return;
             }
             int32_t si = pick_chunk(l, leg);
             if (si < 0) return;
@@ -949,6 +959,7 @@ void StripeSender::write_leg(uint32_t leg, LegIo &io) {
             ask = std::min<size_t>(w, s.len - po);
             k = s.ref ? io.write_ref(leg, s.buf + po, ask, s.ref) : io.write(leg, s.buf + po, ask);
         }
+        if (estimating && l.cur_off == 0) l.qa.on_write(l.written, l.hdr_len + s.len, acked, now_us);
         l.cur_off += k;
         l.written += k;
         if (l.cur_off == l.hdr_len + s.len) {
@@ -968,6 +979,20 @@ void StripeSender::write_leg(uint32_t leg, LegIo &io) {
         }
         if (k < ask) return;
     }
+}
+
+uint64_t StripeSender::queue_ahead_bound(uint32_t leg) const {
+    if (!pk_ || leg >= legs_.size()) return UINT64_MAX;
+    switch (cfg_.parity_queue_ahead) {
+    case QueueAhead::OFF: return UINT64_MAX;
+    case QueueAhead::FIXED: return cfg_.parity_queue_ahead_bytes;
+    case QueueAhead::AUTO: break;
+    }
+    return legs_[leg].qa.bound(cfg_.chunk_bytes);
+}
+
+const QueueAheadEstimator *StripeSender::queue_ahead_estimate(uint32_t leg) const {
+    return pk_ && cfg_.parity_queue_ahead == QueueAhead::AUTO && leg < legs_.size() ? &legs_[leg].qa : nullptr;
 }
 
 void StripeSender::poll(uint64_t now_us, LegIo &io) {
@@ -1011,7 +1036,7 @@ void StripeSender::poll(uint64_t now_us, LegIo &io) {
     maybe_end();
     for (uint32_t i = 0; i < legs_.size() && state_ == SessionState::RUNNING; i++) {
         SenderLegState st = legs_[i].st;
-        if (st == SenderLegState::HELLO || st == SenderLegState::OPEN) write_leg(i, io);
+        if (st == SenderLegState::HELLO || st == SenderLegState::OPEN) write_leg(i, io, now_us);
     }
 }
 

@@ -38,6 +38,7 @@
 
 #include "millipede/net/addr_parse.h"
 #include "millipede/stats/transfer.h"
+#include "millipede/stripe/queue_ahead.h"
 #include "millipede/tcp/congestion.h"
 
 namespace millipede::dataplane {
@@ -61,6 +62,9 @@ struct TransportOptions {
     bool checksum = false;                // viamillipede's `checksum` (compat codec; native always has CRC32C)
     uint64_t chaos = 0;                   // every N chunks sent, abort the latest data leg (0: off)
     uint32_t parity = 0;                  // tx: parity chunks per stripe (docs/wire.md 2.21; 0: off)
+    // --parity-queue-ahead auto|off|BYTES (stripe::SenderConfig::parity_queue_ahead)
+    stripe::QueueAhead parity_queue_ahead = stripe::QueueAhead::AUTO;
+    uint64_t parity_queue_ahead_bytes = 0; // FIXED
     unsigned verbose = 0;
     char checkphrase[4] = {'y', 'o', 'e', 's'};
     bool keyed = false;                   // key FILE: AES-256-GCM per chunk (docs/wire.md 2.22)

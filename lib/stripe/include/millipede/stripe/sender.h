@@ -34,6 +34,7 @@
 #include "millipede/stripe/aead.h"
 #include "millipede/stripe/leg_io.h"
 #include "millipede/stripe/parity.h"
+#include "millipede/stripe/queue_ahead.h"
 #include "millipede/stripe/wire.h"
 
 namespace millipede::stripe {
@@ -68,12 +69,15 @@ struct SenderConfig {
     // A stripe with data is closed early (short) when the pipe brought
     // nothing for this long and no partial chunk is waiting.
     uint64_t parity_idle_us = 1000;
-    // Parity: a leg takes its next chunk only while fewer than this many
+    // Parity: a leg takes its next chunk only while fewer than a bound of
     // bytes it was handed are not yet TCP-acknowledged (LegIo::delivered()),
     // so the chunk the receiver needs next goes to the leg that drains
     // first instead of queueing behind others in one leg's send buffer.
-    // Too small a bound starves a leg whose bandwidth-delay product is
-    // larger. 0: no bound (the send buffer is the only limit).
+    // AUTO (default): per leg, chunk_bytes + 2 x its measured
+    // bandwidth-delay product (queue_ahead.h): a fixed bound below a leg's
+    // BDP would starve it. FIXED: parity_queue_ahead_bytes (> 0) on every
+    // leg. OFF: no bound (the send buffer is the only limit).
+    QueueAhead parity_queue_ahead = QueueAhead::AUTO;
     uint64_t parity_queue_ahead_bytes = 0;
     // Native hello features asked for; the receiver must grant every one
     // (kFeatureCompress: the `compress` word) or the session fails.
@@ -124,6 +128,7 @@ struct SenderStats {
     uint64_t parity_short_stripes = 0; // ... of which with fewer than N data chunks (idle, flush, EOF)
     uint64_t parity_chunks_sent = 0; // parity chunks written (first transmissions)
     uint64_t parity_covered = 0;     // chunks lost with a leg that parity covers: not re-sent
+    uint64_t parity_queue_ahead_holds = 0; // poll()s in which the queue-ahead bound held a leg's next chunk (per leg)
     uint64_t errors[kErrorCount] = {};
 };
 
@@ -201,6 +206,10 @@ class StripeSender {
     size_t chunks_in_flight() const; // chunk buffers not free
     uint64_t bytes_in() const { return stats_.bytes_in; }
     uint64_t stream_digest() const { return digest_; } // CRC-64/XZ of input so far
+    // parity: the queue-ahead bound `leg` has now (UINT64_MAX: none), and
+    // its estimate (AUTO).
+    uint64_t queue_ahead_bound(uint32_t leg) const;
+    const QueueAheadEstimator *queue_ahead_estimate(uint32_t leg) const;
     const SenderStats &stats() const { return stats_; }
     const SenderConfig &config() const { return cfg_; }
 
@@ -221,7 +230,7 @@ class StripeSender {
     void cover_lost();
     bool at_risk_on_leg(uint64_t stripe, uint32_t leg) const;
     void start_chunk(Leg &l, uint32_t leg, int32_t slot);
-    void write_leg(uint32_t leg, LegIo &io);
+    void write_leg(uint32_t leg, LegIo &io, uint64_t now_us);
     void on_record(uint32_t leg, const Decoded &d, uint64_t now_us);
     void free_slot(int32_t s);
     void maybe_end();
