@@ -1343,6 +1343,115 @@ def case_duplex_memif():
     subprocess.run(["rm", "-rf", sockdir])
 
 
+def case_tunnel():
+    """terminate / initiate (docs/wire.md 2.23): A (`terminate`) and B
+    (`initiate 127.0.0.1 ECHO`) in full duplex over 2 links, 4 legs each way.
+    In A's namespace two kernel TCP clients connect to A's terminate port at
+    once and each sends 3 MiB paced, then shuts its write side; in B's
+    namespace a kernel echo server answers every byte. Link 1 goes down for
+    good once a quarter is through: the tunnelled connections survive (their
+    bytes go again on the other legs), each client gets its echo byte-exact
+    and then EOF (half-close carried both ways). SIGTERM to A then ends the
+    tunnel: both processes exit 0. The combinations that make no sense are
+    refused with one line and exit 2."""
+    import json
+    import re
+    for args, want in (
+        (["--", "rx", "8834", "terminate", "2222", "--ip", "0=10.0.0.1/24"], "terminate on rx alone"),
+        (["--", "tx", "10.0.0.2", "8834", "initiate", "127.0.0.1", "22", "--ip", "0=10.0.0.1/24"],
+         "initiate on tx alone"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "2222", "initiate", "127.0.0.1", "22",
+          "--ip", "0=10.0.0.1/24"], "terminate and initiate in one process"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "2222", "prbs", "5", "--ip", "0=10.0.0.1/24"],
+         "terminate with prbs"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "2222", "leglimit", "3",
+          "--ip", "0=10.0.0.1/24"], "terminate with leglimit"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "initiate", "127.0.0.1", "0", "--ip", "0=10.0.0.1/24"],
+         "initiate PORT must be 1-65535"),
+    ):
+        r = subprocess.run([BIN, *EAL, "--file-prefix", f"{TAG}bad", *args], capture_output=True, text=True, timeout=30)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and want in r.stderr,
+              f"tunnel: refused with one line: {want}", r.returncode, r.stderr)
+    pairs = make_links(2)
+    ip_a, ip_b = addrs(1, 2), addrs(2, 2)
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
+    echo_port, term_port = 7007, 2222
+    echo = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "200", sys.executable, peer,
+                             "echo", str(echo_port)], stdout=subprocess.PIPE, text=True)
+    try:
+        check(echo.stdout.readline().strip() == "listening", "tunnel: the echo server listens in B's namespace")
+
+        def words(peer_ips, own, extra):
+            w = ["--", "rx", "8834"]
+            for x in peer_ips:
+                w += ["tx", x, "8834"]
+            w += ["threads", "4", "verbose", "2", *extra]
+            for i, x in enumerate(own):
+                w += ["--ip", f"{i}={x}/24"]
+            return w
+
+        limit = 200
+        t0 = time.monotonic()
+        b = Proc(vdevs([p[1] for p in pairs]) + words(ip_a, ip_b, ["initiate", "127.0.0.1", str(echo_port)]),
+                 subprocess.DEVNULL, subprocess.DEVNULL, limit, 1)
+        check(b.wait_ready(60), "tunnel: B (initiate) is up")
+        a = Proc(vdevs([p[0] for p in pairs]) + words(ip_b, ip_a, ["terminate", str(term_port)]),
+                 subprocess.DEVNULL, subprocess.DEVNULL, limit, 0)
+        check(a.wait_ready(60), "tunnel: A (terminate) is up")
+        size, rate = 3 << 20, 768 << 10  # ~4 s per client
+        clients = [subprocess.Popen(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "150", sys.executable,
+                                     peer, "client", str(term_port), str(size), str(seed), str(rate)],
+                                    stdout=subprocess.PIPE, text=True) for seed in (1, 2)]
+
+        def sent_by_a():
+            try:
+                v = telemetry(a.prefix, "/millipede/transfer", timeout=2)
+                return v.get("bytes", 0) if isinstance(v, dict) else 0
+            except (OSError, ValueError, KeyError):
+                return 0
+        cut = wait_until(lambda: sent_by_a() >= size // 2, 60)
+        subprocess.run(["ip", "-n", NS["tx"], "link", "set", pairs[1][0], "down"])
+        log(f"     link {pairs[1][0]} down after A sent {sent_by_a()} bytes into the pipe")
+        check(bool(cut), "tunnel: the clients' bytes went through A before the cut")
+        results = []
+        for c in clients:
+            out, _ = c.communicate(timeout=170)
+            try:
+                results.append(json.loads(out.strip().splitlines()[-1]))
+            except (ValueError, IndexError):
+                results.append({"raw": out})
+        for i, r in enumerate(results):
+            check(r.get("sent") == size and r.get("got") == size and r.get("equal") and r.get("eof"),
+                  f"tunnel: client {i + 1}: {size} bytes echoed byte-exact through 4 legs with one link cut, "
+                  f"then EOF after its half-close ({r.get('seconds')} s)", r)
+        pid = a.app_pid()
+        check(pid is not None, "tunnel: A's process found for SIGTERM")
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        rc_a, err_a = a.wait()
+        rc_b, err_b = b.wait()
+        dt = time.monotonic() - t0
+        for who, err in (("A", err_a), ("B", err_b)):
+            bad = sanitizer_reports(err)
+            if bad:
+                check(False, f"tunnel: {who}: a sanitizer report", *bad[:20])
+        check(rc_a == 0 and rc_b == 0, f"tunnel: SIGTERM to A ends the tunnel, both exit 0 ({dt:.1f} s)",
+              f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}")
+        pat = r"tunnel: accepted (\d+) opened (\d+) refused (\d+) closed (\d+) resets_sent (\d+) resets_received (\d+)"
+        ma, mb = re.search(pat, err_a), re.search(pat, err_b)
+        check(bool(ma) and ma.group(1) == "2" and ma.group(4) == "2" and ma.group(5) == "0" and ma.group(6) == "0",
+              f"tunnel: A accepted 2 connections and closed both cleanly ({ma.group(0) if ma else 'no line'})", err_a)
+        check(bool(mb) and mb.group(2) == "2" and mb.group(4) == "2" and mb.group(5) == "0",
+              f"tunnel: B opened 2 connections to the echo server and closed both cleanly "
+              f"({mb.group(0) if mb else 'no line'})", err_b)
+        check("leg" in err_a and ("dead" in err_a or "reset" in err_a or "closed" in err_a or "timed out" in err_a),
+              "tunnel: A saw legs die on the cut link", err_a)
+    finally:
+        echo.kill()
+        echo.wait()
+
+
 CASES = {
     "compress": case_compress,
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
@@ -1351,7 +1460,7 @@ CASES = {
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
     "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key, "combos": case_combos,
     "duplex": case_duplex, "duplex_memif": case_duplex_memif,
-    "ipv6": case_ipv6,
+    "ipv6": case_ipv6, "tunnel": case_tunnel,
 }
 
 if __name__ == "__main__":

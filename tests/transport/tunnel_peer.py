@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Kernel TCP peers for the tunnel case of transport_test.py, run inside a
+network namespace with `ip netns exec`.
+
+  tunnel_peer.py echo PORT       echo server on 127.0.0.1:PORT: echoes every
+                                 byte; on EOF shuts its write side (half-close)
+  tunnel_peer.py client PORT SIZE SEED RATE
+                                 connects to 127.0.0.1:PORT, sends SIZE bytes of
+                                 a seeded random stream at RATE bytes/s, shuts
+                                 its write side, reads the echo until EOF and
+                                 prints one JSON line: bytes sent and received,
+                                 whether they are equal and whether EOF came
+                                 after the whole echo.
+Every wait is bounded (socket timeouts of 60 s)."""
+import json
+import random
+import socket
+import sys
+import threading
+import time
+
+
+def echo(port):
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(16)
+    print("listening", flush=True)
+
+    def serve(c):
+        c.settimeout(120)
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                c.sendall(b)
+            c.shutdown(socket.SHUT_WR)
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+        c.close()
+
+    while True:
+        c, _ = srv.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+
+def client(port, size, seed, rate):
+    data = random.Random(seed).randbytes(size)
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    got = bytearray()
+    state = {"eof": False, "error": ""}
+
+    def reader():
+        try:
+            while True:
+                b = s.recv(1 << 20)
+                if not b:
+                    state["eof"] = True
+                    break
+                got.extend(b)
+        except OSError as e:
+            state["error"] = repr(e)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    t0 = time.time()
+    sent = 0
+    block = 32768
+    try:
+        while sent < size:
+            n = s.send(data[sent:sent + block])
+            sent += n
+            ahead = sent / rate - (time.time() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        s.shutdown(socket.SHUT_WR)  # half-close: the echo must still come back
+    except OSError as e:
+        state["error"] = repr(e)
+    t.join(120)
+    s.close()
+    print(json.dumps({"sent": sent, "got": len(got), "equal": bytes(got) == data, "eof": state["eof"],
+                      "error": state["error"], "seconds": round(time.time() - t0, 2)}), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "echo":
+        echo(int(sys.argv[2]))
+    else:
+        client(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
