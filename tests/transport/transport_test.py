@@ -1428,6 +1428,16 @@ def case_tunnel():
             check(r.get("sent") == size and r.get("got") == size and r.get("equal") and r.get("eof"),
                   f"tunnel: client {i + 1}: {size} bytes echoed byte-exact through 4 legs with one link cut, "
                   f"then EOF after its half-close ({r.get('seconds')} s)", r)
+        # A keystroke's round trip through both processes (logged: a
+        # timing on a shared 2-CPU machine is not asserted here).
+        r = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "60", sys.executable, peer,
+                            "rtt", str(term_port), "50"], capture_output=True, text=True)
+        try:
+            rt = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            rt = {}
+        check(rt.get("n") == 50, f"tunnel: 50 one-byte round trips through the tunnel (median {rt.get('median_ms')} ms, "
+                                 f"max {rt.get('max_ms')} ms)", r.stdout, r.stderr)
         pid = a.app_pid()
         check(pid is not None, "tunnel: A's process found for SIGTERM")
         if pid:
@@ -1443,18 +1453,76 @@ def case_tunnel():
               f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}")
         pat = r"tunnel: accepted (\d+) opened (\d+) refused (\d+) closed (\d+) resets_sent (\d+) resets_received (\d+)"
         ma, mb = re.search(pat, err_a), re.search(pat, err_b)
-        check(bool(ma) and ma.group(1) == "2" and ma.group(4) == "2" and ma.group(5) == "0" and ma.group(6) == "0",
-              f"tunnel: A accepted 2 connections and closed both cleanly ({ma.group(0) if ma else 'no line'})", err_a)
-        check(bool(mb) and mb.group(2) == "2" and mb.group(4) == "2" and mb.group(5) == "0",
-              f"tunnel: B opened 2 connections to the echo server and closed both cleanly "
+        check(bool(ma) and ma.group(1) == "3" and ma.group(4) == "3" and ma.group(5) == "0" and ma.group(6) == "0",
+              f"tunnel: A accepted 3 connections (2 echo clients, the round trips) and closed them cleanly ({ma.group(0) if ma else 'no line'})", err_a)
+        check(bool(mb) and mb.group(2) == "3" and mb.group(4) == "3" and mb.group(5) == "0",
+              f"tunnel: B opened 3 connections to the echo server and closed them cleanly "
               f"({mb.group(0) if mb else 'no line'})", err_b)
         lost = [int(x) for x in re.findall(r"tx: connects \d+ connect_failures \d+ legs_lost (\d+)", err_a + err_b)]
         check(len(lost) == 2 and sum(lost) >= 1,
               f"tunnel: legs on the cut link were lost and their chunks went on the others (legs_lost {lost})",
               err_a, err_b)
     finally:
-        os.killpg(echo.pid, signal.SIGKILL)  # (the server runs under ip netns exec and timeout)
+        try:
+            os.killpg(echo.pid, signal.SIGKILL)  # (the server runs under ip netns exec and timeout)
+        except ProcessLookupError:
+            pass
         echo.wait()
+
+
+def case_tunnel_plain():
+    """Stock viamillipede's meaning of the words: `tx ... terminate PORT`
+    takes its input from ONE kernel TCP connection accepted on PORT, `rx
+    ... initiate HOST PORT` writes its output to ONE connection to HOST
+    PORT. A client in A's namespace sends 8 MiB into A's PORT; a sink in
+    B's namespace gets them byte-exact; both exit 0. Natively, then with
+    --compat viamillipede on both ends."""
+    import json
+    pairs = make_links(2)
+    for ns in NS.values():
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    ip_a, ip_b = addrs(1, 2), addrs(2, 2)
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
+    size = (8 << 20) + 321
+    for round_no, compat in enumerate(([], ["--compat", "viamillipede"])):
+        sink_port, term_port = 7100 + round_no, 2300 + round_no
+        sink = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "150", sys.executable, peer,
+                                 "sink", str(sink_port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            check(sink.stdout.readline().strip() == "listening", "plain: the sink listens in B's namespace")
+            rx_args = vdevs([p[1] for p in pairs]) + ["--", "rx", "8834", "initiate", "127.0.0.1", str(sink_port),
+                                                      *compat, "--wait", "60"]
+            tx_args = vdevs([p[0] for p in pairs]) + ["--", "tx", ip_b[0], "8834", "tx", ip_b[1], "8834",
+                                                      "threads", "4", "terminate", str(term_port), *compat]
+            for i in range(2):
+                rx_args += ["--ip", f"{i}={ip_b[i]}/24"]
+                tx_args += ["--ip", f"{i}={ip_a[i]}/24"]
+            t0 = time.monotonic()
+            b = Proc(rx_args, subprocess.DEVNULL, subprocess.DEVNULL, 120, 1)
+            check(b.wait_ready(60), "plain: B (rx initiate) is up")
+            a = Proc(tx_args, subprocess.DEVNULL, subprocess.DEVNULL, 120, 0)
+            sender = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "100", sys.executable,
+                                     peer, "send", str(term_port), str(size), str(round_no + 11)],
+                                    capture_output=True, text=True)
+            rc_a, err_a = a.wait()
+            rc_b, err_b = b.wait()
+            out, _ = sink.communicate(timeout=60)
+            try:
+                got = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                got = {"raw": out}
+            what = "with --compat viamillipede" if compat else "native"
+            check(rc_a == 0 and rc_b == 0 and sender.returncode == 0 and got.get("bytes") == size and
+                  got.get("sha") == sender.stdout.strip(),
+                  f"plain {what}: {size} bytes from one accepted connection to one initiated connection, "
+                  f"byte-exact, both exit 0 ({time.monotonic() - t0:.1f} s)",
+                  f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}", sender.stderr, got)
+        finally:
+            try:
+                os.killpg(sink.pid, signal.SIGKILL)  # (if it is still there)
+            except ProcessLookupError:
+                pass
+            sink.wait()
 
 
 CASES = {
@@ -1466,6 +1534,7 @@ CASES = {
     "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key, "combos": case_combos,
     "duplex": case_duplex, "duplex_memif": case_duplex_memif,
     "ipv6": case_ipv6, "tunnel": case_tunnel,
+    "tunnel_plain": case_tunnel_plain,
 }
 
 if __name__ == "__main__":

@@ -252,6 +252,9 @@ void TunnelBridge::fail(const std::string &why) {
     reset_all(false);
     message_ = why;
     state_.store(BridgeState::FAILED, std::memory_order_release);
+    // What is queued (our HELLO at least) still goes, best effort: the far
+    // end then fails with its own reason instead of waiting for a HELLO.
+    (void)flush_to_plane();
     if (!input_closed_) {
         close_fd(to_plane_wr_);
         input_closed_ = true;
@@ -284,7 +287,6 @@ void TunnelBridge::accept_new() {
         auto c = std::make_unique<Conn>();
         c->id = next_id_++;
         c->fd = fd;
-        c->out.reserve(cfg_.conn_buffer);
         queue_control(RecordType::OPEN, c->id);
         stats_.accepted.fetch_add(1, std::memory_order_relaxed);
         log("connection %u accepted", c->id);
@@ -311,7 +313,6 @@ void TunnelBridge::open_far(uint32_t id) {
     auto c = std::make_unique<Conn>();
     c->id = id;
     c->fd = fd;
-    c->out.reserve(cfg_.conn_buffer);
     if (connect(fd, reinterpret_cast<const sockaddr *>(&far_), far_len_) != 0) {
         if (errno != EINPROGRESS) {
             log("connection %u: connect: %s", id, std::strerror(errno));

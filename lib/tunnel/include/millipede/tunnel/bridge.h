@@ -53,7 +53,10 @@ struct BridgeConfig {
     size_t conn_buffer = 256u << 10;       // bytes toward one socket at most
     size_t pipe_buffer = 256u << 10;       // bytes toward the plane at most (+ one record)
     uint32_t connect_timeout_ms = 10'000;  // initiate: a connect() that takes longer is reset
-    uint32_t max_connections = 1024;       // more at once are refused (accept then RST)
+    // More at once are refused (accepted, then reset). Memory: each holds
+    // up to 1.5 x conn_buffer toward its socket only while that socket is
+    // slower than the pipe (grown on demand): 256 x 384 KiB = 96 MiB at worst.
+    uint32_t max_connections = 256;
     unsigned verbose = 0;                  // 1: a line per connection event on stderr
     void (*on_fail)(void *ctx) = nullptr;
     void *on_fail_ctx = nullptr;
