@@ -1525,6 +1525,61 @@ def case_tunnel_plain():
             sink.wait()
 
 
+def case_tunnel_dies():
+    """The whole pipe dies under a tunnelled connection: B (initiate) is
+    killed (SIGKILL) while a client holds a connection through A
+    (terminate). A gives up within its --connect-timeout (plus the legs'
+    keep-alive), exits 1 with one line, and the client's connection is
+    reset, not left hanging."""
+    import json
+    pairs = make_links(1)
+    for ns in NS.values():
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    ip_a, ip_b = addrs(1, 1), addrs(2, 1)
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
+    echo_port, term_port = 7200, 2400
+    echo = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "120", sys.executable, peer,
+                             "echo", str(echo_port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        check(echo.stdout.readline().strip() == "listening", "dies: the echo server listens in B's namespace")
+        common = ["threads", "2", "--connect-timeout", "3"]
+        b = Proc(vdevs([pairs[0][1]]) + ["--", "rx", "8834", "tx", ip_a[0], "8834", *common, "initiate", "127.0.0.1",
+                                         str(echo_port), "--ip", f"0={ip_b[0]}/24"],
+                 subprocess.DEVNULL, subprocess.DEVNULL, 90, 1)
+        check(b.wait_ready(60), "dies: B (initiate) is up")
+        a = Proc(vdevs([pairs[0][0]]) + ["--", "rx", "8834", "tx", ip_b[0], "8834", *common, "terminate",
+                                         str(term_port), "--ip", f"0={ip_a[0]}/24"],
+                 subprocess.DEVNULL, subprocess.DEVNULL, 90, 0)
+        check(a.wait_ready(60), "dies: A (terminate) is up")
+        client = subprocess.Popen(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "80", sys.executable,
+                                   peer, "hold", str(term_port)], stdout=subprocess.PIPE, text=True)
+        ready = client.stdout.readline().strip() == "ready"
+        check(ready, "dies: a byte went through the tunnel and back")
+        pid = b.app_pid()
+        check(pid is not None, "dies: B's process found")
+        t0 = time.monotonic()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+        rc_a, err_a = a.wait()
+        dt = time.monotonic() - t0
+        b.wait()
+        out, _ = client.communicate(timeout=60)
+        try:
+            res = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            res = {"raw": out}
+        lines = [x for x in err_a.strip().splitlines() if x.startswith("dpdk-millipede duplex:")]
+        check(rc_a == 1 and len(lines) == 1 and "tx: " in lines[0],
+              f"dies: A gives up with one line, exit 1, {dt:.1f} s after B died", f"A rc={rc_a}: {err_a}")
+        check(res.get("result") == "reset", f"dies: the tunnelled connection was reset ({res})", err_a)
+    finally:
+        try:
+            os.killpg(echo.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        echo.wait()
+
+
 CASES = {
     "compress": case_compress,
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
@@ -1534,7 +1589,7 @@ CASES = {
     "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key, "combos": case_combos,
     "duplex": case_duplex, "duplex_memif": case_duplex_memif,
     "ipv6": case_ipv6, "tunnel": case_tunnel,
-    "tunnel_plain": case_tunnel_plain,
+    "tunnel_plain": case_tunnel_plain, "tunnel_dies": case_tunnel_dies,
 }
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ network namespace with `ip netns exec`.
                                  after the whole echo.
   tunnel_peer.py rtt PORT N      N round trips of one byte (a keystroke and its
                                  echo); prints JSON: the median and largest in ms
+  tunnel_peer.py hold PORT       one byte there and back, prints "ready", then
+                                 waits (60 s at most) for what happens to the
+                                 connection; prints JSON: "reset", "eof" or "timeout"
   tunnel_peer.py send PORT SIZE SEED
                                  connects to 127.0.0.1:PORT (retrying for 60 s:
                                  the process accepts before its EAL starts), sends
@@ -126,6 +129,23 @@ def rtt(port, n):
                       "max_ms": round(times[-1], 3) if times else None}), flush=True)
 
 
+def hold(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(b"k")
+    if s.recv(1) != b"k":
+        print(json.dumps({"result": "no echo"}), flush=True)
+        return
+    print("ready", flush=True)
+    try:
+        b = s.recv(1)
+        result = "eof" if not b else "data"
+    except ConnectionResetError:
+        result = "reset"
+    except socket.timeout:
+        result = "timeout"
+    print(json.dumps({"result": result}), flush=True)
+
+
 def sink(port):
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -152,6 +172,8 @@ if __name__ == "__main__":
         send(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "rtt":
         rtt(int(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1] == "hold":
+        hold(int(sys.argv[2]))
     elif sys.argv[1] == "sink":
         sink(int(sys.argv[2]))
     else:
