@@ -1580,6 +1580,84 @@ def case_tunnel_dies():
         echo.wait()
 
 
+def case_tunnel_ssh():
+    """Real ssh through the tunnel: sshd (OpenSSH, with a throw-away host
+    key and client key) listens on loopback in B's namespace, B has
+    `initiate 127.0.0.1 SSHD`; in A's namespace ssh connects to A's
+    `terminate` port, runs a command, and pipes 4 MiB through the remote
+    sha256sum: the digest matches and ssh exits 0. Then SIGTERM to A ends
+    the tunnel and both processes exit 0."""
+    import hashlib
+    sshd, ssh, keygen = shutil.which("sshd") or "/usr/sbin/sshd", shutil.which("ssh"), shutil.which("ssh-keygen")
+    if not (os.access(sshd, os.X_OK) and ssh and keygen):
+        skip("needs OpenSSH (sshd from openssh-server, ssh and ssh-keygen from openssh-client)")
+    pairs = make_links(2)
+    for ns in NS.values():
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    ip_a, ip_b = addrs(1, 2), addrs(2, 2)
+    tmp = tempfile.mkdtemp(prefix="mpssh")
+    os.chmod(tmp, 0o700)
+    host_key, user_key = os.path.join(tmp, "host"), os.path.join(tmp, "user")
+    for k in (host_key, user_key):
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", k], check=True)
+    auth = os.path.join(tmp, "authorized_keys")
+    shutil.copy(user_key + ".pub", auth)
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+    sshd_port, term_port = 7022, 2522
+    daemon = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "150", sshd, "-D", "-e",
+                               "-f", "/dev/null", "-h", host_key, "-o", f"ListenAddress=127.0.0.1:{sshd_port}",
+                               "-o", f"AuthorizedKeysFile={auth}", "-o", "PermitRootLogin=yes", "-o", "UsePAM=no",
+                               "-o", "StrictModes=no", "-o", "PidFile=none"],
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        listening = wait_until(lambda: subprocess.run(["ip", "netns", "exec", NS["rx"], "ss", "-ltn",
+                                                       f"sport = :{sshd_port}"], capture_output=True,
+                                                      text=True).stdout.count("LISTEN") > 0 or
+                               daemon.poll() is not None, 20)
+        check(bool(listening) and daemon.poll() is None, "ssh: sshd listens in B's namespace")
+
+        def words(peer_ips, own, extra):
+            w = ["--", "rx", "8834"]
+            for x in peer_ips:
+                w += ["tx", x, "8834"]
+            w += ["threads", "4", "verbose", "2", *extra]
+            for i, x in enumerate(own):
+                w += ["--ip", f"{i}={x}/24"]
+            return w
+
+        b = Proc(vdevs([p[1] for p in pairs]) + words(ip_a, ip_b, ["initiate", "127.0.0.1", str(sshd_port)]),
+                 subprocess.DEVNULL, subprocess.DEVNULL, 200, 1)
+        check(b.wait_ready(60), "ssh: B (initiate) is up")
+        a = Proc(vdevs([p[0] for p in pairs]) + words(ip_b, ip_a, ["terminate", str(term_port)]),
+                 subprocess.DEVNULL, subprocess.DEVNULL, 200, 0)
+        check(a.wait_ready(60), "ssh: A (terminate) is up")
+        data = os.urandom(4 << 20)
+        t0 = time.monotonic()
+        r = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "90", ssh, "-p", str(term_port),
+                            "-i", user_key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                            "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "LogLevel=ERROR",
+                            "root@127.0.0.1", "sha256sum"], input=data, capture_output=True)
+        dt = time.monotonic() - t0
+        got = r.stdout.decode(errors="replace").split()[:1]
+        check(r.returncode == 0 and got == [hashlib.sha256(data).hexdigest()],
+              f"ssh: 4 MiB through ssh through the tunnel, the remote sha256sum matches ({dt:.1f} s)",
+              r.returncode, r.stderr.decode(errors="replace")[-2000:], got)
+        pid = a.app_pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        rc_a, err_a = a.wait()
+        rc_b, err_b = b.wait()
+        check(rc_a == 0 and rc_b == 0, "ssh: SIGTERM to A ends the tunnel, both exit 0",
+              f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}")
+    finally:
+        try:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        daemon.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 CASES = {
     "compress": case_compress,
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
@@ -1590,6 +1668,7 @@ CASES = {
     "duplex": case_duplex, "duplex_memif": case_duplex_memif,
     "ipv6": case_ipv6, "tunnel": case_tunnel,
     "tunnel_plain": case_tunnel_plain, "tunnel_dies": case_tunnel_dies,
+    "tunnel_ssh": case_tunnel_ssh,
 }
 
 if __name__ == "__main__":
