@@ -489,7 +489,7 @@ bool Impl::setup_rx_session(std::string &err) {
     pipeio::WriterConfig wc;
     wc.sink = o.prbs ? pipeio::WriterSink::PRBS_VERIFY : pipeio::WriterSink::FD;
     wc.fd = o.output_fd; // stdout, or the tunnel's pipe
-    if (o.output_fd != 1) wc.name = "the tunnel";
+    if (o.output_fd != 1) wc.name = o.duplex && !o.compat ? "the tunnel" : "the connection";
     wc.prbs_seed = o.prbs_seed;
     wc.cpus = node_cpus(port::port_socket(ports[0]->id));
     s.writer = std::make_unique<pipeio::PipeWriter>(wc);
