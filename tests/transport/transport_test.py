@@ -1388,7 +1388,9 @@ def case_tunnel():
             w = ["--", "rx", "8834"]
             for x in peer_ips:
                 w += ["tx", x, "8834"]
-            w += ["threads", "4", "verbose", "2", *extra]
+            # MILLIPEDE_TUNNEL_WORDS: more words for both ends (e.g. "parity 1",
+            # "compress", "key FILE"): the tunnel is a stream like any other.
+            w += ["threads", "4", "verbose", "2", *extra, *os.environ.get("MILLIPEDE_TUNNEL_WORDS", "").split()]
             for i, x in enumerate(own):
                 w += ["--ip", f"{i}={x}/24"]
             return w
