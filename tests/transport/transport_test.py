@@ -14,9 +14,12 @@ Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
 checksum, observe, roles, teardown (telemetry through shutdown), compress, memif (two
 memif links on hugepages), duplex and duplex_memif (rx and tx in each of two
 processes), parity, key, combos, synflood and forged (attacks from the kernel side
-of the veth with attack.py, which needs Debian's python3-scapy).
+of the veth with attack.py, which needs Debian's python3-scapy), tunnel,
+tunnel_plain, tunnel_dies and tunnel_ssh (terminate / initiate, with kernel
+TCP peers from tunnel_peer.py in the namespaces; MILLIPEDE_TUNNEL_WORDS adds
+words to both ends of `tunnel`).
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
-not 256 free hugepages).
+not 256 free hugepages; tunnel_ssh: no OpenSSH).
 """
 import atexit
 import os
