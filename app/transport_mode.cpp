@@ -21,6 +21,7 @@
 #include "millipede/dataplane/transport.h"
 #include "millipede/port/configured.h"
 #include "millipede/stats/transfer.h"
+#include "transport_tunnel.h"
 
 namespace millipede::app {
 
@@ -30,8 +31,12 @@ namespace {
 // SIGINT/SIGTERM is remembered and SIGUSR1 only asks for a table.
 std::atomic<dataplane::TransportPlane *> g_plane{nullptr};
 std::atomic<bool> g_stop_early{false};
+// terminate / initiate: the first signal ends the tunnel cleanly (its
+// connections reset, the streams ended), a second one stops the plane.
+std::atomic<TransportTunnel *> g_tunnel{nullptr};
 
 void on_signal(int) {
+    if (auto *t = g_tunnel.load(); t && t->request_end()) return;
     if (auto *p = g_plane.load()) p->request_stop();
     else g_stop_early.store(true);
 }
@@ -82,6 +87,13 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
             return 2;
         }
     }
+    // The tunnel's listener or plain connection: before EAL, so a busy port
+    // or an unknown host costs no start-up.
+    TransportTunnel tunnel;
+    if (std::string te = tunnel.prepare(o); !te.empty()) {
+        std::fprintf(stderr, "dpdk-millipede %s: %s\n", who, te.c_str());
+        return 1;
+    }
     // SIGUSR1's default action ends the process: a `kill -USR1` during
     // start-up (EAL initialisation, waiting for links) must only ask for the
     // table, which the control loop prints once it runs.
@@ -125,6 +137,8 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
             g_plane.store(plane.get());
             std::signal(SIGINT, on_signal);
             std::signal(SIGTERM, on_signal);
+            tunnel.attach(plane.get());
+            g_tunnel.store(&tunnel);
             if (g_stop_early.load()) plane->request_stop();
             const int trc = stats::register_transport_telemetry(&plane->board());
             if (trc != 0)
@@ -132,6 +146,8 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
                              rte_strerror(-trc));
             t_setup = ms_since();
             status = plane->run(); // returns once every lcore it launched has stopped
+            g_tunnel.store(nullptr);
+            status = tunnel.finish(status, who, o.verbose);
             t_run = ms_since();
             // Before the plane and its StatsBoard are freed: from here on a
             // /millipede/* request answers "not running" (the telemetry

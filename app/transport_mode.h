@@ -30,6 +30,12 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o);
 
 void transport_usage(FILE *f);
 
+// terminate / initiate (docs/wire.md 2.23), after the words are parsed:
+// "" or one line refusing the combination. A native full-duplex tunnel
+// turns charmode on and, unless --stall-timeout was given, the stall
+// timeout off (an idle tunnel makes no progress).
+std::string check_tunnel_words(TransportOptions &o, bool stall_given);
+
 // argv[0] is the mode word ("tx" or "rx"); eal_argv[0] is the program name.
 int run_transport(int argc, char **argv, int eal_argc, char **eal_argv);
 

@@ -24,6 +24,7 @@ void transport_usage(FILE *f) {
         "usage: dpdk-millipede [EAL options] -- tx HOST PORT [tx HOST PORT ...] [words] [options]  < input\n"
         "       dpdk-millipede [EAL options] -- rx PORT [words] [options]                       > output\n"
         "       dpdk-millipede [EAL options] -- rx PORT tx HOST PORT [...] [words] [options]    < input > output\n"
+        "       dpdk-millipede [EAL options] -- rx PORT tx HOST PORT [...] terminate PORT | initiate HOST PORT ...\n"
         "  viamillipede's words (stock viamillipede's, v0.89 and 2018, with their meaning):\n"
         "    tx HOST PORT       a receiver address (IPv4, or IPv6 with IPv6 --ip); repeat for more, in\n"
         "                       preference order\n"
@@ -59,8 +60,16 @@ void transport_usage(FILE *f) {
         "                       striping; a chunk that does not shrink goes as it is. rx inflates in\n"
         "                       parallel and checks the CRC32C of the original bytes. dpdk-millipede's\n"
         "                       own (stock viamillipede has no such word): not with --compat\n"
-        "    terminate PORT     not implemented; refused with what to use instead\n"
-        "    initiate HOST PORT not implemented; refused with what to use instead\n"
+        "    terminate PORT     tx: the input is ONE TCP connection accepted on the host's PORT instead of\n"
+        "                       stdin (stock viamillipede's terminate; waits --wait S if given). With rx PORT\n"
+        "                       too (full duplex): a tunnel: every connection accepted on PORT is carried,\n"
+        "                       with its half-close, to the far end's initiate (docs/wire.md 2.23); stdin\n"
+        "                       and stdout unused, charmode implied, no --stall-timeout unless given.\n"
+        "                       --compat in full duplex: one connection is both input and output\n"
+        "    initiate HOST PORT rx: the output goes to ONE TCP connection to HOST PORT instead of stdout\n"
+        "                       (stock viamillipede's initiate; HOST a name or address). With tx HOST PORT\n"
+        "                       too: the tunnel's other end: a kernel connection to HOST PORT for each one\n"
+        "                       the far end's terminate accepted; one not connected within 10 s is reset\n"
         "    key FILE           both sides: AES-256-GCM on every chunk with the pre-shared 256-bit\n"
         "                       key in FILE (32 raw bytes or 64 hex digits); the sides prove the key\n"
         "                       before any data flows; a wrong key, a tampered or replayed chunk\n"
@@ -169,20 +178,6 @@ std::optional<uint64_t> parse_c_number(std::string_view s) {
     return static_cast<uint64_t>(v);
 }
 
-// Stock viamillipede's words that dpdk-millipede does not implement, each
-// refused with what to do instead.
-const char *unimplemented_word(std::string_view a) {
-    if (a == "terminate")
-        return "terminate (input and output through a TCP connection accepted on a port) is not "
-               "implemented: dpdk-millipede reads stdin and writes stdout; join a socket to the pipe, "
-               "e.g. `socat TCP-LISTEN:PORT - | dpdk-millipede ... tx ...`";
-    if (a == "initiate")
-        return "initiate (relay through a TCP connection to HOST PORT) is not implemented: "
-               "dpdk-millipede writes stdout; join a socket to the pipe, e.g. "
-               "`dpdk-millipede ... rx ... | socat - TCP:HOST:PORT`";
-    return nullptr;
-}
-
 } // namespace
 
 std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
@@ -193,6 +188,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
     bool parity_queue_ahead_given = false;
     uint64_t delayus = 0;
     bool checkphrase_given = false; // key FILE replaces it
+    bool stall_given = false;       // a tunnel has no stall timeout unless given one
     for (int i = 0; i < argc; ++i)
         if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
             o.help = true;
@@ -305,8 +301,20 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             auto n = need(1) ? parse_bytes(argv[++i], 1, UINT64_MAX / 2) : std::nullopt;
             if (!n) return "--rate needs bytes per second > 0 (K/M/G suffixes allowed, e.g. --rate 100M)";
             o.rate = *n;
-        } else if (const char *why = unimplemented_word(a)) {
-            return why;
+        } else if (a == "terminate") {
+            if (o.terminate_port) return "terminate given twice: one process accepts on one PORT";
+            auto p = need(1) ? parse_uint(argv[i + 1], 1, 65535) : std::nullopt;
+            if (!p) return "terminate needs PORT (1-65535), the host's TCP port to accept tunnelled connections on";
+            o.terminate_port = static_cast<uint16_t>(*p);
+            i += 1;
+        } else if (a == "initiate") {
+            if (!o.initiate_host.empty()) return "initiate given twice: one process opens connections to one HOST PORT";
+            if (!need(2)) return "initiate needs HOST PORT, e.g. initiate 127.0.0.1 22";
+            auto p = parse_uint(argv[i + 2], 1, 65535);
+            if (!p || !*argv[i + 1]) return "initiate PORT must be 1-65535: '" + std::string(argv[i + 2]) + "'";
+            o.initiate_host = argv[i + 1];
+            o.initiate_port = static_cast<uint16_t>(*p);
+            i += 2;
         } else if (a == "--ip") {
             if (!need(1)) return "--ip needs PORTID=ADDR/PREFIX, e.g. --ip 0=10.0.0.1/24";
             net::IpAssignment ip;
@@ -355,7 +363,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             uint64_t us = (*ns + 999) / 1000;
             if (us == 0) us = 1;
             if (a == "--connect-timeout") o.connect_timeout_us = us;
-            else if (a == "--stall-timeout") o.stall_timeout_us = us;
+            else if (a == "--stall-timeout") o.stall_timeout_us = us, stall_given = true;
             else o.wait_us = us;
         } else if (a == "--drop-rx" || a == "--drop-tx") {
             auto ppm = need(1) ? parse_percent_ppm(argv[++i], 500'000) : std::nullopt;
@@ -415,6 +423,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             return "threads is a sender word: leave it out on rx (the receiver serves as many connections as "
                    "the sender opens)";
     }
+    if (std::string te = check_tunnel_words(o, stall_given); !te.empty()) return te;
     if (o.prbs && o.compat)
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "

@@ -247,6 +247,8 @@ def transport_options_seeds():
     yield "help", words("rx", "--help")
     yield "tx_and_rx", words("tx", "10.0.0.2", "8834", "rx", "8834", *ip)
     yield "rx_sender_word", words("rx", "8834", "threads", "2", *ip)
+    yield "tunnel_terminate", words("rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "2222", *ip)
+    yield "tunnel_initiate", words("tx", "10.0.0.2", "8834", "rx", "8834", "initiate", "localhost", "22", *ip)
     yield "unknown_word", words("rx", "8834", "--frobnicate", *ip)
     # Reproducer: timeouts under 1 us became 0, which means "no limit".
     yield "timeouts_under_1us", words("rx", "8834", *ip, "--stall-timeout", "1e-7", "--connect-timeout",
@@ -343,6 +345,19 @@ def stripe_compat_seeds():
     yield "bad_preamble", bytes([0]) + b"\x5a" * 40
 
 
+def tunnel_mux_seeds():
+    # lib/tunnel mux.h: first byte = fragment size; records of an 8-byte
+    # header (type, 0, length u16 LE, stream u32 LE) and the payload.
+    def rec(t, stream, payload=b""):
+        return struct.pack("<BBHI", ord(t), 0, len(payload), stream) + payload
+    hello = rec("H", 0, b"MPTN\x01\x01")
+    yield "session", bytes([7]) + hello + rec("O", 1) + rec("D", 1, b"ssh-2.0") + rec("O", 2) + \
+        rec("D", 2, b"x" * 3000) + rec("F", 1) + rec("R", 2) + rec("B", 0)
+    yield "big_data", bytes([255]) + hello + rec("O", 9) + rec("D", 9, bytes(range(256)) * 64)
+    yield "no_hello", bytes([1]) + rec("D", 1, b"abc")
+    yield "bad_length", bytes([3]) + hello + struct.pack("<BBHI", ord("D"), 0, 0xFFFF, 1)
+
+
 TARGETS = {
     "net_parse": net_parse,
     "arp": arp_seeds,
@@ -354,6 +369,7 @@ TARGETS = {
     "stripe_native": stripe_native_seeds,
     "stripe_compat": stripe_compat_seeds,
     "codec_inflate": codec_inflate_seeds,
+    "tunnel_mux": tunnel_mux_seeds,
 }
 
 

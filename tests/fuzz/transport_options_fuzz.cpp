@@ -84,7 +84,16 @@ void check_accepted(const TransportOptions &o) {
     check(o.size <= UINT64_MAX - 1);
     // "--connect-timeout S", "--stall-timeout S": "needs seconds > 0". A
     // zero here would turn a timeout into none at all.
-    check(o.connect_timeout_us > 0 && o.stall_timeout_us > 0);
+    // A tunnel (terminate / initiate in native full duplex, docs/wire.md
+    // 2.23) has no stall timeout unless given one: an idle tunnel makes no
+    // progress. Everything else keeps one.
+    const bool term = o.terminate_port != 0, init = !o.initiate_host.empty();
+    const bool tunnel = o.duplex && !o.compat && (term || init);
+    check(o.connect_timeout_us > 0 && (o.stall_timeout_us > 0 || tunnel));
+    check(!(term && init));
+    check(!term || o.tx);              // terminate feeds a sender
+    check(!init || o.listen_port >= 1); // initiate takes a receiver's output
+    if (tunnel) check(o.charmode && !o.prbs && o.leglimit == 0);
 }
 
 } // namespace

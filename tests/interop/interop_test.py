@@ -986,8 +986,13 @@ STOCK_WORDS = [
     (["rx", "12323", "charmode"], "give it to tx"),
     (["rx", "12323", "delayus", "50"], "give them to tx"),
     (["tx", "10.0.0.2", "12323", "delayus", "50", "--rate", "1M"], "give one"),
-    (["tx", "10.0.0.2", "4545", "terminate", "8022"], "socat TCP-LISTEN"),
-    (["rx", "5555", "initiate", "localhost", "22"], "socat - TCP:"),
+    (["tx", "10.0.0.2", "4545", "terminate", "8022"], "accept"),  # input from one connection
+    (["rx", "5555", "initiate", "localhost", "22"], "accept"),     # output to one connection
+    (["rx", "5555", "terminate", "8022"], "feeds a sender"),
+    (["tx", "10.0.0.2", "4545", "initiate", "localhost", "22"], "takes a receiver's output"),
+    (["rx", "7788", "tx", "10.0.0.3", "9900", "terminate", "8022"], "accept"),  # the tunnel
+    (["rx", "7788", "tx", "10.0.0.3", "9900", "initiate", "localhost", "22", "--compat", "viamillipede"],
+     "accept"),
     (["rx", "12323", "threads", "3"], "leave it out on rx"),
     (["tx", "10.0.0.2", "12323", "prbs", "0x5aa5", "--compat", "viamillipede", "--ip", "0=10.0.0.1/24"],
      "send a file"),

@@ -14,9 +14,12 @@ Cases: sizes, bulk2, prbs, checkphrase, absent, chaos, linkdown, badargs, big,
 checksum, observe, roles, teardown (telemetry through shutdown), compress, memif (two
 memif links on hugepages), duplex and duplex_memif (rx and tx in each of two
 processes), parity, key, combos, synflood and forged (attacks from the kernel side
-of the veth with attack.py, which needs Debian's python3-scapy).
+of the veth with attack.py, which needs Debian's python3-scapy), tunnel,
+tunnel_plain, tunnel_dies and tunnel_ssh (terminate / initiate, with kernel
+TCP peers from tunnel_peer.py in the namespaces; MILLIPEDE_TUNNEL_WORDS adds
+words to both ends of `tunnel`).
 Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
-not 256 free hugepages).
+not 256 free hugepages; tunnel_ssh: no OpenSSH).
 """
 import atexit
 import os
@@ -1338,6 +1341,323 @@ def case_duplex_memif():
     subprocess.run(["rm", "-rf", sockdir])
 
 
+def case_tunnel():
+    """terminate / initiate (docs/wire.md 2.23): A (`terminate`) and B
+    (`initiate 127.0.0.1 ECHO`) in full duplex over 2 links, 4 legs each way.
+    In A's namespace two kernel TCP clients connect to A's terminate port at
+    once and each sends 3 MiB paced, then shuts its write side; in B's
+    namespace a kernel echo server answers every byte. Link 0 goes down for
+    good once a quarter is through: the tunnelled connections survive (their
+    bytes go again on the other legs), each client gets its echo byte-exact
+    and then EOF (half-close carried both ways). SIGTERM to A then ends the
+    tunnel: both processes exit 0. The combinations that make no sense are
+    refused with one line and exit 2."""
+    import json
+    import re
+    for args, want in (
+        (["--", "rx", "8834", "terminate", "2222", "--ip", "0=10.0.0.1/24"], "terminate on rx alone"),
+        (["--", "tx", "10.0.0.2", "8834", "initiate", "127.0.0.1", "22", "--ip", "0=10.0.0.1/24"],
+         "initiate on tx alone"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "2222", "initiate", "127.0.0.1", "22",
+          "--ip", "0=10.0.0.1/24"], "terminate and initiate in one process"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "2222", "prbs", "5", "--ip", "0=10.0.0.1/24"],
+         "terminate with prbs"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "2222", "leglimit", "3",
+          "--ip", "0=10.0.0.1/24"], "terminate with leglimit"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "initiate", "127.0.0.1", "0", "--ip", "0=10.0.0.1/24"],
+         "initiate PORT must be 1-65535"),
+    ):
+        r = subprocess.run([BIN, *EAL, "--file-prefix", f"{TAG}bad", *args], capture_output=True, text=True, timeout=30)
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and want in r.stderr,
+              f"tunnel: refused with one line: {want}", r.returncode, r.stderr)
+    pairs = make_links(2)
+    for ns in NS.values():  # the kernel peers reach the processes on loopback
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    ip_a, ip_b = addrs(1, 2), addrs(2, 2)
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
+    echo_port, term_port = 7007, 2222
+    echo = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "200", sys.executable, peer,
+                             "echo", str(echo_port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        check(echo.stdout.readline().strip() == "listening", "tunnel: the echo server listens in B's namespace")
+
+        def words(peer_ips, own, extra):
+            w = ["--", "rx", "8834"]
+            for x in peer_ips:
+                w += ["tx", x, "8834"]
+            # MILLIPEDE_TUNNEL_WORDS: more words for both ends (e.g. "parity 1",
+            # "compress", "key FILE"): the tunnel is a stream like any other.
+            w += ["threads", "4", "verbose", "2", *extra, *os.environ.get("MILLIPEDE_TUNNEL_WORDS", "").split()]
+            for i, x in enumerate(own):
+                w += ["--ip", f"{i}={x}/24"]
+            return w
+
+        limit = 200
+        t0 = time.monotonic()
+        b = Proc(vdevs([p[1] for p in pairs]) + words(ip_a, ip_b, ["initiate", "127.0.0.1", str(echo_port)]),
+                 subprocess.DEVNULL, subprocess.DEVNULL, limit, 1)
+        check(b.wait_ready(60), "tunnel: B (initiate) is up")
+        a = Proc(vdevs([p[0] for p in pairs]) + words(ip_b, ip_a, ["terminate", str(term_port)]),
+                 subprocess.DEVNULL, subprocess.DEVNULL, limit, 0)
+        check(a.wait_ready(60), "tunnel: A (terminate) is up")
+        size, rate = 3 << 20, 768 << 10  # ~4 s per client
+        clients = [subprocess.Popen(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "150", sys.executable,
+                                     peer, "client", str(term_port), str(size), str(seed), str(rate)],
+                                    stdout=subprocess.PIPE, text=True) for seed in (1, 2)]
+
+        def sent_by_a():
+            try:
+                v = telemetry(a.prefix, "/millipede/transfer", timeout=2)
+                return v.get("bytes", 0) if isinstance(v, dict) else 0
+            except (OSError, ValueError, KeyError):
+                return 0
+        cut = wait_until(lambda: sent_by_a() >= size // 2 or any(c.poll() is not None for c in clients), 60)
+        # Link 0: the first in preference order, so its legs certainly carry data.
+        subprocess.run(["ip", "-n", NS["tx"], "link", "set", pairs[0][0], "down"])
+        log(f"     link {pairs[0][0]} down after A sent {sent_by_a()} bytes into the pipe")
+        check(bool(cut), "tunnel: the clients' bytes went through A before the cut")
+        results = []
+        for c in clients:
+            out, _ = c.communicate(timeout=170)
+            try:
+                results.append(json.loads(out.strip().splitlines()[-1]))
+            except (ValueError, IndexError):
+                results.append({"raw": out})
+        for i, r in enumerate(results):
+            check(r.get("sent") == size and r.get("got") == size and r.get("equal") and r.get("eof"),
+                  f"tunnel: client {i + 1}: {size} bytes echoed byte-exact through 4 legs with one link cut, "
+                  f"then EOF after its half-close ({r.get('seconds')} s)", r)
+        # A keystroke's round trip through both processes (logged: a
+        # timing on a shared 2-CPU machine is not asserted here).
+        r = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "60", sys.executable, peer,
+                            "rtt", str(term_port), "50"], capture_output=True, text=True)
+        try:
+            rt = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            rt = {}
+        check(rt.get("n") == 50, f"tunnel: 50 one-byte round trips through the tunnel (median {rt.get('median_ms')} ms, "
+                                 f"max {rt.get('max_ms')} ms)", r.stdout, r.stderr)
+        pid = a.app_pid()
+        check(pid is not None, "tunnel: A's process found for SIGTERM")
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        rc_a, err_a = a.wait()
+        rc_b, err_b = b.wait()
+        dt = time.monotonic() - t0
+        for who, err in (("A", err_a), ("B", err_b)):
+            bad = sanitizer_reports(err)
+            if bad:
+                check(False, f"tunnel: {who}: a sanitizer report", *bad[:20])
+        check(rc_a == 0 and rc_b == 0, f"tunnel: SIGTERM to A ends the tunnel, both exit 0 ({dt:.1f} s)",
+              f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}")
+        pat = r"tunnel: accepted (\d+) opened (\d+) refused (\d+) closed (\d+) resets_sent (\d+) resets_received (\d+)"
+        ma, mb = re.search(pat, err_a), re.search(pat, err_b)
+        check(bool(ma) and ma.group(1) == "3" and ma.group(4) == "3" and ma.group(5) == "0" and ma.group(6) == "0",
+              f"tunnel: A accepted 3 connections (2 echo clients, the round trips) and closed them cleanly ({ma.group(0) if ma else 'no line'})", err_a)
+        check(bool(mb) and mb.group(2) == "3" and mb.group(4) == "3" and mb.group(5) == "0",
+              f"tunnel: B opened 3 connections to the echo server and closed them cleanly "
+              f"({mb.group(0) if mb else 'no line'})", err_b)
+        lost = [int(x) for x in re.findall(r"tx: connects \d+ connect_failures \d+ legs_lost (\d+)", err_a + err_b)]
+        check(len(lost) == 2 and sum(lost) >= 1,
+              f"tunnel: legs on the cut link were lost and their chunks went on the others (legs_lost {lost})",
+              err_a, err_b)
+    finally:
+        try:
+            os.killpg(echo.pid, signal.SIGKILL)  # (the server runs under ip netns exec and timeout)
+        except ProcessLookupError:
+            pass
+        echo.wait()
+
+
+def case_tunnel_plain():
+    """Stock viamillipede's meaning of the words: `tx ... terminate PORT`
+    takes its input from ONE kernel TCP connection accepted on PORT, `rx
+    ... initiate HOST PORT` writes its output to ONE connection to HOST
+    PORT. A client in A's namespace sends 8 MiB into A's PORT; a sink in
+    B's namespace gets them byte-exact; both exit 0. Natively, then with
+    --compat viamillipede on both ends."""
+    import json
+    pairs = make_links(2)
+    for ns in NS.values():
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    ip_a, ip_b = addrs(1, 2), addrs(2, 2)
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
+    size = (8 << 20) + 321
+    for round_no, compat in enumerate(([], ["--compat", "viamillipede"])):
+        sink_port, term_port = 7100 + round_no, 2300 + round_no
+        sink = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "150", sys.executable, peer,
+                                 "sink", str(sink_port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            check(sink.stdout.readline().strip() == "listening", "plain: the sink listens in B's namespace")
+            rx_args = vdevs([p[1] for p in pairs]) + ["--", "rx", "8834", "initiate", "127.0.0.1", str(sink_port),
+                                                      *compat, "--wait", "60"]
+            tx_args = vdevs([p[0] for p in pairs]) + ["--", "tx", ip_b[0], "8834", "tx", ip_b[1], "8834",
+                                                      "threads", "4", "terminate", str(term_port), *compat]
+            for i in range(2):
+                rx_args += ["--ip", f"{i}={ip_b[i]}/24"]
+                tx_args += ["--ip", f"{i}={ip_a[i]}/24"]
+            t0 = time.monotonic()
+            b = Proc(rx_args, subprocess.DEVNULL, subprocess.DEVNULL, 120, 1)
+            check(b.wait_ready(60), "plain: B (rx initiate) is up")
+            a = Proc(tx_args, subprocess.DEVNULL, subprocess.DEVNULL, 120, 0)
+            sender = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "100", sys.executable,
+                                     peer, "send", str(term_port), str(size), str(round_no + 11)],
+                                    capture_output=True, text=True)
+            rc_a, err_a = a.wait()
+            rc_b, err_b = b.wait()
+            out, _ = sink.communicate(timeout=60)
+            try:
+                got = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                got = {"raw": out}
+            what = "with --compat viamillipede" if compat else "native"
+            check(rc_a == 0 and rc_b == 0 and sender.returncode == 0 and got.get("bytes") == size and
+                  got.get("sha") == sender.stdout.strip(),
+                  f"plain {what}: {size} bytes from one accepted connection to one initiated connection, "
+                  f"byte-exact, both exit 0 ({time.monotonic() - t0:.1f} s)",
+                  f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}", sender.stderr, got)
+        finally:
+            try:
+                os.killpg(sink.pid, signal.SIGKILL)  # (if it is still there)
+            except ProcessLookupError:
+                pass
+            sink.wait()
+
+
+def case_tunnel_dies():
+    """The whole pipe dies under a tunnelled connection: B (initiate) is
+    killed (SIGKILL) while a client holds a connection through A
+    (terminate). A gives up within its --connect-timeout (plus the legs'
+    keep-alive), exits 1 with one line, and the client's connection is
+    reset, not left hanging."""
+    import json
+    pairs = make_links(1)
+    for ns in NS.values():
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    ip_a, ip_b = addrs(1, 1), addrs(2, 1)
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
+    echo_port, term_port = 7200, 2400
+    echo = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "120", sys.executable, peer,
+                             "echo", str(echo_port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        check(echo.stdout.readline().strip() == "listening", "dies: the echo server listens in B's namespace")
+        common = ["threads", "2", "--connect-timeout", "3"]
+        b = Proc(vdevs([pairs[0][1]]) + ["--", "rx", "8834", "tx", ip_a[0], "8834", *common, "initiate", "127.0.0.1",
+                                         str(echo_port), "--ip", f"0={ip_b[0]}/24"],
+                 subprocess.DEVNULL, subprocess.DEVNULL, 90, 1)
+        check(b.wait_ready(60), "dies: B (initiate) is up")
+        a = Proc(vdevs([pairs[0][0]]) + ["--", "rx", "8834", "tx", ip_b[0], "8834", *common, "terminate",
+                                         str(term_port), "--ip", f"0={ip_a[0]}/24"],
+                 subprocess.DEVNULL, subprocess.DEVNULL, 90, 0)
+        check(a.wait_ready(60), "dies: A (terminate) is up")
+        client = subprocess.Popen(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "80", sys.executable,
+                                   peer, "hold", str(term_port)], stdout=subprocess.PIPE, text=True)
+        ready = client.stdout.readline().strip() == "ready"
+        check(ready, "dies: a byte went through the tunnel and back")
+        pid = b.app_pid()
+        check(pid is not None, "dies: B's process found")
+        t0 = time.monotonic()
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+        rc_a, err_a = a.wait()
+        dt = time.monotonic() - t0
+        b.wait()
+        out, _ = client.communicate(timeout=60)
+        try:
+            res = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            res = {"raw": out}
+        lines = [x for x in err_a.strip().splitlines() if x.startswith("dpdk-millipede duplex:")]
+        check(rc_a == 1 and len(lines) == 1 and "tx: " in lines[0],
+              f"dies: A gives up with one line, exit 1, {dt:.1f} s after B died", f"A rc={rc_a}: {err_a}")
+        check(res.get("result") == "reset", f"dies: the tunnelled connection was reset ({res})", err_a)
+    finally:
+        try:
+            os.killpg(echo.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        echo.wait()
+
+
+def case_tunnel_ssh():
+    """Real ssh through the tunnel: sshd (OpenSSH, with a throw-away host
+    key and client key) listens on loopback in B's namespace, B has
+    `initiate 127.0.0.1 SSHD`; in A's namespace ssh connects to A's
+    `terminate` port, runs a command, and pipes 4 MiB through the remote
+    sha256sum: the digest matches and ssh exits 0. Then SIGTERM to A ends
+    the tunnel and both processes exit 0."""
+    import hashlib
+    sshd, ssh, keygen = shutil.which("sshd") or "/usr/sbin/sshd", shutil.which("ssh"), shutil.which("ssh-keygen")
+    if not (os.access(sshd, os.X_OK) and ssh and keygen):
+        skip("needs OpenSSH (sshd from openssh-server, ssh and ssh-keygen from openssh-client)")
+    pairs = make_links(2)
+    for ns in NS.values():
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    ip_a, ip_b = addrs(1, 2), addrs(2, 2)
+    tmp = tempfile.mkdtemp(prefix="mpssh")
+    os.chmod(tmp, 0o700)
+    host_key, user_key = os.path.join(tmp, "host"), os.path.join(tmp, "user")
+    for k in (host_key, user_key):
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", k], check=True)
+    auth = os.path.join(tmp, "authorized_keys")
+    shutil.copy(user_key + ".pub", auth)
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
+    sshd_port, term_port = 7022, 2522
+    daemon = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "150", sshd, "-D", "-e",
+                               "-f", "/dev/null", "-h", host_key, "-o", f"ListenAddress=127.0.0.1:{sshd_port}",
+                               "-o", f"AuthorizedKeysFile={auth}", "-o", "PermitRootLogin=yes", "-o", "UsePAM=no",
+                               "-o", "StrictModes=no", "-o", "PidFile=none"],
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        listening = wait_until(lambda: subprocess.run(["ip", "netns", "exec", NS["rx"], "ss", "-ltn",
+                                                       f"sport = :{sshd_port}"], capture_output=True,
+                                                      text=True).stdout.count("LISTEN") > 0 or
+                               daemon.poll() is not None, 20)
+        check(bool(listening) and daemon.poll() is None, "ssh: sshd listens in B's namespace")
+
+        def words(peer_ips, own, extra):
+            w = ["--", "rx", "8834"]
+            for x in peer_ips:
+                w += ["tx", x, "8834"]
+            w += ["threads", "4", "verbose", "2", *extra]
+            for i, x in enumerate(own):
+                w += ["--ip", f"{i}={x}/24"]
+            return w
+
+        b = Proc(vdevs([p[1] for p in pairs]) + words(ip_a, ip_b, ["initiate", "127.0.0.1", str(sshd_port)]),
+                 subprocess.DEVNULL, subprocess.DEVNULL, 200, 1)
+        check(b.wait_ready(60), "ssh: B (initiate) is up")
+        a = Proc(vdevs([p[0] for p in pairs]) + words(ip_b, ip_a, ["terminate", str(term_port)]),
+                 subprocess.DEVNULL, subprocess.DEVNULL, 200, 0)
+        check(a.wait_ready(60), "ssh: A (terminate) is up")
+        data = os.urandom(4 << 20)
+        t0 = time.monotonic()
+        r = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "90", ssh, "-p", str(term_port),
+                            "-i", user_key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                            "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "LogLevel=ERROR",
+                            "root@127.0.0.1", "sha256sum"], input=data, capture_output=True)
+        dt = time.monotonic() - t0
+        got = r.stdout.decode(errors="replace").split()[:1]
+        check(r.returncode == 0 and got == [hashlib.sha256(data).hexdigest()],
+              f"ssh: 4 MiB through ssh through the tunnel, the remote sha256sum matches ({dt:.1f} s)",
+              r.returncode, r.stderr.decode(errors="replace")[-2000:], got)
+        pid = a.app_pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        rc_a, err_a = a.wait()
+        rc_b, err_b = b.wait()
+        check(rc_a == 0 and rc_b == 0, "ssh: SIGTERM to A ends the tunnel, both exit 0",
+              f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}")
+    finally:
+        try:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        daemon.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 CASES = {
     "compress": case_compress,
     "sizes": case_sizes, "bulk2": case_bulk2, "prbs": case_prbs, "checkphrase": case_checkphrase,
@@ -1346,7 +1666,9 @@ CASES = {
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
     "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key, "combos": case_combos,
     "duplex": case_duplex, "duplex_memif": case_duplex_memif,
-    "ipv6": case_ipv6,
+    "ipv6": case_ipv6, "tunnel": case_tunnel,
+    "tunnel_plain": case_tunnel_plain, "tunnel_dies": case_tunnel_dies,
+    "tunnel_ssh": case_tunnel_ssh,
 }
 
 if __name__ == "__main__":

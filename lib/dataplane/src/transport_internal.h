@@ -361,6 +361,7 @@ struct Impl {
     std::vector<std::string> role_names; // per plan lcore (the snapshot points at them)
     stats::StatsBoard board;
     std::atomic<bool> stop{false};      // signal
+    std::atomic<const char *> stop_why{nullptr}; // request_stop(why): the outcome line (else "interrupted")
     std::atomic<bool> table{false};     // SIGUSR1
     std::atomic<bool> done{false};      // the session ended: lcores finish
     std::atomic<bool> owner_gone{false};

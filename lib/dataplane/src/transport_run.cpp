@@ -30,7 +30,10 @@ std::unique_ptr<TransportPlane> TransportPlane::create(const TransportOptions &o
 int TransportPlane::run() { return impl_->run_all(); }
 const std::string &TransportPlane::message() const { return impl_->message; }
 stats::StatsBoard &TransportPlane::board() { return impl_->board; }
-void TransportPlane::request_stop() { impl_->stop.store(true, std::memory_order_relaxed); }
+void TransportPlane::request_stop(const char *why) {
+    if (why) impl_->stop_why.store(why, std::memory_order_relaxed);
+    impl_->stop.store(true, std::memory_order_release);
+}
 void TransportPlane::request_table() { impl_->table.store(true, std::memory_order_relaxed); }
 
 // Prints what the user asked for from the latest snapshot: the progress

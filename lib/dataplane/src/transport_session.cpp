@@ -318,7 +318,8 @@ bool Impl::session_finished(uint64_t now) {
     Session &s = session;
     if (!fail.empty()) return true;
     if (stop.load(std::memory_order_relaxed)) {
-        fail = "interrupted";
+        const char *why = stop_why.load(std::memory_order_acquire);
+        fail = why ? why : "interrupted";
         return true;
     }
     std::string why;

@@ -432,7 +432,7 @@ bool Impl::setup_tx_session(std::string &err) {
     if (o.leglimit) s.limit_bytes = o.leglimit * uint64_t(input_per_chunk);
     pipeio::ReaderConfig rc;
     rc.source = o.prbs ? pipeio::ReaderSource::PRBS : pipeio::ReaderSource::FD;
-    rc.fd = 0;
+    rc.fd = o.input_fd; // stdin, or the tunnel's pipe
     rc.chunk_bytes = o.chunk_bytes;
     rc.tail_room = o.chunk_bytes - input_per_chunk;
     rc.chunks = chunks;
@@ -490,7 +490,8 @@ bool Impl::setup_rx_session(std::string &err) {
     s.rx = std::make_unique<session::RxCore>(rc, s.out);
     pipeio::WriterConfig wc;
     wc.sink = o.prbs ? pipeio::WriterSink::PRBS_VERIFY : pipeio::WriterSink::FD;
-    wc.fd = 1;
+    wc.fd = o.output_fd; // stdout, or the tunnel's pipe
+    if (o.output_fd != 1) wc.name = o.duplex && !o.compat ? "the tunnel" : "the connection";
     wc.prbs_seed = o.prbs_seed;
     wc.cpus = node_cpus(port::port_socket(ports[0]->id));
     s.writer = std::make_unique<pipeio::PipeWriter>(wc);

@@ -107,6 +107,15 @@ struct TransportOptions {
     uint32_t compress_threads = 1;        // --compress-threads: 1..16
 
     bool help = false;
+    // `terminate PORT` / `initiate HOST PORT` (lib/tunnel, docs/wire.md
+    // 2.23): the plane then reads input_fd and writes output_fd (the
+    // tunnel's pipes, or with --compat one TCP connection) instead of
+    // stdin and stdout. The plane itself only uses the two fds.
+    uint16_t terminate_port = 0;          // 0: not given
+    std::string initiate_host;            // empty: not given
+    uint16_t initiate_port = 0;
+    int input_fd = 0;
+    int output_fd = 1;
 };
 
 // Segments between two dpdk-millipede memif ends: as large as an IPv4
@@ -124,7 +133,9 @@ class TransportPlane {
     const std::string &message() const;
     stats::StatsBoard &board();
 
-    void request_stop();
+    // why: the outcome line instead of "interrupted" (a string that outlives
+    // run(), e.g. the tunnel's message); nullptr from a signal handler.
+    void request_stop(const char *why = nullptr);
     void request_table();
 
     struct Impl;
