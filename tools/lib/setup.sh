@@ -14,6 +14,7 @@ MILLIPEDE_PACKAGES=(
   socat iperf3 iproute2 ethtool procps python3-matplotlib
   debhelper dpkg-dev mmdebstrap groff-base systemd e2fsprogs fdisk mount
   qemu-system-x86 qemu-utils tcpreplay
+  openssh-client openssh-server
 )
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
