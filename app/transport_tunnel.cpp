@@ -20,7 +20,7 @@ std::string TransportTunnel::prepare(dataplane::TransportOptions &o) {
     const bool term = o.terminate_port != 0, init = !o.initiate_host.empty();
     if (!term && !init) return {};
     std::string err;
-    if (o.compat || !o.duplex) {
+    if (!o.multiplexed_tunnel()) {
         // Stock viamillipede's form: one connection instead of stdin (tx)
         // or stdout (rx), or both (--compat in full duplex).
         plain_fd_ = term ? tunnel::accept_one(o.terminate_port, o.wait_us, err)

@@ -8,6 +8,7 @@
 
 #include "fake_legs.h"
 #include "millipede/stripe/receiver.h"
+#include "millipede/stripe/sender.h"
 
 using namespace stripe_test;
 
@@ -420,4 +421,59 @@ TEST(StripeReceiver, AfterDoneARepeatedEndOnANewLegIsAnsweredAgain) {
     EXPECT_EQ(ea->d.end_ack.chunks, 1u);
     EXPECT_EQ(r.rx.state(), SessionState::DONE);
     EXPECT_TRUE(r.drain().empty());
+}
+
+// Hello feature bit 5 (docs/wire.md 2.23): a tunnel end's stream carries
+// the tunnel's records. Both ends must agree: a plain receiver would write
+// the records to its stdout, and a tunnel end would read a plain stream as
+// malformed records. Each mismatch is refused at the hello, with a line
+// that names the other tunnel word.
+TEST(StripeTunnelFeature, HelloRefusedUnlessBothEndsAreTunnelEnds) {
+    EXPECT_EQ(kFeatureTunnel, 1u << 5);
+    for (const bool tx_tunnel : {false, true})
+        for (const bool rx_tunnel : {false, true}) {
+            SCOPED_TRACE(std::string("tx tunnel ") + (tx_tunnel ? "yes" : "no") + ", rx tunnel " +
+                         (rx_tunnel ? "yes" : "no"));
+            SenderConfig sc;
+            sc.legs = 1;
+            sc.chunk_bytes = 4096;
+            sc.session_id = 0x7e;
+            if (tx_tunnel) sc.features |= kFeatureTunnel;
+            ReceiverConfig rc;
+            rc.max_legs = 1;
+            rc.window_chunks = 4;
+            rc.max_chunk_bytes = 4096;
+            if (rx_tunnel) rc.features |= kFeatureTunnel;
+            StripeSender tx(sc);
+            StripeReceiver rx(rc);
+            FakeIo s2r(1), r2s(1);
+            const uint8_t data[100] = {1, 2, 3};
+            tx.push_input(data, sizeof data, 0);
+            tx.finish_input(0);
+            rx.leg_up(0, 0);
+            for (uint64_t now = 1; now < 50; now++) {
+                tx.poll(now, s2r);
+                StripeEvent ev;
+                while (tx.next_event(ev))
+                    if (ev.type == EventType::CONNECT_LEG) tx.leg_up(ev.leg, now);
+                auto v = s2r.take(0);
+                if (!v.empty()) rx.leg_input(0, v.data(), v.size(), now);
+                rx.poll(now, r2s);
+                auto back = r2s.take(0);
+                if (!back.empty()) tx.leg_input(0, back.data(), back.size(), now);
+                rx.output_consumed(rx.output().size());
+            }
+            if (tx_tunnel == rx_tunnel) {
+                EXPECT_EQ(tx.state(), SessionState::DONE) << tx.message();
+                EXPECT_EQ(rx.state(), SessionState::DONE) << rx.message();
+                continue;
+            }
+            EXPECT_EQ(rx.stats().legs_refused, 1u);
+            EXPECT_NE(std::string(rx.last_leg_message()).find("give "), std::string::npos) << rx.last_leg_message();
+            EXPECT_NE(std::string(rx.last_leg_message()).find(rx_tunnel ? "sends a plain stream" : "is a tunnel end"),
+                      std::string::npos)
+                << rx.last_leg_message();
+            EXPECT_EQ(tx.state(), SessionState::FAILED);
+            EXPECT_TRUE(rx.output().empty());
+        }
 }

@@ -1525,6 +1525,35 @@ def case_tunnel_plain():
             sink.wait()
 
 
+def case_tunnel_mismatch():
+    """A tunnel end (A: duplex with `terminate`) and a plain duplex peer (B:
+    stdin to stdout): hello feature bit 5 differs, so each side's receiver
+    refuses the other's hello with a line naming the tunnel, both exit 1
+    within the connect timeout, and B writes nothing to its stdout (the
+    tunnel's records are not a plain stream)."""
+    pairs = make_links(1)
+    ip_a, ip_b = addrs(1, 1), addrs(2, 1)
+    data = random_file(64 << 10)
+    out_b = data + ".out"
+    common = ["threads", "2", "--connect-timeout", "5", "--wait", "5"]
+    with open(data, "rb") as i, open(out_b, "wb") as o:
+        b = Proc(vdevs([pairs[0][1]]) + ["--", "rx", "8834", "tx", ip_a[0], "8834", *common,
+                                         "--ip", f"0={ip_b[0]}/24"], i, o, 60, 1)
+        check(b.wait_ready(60), "mismatch: B (plain duplex) is up")
+        a = Proc(vdevs([pairs[0][0]]) + ["--", "rx", "8834", "tx", ip_b[0], "8834", *common, "terminate", "2500",
+                                         "--ip", f"0={ip_a[0]}/24"], subprocess.DEVNULL, subprocess.DEVNULL, 60, 0)
+        rc_a, err_a = a.wait()
+        rc_b, err_b = b.wait()
+    for who, rc, err in (("A", rc_a, err_a), ("B", rc_b, err_b)):
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        check(rc == 1 and "tunnel" in last, f"mismatch: {who} exits 1 with a line naming the tunnel", f"rc={rc}: {err}")
+    check("it is not a tunnel end" in err_a and "a tunnel end takes only a tunnel" in err_b,
+          "mismatch: each receiver refused the other's hello over feature bit 5", err_a, err_b)
+    check(os.path.getsize(out_b) == 0, f"mismatch: B wrote nothing to stdout ({os.path.getsize(out_b)} bytes)")
+    for f in (data, out_b):
+        os.unlink(f)
+
+
 def case_tunnel_dies():
     """The whole pipe dies under a tunnelled connection: B (initiate) is
     killed (SIGKILL) while a client holds a connection through A
@@ -1673,6 +1702,7 @@ CASES = {
     "duplex": case_duplex, "duplex_memif": case_duplex_memif,
     "ipv6": case_ipv6, "tunnel": case_tunnel,
     "tunnel_plain": case_tunnel_plain, "tunnel_dies": case_tunnel_dies,
+    "tunnel_mismatch": case_tunnel_mismatch,
     "tunnel_ssh": case_tunnel_ssh,
 }
 

@@ -425,6 +425,7 @@ bool Impl::setup_tx_session(std::string &err) {
                                  port::port_socket(ports[0]->id), err);
     if (!s.chunks) return false;
     if (o.compress) tc.stripe.features |= stripe::kFeatureCompress; // asked for in every hello
+    if (o.multiplexed_tunnel()) tc.stripe.features |= stripe::kFeatureTunnel;
     s.tx = std::make_unique<session::TxCore>(tc, s.out, rng);
     // With a key each chunk carries its 16-byte tag after the input
     // bytes, sealed in place in the chunk buffer: read less per chunk.
@@ -481,6 +482,7 @@ bool Impl::setup_rx_session(std::string &err) {
     // Compressed chunks are always accepted in the native format:
     // the sender decides (`compress`); the pool idles otherwise.
     if (!o.compat) rc.stripe.features |= stripe::kFeatureCompress;
+    if (o.multiplexed_tunnel()) rc.stripe.features |= stripe::kFeatureTunnel;
     std::memcpy(rc.stripe.checkphrase, o.checkphrase, 4);
     if (o.keyed) {
         if (!make_aead(s.aead_rx, err)) return false;

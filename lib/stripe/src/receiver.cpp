@@ -70,8 +70,8 @@ StripeReceiver::StripeReceiver(const ReceiverConfig &cfg)
     uint32_t ceiling = cfg.codec == Codec::NATIVE ? kMaxChunkBytes : kCompatMaxChunkBytes;
     if (cfg.max_chunk_bytes == 0 || cfg.max_chunk_bytes > ceiling)
         throw std::invalid_argument("stripe receiver: max_chunk_bytes must be 1.." + std::to_string(ceiling));
-    if ((cfg.features & kFeaturesV1) != kFeaturesV1 || (cfg.features & ~(kFeaturesV1 | kFeatureCompress)))
-        throw std::invalid_argument("stripe receiver: features must be the v1 set, optionally with compression");
+    if ((cfg.features & kFeaturesV1) != kFeaturesV1 || (cfg.features & ~(kFeaturesV1 | kFeaturesOptional)))
+        throw std::invalid_argument("stripe receiver: features must be the v1 set, optionally with compression and the tunnel");
     // Each buffer has kParityUnitPrefix bytes of headroom (a data chunk's
     // parity unit prefix goes there for a rebuild) and room for a parity
     // unit, up to kParityUnitPrefix bytes longer than a chunk.
@@ -337,6 +337,16 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
         snprintf(leg_message_, sizeof leg_message_,
                  cfg_.aead ? "leg %u refused: key mismatch: this receiver has a key (key FILE) and the sender has none"
                            : "leg %u refused: key mismatch: the sender encrypts (key FILE) and this receiver has no key",
+                 leg);
+    } else if (!(cfg_.features & kFeatureTunnel) != !(d.hello.features & kFeatureTunnel)) {
+        r.status = HelloStatus::MISSING_FEATURE;
+        e = Error::MISSING_FEATURE;
+        snprintf(leg_message_, sizeof leg_message_,
+                 (cfg_.features & kFeatureTunnel)
+                     ? "leg %u refused: this end runs a tunnel (terminate/initiate) and the sender sends a plain "
+                       "stream; give the sender the other tunnel word"
+                     : "leg %u refused: the sender is a tunnel end (terminate/initiate) and this receiver writes a "
+                       "plain stream; give this side the other tunnel word",
                  leg);
     } else if (cfg_.codec == Codec::NATIVE) {
         // parity (2.21): geometry in the features' top bytes

@@ -72,8 +72,8 @@ StripeSender::StripeSender(const SenderConfig &cfg)
         throw std::invalid_argument("stripe sender: need 0 < backoff_initial_us <= backoff_max_us");
     if (cfg.external_chunks && !cfg.release_chunk)
         throw std::invalid_argument("stripe sender: external chunks need a release function");
-    if ((cfg.features & kFeaturesV1) != kFeaturesV1 || (cfg.features & ~(kFeaturesV1 | kFeatureCompress)))
-        throw std::invalid_argument("stripe sender: features must be the v1 set, optionally with compression");
+    if ((cfg.features & kFeaturesV1) != kFeaturesV1 || (cfg.features & ~(kFeaturesV1 | kFeaturesOptional)))
+        throw std::invalid_argument("stripe sender: features must be the v1 set, optionally with compression and the tunnel");
     if ((cfg.features & kFeatureCompress) && cfg.codec != Codec::NATIVE)
         throw std::invalid_argument("stripe sender: compression needs the native codec");
     input_per_chunk_ = cfg.chunk_bytes;
@@ -653,6 +653,13 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                      leg);
                 return;
             }
+            if ((cfg_.features & kFeatureTunnel) && !(r.features & kFeatureTunnel)) {
+                fail(Error::MISSING_FEATURE,
+                     "leg %u: the receiver is not a tunnel end (hello feature bit 5); run the far side with "
+                     "the other tunnel word (terminate PORT / initiate HOST PORT)",
+                     leg);
+                return;
+            }
             if (cfg_.aead && !(r.features & kFeatureAead)) {
                 fail(Error::KEY_MISMATCH, "leg %u: the receiver accepted the hello without encryption (no key); "
                      "give both sides the same key FILE", leg);
@@ -695,7 +702,15 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                  leg);
             return;
         case HelloStatus::MISSING_FEATURE:
-            fail(Error::MISSING_FEATURE, "leg %u: receiver refused the hello: missing required feature", leg);
+            // We always send CRC32C: the one feature left to disagree on is
+            // the tunnel (bit 5), which both ends must share.
+            fail(Error::MISSING_FEATURE,
+                 (cfg_.features & kFeatureTunnel)
+                     ? "leg %u: receiver refused the hello: it is not a tunnel end (hello feature bit 5); run it "
+                       "with the other tunnel word (terminate PORT / initiate HOST PORT)"
+                     : "leg %u: receiver refused the hello: missing required feature (a tunnel end takes only a "
+                       "tunnel: give this side terminate PORT or initiate HOST PORT)",
+                 leg);
             return;
         default:
             fail(Error::HELLO_REFUSED,

@@ -116,6 +116,10 @@ struct TransportOptions {
     uint16_t initiate_port = 0;
     int input_fd = 0;
     int output_fd = 1;
+    // The multiplexed tunnel (native format, full duplex): both streams
+    // carry its records, announced with hello feature bit 5. Otherwise the
+    // words take stock viamillipede's one-connection meaning.
+    bool multiplexed_tunnel() const { return !compat && duplex && (terminate_port != 0 || !initiate_host.empty()); }
 };
 
 // Segments between two dpdk-millipede memif ends: as large as an IPv4

@@ -93,6 +93,13 @@ inline constexpr uint32_t parity_feature(uint32_t n, uint32_t k) { return kFeatu
 inline constexpr uint32_t parity_feature_k(uint32_t features) { return (features >> 16) & 0xFF; }
 inline constexpr uint32_t parity_feature_n(uint32_t features) { return features >> 24; }
 inline constexpr uint32_t kFeatureAead = 1u << 4;        // key FILE: AES-256-GCM chunks (2.22)
+// The stream carries a tunnel's records (2.23), not a plain byte stream:
+// both ends must agree, or a plain receiver would write the records to its
+// stdout.
+inline constexpr uint32_t kFeatureTunnel = 1u << 5;
+// Feature bits a sender or receiver may be configured with (besides the
+// v1 set); parity and AEAD come from their own settings.
+inline constexpr uint32_t kFeaturesOptional = kFeatureCompress | kFeatureTunnel;
 
 inline constexpr uint8_t kChunkFlagResent = 1u << 0;
 inline constexpr uint8_t kChunkFlagCompressed = 1u << 1; // payload = 8-byte prefix + raw deflate (2.20)
