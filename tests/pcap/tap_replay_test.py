@@ -6,6 +6,8 @@ capture inputs:
   a. whatsapp.pcap (679 packets) through the memory-mapped reader at
      20,000 pps: the file must loop (passes > 1);
   b. quic.pcap as a net_pcap port with infinite_rx=1 at 50,000 pps.
+A port that is not a capture (net_null) is refused with status 2 and one
+line, and bad values of N exit 2 with one line before EAL starts.
 Each run must show:
   - the rate: offered / replay seconds within 1 % of N (the pacer's
     arithmetic), and received / seconds within 3 % of N (what the
@@ -103,6 +105,16 @@ class Test:
             self.check(p.returncode == 2 and len(lines) == 1 and "--replay-pps needs packets per second" in lines[0],
                        f"--replay-pps {value}: status {p.returncode}, one line: {lines}")
 
+    def nic_port_refused(self):
+        """A port that is not a capture (net_null stands for a NIC): status 2, one line."""
+        prefix = f"tapreplay_{os.getpid()}_null"
+        p = subprocess.run([self.app, "--no-huge", "--no-pci", "-m", "512", "--log-level=lib.eal:error",
+                            "--file-prefix", prefix, "-l", "0", "--vdev", "net_null0", "--", "tap",
+                            "--replay-pps", "1000", "--duration", "1"], capture_output=True, text=True, timeout=60)
+        lines = [l for l in p.stderr.splitlines() if l.startswith("dpdk-millipede tap:")]
+        self.check(p.returncode == 2 and len(lines) == 1 and "--replay-pps replays captures" in lines[0],
+                   f"--replay-pps on a port that is not a capture: status {p.returncode}, {lines}")
+
 
 def main():
     if len(sys.argv) != 3:
@@ -110,6 +122,7 @@ def main():
         return 2
     t = Test(sys.argv[1], sys.argv[2])
     t.bad_values()
+    t.nic_port_refused()
     if not os.path.isdir(t.folder):
         print(f"FAIL: {t.folder} is absent (the replays need its captures)")
         return 1
