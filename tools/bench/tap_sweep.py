@@ -29,6 +29,7 @@ hold /tmp/millipede-dpdk.lock, remove the file afterwards.
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,22 @@ import time
 
 CAPTURES = "whatsapp.pcap quic.pcap dropbox.pcap tor.pcap bittorrent.pcap teamviewer.pcap openvpn.pcap".split()
 POLICIES = ["hash", "pending", "busy", "busy+migrate"]
+STATS_INTERVAL = 0.1  # s: the stats lines show when in the run the drops came
+WORKER_FIELDS = re.compile(r"\| w(\d+) (\d+) pkts \d+ flows (\d+)% busy (\d+) drops")
+
+
+def intervals(stderr):
+    """Per stats line (every STATS_INTERVAL s): ring drops and each worker's busy %."""
+    drops, busy, last = [], [], None
+    for line in stderr.splitlines():
+        if not line.startswith("tap: "):
+            continue
+        f = WORKER_FIELDS.findall(line)
+        total = sum(int(x[3]) for x in f)
+        drops.append(total - (last if last is not None else 0))
+        busy.append([int(x[2]) for x in f])
+        last = total
+    return drops[:-1], busy[:-1]  # the last line is the final one, after the drain
 
 
 def loadavg():
@@ -61,7 +78,8 @@ def run_tap(args, workers, policy, seconds, pps, prefix):
         vdevs += ["--vdev", f"net_pcap{i},rx_pcap={os.path.join(args.pcaps, c)},infinite_rx=1"]
     cmd = ["nice", "-n", str(args.nice), args.bin, "--lcores", args.lcores, "--file-prefix", prefix, "--no-pci",
            "--log-level=lib.eal:error"] + memory_args() + vdevs + [
-        "--", "tap", "--workers", str(workers)] + pol + ["--duration", str(seconds), "--summary", "-"]
+        "--", "tap", "--workers", str(workers)] + pol + ["--duration", str(seconds), "--summary", "-",
+                                                        "--stats-interval", str(STATS_INTERVAL)]
     if pps:
         cmd += ["--replay-pps", str(pps)]
     load = loadavg()
@@ -82,7 +100,13 @@ def run_tap(args, workers, policy, seconds, pps, prefix):
     imb = lambda v: max(v) / (sum(v) / len(v)) if sum(v) else 0.0
     r = s.get("replay", {})
     received = s["packets"]
+    drops_per_interval, busy_per_interval = intervals(p.stderr)
+    ranked = sorted(drops_per_interval, reverse=True)
+    total_drops = max(sum(ranked), 1)
     return {
+        "drops_per_interval": drops_per_interval, "busy_per_interval": busy_per_interval,
+        # How bursty the loss was: the share of the drops in the worst 10 % of the intervals.
+        "drops_in_worst_tenth": round(sum(ranked[:max(1, len(ranked) // 10)]) / total_drops, 3),
         "workers": workers, "policy": policy, "target_pps": pps, "seconds": round(s["seconds"], 3),
         "replay_seconds": round(r.get("seconds", s["seconds"]), 3),
         "offered": r.get("offered", received), "received": received, "missed": r.get("missed", 0),
