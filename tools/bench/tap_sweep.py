@@ -60,6 +60,18 @@ def loadavg():
         return [float(x) for x in f.read().split()[:3]]
 
 
+def cpu_ticks():
+    """Per CPU: (steal, idle) USER_HZ ticks from /proc/stat: steal is time the
+    hypervisor ran something else on this vCPU."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                v = line.split()
+                out[v[0]] = (int(v[8]), int(v[4]))
+    return out
+
+
 def memory_args():
     free = 0
     with open("/proc/meminfo") as f:
@@ -82,7 +94,9 @@ def run_tap(args, workers, policy, seconds, pps, prefix):
                                                         "--stats-interval", str(STATS_INTERVAL)]
     if pps:
         cmd += ["--replay-pps", str(pps)]
+    cmd += args.extra.split()
     load = loadavg()
+    ticks = cpu_ticks()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
     finally:
@@ -100,6 +114,8 @@ def run_tap(args, workers, policy, seconds, pps, prefix):
     imb = lambda v: max(v) / (sum(v) / len(v)) if sum(v) else 0.0
     r = s.get("replay", {})
     received = s["packets"]
+    ticks_after = cpu_ticks()
+    steal = {c: ticks_after[c][0] - ticks[c][0] for c in ticks}
     drops_per_interval, busy_per_interval = intervals(p.stderr)
     ranked = sorted(drops_per_interval, reverse=True)
     total_drops = max(sum(ranked), 1)
@@ -122,7 +138,7 @@ def run_tap(args, workers, policy, seconds, pps, prefix):
         "busy_share": [x["busy_share"] for x in w], "dpi_packets": s["dpi"]["packets"],
         "flows": sum(s["flows"].values()), "migrations": s["migrations"],
         "cycles_per_packet": s["cycles_per_packet"], "loadavg_before": load, "loadavg_after": loadavg(),
-        "lcores": args.lcores, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "steal_ticks": steal, "extra": args.extra, "lcores": args.lcores, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
@@ -140,6 +156,7 @@ def main():
     ap.add_argument("--drain-pps", type=int, default=0, help="skip the calibration: the 1-worker drain rate")
     ap.add_argument("--calibrate-runs", type=int, default=3)
     ap.add_argument("--out", default="")
+    ap.add_argument("--extra", default="", help="more tap options for every run, e.g. --busy-poll")
     args = ap.parse_args()
     for c in CAPTURES:
         if not os.path.isfile(os.path.join(args.pcaps, c)):
