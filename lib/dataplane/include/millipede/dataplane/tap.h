@@ -52,7 +52,7 @@
 //   a full worker ring cannot take are dropped and counted (a mirror port
 //   cannot wait); a capture file is read only while every worker ring has
 //   room for what one step may hand over (a file can wait), so replaying a
-//   file loses nothing however slow the workers are.
+//   file loses nothing however slow the workers are (unless paced: above).
 #pragma once
 
 #include <atomic>
