@@ -198,6 +198,12 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
                  (unsigned long)tot.records_dropped, (unsigned long)tot.unseen_flows,
                  (unsigned long)s.notices_deferred);
     if (r.writer) std::fprintf(f, "%s,", r.writer->export_summary_json().c_str());
+    // --replay-pps: what the paced replay offered (offered = received + missed).
+    if (const dataplane::ReplayFigures rp = r.plane->replay(); rp.pps)
+        std::fprintf(f, "\"replay\":{\"pps\":%lu,\"seconds\":%.6f,\"offered\":%lu,\"received\":%lu,"
+                        "\"missed\":%lu,\"unavailable\":%lu,\"passes\":%lu},",
+                     (unsigned long)rp.pps, rp.seconds, (unsigned long)rp.offered(), (unsigned long)rp.received,
+                     (unsigned long)rp.missed, (unsigned long)rp.unavailable, (unsigned long)rp.passes);
     std::fprintf(f, "\"per_worker\":[");
     for (unsigned w = 0; w < r.workers.size(); ++w)
         std::fprintf(f,

@@ -20,7 +20,10 @@
 # "off on": runs without and with --check-order, one after the other),
 # FLOWS (instead of CAPTURES: a capture of that many concurrent UDP flows,
 # written once by tools/bench/many_flows_pcap.py into $BUILD, so per-flow
-# state is out of cache as on a busy mirror port), EXTRA (more tap options).
+# state is out of cache as on a busy mirror port), EXTRA (more tap options;
+# EXTRA="--replay-pps N" offers every configuration the same N packets per
+# second, and the line then has the replay's offered and missed packets;
+# tools/bench/tap_sweep.py sweeps rates that way).
 # Uses 2 MiB hugepages when 512 are free (its own --file-prefix, removed
 # afterwards), else --no-huge.
 set -eu
@@ -108,7 +111,8 @@ print(json.dumps({
     "check_order": s["correctness"]["checked"],
     "cycles_per_packet": s["cycles_per_packet"],
     "correctness": s["correctness"], "lcores": sys.argv[1], "load_before": float(sys.argv[2]),
-    "memory": sys.argv[3]}))
+    "memory": sys.argv[3],
+    "replay": s.get("replay")}))
 ' "$LCORES" "$load" "$MEM"
       done
     done

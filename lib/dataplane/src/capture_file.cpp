@@ -168,6 +168,15 @@ void CaptureFile::unread() {
     }
 }
 
+void CaptureFile::rewind() {
+    if (!error_.empty()) return;
+    // pcapng: the section header at byte 0 is walked again (its interfaces
+    // are read anew); pcap: the first record follows the file header.
+    at_ = last_at_ = ng_ ? 0 : kPcapHeader;
+    advised_ = 0;
+    read_ahead(kAdviseStep);
+}
+
 bool CaptureFile::next(CapturedPacket &p) {
     if (at_ >= size_) return false;
     if ((at_ & ((1u << 20) - 1)) < 2048) read_ahead(kAdviseStep); // about once per MiB walked

@@ -78,6 +78,14 @@ unsigned CaptureSource::read_burst(rte_mbuf **pkts, unsigned n) {
     CapturedPacket p;
     while (used < n) {
         if (!file_->next(p)) {
+            // Looping: over again, unless the walk failed or found nothing
+            // (an empty capture would spin here for ever).
+            if (loop_ && file_->error().empty() && pass_packets_ > 0) {
+                file_->rewind();
+                pass_packets_ = 0;
+                ++passes_;
+                continue;
+            }
             done_ = true;
             break;
         }
@@ -88,6 +96,7 @@ unsigned CaptureSource::read_burst(rte_mbuf **pkts, unsigned n) {
             break;
         }
         got = ++used;
+        ++pass_packets_;
     }
     if (used < n) rte_pktmbuf_free_bulk(pkts + used, n - used);
     packets_ += got;

@@ -43,6 +43,16 @@ struct TapPlane::Impl {
     uint64_t rx_iter = 0;          // rx lcore
     unsigned room_needed = 0;      // free entries every worker ring needs before a capture is read
     std::atomic<uint64_t> last_rx_tsc{0};
+    // Paced replay (cfg.replay_pps; rx lcore, read by the main lcore after run()).
+    struct Pacer {
+        double per_tsc = 0;         // packets due per TSC cycle
+        unsigned burst = 0;         // packets per paced read
+        uint64_t start_tsc = 0, stop_tsc = 0;
+        uint64_t consumed = 0;      // due packets accounted for: received + missed + unavailable
+        uint64_t received = 0, missed = 0, unavailable = 0;
+        unsigned next_input = 0;    // round-robin over ports, then captures
+        bool dry = false;           // the last due read got nothing
+    } pacer;
     std::atomic<bool> input_done{false};      // no more input: the rx lcore ends every flow
     std::atomic<bool> classifier_done{false}; // every packet and notice is in the workers' rings
     int status = 0;
@@ -63,6 +73,7 @@ struct TapPlane::Impl {
     bool stop_requested() const;
     bool captures_have_room() const;
     unsigned rx_step();
+    unsigned paced_rx_step(bool &waiting);
     unsigned workers_step(unsigned first, unsigned stride);
     bool rings_empty(unsigned first, unsigned stride) const;
     template <class Work> void finish_input(Work &&work);

@@ -57,6 +57,63 @@ unsigned TapPlane::Impl::rx_step() {
     return total;
 }
 
+// One step of a paced replay (TapConfig::replay_pps, tap.h): one burst from
+// the next input once a burst is due; else nothing, with `waiting` set.
+unsigned TapPlane::Impl::paced_rx_step(bool &waiting) {
+    Pacer &pc = pacer;
+    const uint64_t tsc = rte_rdtsc();
+    const auto due = static_cast<uint64_t>(static_cast<double>(tsc - pc.start_tsc) * pc.per_tsc);
+    uint64_t owed = due > pc.consumed ? due - pc.consumed : 0;
+    if (owed > kReplayQueue) {
+        // Late (descheduled, or the classifier cannot keep this rate): a
+        // NIC's receive ring would have overflowed. Counted, not caught up.
+        pc.missed += owed - kReplayQueue;
+        pc.consumed += owed - kReplayQueue;
+        owed = kReplayQueue;
+    }
+    const uint64_t now = now_ns();
+    if ((++rx_iter & 63) == 0) cls->expire(now);
+    waiting = owed < pc.burst;
+    if (waiting) {
+        // Between bursts the input is not idle (unless it ran dry), and
+        // nothing staged should wait for the next burst.
+        if (!pc.dry) last_rx_tsc.store(tsc, std::memory_order_relaxed);
+        cls->flush_staged();
+        return 0;
+    }
+    rte_mbuf *pkts[flow::kBurst];
+    const unsigned inputs = static_cast<unsigned>(ports.size() + captures.size());
+    unsigned n = 0;
+    bool files_left = false;
+    for (unsigned tried = 0; tried < inputs; ++tried) {
+        const unsigned i = pc.next_input;
+        pc.next_input = (i + 1) % inputs;
+        if (i < ports.size()) {
+            n = rte_eth_rx_burst(ports[i], 0, pkts, static_cast<uint16_t>(pc.burst));
+            break;
+        }
+        CaptureSource &c = *captures[i - ports.size()];
+        if (c.done()) continue;
+        files_left = true;
+        n = c.read_burst(pkts, pc.burst);
+        break;
+    }
+    pc.consumed += pc.burst;
+    pc.received += n;
+    pc.unavailable += pc.burst - n;
+    pc.dry = n == 0;
+    if (n) {
+        cls->process_burst(pkts, n, now);
+        last_rx_tsc.store(tsc, std::memory_order_relaxed);
+        return n;
+    }
+    for (auto &c : captures) files_left = files_left || !c->done();
+    const bool ports_idle = ports.empty() ||
+                            (exit_on_idle_tsc && tsc - last_rx_tsc.load(std::memory_order_relaxed) > exit_on_idle_tsc);
+    if (!files_left && ports_idle) input_done.store(true);
+    return 0;
+}
+
 unsigned TapPlane::Impl::workers_step(unsigned first, unsigned stride) {
     unsigned done = 0;
     const uint64_t now = arrival_ns(); // once per step: packets without a capture time
@@ -120,11 +177,20 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
     Backoff b{cfg.busy_poll};
     if (rx) {
         last_rx_tsc.store(rte_rdtsc(), std::memory_order_relaxed);
+        pacer.start_tsc = rte_rdtsc();
+        const bool paced = cfg.replay_pps != 0;
         while (!input_done.load(std::memory_order_relaxed) && !stop_requested()) {
-            const unsigned n = rx_step() + (work ? workers_step(first, stride) : 0);
-            n ? b.reset() : b.idle();
+            bool waiting = false;
+            const unsigned got = paced ? paced_rx_step(waiting) : rx_step();
+            const unsigned n = got + (work ? workers_step(first, stride) : 0);
+            // A paced replay waiting for its next burst spins: a sleep would
+            // overshoot the burst's time by the timer's slack.
+            if (n) b.reset();
+            else if (waiting) rte_pause();
+            else b.idle();
             if (control) control_duties();
         }
+        pacer.stop_tsc = rte_rdtsc();
         input_done.store(true);
         finish_input([&] { return work ? workers_step(first, stride) : 0u; });
         if (work)

@@ -1,5 +1,6 @@
 // The tap plane's set-up and teardown: lcore plan, inputs (ports, capture
 // files), the classifier and its rings. See tap.h.
+#include <algorithm>
 #include <cstring>
 #include <time.h>
 
@@ -72,6 +73,11 @@ bool TapPlane::Impl::open_inputs(std::string &err, int &st) {
             if (!info.driver_name || std::strcmp(info.driver_name, "net_pcap") != 0) pcap_ports = false;
         }
     }
+    if (cfg.replay_pps && !ports.empty() && !pcap_ports) {
+        err = "--replay-pps replays captures (the mmap reader or net_pcap ports); a NIC port is paced by its wire";
+        st = 2;
+        return false;
+    }
     for (size_t i = 0; i < cfg.captures.size(); ++i) {
         auto file = CaptureFile::open(cfg.captures[i], err);
         if (!file) {
@@ -80,9 +86,11 @@ bool TapPlane::Impl::open_inputs(std::string &err, int &st) {
         }
         auto src = CaptureSource::create(std::move(file), mbufs, socket, "tap_cap" + std::to_string(i), err);
         if (!src) return false;
+        src->loop(cfg.replay_pps != 0);
         captures.push_back(std::move(src));
     }
-    capture_times = ports.empty() || pcap_ports;
+    // A paced replay stamps arrival times: a looped capture repeats its own.
+    capture_times = (ports.empty() || pcap_ports) && !cfg.replay_pps;
     return true;
 }
 
@@ -120,6 +128,11 @@ bool TapPlane::Impl::make_pipeline(rte_mempool *flow_state_pool, std::vector<Tap
     start_tsc = rte_rdtsc();
     const uint64_t idle_ms = cfg.exit_on_idle_ms == UINT64_MAX ? (pcap_ports ? 300 : 0) : cfg.exit_on_idle_ms;
     exit_on_idle_tsc = idle_ms * tsc_hz / 1000;
+    if (cfg.replay_pps) {
+        pacer.per_tsc = static_cast<double>(cfg.replay_pps) / static_cast<double>(tsc_hz);
+        // At least one burst per 100 us: a low rate comes in smaller bursts.
+        pacer.burst = static_cast<unsigned>(std::clamp<uint64_t>(cfg.replay_pps / 10'000, 1, flow::kBurst));
+    }
     for (uint16_t p : ports)
         if (!port::start_device(p, true, err)) return false;
     return true;
@@ -148,6 +161,20 @@ uint64_t TapPlane::start_tsc() const { return impl_->start_tsc; }
 double TapPlane::seconds() const {
     const uint64_t end = impl_->end_tsc ? impl_->end_tsc : rte_rdtsc();
     return static_cast<double>(end - impl_->start_tsc) / static_cast<double>(impl_->tsc_hz);
+}
+
+ReplayFigures TapPlane::replay() const {
+    const Impl &m = *impl_;
+    ReplayFigures r;
+    if (!m.cfg.replay_pps) return r;
+    r.pps = m.cfg.replay_pps;
+    const uint64_t stop = m.pacer.stop_tsc ? m.pacer.stop_tsc : rte_rdtsc();
+    r.seconds = m.pacer.start_tsc ? static_cast<double>(stop - m.pacer.start_tsc) / static_cast<double>(m.tsc_hz) : 0;
+    r.received = m.pacer.received;
+    r.missed = m.pacer.missed;
+    r.unavailable = m.pacer.unavailable;
+    for (const auto &c : m.captures) r.passes += c->passes();
+    return r;
 }
 
 uint64_t TapPlane::capture_packets() const {

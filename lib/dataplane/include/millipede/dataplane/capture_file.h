@@ -46,6 +46,9 @@ class CaptureFile {
     bool next(CapturedPacket &p);
     // Steps back over the packet next() returned last (once): it comes again.
     void unread();
+    // Back to the first record (a looped replay): the walk starts over, as
+    // from open(). Not after an error (a cut-short walk stays ended).
+    void rewind();
     // Asks the kernel to start reading the next `bytes` of the file.
     void read_ahead(std::size_t bytes);
 

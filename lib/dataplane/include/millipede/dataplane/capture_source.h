@@ -17,6 +17,9 @@
 //   (microseconds, with RTE_MBUF_DYNFLAG_RX_TIMESTAMP set), as net_pcap's do.
 // - read_burst() returns 0 without being done() when the pool is empty (all
 //   mbufs are downstream): the caller tries again later. It never blocks.
+// - loop(true) (a paced replay, tap --replay-pps): at the end of the file the
+//   walk starts over from its first record, for ever, unless the file ended
+//   in an error or a whole pass held no packet (then done() as usual).
 #pragma once
 
 #include <cstdint>
@@ -40,7 +43,9 @@ class CaptureSource {
     CaptureSource &operator=(const CaptureSource &) = delete;
 
     unsigned read_burst(rte_mbuf **pkts, unsigned n);
+    void loop(bool on) { loop_ = on; }
     bool done() const { return done_; }
+    uint64_t passes() const { return passes_; } // walks begun over the file (1 + rewinds)
     // A walk cut short (a truncated or corrupt record): one line; else empty.
     const std::string &error() const;
     uint64_t packets() const { return packets_; }
@@ -55,7 +60,10 @@ class CaptureSource {
     int ts_offset_ = -1;
     uint64_t ts_flag_ = 0;
     bool done_ = false;
+    bool loop_ = false;
     uint64_t packets_ = 0;
+    uint64_t pass_packets_ = 0; // packets of the current walk
+    uint64_t passes_ = 1;
 };
 
 } // namespace millipede::dataplane

@@ -34,11 +34,25 @@
 // - The accessors (classifier(), worker_counters(), ...) read counters with
 //   one writer each (the rx lcore, a worker lcore) without locks: from any
 //   thread, figures may lag by a burst.
+// - Paced replay (TapConfig::replay_pps, tap --replay-pps): the rx lcore
+//   offers the inputs' packets at that rate, as a generator on the wire
+//   would: every input must be a capture (the mmap reader, which then loops
+//   its file, or net_pcap ports, e.g. infinite_rx=1), and a capture file is
+//   then read like a port: what a full worker ring cannot take is dropped
+//   and counted, nothing waits. The budget is the TSC: by time t since the
+//   rx loop began, N x t packets are due; they are read in bursts of up to
+//   kBurst (smaller below 320,000 pps, so a burst comes at least every
+//   100 us), round-robin over the inputs. Due packets beyond kReplayQueue
+//   (the rx lcore was late, e.g. descheduled) are counted as missed, as a
+//   NIC's full receive ring would; a short read (a finite capture at its
+//   end, the reader's pool empty) as unavailable. The rx lcore never sleeps
+//   while pacing (it spins, as with busy_poll), and record times are the
+//   arrival times, not the capture's (a loop would repeat them).
 // - Nothing on the data path allocates, blocks or throws. A port's packets
 //   a full worker ring cannot take are dropped and counted (a mirror port
 //   cannot wait); a capture file is read only while every worker ring has
 //   room for what one step may hand over (a file can wait), so replaying a
-//   file loses nothing however slow the workers are.
+//   file loses nothing however slow the workers are (unless paced: above).
 #pragma once
 
 #include <atomic>
@@ -74,11 +88,24 @@ struct TapConfig {
     uint64_t stats_interval_ns = 0;
     unsigned mbufs = 0;                  // per input pool; 0: 8191 + workers x ring size
     bool busy_poll = false;              // idle lcores spin instead of backing off
+    uint64_t replay_pps = 0;             // 0: read as fast as the inputs give (see the contract)
     // Set by signal handlers (may be set before open()); the control loop
     // reads *stop and clears *stats_request when it prints.
     std::atomic<bool> *stop = nullptr;
     std::atomic<bool> *stats_request = nullptr;
 };
+
+// What a paced replay offered (TapPlane::replay()); all 0 without one.
+struct ReplayFigures {
+    uint64_t pps = 0;         // the rate asked for
+    double seconds = 0;       // from the rx loop's start to its stop
+    uint64_t received = 0;    // packets read from the inputs
+    uint64_t missed = 0;      // due while the rx lcore was late by more than kReplayQueue
+    uint64_t unavailable = 0; // due, but the inputs had none to give
+    uint64_t passes = 0;      // walks over the capture files (1 + loops), summed
+    uint64_t offered() const { return received + missed; }
+};
+inline constexpr unsigned kReplayQueue = 1024; // a NIC receive ring's depth (testpmd's default)
 
 class TapPlane {
   public:
@@ -102,6 +129,7 @@ class TapPlane {
     uint64_t start_tsc() const;
     double seconds() const; // of run(), so far or in all
     uint64_t capture_packets() const; // packets the mmap reader handed out
+    ReplayFigures replay() const;     // after run(); pps 0 without --replay-pps
 
     struct Impl;
 
