@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "millipede/dataplane/capture_file.h"
+
 namespace millipede::app {
 
 namespace {
@@ -23,6 +25,18 @@ std::vector<std::string_view> vdev_args(int argc, char **argv) {
     }
     return out;
 }
+
+// The first four bytes of `path` into `b`; how many were read, -1 on error.
+ssize_t first_four_bytes(const std::string &path, uint8_t (&b)[4]) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    const ssize_t got = ::read(fd, b, sizeof b);
+    ::close(fd);
+    return got;
+}
+
+// A pcapng section header block (its type reads the same in both byte orders).
+bool pcapng_magic(const uint8_t (&b)[4]) { return b[0] == 0x0a && b[1] == 0x0d && b[2] == 0x0d && b[3] == 0x0a; }
 
 } // namespace
 
@@ -48,15 +62,11 @@ std::string check_capture_files(int eal_argc, char **eal_argv) {
             if (S_ISDIR(st.st_mode)) return "capture " + path + " is a directory";
             if (::access(path.c_str(), R_OK) != 0) return "cannot read capture " + path + ": " + std::strerror(errno);
             if (!S_ISREG(st.st_mode)) continue;
-            int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-            unsigned char magic[4] = {};
-            ssize_t got = fd >= 0 ? ::read(fd, magic, sizeof magic) : -1;
-            if (fd >= 0) ::close(fd);
+            uint8_t magic[4] = {};
+            const ssize_t got = first_four_bytes(path, magic);
             if (got < 0) return "cannot read capture " + path + ": " + std::strerror(errno);
-            uint32_t m = uint32_t(magic[0]) << 24 | uint32_t(magic[1]) << 16 | uint32_t(magic[2]) << 8 | magic[3];
-            // pcap (microsecond and nanosecond, either byte order) and pcapng.
-            bool known = m == 0xa1b2c3d4 || m == 0xd4c3b2a1 || m == 0xa1b23c4d || m == 0x4d3cb2a1 || m == 0x0a0d0d0a;
-            if (got != 4 || !known) return "capture " + path + " is not a pcap or pcapng file";
+            if (!dataplane::CaptureFile::known_magic(magic, static_cast<size_t>(got)))
+                return "capture " + path + " is not a pcap or pcapng file";
         }
     }
     return {};
@@ -78,13 +88,11 @@ std::vector<char *> take_pcap_files(int eal_argc, char **eal_argv, bool mmap_rea
         std::string path(kv.substr(8));
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        unsigned char magic[4] = {};
-        ssize_t got = fd >= 0 ? ::read(fd, magic, sizeof magic) : -1;
-        if (fd >= 0) ::close(fd);
-        uint32_t m = uint32_t(magic[0]) << 24 | uint32_t(magic[1]) << 16 | uint32_t(magic[2]) << 8 | magic[3];
-        bool pcap = m == 0xa1b2c3d4 || m == 0xd4c3b2a1 || m == 0xa1b23c4d || m == 0x4d3cb2a1;
-        return got == 4 && pcap ? path : std::string{};
+        uint8_t magic[4] = {};
+        const ssize_t got = first_four_bytes(path, magic);
+        // pcap only: pcapng files stay with net_pcap.
+        const bool pcap = got == 4 && dataplane::CaptureFile::known_magic(magic, 4) && !pcapng_magic(magic);
+        return pcap ? path : std::string{};
     };
     std::vector<char *> out;
     for (size_t i = 0; i < kept.size(); ++i) {
