@@ -1341,6 +1341,19 @@ def case_duplex_memif():
     subprocess.run(["rm", "-rf", sockdir])
 
 
+def start_tunnel_echo(port, limit_s):
+    """Loopback up in both namespaces (the kernel peers reach the processes
+    there) and tunnel_peer.py's echo server on PORT in B's ("rx")
+    namespace, in its own process group, killed after limit_s. Returns
+    the peer script's path and the server's Popen (first line: "listening")."""
+    for ns in NS.values():
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
+    echo = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", str(limit_s), sys.executable,
+                             peer, "echo", str(port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    return peer, echo
+
+
 def case_tunnel():
     """terminate / initiate (docs/wire.md 2.23): A (`terminate`) and B
     (`initiate 127.0.0.1 ECHO`) in full duplex over 2 links, 4 legs each way.
@@ -1372,13 +1385,9 @@ def case_tunnel():
         check(r.returncode == 2 and len(lines) == 1 and want in r.stderr,
               f"tunnel: refused with one line: {want}", r.returncode, r.stderr)
     pairs = make_links(2)
-    for ns in NS.values():  # the kernel peers reach the processes on loopback
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
     ip_a, ip_b = addrs(1, 2), addrs(2, 2)
-    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
     echo_port, term_port = 7007, 2222
-    echo = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "200", sys.executable, peer,
-                             "echo", str(echo_port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    peer, echo = start_tunnel_echo(echo_port, 200)
     try:
         check(echo.stdout.readline().strip() == "listening", "tunnel: the echo server listens in B's namespace")
 
@@ -1562,13 +1571,9 @@ def case_tunnel_dies():
     reset, not left hanging."""
     import json
     pairs = make_links(1)
-    for ns in NS.values():
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
     ip_a, ip_b = addrs(1, 1), addrs(2, 1)
-    peer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunnel_peer.py")
     echo_port, term_port = 7200, 2400
-    echo = subprocess.Popen(["ip", "netns", "exec", NS["rx"], "timeout", "-s", "KILL", "120", sys.executable, peer,
-                             "echo", str(echo_port)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    peer, echo = start_tunnel_echo(echo_port, 120)
     try:
         check(echo.stdout.readline().strip() == "listening", "dies: the echo server listens in B's namespace")
         common = ["threads", "2", "--connect-timeout", "3"]
