@@ -30,7 +30,9 @@ std::unique_ptr<CryptodevAead> make(const Key &k, uint64_t session) {
     std::string err;
     auto a = CryptodevAead::create(k, err);
     EXPECT_TRUE(a) << err;
-    if (a) EXPECT_TRUE(a->start_session(session));
+    if (a) {
+        EXPECT_TRUE(a->start_session(session));
+    }
     return a;
 }
 

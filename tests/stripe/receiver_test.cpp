@@ -96,6 +96,20 @@ TEST(StripeReceiver, CheckphraseMismatchRefused) {
     EXPECT_EQ(r.rx.state(), SessionState::RUNNING); // a stray connection does not end the session
 }
 
+TEST(StripeReceiver, RefusalReasonOutlivesALaterLegClose) {
+    // The refused sender gives up and its other legs close with garbage or
+    // resets; the user still needs the first reason (here the checkphrase).
+    Rig r;
+    r.open(0, 5, "nope");
+    r.rx.leg_up(1, 0);
+    std::vector<uint8_t> junk = {'X', 'X', 'X', 'X', 'X', 'X', 'X', 'X'};
+    r.send(1, junk);
+    EXPECT_EQ(std::string(r.rx.last_leg_message()).find("checkphrase"), std::string::npos)
+        << "the later close was expected to overwrite the last leg message: " << r.rx.last_leg_message();
+    EXPECT_NE(std::string(r.rx.last_refusal_message()).find("checkphrase mismatch"), std::string::npos)
+        << r.rx.last_refusal_message();
+}
+
 TEST(StripeReceiver, VersionMismatchRefusedWithBothVersions) {
     Rig r;
     r.rx.leg_up(0, 0);

@@ -415,7 +415,8 @@ Impl::Outcome Impl::rx_outcome(uint64_t now, std::string &why) {
         }
         if (s.refused_at && rx.stripe().session_id() == 0 &&
             (rx.connections() == 0 || now - s.refused_at > 2'000'000) && now - s.refused_at > 200'000) {
-            why = std::string("refused the sender: ") + rx.last_leg_message();
+            const char *refusal = rx.stripe().last_refusal_message();
+            why = std::string("refused the sender: ") + (refusal[0] ? refusal : rx.last_leg_message());
             return Outcome::Failed;
         }
         if (o.wait_us && !s.saw_sender && now - s.t_start > o.wait_us) {

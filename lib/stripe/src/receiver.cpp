@@ -386,6 +386,7 @@ void StripeReceiver::refuse(uint32_t leg, const HelloReply &r, Error e) {
     uint8_t buf[kHelloReplySize];
     stats_.errors[static_cast<unsigned>(e)]++;
     stats_.legs_refused++;
+    std::memcpy(refusal_message_, leg_message_, sizeof refusal_message_);
     release_leg(leg);
     l.ctl_len = l.ctl_off = 0;
     l.key_wait = false;

@@ -140,6 +140,10 @@ class StripeReceiver {
     SessionState state() const { return state_; }
     const char *message() const { return message_; }
     const char *last_leg_message() const { return leg_message_; } // last refused/closed leg
+    // Why the latest refused leg was refused. Kept apart from
+    // last_leg_message(): a reset on another leg of the same refused sender
+    // must not hide the reason the user needs (the key, the checkphrase).
+    const char *last_refusal_message() const { return refusal_message_; }
     ReceiverLegState leg_state(uint32_t leg) const;
     uint64_t next_seq() const { return next_; }     // every chunk below is delivered
     uint64_t buffered_bytes() const;                // held in the window
@@ -177,6 +181,7 @@ class StripeReceiver {
     SessionState state_ = SessionState::RUNNING;
     char message_[256] = "running";
     char leg_message_[256] = "";
+    char refusal_message_[256] = "";
     uint64_t session_ = 0;
     bool session_known_ = false;
     uint64_t aead_session_ = 0;     // the session id the aead's session key belongs to
