@@ -34,6 +34,7 @@ struct Opts {
     uint32_t tcp_buffer = 256 * 1024; // each leg's TCP send and receive buffer, both ends
     stripe::QueueAhead queue_ahead = stripe::QueueAhead::AUTO; // parity runs
     uint64_t queue_ahead_bytes = 0;                             // FIXED
+    bool cwnd_validation = true;                                // tcp::Config::cwnd_validation
     uint64_t mib = 32, rate_mbps = 100, delay_us = 1000, cut_at_mib = 4, seed = 1;
 };
 
@@ -73,7 +74,10 @@ Run run(const Opts &o, uint32_t k) {
         wc.tx.stripe.parity_queue_ahead_bytes = o.queue_ahead_bytes;
     }
     wc.tx.stripe.max_chunks_in_flight = o.in_flight;
-    for (tcp::Config *t : {&wc.tx.tcp, &wc.rx.tcp}) t->send_buffer = t->recv_buffer = o.tcp_buffer;
+    for (tcp::Config *t : {&wc.tx.tcp, &wc.rx.tcp}) {
+        t->send_buffer = t->recv_buffer = o.tcp_buffer;
+        t->cwnd_validation = o.cwnd_validation;
+    }
     wc.rx.stripe.window_chunks = o.window ? o.window : std::max<uint32_t>(16, 2 * o.legs + 1);
     wc.rx.stripe.max_chunk_bytes = o.chunk;
     const auto in = sim::make_input(o.mib << 20, o.seed);
@@ -95,14 +99,17 @@ Run run(const Opts &o, uint32_t k) {
             // (before the cut, from the first byte out: the steady-state rhythm)
             if (link.st.died_at == UINT64_MAX && last_size > 0) before = std::max(before, now - last_growth);
             if (last_size < (o.mib << 19) && wd.output().size() >= (o.mib << 19)) {
-                std::string cw = "[", rtt = "[";
+                std::string cw = "[", rtt = "[", held = "[", rec = "[";
                 for (uint32_t i = 0; i < o.legs; i++) {
                     const tcp::Connection *c = wd.tx().leg_connection(i);
                     const auto st = c ? c->stats() : decltype(c->stats()){};
                     cw += (i ? ", " : "") + (c ? std::to_string(st.cwnd) : std::string("null"));
                     rtt += (i ? ", " : "") + (c ? std::to_string(st.srtt_us) : std::string("null"));
+                    held += (i ? ", " : "") + (c ? std::to_string(st.cwnd_growth_held) : std::string("null"));
+                    rec += (i ? ", " : "") + (c ? std::to_string(st.fast_recoveries + st.rto_events) : std::string("null"));
                 }
-                r.tcp_at_half_json = "{\"cwnd\": " + cw + "], \"srtt_us\": " + rtt + "]}";
+                r.tcp_at_half_json = "{\"cwnd\": " + cw + "], \"srtt_us\": " + rtt +
+                                     "], \"cwnd_growth_held\": " + held + "], \"recoveries\": " + rec + "]}";
             }
             last_size = wd.output().size();
             last_growth = now;
@@ -154,9 +161,13 @@ std::string backlog_json(const std::vector<uint64_t> &v) {
 int main(int argc, char **argv) {
     Opts o;
     for (int i = 1; i < argc; i++) {
+        if (!std::strcmp(argv[i], "--no-cwnd-validation")) {
+            o.cwnd_validation = false;
+            continue;
+        }
         if (!std::strcmp(argv[i], "--help") || i + 1 >= argc) {
             fprintf(stderr, "usage: parity-stall [--legs N] [--k K] [--mib M] [--chunk BYTES] [--rate-mbps R] "
-                            "[--delay-us D] [--cut-at-mib C] [--window W] [--in-flight C] [--tcp-buffer BYTES] [--queue-ahead auto|off|BYTES] [--seed S]\n");
+                            "[--delay-us D] [--cut-at-mib C] [--window W] [--in-flight C] [--tcp-buffer BYTES] [--queue-ahead auto|off|BYTES] [--seed S] [--no-cwnd-validation]\n");
             return std::strcmp(argv[i], "--help") ? 2 : 0;
         }
         if (!std::strcmp(argv[i], "--queue-ahead")) {

@@ -903,7 +903,10 @@ void Connection::on_new_ack(uint32_t ack, const Segment &seg, uint64_t now) {
         }
     } else {
         dupacks_ = 0;
-        if (acked_bytes && !cc_->model_based()) cc_->on_ack(acked_bytes, flight_before, rtt, now);
+        if (acked_bytes && !cc_->model_based()) {
+            if (cwnd_may_grow()) cc_->on_ack(acked_bytes, flight_before, rtt, now);
+            else stats_.cwnd_growth_held++;
+        }
     }
 
     // RFC 6298 5.2 / 5.3: stop the timer when all is acknowledged, else
@@ -1218,7 +1221,9 @@ uint32_t Connection::send_data_segment(uint32_t seq, uint32_t len, bool fin, uin
     stats_.bytes_sent += len;
     if (len) {
         // Transmit record (tx_records.h), C.inflight before this send.
-        txr_.on_send(seq, seq + len, now, pipe(), s.opt.has_ts ? s.opt.ts_val : 0, seq_lt(seq, snd_max_));
+        const uint32_t inflight = pipe();
+        txr_.on_send(seq, seq + len, now, inflight, s.opt.has_ts ? s.opt.ts_val : 0, seq_lt(seq, snd_max_));
+        flight_peak_ = std::max(flight_peak_, inflight + len);
         if (kind == Tx::New || kind == Tx::Fast || kind == Tx::Timeout) paced(len, now);
     }
     if (kind == Tx::Timeout) stats_.retransmits_timeout++;
@@ -1259,7 +1264,7 @@ void Connection::output_sack_recovery(uint64_t now) {
         const uint32_t p = pipe();
         const uint32_t cw = cc_->cwnd();
         if (cw < p + eff_mss_) {
-            cwnd_limited_ = true;
+            cwnd_limited_ = window_full_ = true;
             break;
         }
         if (!pacing_allows(now)) break;
@@ -1365,7 +1370,13 @@ void Connection::output(uint64_t now) {
             const uint32_t usable = wnd > in_flight ? wnd - in_flight : 0;
             const uint32_t len = std::min<uint32_t>({avail, usable, eff_mss_});
             const bool fin = fin_pending && len == avail;
+            // The window, not the data, stops the next full segment: cwnd is
+            // in use (NewReno and CUBIC grow it only then, cwnd_may_grow()).
+            if (avail && usable < std::min<uint32_t>(avail, eff_mss_) && cw <= snd_wnd_) window_full_ = true;
             if (len == 0 && !fin) {
+                // BBR's C.is_cwnd_limited keeps its narrower reading (no
+                // room at all): with the wider one its legs out-probe a
+                // CUBIC flow on a shared bottleneck (tests/sim cc_goals).
                 if (avail && cw <= snd_wnd_) cwnd_limited_ = true;
                 break;
             }

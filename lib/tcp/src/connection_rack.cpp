@@ -16,6 +16,15 @@ constexpr uint64_t kWorstCaseDelAckUs = 200'000; // RFC 8985 7.2 WCDelAckT
 constexpr uint64_t kMinPtoUs = 2'000;            // two ticks of our 1 ms timestamp clock
 } // namespace
 
+bool Connection::cwnd_may_grow() const {
+    if (!cfg_.cwnd_validation || window_full_ || window_full_round_) return true;
+    // Slow start (Linux tcp_is_cwnd_limited): keep doubling while cwnd is
+    // below twice what the connection had in flight, so that a sender
+    // filling most of its window still leaves slow start quickly.
+    const uint32_t cw = cc_->cwnd();
+    return cw < cc_->ssthresh() && cw < 2 * std::max(flight_peak_, flight_peak_round_);
+}
+
 CcConnState Connection::conn_state() const {
     CcConnState c;
     c.mss = eff_mss_;
@@ -80,16 +89,21 @@ void Connection::rack_and_rate(const Segment &seg, uint64_t now) {
         // RFC 8985 6.2: a loss RACK found starts recovery (RFC 6675 5).
         if (lost && !in_recovery_) enter_recovery(now, false);
     }
-    if (!cc_->model_based() || (!rs.has_data && !lost)) return;
-    rs.newly_lost = lost;
     // C.is_cwnd_limited: cwnd was fully used at some point in the last
     // round trip (draft-ietf-ccwg-bbr 2.1); a round ends when what was in
-    // flight at its start is delivered.
-    if (txr_.delivered() >= cwnd_round_end_) {
+    // flight at its start is delivered. Every controller reads it: BBR
+    // here, NewReno and CUBIC through cwnd_may_grow().
+    if ((rs.has_data || lost) && txr_.delivered() >= cwnd_round_end_) {
         cwnd_limited_round_ = cwnd_limited_;
         cwnd_limited_ = false;
+        window_full_round_ = window_full_;
+        window_full_ = false;
+        flight_peak_round_ = flight_peak_;
+        flight_peak_ = pipe();
         cwnd_round_end_ = txr_.delivered() + pipe();
     }
+    if (!cc_->model_based() || (!rs.has_data && !lost)) return;
+    rs.newly_lost = lost;
     // draft-ietf-ccwg-bbr 5.3.4: ProbeRTT marks its own samples app-limited.
     if (cc_->on_ack_sample(rs, conn_state(), now)) txr_.mark_app_limited(pipe());
 }

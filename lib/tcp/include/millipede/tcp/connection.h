@@ -120,6 +120,14 @@ struct Config {
     // DupThresh rule; off: RFC 6675 and the RTO only.
     bool rack = true;
     uint32_t initial_cwnd_segments = 10; // RFC 6928
+    // Congestion window validation for NewReno and CUBIC (RFC 7661's aim,
+    // the rule Linux applies in tcp_is_cwnd_limited): the window grows on an
+    // ACK only if it was fully used in the last round trip, or, in slow
+    // start, while it is below twice the most that was in flight. A sender
+    // the application keeps below its window would otherwise inflate it and
+    // later send the whole inflated window as one burst. Off: grow on every
+    // ACK (RFC 5681 alone). BBR tracks the same state itself.
+    bool cwnd_validation = true;
     uint64_t rto_initial_us = 1'000'000; // RFC 6298 2.1
     uint64_t rto_min_us = 200'000;       // RFC 6298 2.4 says 1 s; Linux uses 200 ms
     uint64_t rto_max_us = 60'000'000;    // RFC 6298 2.5
@@ -162,6 +170,7 @@ struct Stats {
     uint64_t lost_retransmits = 0;    // retransmissions found lost by SACKs of later data (then re-sent)
     uint64_t rescue_retransmits = 0;  // RFC 6675 NextSeg rule 4
     uint64_t limited_transmits = 0;   // RFC 3042 new segments on the first two duplicate ACKs
+    uint64_t cwnd_growth_held = 0;    // ACKs that did not grow cwnd: it was not fully used (Config::cwnd_validation)
     uint64_t rack_lost = 0;           // segments RACK marked lost (RFC 8985 6.2)
     uint64_t tlp_probes = 0;          // tail loss probes sent (RFC 8985 7.3)
     uint64_t pacing_waits = 0;        // times output stopped for the pacing rate
@@ -471,6 +480,9 @@ private:
     uint64_t next_send_us_ = 0;     // pacing
     bool cwnd_limited_ = false, cwnd_limited_round_ = false; // C.is_cwnd_limited
     uint64_t cwnd_round_end_ = 0;
+    bool window_full_ = false, window_full_round_ = false; // cwnd stopped a full segment (cwnd_may_grow)
+    uint32_t flight_peak_ = 0, flight_peak_round_ = 0; // most in flight, this and the last round
+    bool cwnd_may_grow() const;
 
     std::array<Event, 8> events_{};
     size_t ev_head_ = 0, ev_count_ = 0;
