@@ -98,6 +98,29 @@ TEST(Session, DeadLegChunksRequeuedOnOtherLegsWithinTwoRtos) {
         << "died " << died << " resent " << first_resend_us << " rto " << rto_at_death;
 }
 
+TEST(Session, WanLegSurvivesOneRtoWhoseRetransmissionIsAnswered) {
+    // 100 ms one way: the retransmission after an RTO is answered a round
+    // trip and some queueing later (240 ms in this run), more than half of
+    // the RTO (300 ms here: SRTT 200 ms + the 100 ms clock granularity). A short outage costs one RTO; the leg must not be declared
+    // dead for the round trip its retransmission needs.
+    WorldConfig wc = base(21, 2, 2);
+    for (auto &l : wc.links) l.delay_us = 100'000;
+    wc.links[0].down_at_us = 1'500'000;
+    wc.links[0].revive_after_us = 60'000;
+    const auto in = sim::make_input(3'000'000, 21);
+    World w(wc, in);
+    uint32_t most_rtos = 0;
+    const sim::Outcome o = w.run([&](World &wd) {
+        if (const tcp::Connection *c = wd.tx().leg_connection(0))
+            most_rtos = std::max(most_rtos, c->consecutive_rtos());
+    });
+    ASSERT_TRUE(o.ok) << o.why;
+    ASSERT_NE(w.net().link(0).st.died_at, UINT64_MAX) << "the outage must happen during the transfer";
+    EXPECT_GE(most_rtos, 1u) << "the outage must cost leg 0 an RTO, or this tests nothing";
+    EXPECT_EQ(w.tx().stats().watchdog_kills, 0u) << w.tx().last_leg_message();
+    EXPECT_EQ(w.tx().stats().legs_lost, 0u) << w.tx().last_leg_message();
+}
+
 TEST(Session, ReceiverDoesNotWaitOutItsLingerForALegOnADeadLink) {
     // The link dies after the sender's data went through and never comes
     // back: its leg on the receiver stays ESTABLISHED (no FIN can arrive).

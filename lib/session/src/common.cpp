@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace millipede::session {
@@ -44,7 +45,11 @@ bool LegWatch::dead(const tcp::Connection &c, const Watchdog &w, uint64_t now) {
         suspect = true;
         // The RTO before the expirations backed it off (RFC 6298 5.5).
         const uint64_t base = n < 63 ? c.rto_us() >> n : 0;
-        dead_at = now + base * w.grace_permille / 1000;
+        // The retransmission cannot be answered sooner than a round trip,
+        // and it may queue behind what the link still holds: on a long path
+        // (RTT near the RTO) a share of the RTO alone would declare every leg
+        // dead at its first RTO. So the grace is at least two SRTTs.
+        dead_at = now + std::max(base * w.grace_permille / 1000, 2 * c.srtt_us());
     }
     return now >= dead_at;
 }

@@ -48,7 +48,10 @@ struct Watchdog {
     // RTO before the first expiration to be acknowledged; otherwise the leg
     // is dead. The default (500) fails a leg over ~1.5 RTOs after it stopped
     // answering; because RTOs back off, waiting for a second expiration
-    // instead would take 3 RTOs.
+    // instead would take 3 RTOs. The grace is never shorter than two of the
+    // connection's SRTTs: on a long path, where the RTO is little more than
+    // the round trip, half an RTO would not leave time for the
+    // retransmission's acknowledgement.
     uint32_t grace_permille = 500;
     // Unanswered zero-window probes (the receiver closed its window, then
     // went silent) after which the leg is dead (0: never).

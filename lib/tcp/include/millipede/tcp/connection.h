@@ -295,6 +295,9 @@ public:
     uint32_t consecutive_rtos() const { return rto_retries_; }
     uint32_t unanswered_probes() const { return persist_unanswered_; }
     uint64_t rto_us() const { return rto_us_; }
+    // RFC 6298 SRTT and RTTVAR (0 before the first sample).
+    uint64_t srtt_us() const { return have_rtt_ ? srtt_us_ : 0; }
+    uint64_t rttvar_us() const { return have_rtt_ ? rttvar_us_ : 0; }
     const CongestionControl &congestion() const { return *cc_; }
     const TxRecords &tx_records() const { return txr_; }
     // Pacing (contract above): bytes per second (0: not paced), and the
