@@ -57,6 +57,14 @@ bool shardable_port(uint16_t p, unsigned shards, std::string &err) {
     if (rte_eth_dev_info_get(p, &info) != 0) return true;
     const std::string who = port_name(p, info);
     const std::string want = "--rx-shards " + std::to_string(shards);
+    if (symmetric_by_construction(info.driver_name) && info.max_rx_queues > shards) {
+        // Its kernel fanout spreads over every qpairs socket, set up or not:
+        // the queues nobody reads would swallow their flows.
+        err = want + ": " + who + " has qpairs=" + std::to_string(info.max_rx_queues) +
+              " and the kernel spreads flows over all of them; give it qpairs=" + std::to_string(shards);
+        return false;
+    }
+    if (shards == 1) return true;
     if (info.driver_name && std::strcmp(info.driver_name, "net_pcap") == 0) {
         err = want + ": " + who + " reads capture files, one per queue, not spread by flow (use --rx-shards 1)";
         return false;
@@ -138,7 +146,7 @@ bool TapPlane::Impl::open_inputs(std::string &err, int &st) {
         if (!port_pool) return false;
         std::vector<uint16_t> started;
         for (uint16_t p : ports) {
-            if (shards > 1 && !shardable_port(p, shards, err)) {
+            if (!shardable_port(p, shards, err)) {
                 ports = started;
                 st = 2;
                 return false;
