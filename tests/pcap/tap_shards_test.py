@@ -21,9 +21,12 @@ Asserted, for the 2-shard run:
 - the records equal the 1-shard run's: per Community ID, the multiset of
   (packets and bytes each way, L7 verdict, end reason).
 The check of the records is run first on a made-up split (one two-way
-record cut in two, one per shard) to show that it catches one.
+record cut in two, one per shard) to show that it catches one. And a third
+run is a negative control on real traffic: with FANOUT_LB_SHIM (LD_PRELOAD,
+fanout_lb_shim.cpp) the kernel spreads packets round-robin instead of by
+flow hash, and the same checks must then find split flows.
 
-usage: tap_shards_test.py DPDK_MILLIPEDE PCAP_DIR
+usage: tap_shards_test.py DPDK_MILLIPEDE PCAP_DIR [FANOUT_LB_SHIM]
 Needs root (veth pair, af_packet) and tcpreplay; else it fails with why.
 """
 import collections
@@ -106,10 +109,11 @@ def self_check(records):
     return None
 
 
-def tap_run(app, iface, peer, shards, files, work):
-    prefix = f"tapshards{shards}_{os.getpid()}"
+def tap_run(app, iface, peer, shards, files, work, preload=None):
+    tag = f"{shards}{'lb' if preload else ''}"
+    prefix = f"tapshards{tag}_{os.getpid()}"
     sock = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
-    flows, summary = os.path.join(work, f"flows{shards}.json"), os.path.join(work, f"summary{shards}.json")
+    flows, summary = os.path.join(work, f"flows{tag}.json"), os.path.join(work, f"summary{tag}.json")
     # Four lcores on the machine's CPUs: control | rx shard 0 | rx shard 1 |
     # worker lcore (two logical workers); with one shard: control | rx | two
     # worker lcores. --duration only bounds a run the test failed to stop.
@@ -118,8 +122,9 @@ def tap_run(app, iface, peer, shards, files, work):
            "--vdev", f"net_af_packet0,iface={iface},qpairs={shards},framecnt=8192", "--",
            "tap", "--rx-shards", str(shards), "--workers", "2", "--check-order", "--duration", "120",
            "--flows-out", flows, "--summary", summary]
-    errf = open(os.path.join(work, f"stderr{shards}.txt"), "w+")
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, text=True)
+    errf = open(os.path.join(work, f"stderr{tag}.txt"), "w+")
+    env = dict(os.environ, LD_PRELOAD=preload) if preload else None
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, text=True, env=env)
     try:
         wait_until("the tap's telemetry", lambda: p.poll() is not None or telemetry(sock, "/millipede/tap/stats"), 60)
         if p.poll() is not None:
@@ -155,10 +160,11 @@ def tap_run(app, iface, peer, shards, files, work):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__)
         return 2
     app, folder = sys.argv[1], sys.argv[2]
+    shim = sys.argv[3] if len(sys.argv) == 4 else None
     files = [os.path.join(folder, c) for c in CAPTURES]
     missing = [f for f in files if not os.path.exists(f)]
     if missing:
@@ -185,6 +191,7 @@ def main():
         with tempfile.TemporaryDirectory() as work:
             sent1, rec1, sum1, _ = tap_run(app, iface, peer, 1, files, work)
             sent2, rec2, sum2, err2 = tap_run(app, iface, peer, 2, files, work)
+            lb = tap_run(app, iface, peer, 2, files, work, preload=shim) if shim else None
 
         def check(ok, what):
             print(("ok   " if ok else "FAIL ") + what)
@@ -216,6 +223,14 @@ def main():
         diff = differences(rec1, rec2)
         check(not diff, f"records match the 1-shard run ({len(diff)} differ: {diff[:3]})")
         check(len(rec1) == len(rec2), f"as many records ({len(rec1)} and {len(rec2)})")
+        if lb:
+            _, rec_lb, _, _ = lb
+            split_lb, diff_lb = split_flows(rec_lb), differences(rec1, rec_lb)
+            check(len(split_lb) > 0 and len(diff_lb) > 0,
+                  f"negative control: round-robin fanout (not symmetric) splits flows, and the checks see it "
+                  f"({len(split_lb)} flows on both shards, {len(diff_lb)} differ from the 1-shard run)")
+        else:
+            print("note: no FANOUT_LB_SHIM given, negative control not run")
     except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as e:
         failures.append(str(e))
         print(f"FAIL: {e}")
