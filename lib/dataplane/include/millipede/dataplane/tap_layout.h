@@ -20,6 +20,7 @@
 // Contract: pure set-up code, any thread, no EAL.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
