@@ -154,6 +154,10 @@ bool TapPlane::Impl::open_inputs(std::string &err, int &st) {
             port::PortConfig pc;
             pc.port_id = p;
             pc.rx_queues = static_cast<uint16_t>(shards);
+            // The tap never transmits, but some drivers (net_tap) want as
+            // many TX queues as RX queues.
+            if (rte_eth_dev_info info{}; shards > 1 && rte_eth_dev_info_get(p, &info) == 0 && info.max_tx_queues >= shards)
+                pc.tx_queues = static_cast<uint16_t>(shards);
             pc.start = false; // make_pipeline() starts them after the last allocation (port.h)
             if (!port::start_port(pc, port_pool, err)) {
                 ports = started; // teardown stops these
