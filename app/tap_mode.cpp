@@ -65,7 +65,7 @@ struct TapOptions {
     bool dpi = true;
     unsigned dpi_flows = 0;           // flow state objects; 0 = automatic
     unsigned record_ring = 1u << 16; // records waiting for the writer thread
-    unsigned mbufs = 0;              // receive pool; 0 = 8191 + workers x ring size
+    unsigned mbufs = 0;              // receive pool; 0 = 8191 + shards x workers x ring size
     std::string config_path;         // --config: port settings (millipede/port/configured.h)
     bool print_config = false;       // --print-config: print the ports' settings and exit
     bool mmap_captures = true;       // --capture-reader: the mmap reader for regular pcap files
@@ -114,8 +114,8 @@ void tap_usage(FILE *f) {
                  "                              and no record, counted as flow_states_exhausted)\n"
                  "  --record-ring N             records queued for the writer, power of two (default 65536)\n"
                  "  --summary FILE|-            write a JSON summary at exit\n"
-                 "  --mbufs N                   mbufs in the receive pool (default 8191 + workers x ring\n"
-                 "                              size); a looped capture (net_pcap infinite_rx=1) keeps\n"
+                 "  --mbufs N                   mbufs in the receive pool (default 8191 + shards x workers x\n"
+                 "                              ring size); a looped capture (net_pcap infinite_rx=1) keeps\n"
                  "                              every packet of the file in it\n"
                  "  --config FILE               port settings from a host file: a [default] section, then\n"
                  "                              one per device (PCI address or vdev name), each naming a\n"

@@ -134,7 +134,8 @@ bool TapPlane::Impl::open_inputs(std::string &err, int &st) {
         st = 2;
         return false;
     }
-    const unsigned mbufs = cfg.mbufs ? cfg.mbufs : 8191 + cfg.cls.workers * cfg.cls.ring_size;
+    // Every shard has its own ring per worker, each of which can hold mbufs.
+    const unsigned mbufs = cfg.mbufs ? cfg.mbufs : 8191 + shards * cfg.cls.workers * cfg.cls.ring_size;
     socket = ports.empty() ? static_cast<int>(rte_socket_id()) : port::port_socket(ports[0]);
     if (socket < 0) socket = 0;
     pcap_ports = !ports.empty();

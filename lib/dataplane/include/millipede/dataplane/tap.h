@@ -99,7 +99,7 @@ struct TapConfig {
     uint64_t exit_on_idle_ms = UINT64_MAX; // UINT64_MAX: 300 ms when every port is net_pcap, else never
     uint64_t duration_ns = 0;
     uint64_t stats_interval_ns = 0;
-    unsigned mbufs = 0;                  // per input pool; 0: 8191 + workers x ring size
+    unsigned mbufs = 0;                  // per input pool; 0: 8191 + shards x workers x ring size
     bool busy_poll = false;              // idle lcores spin instead of backing off
     uint64_t replay_pps = 0;             // 0: read as fast as the inputs give (see the contract)
     unsigned rx_shards = 1;              // RX queues per port, each with its own classifier (see the contract)
