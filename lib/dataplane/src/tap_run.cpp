@@ -29,13 +29,13 @@ bool TapPlane::Impl::captures_have_room() const {
 // `shard` of every port (and, on shard 0 of a one-shard plane, the capture
 // files). Returns packets received.
 unsigned TapPlane::Impl::rx_step(unsigned shard) {
-    flow::Classifier &c0 = *cls[shard];
+    flow::Classifier &classifier = *cls[shard];
     unsigned total = 0;
     rte_mbuf *pkts[flow::kBurst];
     const uint64_t now = now_ns();
     for (uint16_t p : ports) {
         const unsigned n = rte_eth_rx_burst(p, static_cast<uint16_t>(shard), pkts, flow::kBurst);
-        if (n) c0.process_burst(pkts, n, now);
+        if (n) classifier.process_burst(pkts, n, now);
         total += n;
     }
     bool files_left = false;
@@ -44,15 +44,15 @@ unsigned TapPlane::Impl::rx_step(unsigned shard) {
         files_left = true;
         if (!captures_have_room()) break; // the workers catch up first: a file can wait
         const unsigned n = c->read_burst(pkts, flow::kBurst);
-        if (n) c0.process_burst(pkts, n, now);
+        if (n) classifier.process_burst(pkts, n, now);
         total += n;
     }
-    if ((++rx_iter[shard] & 63) == 0) c0.expire(now);
+    if ((++rx_iter[shard] & 63) == 0) classifier.expire(now);
     const uint64_t tsc = rte_rdtsc();
     if (total) {
         last_rx_tsc.store(tsc, std::memory_order_relaxed);
     } else {
-        c0.flush_staged(); // the input went quiet: nothing waits for the next burst
+        classifier.flush_staged(); // the input went quiet: nothing waits for the next burst
         const bool ports_idle =
             ports.empty() ||
             (exit_on_idle_tsc && tsc - last_rx_tsc.load(std::memory_order_relaxed) > exit_on_idle_tsc);
@@ -75,15 +75,15 @@ unsigned TapPlane::Impl::paced_rx_step(bool &waiting) {
         pc.consumed += owed - kReplayQueue;
         owed = kReplayQueue;
     }
-    flow::Classifier &c0 = *cls[0]; // a paced replay reads captures: one shard
+    flow::Classifier &classifier = *cls[0]; // a paced replay reads captures: one shard
     const uint64_t now = now_ns();
-    if ((++rx_iter[0] & 63) == 0) c0.expire(now);
+    if ((++rx_iter[0] & 63) == 0) classifier.expire(now);
     waiting = owed < pc.burst;
     if (waiting) {
         // Between bursts the input is not idle (unless it ran dry), and
         // nothing staged should wait for the next burst.
         if (!pc.dry) last_rx_tsc.store(tsc, std::memory_order_relaxed);
-        c0.flush_staged();
+        classifier.flush_staged();
         return 0;
     }
     rte_mbuf *pkts[flow::kBurst];
@@ -108,7 +108,7 @@ unsigned TapPlane::Impl::paced_rx_step(bool &waiting) {
     pc.unavailable += pc.burst - n;
     pc.dry = n == 0;
     if (n) {
-        c0.process_burst(pkts, n, now);
+        classifier.process_burst(pkts, n, now);
         last_rx_tsc.store(tsc, std::memory_order_relaxed);
         return n;
     }
