@@ -11,6 +11,7 @@
 #include <rte_errno.h>
 
 #include "millipede/dataplane/capture_file.h"
+#include "millipede/config/config.h"
 #include "millipede/flow/rss.h"
 #include "millipede/port/configured.h"
 #include "millipede/port/port.h"
@@ -97,6 +98,24 @@ bool TapPlane::Impl::set_symmetric_rss(uint16_t p, std::string &err) {
     flow::symmetric_rss_conf(want);
     want.rss_hf &= info.flow_type_rss_offloads;
     if (!want.rss_hf) return true; // shardable_port() let it through: symmetric by construction
+    // A host file (--config) may choose the hash fields; any choice is
+    // symmetric with this key. Another key, or none, would split flows.
+    std::string cerr;
+    if (auto r = port::port_settings(p, cerr)) {
+        const config::PortSettings &s = r->settings;
+        if (s.rss_key && s.rss_key->kind != config::RssKeyKind::symmetric) {
+            err = "--rx-shards: " + s.rss_key.origin.where() + " for " + port_name(p, info) +
+                  ": shards need rss_key = symmetric (or no rss_key), else a flow's two directions may part";
+            return false;
+        }
+        if (s.rss_hash) {
+            if (*s.rss_hash == 0) {
+                err = "--rx-shards: " + s.rss_hash.origin.where() + " turns RSS off on " + port_name(p, info);
+                return false;
+            }
+            want.rss_hf = *s.rss_hash;
+        }
+    }
     // The key must be the device's length; the pattern repeats every 2 bytes.
     rss_keys.emplace_back(info.hash_key_size ? info.hash_key_size : flow::kRssKeyLen);
     std::vector<uint8_t> &key = rss_keys.back();
