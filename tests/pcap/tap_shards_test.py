@@ -109,6 +109,36 @@ def self_check(records):
     return None
 
 
+def refusals(app, iface, capture, work):
+    """Combinations that cannot keep a flow on one shard: one line on stderr, a non-zero status."""
+    eal = [app, "--no-huge", "--no-pci", "-m", "256", "--log-level=lib.eal:error", "--file-prefix",
+           f"tapshardsno_{os.getpid()}", "--lcores", "0@(0-1),1@(0-1),2@(0-1)"]
+    host = os.path.join(work, "host.ini")
+    with open(host, "w") as f:
+        f.write("[net_null0]\nrss_key = default\n")
+    cases = [
+        ("a capture file", ["--vdev", f"net_pcap0,rx_pcap={capture}"], ["--rx-shards", "2"], 2,
+         "a capture file is read as one queue"),
+        ("af_packet with fewer qpairs", ["--vdev", f"net_af_packet0,iface={iface},qpairs=1"], ["--rx-shards", "2"], 2,
+         "offers 1 RX queue (add qpairs=N"),
+        ("af_packet with more qpairs", ["--vdev", f"net_af_packet0,iface={iface},qpairs=2"], ["--rx-shards", "1"], 2,
+         "has qpairs=2 and the kernel spreads flows over all of them"),
+        ("a host file's other RSS key", ["--vdev", "net_null0"], ["--rx-shards", "2", "--config", host], 1,
+         "shards need rss_key = symmetric"),
+        ("no shards", [], ["--rx-shards", "0"], 2, "--rx-shards needs a number from 1 to 16"),
+    ]
+    bad = []
+    for what, vdev, opts, status, says in cases:
+        r = subprocess.run(eal + vdev + ["--", "tap", *opts, "--duration", "5"], capture_output=True, text=True,
+                           timeout=60)
+        lines = [x for x in r.stderr.splitlines() if x.startswith("dpdk-millipede tap:")]
+        ok = r.returncode == status and len(lines) == 1 and says in lines[0]
+        print(("ok   " if ok else "FAIL ") + f"refused: {what}: status {r.returncode}, {lines}")
+        if not ok:
+            bad.append(f"{what}: status {r.returncode} (want {status}), stderr {r.stderr.strip()[-300:]}")
+    return bad
+
+
 def tap_run(app, iface, peer, shards, files, work, preload=None):
     tag = f"{shards}{'lb' if preload else ''}"
     prefix = f"tapshards{tag}_{os.getpid()}"
@@ -189,6 +219,7 @@ def main():
             run(["sysctl", "-qw", f"net.ipv6.conf.{i}.disable_ipv6=1"])
             run(["ip", "link", "set", i, "up"])
         with tempfile.TemporaryDirectory() as work:
+            failures += refusals(app, peer, files[0], work)
             sent1, rec1, sum1, _ = tap_run(app, iface, peer, 1, files, work)
             sent2, rec2, sum2, err2 = tap_run(app, iface, peer, 2, files, work)
             lb = tap_run(app, iface, peer, 2, files, work, preload=shim) if shim else None
