@@ -65,12 +65,13 @@ struct TapOptions {
     bool dpi = true;
     unsigned dpi_flows = 0;           // flow state objects; 0 = automatic
     unsigned record_ring = 1u << 16; // records waiting for the writer thread
-    unsigned mbufs = 0;              // receive pool; 0 = 8191 + workers x ring size
+    unsigned mbufs = 0;              // receive pool; 0 = 8191 + shards x workers x ring size
     std::string config_path;         // --config: port settings (millipede/port/configured.h)
     bool print_config = false;       // --print-config: print the ports' settings and exit
     bool mmap_captures = true;       // --capture-reader: the mmap reader for regular pcap files
     bool busy_poll = false;
     uint64_t replay_pps = 0;         // --replay-pps: paced, looped replay of the captures
+    unsigned rx_shards = 1;          // --rx-shards: RX queues per port, a classifier each
     ExportOptions exp;               // --flows-format, --ipfix*: tap_records.h
     bool help = false;
 };
@@ -86,6 +87,11 @@ void tap_usage(FILE *f) {
                  "  --migrate                   move a flow with nothing in flight to a less loaded worker\n"
                  "  --workers N                 logical workers (default: one per worker lcore)\n"
                  "  --port ID                   port to read (repeatable; default every port)\n"
+                 "  --rx-shards N               N RX queues per port (1 to 16, default 1), spread by a symmetric\n"
+                 "                              flow hash (RSS with the 0x6d5a key, or net_af_packet's fanout\n"
+                 "                              hash), each read by its own rx lcore and classifier with its\n"
+                 "                              own flow table (--flow-capacity / N); every shard feeds every\n"
+                 "                              worker. Not for capture files or net_pcap (docs/tap.md)\n"
                  "  --flow-capacity N           flow table size (default 1048576)\n"
                  "  --ring-size N               per-worker ring, power of two (default 4096)\n"
                  "  --idle-timeout S | tcp=S,udp=S,other=S   idle timeouts in seconds (300/120/60)\n"
@@ -108,8 +114,8 @@ void tap_usage(FILE *f) {
                  "                              and no record, counted as flow_states_exhausted)\n"
                  "  --record-ring N             records queued for the writer, power of two (default 65536)\n"
                  "  --summary FILE|-            write a JSON summary at exit\n"
-                 "  --mbufs N                   mbufs in the receive pool (default 8191 + workers x ring\n"
-                 "                              size); a looped capture (net_pcap infinite_rx=1) keeps\n"
+                 "  --mbufs N                   mbufs in the receive pool (default 8191 + shards x workers x\n"
+                 "                              ring size); a looped capture (net_pcap infinite_rx=1) keeps\n"
                  "                              every packet of the file in it\n"
                  "  --config FILE               port settings from a host file: a [default] section, then\n"
                  "                              one per device (PCI address or vdev name), each naming a\n"
@@ -178,6 +184,11 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             if (!n) return "--workers needs a number from 1 to 64";
             o.cls.workers = static_cast<unsigned>(*n);
             o.workers_given = true;
+        } else if (a == "--rx-shards") {
+            auto v = value("rx-shards");
+            auto n = v ? parse_uint(*v, 1, 16) : std::nullopt;
+            if (!n) return "--rx-shards needs a number from 1 to 16";
+            o.rx_shards = static_cast<unsigned>(*n);
         } else if (a == "--port") {
             auto v = value("port");
             auto n = v ? parse_uint(*v, 0, RTE_MAX_ETHPORTS - 1) : std::nullopt;
@@ -286,6 +297,7 @@ int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captur
     cfg.mbufs = opt.mbufs;
     cfg.busy_poll = opt.busy_poll;
     cfg.replay_pps = opt.replay_pps;
+    cfg.rx_shards = opt.rx_shards;
     cfg.stop = &g_stop;
     cfg.stats_request = &g_dump;
     std::string err;
@@ -298,6 +310,7 @@ int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captur
     }
     const int socket = plane->socket();
     const unsigned workers = plane->workers();
+    if (plane->shards() > 1) std::fprintf(stderr, "dpdk-millipede tap: %s\n", plane->lcore_roles().c_str());
 
     // Record times: the capture's (the Rx timestamp field, microseconds)
     // when every input is a capture file, else arrival on the TSC.
@@ -349,7 +362,7 @@ int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captur
     std::vector<dataplane::TapWorkerHandler *> handlers;
     for (unsigned w = 0; w < workers; ++w) {
         r.workers.push_back(std::make_unique<TapWorker>(w, flow_pool, opt.dpi ? std::move(engines[w]) : nullptr,
-                                                        r.writer.get(), clock));
+                                                        r.writer.get(), clock, plane->shards() > 1));
         handlers.push_back(r.workers.back().get());
     }
     if (!plane->start_pipeline(flow_pool, handlers, err)) return cleanup(), fail(err);

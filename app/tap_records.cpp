@@ -370,6 +370,10 @@ std::string format_record(const FlowRecord &r, const std::vector<std::string> &n
                       r.dpi_packets);
         s += buf;
     }
+    if (r.flags & kRecSharded) {
+        std::snprintf(buf, sizeof buf, ",\"shard\":%u", r.shard);
+        s += buf;
+    }
     std::snprintf(buf, sizeof buf, ",\"worker\":%u,\"migrations\":%u,\"end\":\"%s\"%s}\n", r.worker, r.migrations,
                   flow::flow_end_reason_name(static_cast<flow::FlowEndReason>(r.end)),
                   (r.flags & kRecUnjoinedFragments) ? ",\"unjoined_fragments\":true" : "");

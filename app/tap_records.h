@@ -41,6 +41,7 @@ enum RecordFlags : uint8_t {
     kRecGuessed = 0x01,           // nDPI gave up and guessed (ports, addresses)
     kRecUnjoinedFragments = 0x02, // fragments whose first fragment was never seen
     kRecDpiOff = 0x04,            // inspection disabled (--no-dpi)
+    kRecSharded = 0x08,           // the tap runs several classifier shards: the JSON record names its own
 };
 
 // What the exporters report beyond tap's own counters, per direction ([0]
@@ -74,6 +75,8 @@ struct FlowRecord {
     uint16_t l7_master, l7_app;
     uint16_t worker, migrations;
     uint8_t proto, ip_version, end, flags;
+    uint8_t shard; // the classifier shard (RX queue) that classified the flow
+    uint8_t pad_[3];
 };
 static_assert(sizeof(FlowRecord) % 4 == 0, "rte_ring element sizes are multiples of 4");
 

@@ -23,8 +23,8 @@ WorkerFigures worker_figures(TapRun &r, unsigned w) {
     const TapWorkerStats &s = r.workers[w]->stats;
     return {s.packets.load(rl), s.bytes.load(rl), s.flows_started.load(rl), s.flows_ended.load(rl),
             s.dpi_packets.load(rl), s.detected.load(rl), s.guessed.load(rl), s.unknown.load(rl),
-            r.plane->classifier().ring_drops(w), s.records_dropped.load(rl), s.no_state_packets.load(rl), s.unseen_flows.load(rl),
-            r.plane->classifier().worker_shared(w).busy_cycles.load(rl)};
+            r.plane->ring_drops(w), s.records_dropped.load(rl), s.no_state_packets.load(rl), s.unseen_flows.load(rl),
+            r.plane->busy_cycles(w)};
 }
 
 WorkerFigures &operator+=(WorkerFigures &a, const WorkerFigures &b) {
@@ -47,8 +47,8 @@ void print_stats_line(TapRun &r) {
         last_tsc = r.plane->start_tsc();
     }
     double elapsed = static_cast<double>(tsc - last_tsc);
-    std::fprintf(stderr, "tap: %lu pkts, %u flows active, %lu records", (unsigned long)r.plane->classifier().stats().packets,
-                 r.plane->classifier().table().active(), (unsigned long)(r.writer ? r.writer->written() : 0));
+    std::fprintf(stderr, "tap: %lu pkts, %u flows active, %lu records", (unsigned long)r.plane->classifier_stats().packets,
+                 r.plane->flows_active(), (unsigned long)(r.writer ? r.writer->written() : 0));
     for (unsigned w = 0; w < r.workers.size(); ++w) {
         WorkerFigures f = worker_figures(r, w);
         double busy = elapsed > 0 ? 100.0 * static_cast<double>(f.busy_cycles - last_busy[w]) / elapsed : 0.0;
@@ -76,9 +76,10 @@ int tel_stats(const char *, const char *, rte_tel_data *d) {
     for (unsigned w = 0; w < r.workers.size(); ++w) sum += worker_figures(r, w);
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_u64(d, "workers", r.workers.size());
-    rte_tel_data_add_dict_u64(d, "rx_packets", r.plane->classifier().stats().packets);
+    rte_tel_data_add_dict_u64(d, "shards", r.plane->shards());
+    rte_tel_data_add_dict_u64(d, "rx_packets", r.plane->classifier_stats().packets);
     rte_tel_data_add_dict_u64(d, "worker_packets", sum.packets);
-    rte_tel_data_add_dict_u64(d, "flows_active", r.plane->classifier().table().active());
+    rte_tel_data_add_dict_u64(d, "flows_active", r.plane->flows_active());
     rte_tel_data_add_dict_u64(d, "flows_started", sum.flows_started);
     rte_tel_data_add_dict_u64(d, "flows_ended", sum.flows_ended);
     rte_tel_data_add_dict_u64(d, "l7_detected", sum.detected);
@@ -143,11 +144,11 @@ void unregister_telemetry() {
 }
 
 void write_summary(TapRun &r, FILE *f, double seconds) {
-    const auto &s = r.plane->classifier().stats();
-    const auto &t = r.plane->classifier().table().stats();
+    const flow::ClassifierStats s = r.plane->classifier_stats();
+    const flow::FlowTableStats t = r.plane->table_stats();
     flow::WorkerCounters sum{};
     for (unsigned w = 0; w < r.workers.size(); ++w) {
-        const flow::WorkerCounters &c = r.plane->worker_counters(w);
+        const flow::WorkerCounters c = r.plane->worker_counters(w);
         sum.packets += c.packets;
         sum.order_inversions += c.order_inversions;
         sum.split_flows += c.split_flows;
@@ -204,13 +205,23 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
                         "\"missed\":%lu,\"unavailable\":%lu,\"passes\":%lu},",
                      (unsigned long)rp.pps, rp.seconds, (unsigned long)rp.offered(), (unsigned long)rp.received,
                      (unsigned long)rp.missed, (unsigned long)rp.unavailable, (unsigned long)rp.passes);
+    // --rx-shards: what each classifier shard (RX queue) saw.
+    std::fprintf(f, "\"shards\":%u,\"per_shard\":[", r.plane->shards());
+    for (unsigned sh = 0; sh < r.plane->shards(); ++sh) {
+        const flow::ClassifierStats &cs = r.plane->classifier(sh).stats();
+        const flow::FlowTableStats &ts = r.plane->classifier(sh).table().stats();
+        std::fprintf(f, "%s{\"packets\":%lu,\"flows\":%lu,\"migrations\":%lu}", sh ? "," : "",
+                     (unsigned long)cs.packets, (unsigned long)(ts.created[0] + ts.created[1] + ts.created[2]),
+                     (unsigned long)cs.migrations);
+    }
+    std::fprintf(f, "],");
     std::fprintf(f, "\"per_worker\":[");
     for (unsigned w = 0; w < r.workers.size(); ++w)
         std::fprintf(f,
                      "%s{\"dispatched\":%lu,\"processed\":%lu,\"ring_drops\":%lu,\"busy_share\":%.4f,"
                      "\"flows\":%lu,\"dpi_packets\":%lu,\"records_dropped\":%lu}",
-                     w ? "," : "", (unsigned long)r.plane->classifier().dispatched(w), (unsigned long)r.plane->worker_counters(w).packets,
-                     (unsigned long)r.plane->classifier().ring_drops(w), r.plane->classifier().busy_share(w), (unsigned long)per[w].flows_ended,
+                     w ? "," : "", (unsigned long)r.plane->dispatched(w), (unsigned long)r.plane->worker_counters(w).packets,
+                     (unsigned long)r.plane->ring_drops(w), r.plane->busy_share(w), (unsigned long)per[w].flows_ended,
                      (unsigned long)per[w].dpi_packets, (unsigned long)per[w].records_dropped);
     // Cycles per packet: the classifier's inside process_burst, the workers'
     // on packets (flow accounting, nDPI, --check-order's checks, freeing),

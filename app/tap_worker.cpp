@@ -30,7 +30,7 @@ rte_mempool *make_flow_pool(unsigned count, int socket_id, std::string &err) {
     return p;
 }
 
-void TapWorker::on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burst_ns) {
+void TapWorker::on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burst_ns, unsigned shard) {
     auto *f = static_cast<TapFlow *>(flow::flow_state(m));
     TapWorkerStats::bump(stats.packets);
     if (!f) {
@@ -66,6 +66,8 @@ void TapWorker::on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burs
         f->ip_version = p.ip_version;
         f->flags = (meta.flags & flow::kMetaUnjoinedFragment) ? kRecUnjoinedFragments : 0;
         if (!engine_) f->flags |= kRecDpiOff;
+        if (sharded_) f->flags |= kRecSharded;
+        f->shard = static_cast<uint8_t>(shard);
         std::memcpy(f->src, p.src.bytes, 16);
         std::memcpy(f->dst, p.dst.bytes, 16);
         bool icmp = p.l4_proto == net::kProtoICMP || p.l4_proto == net::kProtoICMPv6;
@@ -123,6 +125,7 @@ void TapWorker::on_notice(void *state, flow::FlowEndReason why) {
             r.l7_app = f->verdict.proto.app;
             r.worker = static_cast<uint16_t>(id_);
             r.migrations = f->migrations;
+            r.shard = f->shard;
             r.proto = f->proto;
             r.ip_version = f->ip_version;
             r.end = static_cast<uint8_t>(why);

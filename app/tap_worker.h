@@ -47,7 +47,7 @@ struct alignas(64) TapFlow {
     uint8_t proto;
     uint8_t ip_version;
     uint8_t flags; // RecordFlags
-    uint8_t pad_;
+    uint8_t shard; // the classifier shard the flow lives on (--rx-shards)
     uint16_t migrations;
     uint16_t sport, dport;
     uint8_t src[16], dst[16];
@@ -99,9 +99,10 @@ struct TapClock {
 class TapWorker final : public dataplane::TapWorkerHandler {
 public:
     // `engine` null: no inspection (--no-dpi). `writer` null: no records.
+    // `sharded`: more than one classifier shard, records name theirs.
     TapWorker(unsigned id, rte_mempool *pool, std::unique_ptr<dpi::Engine> engine, RecordWriter *writer,
-              const TapClock &clock)
-        : id_(id), pool_(pool), engine_(std::move(engine)), writer_(writer), clock_(clock),
+              const TapClock &clock, bool sharded = false)
+        : id_(id), sharded_(sharded), pool_(pool), engine_(std::move(engine)), writer_(writer), clock_(clock),
           frame_scratch_(new uint8_t[kFrameScratch]) {}
 
     // The longest frame the parser can accept whole: two VLAN tags and an
@@ -109,7 +110,7 @@ public:
     // padding that no length field covers.
     static constexpr uint32_t kFrameScratch = 22 + 40 + 65535;
 
-    void on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burst_ns) override;
+    void on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t burst_ns, unsigned shard) override;
     void on_notice(void *state, flow::FlowEndReason why) override;
 
     unsigned id() const { return id_; }
@@ -117,6 +118,7 @@ public:
 
 private:
     unsigned id_;
+    bool sharded_;
     rte_mempool *pool_;
     std::unique_ptr<dpi::Engine> engine_;
     RecordWriter *writer_;

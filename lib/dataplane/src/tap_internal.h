@@ -1,8 +1,10 @@
 // The tap plane's state, shared by its parts (tap_setup.cpp, tap_run.cpp).
 // Not part of the public contract. Who touches what:
-//   cls, captures, port list, rx_packets          the rx lcore (after set-up)
-//   worker_ports[w], handlers[w]                  the lcore that polls logical worker w
-//   input_done, classifier_done, last_rx_tsc      any (atomics)
+//   cls[s], captures, pacer                       the rx lcore of shard s (captures and
+//                                                 paced replay: shard 0, the only one)
+//   worker_ports[s][w], handlers[w]               the lcore that polls logical worker w
+//   input_done, shards_done, classifier_done,
+//   last_rx_tsc                                   any (atomics)
 //   everything else                               the main lcore, during set-up and teardown
 #pragma once
 
@@ -18,6 +20,7 @@
 #include "millipede/dataplane/capture_source.h"
 #include "millipede/dataplane/lcores.h"
 #include "millipede/dataplane/tap.h"
+#include "millipede/dataplane/tap_layout.h"
 #include "millipede/flow/classifier.h"
 
 struct rte_mempool;
@@ -26,21 +29,20 @@ namespace millipede::dataplane {
 
 struct TapPlane::Impl {
     TapConfig cfg;
-    LcorePlan plan;
-    std::vector<unsigned> worker_lcore_slots; // plan slots with kRoleWorker, in worker order
+    TapLayout layout; // lcore roles, shards and logical workers per lcore (tap_layout.h)
     std::vector<uint16_t> ports;              // started
     std::vector<std::unique_ptr<CaptureSource>> captures;
     bool capture_times = false; // every input is a capture file or a net_pcap port
     bool pcap_ports = false;    // there are ports and every one is net_pcap
     int socket = 0;
     rte_mempool *port_pool = nullptr;
-    std::unique_ptr<flow::Classifier> cls;
-    std::vector<std::unique_ptr<flow::WorkerPort>> worker_ports; // per logical worker
+    std::vector<std::unique_ptr<flow::Classifier>> cls;                       // per shard
+    std::vector<std::vector<std::unique_ptr<flow::WorkerPort>>> worker_ports; // [shard][logical worker]
     std::vector<TapWorkerHandler *> handlers;                    // per logical worker
     uint64_t tsc_hz = 0, start_tsc = 0, end_tsc = 0;
     uint64_t epoch_ns_at_start = 0;
     uint64_t exit_on_idle_tsc = 0; // 0: never
-    uint64_t rx_iter = 0;          // rx lcore
+    std::vector<uint64_t> rx_iter; // per shard (its rx lcore)
     unsigned room_needed = 0;      // free entries every worker ring needs before a capture is read
     std::atomic<uint64_t> last_rx_tsc{0};
     // Paced replay (cfg.replay_pps; rx lcore, read by the main lcore after run()).
@@ -54,11 +56,15 @@ struct TapPlane::Impl {
         bool dry = false;           // the last due read got nothing
     } pacer;
     std::atomic<bool> input_done{false};      // no more input: the rx lcore ends every flow
-    std::atomic<bool> classifier_done{false}; // every packet and notice is in the workers' rings
+    std::atomic<unsigned> shards_done{0};     // shards whose packets and notices are all in the rings
+    std::atomic<bool> classifier_done{false}; // every shard's: the workers drain and stop
     int status = 0;
+
+    std::vector<std::vector<uint8_t>> rss_keys; // symmetric keys given to ports (PMDs may read them again at start)
 
     // set-up (tap_setup.cpp)
     bool open_inputs(std::string &err, int &status);
+    bool set_symmetric_rss(uint16_t port, std::string &err);
     bool make_pipeline(rte_mempool *flow_state_pool, std::vector<TapWorkerHandler *> hs, std::string &err);
     void teardown();
 
@@ -72,11 +78,11 @@ struct TapPlane::Impl {
     }
     bool stop_requested() const;
     bool captures_have_room() const;
-    unsigned rx_step();
+    unsigned rx_step(unsigned shard);
     unsigned paced_rx_step(bool &waiting);
-    unsigned workers_step(unsigned first, unsigned stride);
-    bool rings_empty(unsigned first, unsigned stride) const;
-    template <class Work> void finish_input(Work &&work);
+    unsigned workers_step(const std::vector<unsigned> &mine);
+    bool rings_empty(const std::vector<unsigned> &mine) const;
+    template <class Work> void finish_input(const std::vector<unsigned> &shards, Work &&work);
     int lcore_main(unsigned slot, const std::function<void()> *stats_due);
 };
 

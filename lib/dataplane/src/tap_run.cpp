@@ -18,20 +18,24 @@ bool TapPlane::Impl::stop_requested() const {
     return (cfg.stop && cfg.stop->load(std::memory_order_relaxed)) || (cfg.duration_ns && now_ns() > cfg.duration_ns);
 }
 
+// Capture files are read only with one shard (open() refuses more).
 bool TapPlane::Impl::captures_have_room() const {
     for (unsigned w = 0; w < cfg.cls.workers; ++w)
-        if (rte_ring_free_count(cls->worker_ring(w)) < room_needed) return false;
+        if (rte_ring_free_count(cls[0]->worker_ring(w)) < room_needed) return false;
     return true;
 }
 
-// One step of receive + classify on the rx lcore. Returns packets received.
-unsigned TapPlane::Impl::rx_step() {
+// One step of receive + classify of one shard on its rx lcore: RX queue
+// `shard` of every port (and, on shard 0 of a one-shard plane, the capture
+// files). Returns packets received.
+unsigned TapPlane::Impl::rx_step(unsigned shard) {
+    flow::Classifier &classifier = *cls[shard];
     unsigned total = 0;
     rte_mbuf *pkts[flow::kBurst];
     const uint64_t now = now_ns();
     for (uint16_t p : ports) {
-        const unsigned n = rte_eth_rx_burst(p, 0, pkts, flow::kBurst);
-        if (n) cls->process_burst(pkts, n, now);
+        const unsigned n = rte_eth_rx_burst(p, static_cast<uint16_t>(shard), pkts, flow::kBurst);
+        if (n) classifier.process_burst(pkts, n, now);
         total += n;
     }
     bool files_left = false;
@@ -40,15 +44,15 @@ unsigned TapPlane::Impl::rx_step() {
         files_left = true;
         if (!captures_have_room()) break; // the workers catch up first: a file can wait
         const unsigned n = c->read_burst(pkts, flow::kBurst);
-        if (n) cls->process_burst(pkts, n, now);
+        if (n) classifier.process_burst(pkts, n, now);
         total += n;
     }
-    if ((++rx_iter & 63) == 0) cls->expire(now);
+    if ((++rx_iter[shard] & 63) == 0) classifier.expire(now);
     const uint64_t tsc = rte_rdtsc();
     if (total) {
         last_rx_tsc.store(tsc, std::memory_order_relaxed);
     } else {
-        cls->flush_staged(); // the input went quiet: nothing waits for the next burst
+        classifier.flush_staged(); // the input went quiet: nothing waits for the next burst
         const bool ports_idle =
             ports.empty() ||
             (exit_on_idle_tsc && tsc - last_rx_tsc.load(std::memory_order_relaxed) > exit_on_idle_tsc);
@@ -71,14 +75,15 @@ unsigned TapPlane::Impl::paced_rx_step(bool &waiting) {
         pc.consumed += owed - kReplayQueue;
         owed = kReplayQueue;
     }
+    flow::Classifier &classifier = *cls[0]; // a paced replay reads captures: one shard
     const uint64_t now = now_ns();
-    if ((++rx_iter & 63) == 0) cls->expire(now);
+    if ((++rx_iter[0] & 63) == 0) classifier.expire(now);
     waiting = owed < pc.burst;
     if (waiting) {
         // Between bursts the input is not idle (unless it ran dry), and
         // nothing staged should wait for the next burst.
         if (!pc.dry) last_rx_tsc.store(tsc, std::memory_order_relaxed);
-        cls->flush_staged();
+        classifier.flush_staged();
         return 0;
     }
     rte_mbuf *pkts[flow::kBurst];
@@ -103,7 +108,7 @@ unsigned TapPlane::Impl::paced_rx_step(bool &waiting) {
     pc.unavailable += pc.burst - n;
     pc.dry = n == 0;
     if (n) {
-        cls->process_burst(pkts, n, now);
+        classifier.process_burst(pkts, n, now);
         last_rx_tsc.store(tsc, std::memory_order_relaxed);
         return n;
     }
@@ -114,42 +119,55 @@ unsigned TapPlane::Impl::paced_rx_step(bool &waiting) {
     return 0;
 }
 
-unsigned TapPlane::Impl::workers_step(unsigned first, unsigned stride) {
+// The logical workers `mine`, each over its rings from every shard. A
+// flow's packets and notice come through its shard's ring only, so the
+// order between shards does not matter.
+unsigned TapPlane::Impl::workers_step(const std::vector<unsigned> &mine) {
     unsigned done = 0;
     const uint64_t now = arrival_ns(); // once per step: packets without a capture time
-    for (unsigned w = first; w < worker_ports.size(); w += stride) {
+    for (unsigned w : mine) {
         TapWorkerHandler &h = *handlers[w];
-        done += worker_ports[w]->poll([&](rte_mbuf *m, const flow::FlowMeta &meta) { h.on_packet(m, meta, now); },
-                                      [&](void *state, flow::FlowEndReason why) { h.on_notice(state, why); });
+        for (unsigned s = 0; s < worker_ports.size(); ++s)
+            done += worker_ports[s][w]->poll(
+                [&](rte_mbuf *m, const flow::FlowMeta &meta) { h.on_packet(m, meta, now, s); },
+                [&](void *state, flow::FlowEndReason why) { h.on_notice(state, why); });
     }
     return done;
 }
 
-bool TapPlane::Impl::rings_empty(unsigned first, unsigned stride) const {
-    for (unsigned w = first; w < worker_ports.size(); w += stride)
-        if (!rte_ring_empty(cls->worker_ring(w))) return false;
+bool TapPlane::Impl::rings_empty(const std::vector<unsigned> &mine) const {
+    for (unsigned w : mine)
+        for (const auto &c : cls)
+            if (!rte_ring_empty(c->worker_ring(w))) return false;
     return true;
 }
 
-// End of input on the rx lcore: end every flow, then hand every staged
-// packet and notice over. Rings may be full, so this retries while the
-// workers drain them (`work` runs them when they share this lcore).
-template <class Work> void TapPlane::Impl::finish_input(Work &&work) {
-    cls->flush();
+// End of input on an rx lcore: end every flow of its shards, then hand
+// every staged packet and notice over. Rings may be full, so this retries
+// while the workers drain them (`work` runs them when they share this
+// lcore). The workers stop once every shard is done.
+template <class Work> void TapPlane::Impl::finish_input(const std::vector<unsigned> &shards, Work &&work) {
+    for (unsigned s : shards) cls[s]->flush();
     Backoff b{cfg.busy_poll};
-    while (!cls->all_handed_over()) {
-        cls->flush_staged();
+    for (;;) {
+        bool all = true;
+        for (unsigned s : shards)
+            if (!cls[s]->all_handed_over()) {
+                cls[s]->flush_staged();
+                all = false;
+            }
+        if (all) break;
         work() ? b.reset() : b.idle();
     }
-    classifier_done.store(true, std::memory_order_release);
+    const unsigned done = shards_done.fetch_add(static_cast<unsigned>(shards.size())) + static_cast<unsigned>(shards.size());
+    if (done == cls.size()) classifier_done.store(true, std::memory_order_release);
 }
 
 int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats_due) {
-    const LcorePlan::Lcore &me = plan.lcores[slot];
+    const LcorePlan::Lcore &me = layout.plan.lcores[slot];
     const bool rx = me.roles & kRoleRx, control = me.roles & kRoleControl, work = me.roles & kRoleWorker;
-    // Logical workers w = first, first + stride, ... run here.
-    // (The plan has one worker per worker lcore here: plan_lcores(ids, 0).)
-    const unsigned first = me.workers.empty() ? 0 : me.workers[0], stride = plan.workers ? plan.workers : 1;
+    const std::vector<unsigned> &mine = me.workers;             // logical workers polled here
+    const std::vector<unsigned> &my_shards = layout.shards[slot]; // classifier shards run here
     uint64_t next_stats = cfg.stats_interval_ns, iter = 0;
     auto control_duties = [&] {
         // A plain load first: the exchange's locked write stays off the hot
@@ -177,12 +195,15 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
     Backoff b{cfg.busy_poll};
     if (rx) {
         last_rx_tsc.store(rte_rdtsc(), std::memory_order_relaxed);
-        pacer.start_tsc = rte_rdtsc();
-        const bool paced = cfg.replay_pps != 0;
+        const bool paced = cfg.replay_pps != 0; // one shard (open() refuses more): one rx lcore
+        if (paced) pacer.start_tsc = rte_rdtsc();
         while (!input_done.load(std::memory_order_relaxed) && !stop_requested()) {
             bool waiting = false;
-            const unsigned got = paced ? paced_rx_step(waiting) : rx_step();
-            const unsigned n = got + (work ? workers_step(first, stride) : 0);
+            unsigned got = 0;
+            if (paced) got = paced_rx_step(waiting);
+            else
+                for (unsigned s : my_shards) got += rx_step(s);
+            const unsigned n = got + (work ? workers_step(mine) : 0);
             // A paced replay waiting for its next burst spins: a sleep would
             // overshoot the burst's time by the timer's slack.
             if (n) b.reset();
@@ -190,21 +211,21 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
             else b.idle();
             if (control) control_duties();
         }
-        pacer.stop_tsc = rte_rdtsc();
+        if (paced) pacer.stop_tsc = rte_rdtsc();
         input_done.store(true);
-        finish_input([&] { return work ? workers_step(first, stride) : 0u; });
+        finish_input(my_shards, [&] { return work ? workers_step(mine) : 0u; });
         if (work)
-            while (!rings_empty(first, stride)) workers_step(first, stride);
+            while (!classifier_done.load(std::memory_order_acquire) || !rings_empty(mine)) workers_step(mine);
         return 0;
     }
     for (;;) {
-        if (workers_step(first, stride)) {
+        if (workers_step(mine)) {
             b.reset();
             continue;
         }
-        // Done only once the rx lcore has handed over everything, notices
+        // Done only once every rx lcore has handed over everything, notices
         // included, and this lcore's rings are empty.
-        if (classifier_done.load(std::memory_order_acquire) && rings_empty(first, stride)) break;
+        if (classifier_done.load(std::memory_order_acquire) && rings_empty(mine)) break;
         b.idle();
     }
     return 0;
@@ -224,18 +245,18 @@ int TapPlane::run(const std::function<void()> &stats_due) {
     clock_gettime(CLOCK_REALTIME, &wall);
     m.epoch_ns_at_start = uint64_t(wall.tv_sec) * 1'000'000'000ull + uint64_t(wall.tv_nsec);
     m.start_tsc = rte_rdtsc();
-    std::vector<LaunchArg> args(m.plan.lcores.size());
-    for (unsigned slot = 1; slot < m.plan.lcores.size(); slot++) {
+    std::vector<LaunchArg> args(m.layout.plan.lcores.size());
+    for (unsigned slot = 1; slot < m.layout.plan.lcores.size(); slot++) {
         args[slot] = LaunchArg{&m, slot, &stats_due};
         rte_eal_remote_launch(
             [](void *a) -> int {
                 auto *la = static_cast<LaunchArg *>(a);
                 return la->impl->lcore_main(la->slot, la->stats_due);
             },
-            &args[slot], m.plan.lcores[slot].id);
+            &args[slot], m.layout.plan.lcores[slot].id);
     }
     m.lcore_main(0, &stats_due);
-    for (unsigned slot = 1; slot < m.plan.lcores.size(); slot++) rte_eal_wait_lcore(m.plan.lcores[slot].id);
+    for (unsigned slot = 1; slot < m.layout.plan.lcores.size(); slot++) rte_eal_wait_lcore(m.layout.plan.lcores[slot].id);
     m.end_tsc = rte_rdtsc();
     for (const auto &c : m.captures)
         if (!c->error().empty()) {

@@ -8,7 +8,11 @@
 #include <rte_lcore.h>
 #include <rte_mempool.h>
 
+#include <rte_errno.h>
+
 #include "millipede/dataplane/capture_file.h"
+#include "millipede/config/config.h"
+#include "millipede/flow/rss.h"
 #include "millipede/port/configured.h"
 #include "millipede/port/port.h"
 #include "tap_internal.h"
@@ -32,14 +36,115 @@ std::unique_ptr<TapPlane> TapPlane::open(const TapConfig &cfg, std::string &err,
     return std::unique_ptr<TapPlane>(new TapPlane(std::move(impl)));
 }
 
+namespace {
+
+// Drivers whose RX queues are spread by a symmetric flow hash without
+// ethdev RSS: net_af_packet joins its queues' sockets in one
+// PACKET_FANOUT_HASH group (with DEFRAG and ROLLOVER), and the kernel's
+// fanout hash is __skb_get_hash_symmetric(): the flow dissector's hash
+// with addresses and ports put in order first (docs/tap.md "Shards").
+bool symmetric_by_construction(const char *driver) { return driver && std::strcmp(driver, "net_af_packet") == 0; }
+
+std::string port_name(uint16_t p, const rte_eth_dev_info &info) {
+    char name[RTE_ETH_NAME_MAX_LEN] = "?";
+    rte_eth_dev_get_name_by_port(p, name);
+    return "port " + std::to_string(p) + " (" + name + ", " + (info.driver_name ? info.driver_name : "?") + ")";
+}
+
+// Whether port `p` can spread flows symmetrically over `shards` RX queues.
+bool shardable_port(uint16_t p, unsigned shards, std::string &err) {
+    if (!rte_eth_dev_is_valid_port(p)) return true; // start_port() says so in its words
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(p, &info) != 0) return true;
+    const std::string who = port_name(p, info);
+    const std::string want = "--rx-shards " + std::to_string(shards);
+    if (symmetric_by_construction(info.driver_name) && info.max_rx_queues > shards) {
+        // Its kernel fanout spreads over every qpairs socket, set up or not:
+        // the queues nobody reads would swallow their flows.
+        err = want + ": " + who + " has qpairs=" + std::to_string(info.max_rx_queues) +
+              " and the kernel spreads flows over all of them; give it qpairs=" + std::to_string(shards);
+        return false;
+    }
+    if (shards == 1) return true;
+    if (info.driver_name && std::strcmp(info.driver_name, "net_pcap") == 0) {
+        err = want + ": " + who + " reads capture files, one per queue, not spread by flow (use --rx-shards 1)";
+        return false;
+    }
+    if (info.max_rx_queues < shards) {
+        err = want + ": " + who + " offers " + std::to_string(info.max_rx_queues) + " RX queue" +
+              (info.max_rx_queues == 1 ? "" : "s") +
+              (symmetric_by_construction(info.driver_name) ? " (add qpairs=N to its --vdev)" : "");
+        return false;
+    }
+    constexpr uint64_t kWanted = RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+    if (!(info.flow_type_rss_offloads & kWanted) && !symmetric_by_construction(info.driver_name)) {
+        err = want + ": " + who +
+              " has no RSS on IP (flow_type_rss_offloads), so nothing keeps both directions of a flow on one queue";
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+// After start_port(), before the port starts: the symmetric key (0x6d5a
+// repeated, flow/rss.h) over the hash fields the port offers of IP, TCP and
+// UDP. A port without RSS (net_af_packet: symmetric by construction) is
+// left as it is.
+bool TapPlane::Impl::set_symmetric_rss(uint16_t p, std::string &err) {
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(p, &info) != 0) return true;
+    rte_eth_rss_conf want{};
+    flow::symmetric_rss_conf(want);
+    want.rss_hf &= info.flow_type_rss_offloads;
+    if (!want.rss_hf) return true; // shardable_port() let it through: symmetric by construction
+    // A host file (--config) may choose the hash fields; any choice is
+    // symmetric with this key. Another key, or none, would split flows.
+    std::string cerr;
+    if (auto r = port::port_settings(p, cerr)) {
+        const config::PortSettings &s = r->settings;
+        if (s.rss_key && s.rss_key->kind != config::RssKeyKind::symmetric) {
+            err = "--rx-shards: " + s.rss_key.origin.where() + " for " + port_name(p, info) +
+                  ": shards need rss_key = symmetric (or no rss_key), else a flow's two directions may part";
+            return false;
+        }
+        if (s.rss_hash) {
+            if (*s.rss_hash == 0) {
+                err = "--rx-shards: " + s.rss_hash.origin.where() + " turns RSS off on " + port_name(p, info);
+                return false;
+            }
+            want.rss_hf = *s.rss_hash;
+        }
+    }
+    // The key must be the device's length; the pattern repeats every 2 bytes.
+    rss_keys.emplace_back(info.hash_key_size ? info.hash_key_size : flow::kRssKeyLen);
+    std::vector<uint8_t> &key = rss_keys.back();
+    for (size_t i = 0; i < key.size(); ++i) key[i] = flow::kSymmetricRssKey[i % 2];
+    want.rss_key = key.data();
+    want.rss_key_len = static_cast<uint8_t>(key.size());
+    const int rc = rte_eth_dev_rss_hash_update(p, &want);
+    if (rc != 0) {
+        err = "--rx-shards: " + port_name(p, info) + " refused the symmetric RSS key: " + rte_strerror(-rc);
+        return false;
+    }
+    return true;
+}
+
 bool TapPlane::Impl::open_inputs(std::string &err, int &st) {
     std::vector<unsigned> ids{rte_get_main_lcore()};
     unsigned l;
     RTE_LCORE_FOREACH_WORKER(l) ids.push_back(l);
-    plan = plan_lcores(ids, 0);
-    for (unsigned slot = 0; slot < plan.lcores.size(); ++slot)
-        if (plan.lcores[slot].roles & kRoleWorker) worker_lcore_slots.push_back(slot);
-    if (!cfg.workers_given) cfg.cls.workers = plan.workers;
+    if (cfg.rx_shards == 0) cfg.rx_shards = 1;
+    layout = plan_tap_lcores(ids, cfg.rx_shards, cfg.workers_given ? cfg.cls.workers : 0);
+    if (!cfg.workers_given) cfg.cls.workers = layout.plan.workers;
+    const unsigned shards = cfg.rx_shards;
+    if (shards > 1 && !cfg.captures.empty()) {
+        // One file is one sequence of packets: nothing spreads it by flow.
+        err = "--rx-shards " + std::to_string(shards) +
+              " needs ports that spread flows over RX queues; a capture file is read as one queue (use --rx-shards 1)";
+        st = 2;
+        return false;
+    }
 
     ports = cfg.ports.empty() ? port::available_ports() : cfg.ports;
     if (ports.empty() && cfg.captures.empty()) {
@@ -48,7 +153,8 @@ bool TapPlane::Impl::open_inputs(std::string &err, int &st) {
         st = 2;
         return false;
     }
-    const unsigned mbufs = cfg.mbufs ? cfg.mbufs : 8191 + cfg.cls.workers * cfg.cls.ring_size;
+    // Every shard has its own ring per worker, each of which can hold mbufs.
+    const unsigned mbufs = cfg.mbufs ? cfg.mbufs : 8191 + shards * cfg.cls.workers * cfg.cls.ring_size;
     socket = ports.empty() ? static_cast<int>(rte_socket_id()) : port::port_socket(ports[0]);
     if (socket < 0) socket = 0;
     pcap_ports = !ports.empty();
@@ -60,14 +166,28 @@ bool TapPlane::Impl::open_inputs(std::string &err, int &st) {
         if (!port_pool) return false;
         std::vector<uint16_t> started;
         for (uint16_t p : ports) {
+            if (!shardable_port(p, shards, err)) {
+                ports = started;
+                st = 2;
+                return false;
+            }
             port::PortConfig pc;
             pc.port_id = p;
+            pc.rx_queues = static_cast<uint16_t>(shards);
+            // The tap never transmits, but some drivers (net_tap) want as
+            // many TX queues as RX queues.
+            if (rte_eth_dev_info info{}; shards > 1 && rte_eth_dev_info_get(p, &info) == 0 && info.max_tx_queues >= shards)
+                pc.tx_queues = static_cast<uint16_t>(shards);
             pc.start = false; // make_pipeline() starts them after the last allocation (port.h)
             if (!port::start_port(pc, port_pool, err)) {
                 ports = started; // teardown stops these
                 return false;
             }
             started.push_back(p);
+            if (shards > 1 && !set_symmetric_rss(p, err)) {
+                ports = started;
+                return false;
+            }
             rte_eth_dev_info info{};
             rte_eth_dev_info_get(p, &info);
             if (!info.driver_name || std::strcmp(info.driver_name, "net_pcap") != 0) pcap_ports = false;
@@ -106,12 +226,31 @@ bool TapPlane::Impl::make_pipeline(rte_mempool *flow_state_pool, std::vector<Tap
         return false;
     }
     handlers = std::move(hs);
-    cfg.cls.table.socket_id = socket;
-    cfg.cls.table.name = "tap_flows";
-    cfg.cls.flow_state_pool = flow_state_pool;
-    cls = flow::Classifier::create(cfg.cls, nullptr, err);
-    if (!cls) return false;
-    for (unsigned w = 0; w < cfg.cls.workers; ++w) worker_ports.push_back(std::make_unique<flow::WorkerPort>(*cls, w));
+    const unsigned shards = cfg.rx_shards;
+    flow::ClassifierConfig cc = cfg.cls;
+    cc.table.socket_id = socket;
+    cc.flow_state_pool = flow_state_pool;
+    // --flow-capacity is the tap's: the symmetric hash spreads flows evenly
+    // enough that each shard's table gets its share (rounded up).
+    cc.table.capacity = std::max<uint32_t>(8, (cfg.cls.table.capacity + shards - 1) / shards);
+    for (unsigned s = 0; s < shards; ++s) {
+        // Table and ring names are EAL-wide: one set per shard.
+        cc.table.name = shards == 1 ? "tap_flows" : "tap_flows_s" + std::to_string(s);
+        auto c = flow::Classifier::create(cc, nullptr, err);
+        if (!c) return false;
+        cls.push_back(std::move(c));
+    }
+    for (unsigned s = 0; s < shards && shards > 1; ++s) {
+        std::vector<const flow::Classifier *> peers;
+        for (unsigned o = 0; o < shards; ++o)
+            if (o != s) peers.push_back(cls[o].get());
+        if (!cls[s]->share_load_with(std::move(peers), err)) return false;
+    }
+    rx_iter.assign(shards, 0);
+    worker_ports.resize(shards);
+    for (unsigned s = 0; s < shards; ++s)
+        for (unsigned w = 0; w < cfg.cls.workers; ++w)
+            worker_ports[s].push_back(std::make_unique<flow::WorkerPort>(*cls[s], w));
     // One process_burst() stages at most a burst per worker on top of the
     // burst already staged, and hands both over: a capture is read only
     // while every ring has room for that, so no packet of a file is dropped.
@@ -142,7 +281,7 @@ void TapPlane::Impl::teardown() {
     port::stop_ports(ports); // a memif server lets its peer leave first (port.h)
     ports.clear();
     worker_ports.clear();
-    cls.reset();
+    cls.clear();
     // Every mbuf came back: the workers freed what they got, the classifier
     // what it dropped, and run() drained every ring.
     captures.clear();
@@ -153,9 +292,81 @@ void TapPlane::Impl::teardown() {
 int TapPlane::socket() const { return impl_->socket; }
 bool TapPlane::capture_times() const { return impl_->capture_times; }
 unsigned TapPlane::workers() const { return impl_->cfg.cls.workers; }
-std::string TapPlane::lcore_roles() const { return impl_->plan.describe(); }
-flow::Classifier &TapPlane::classifier() { return *impl_->cls; }
-const flow::WorkerCounters &TapPlane::worker_counters(unsigned w) const { return impl_->worker_ports[w]->counters; }
+unsigned TapPlane::shards() const { return impl_->cfg.rx_shards; }
+std::string TapPlane::lcore_roles() const { return impl_->layout.describe(); }
+flow::Classifier &TapPlane::classifier(unsigned shard) { return *impl_->cls[shard]; }
+
+flow::ClassifierStats TapPlane::classifier_stats() const {
+    flow::ClassifierStats t;
+    for (const auto &c : impl_->cls) {
+        const flow::ClassifierStats &s = c->stats();
+        t.packets += s.packets;
+        t.bursts += s.bursts;
+        for (unsigned i = 0; i < net::kRejectCount; ++i) t.rejects[i] += s.rejects[i];
+        for (unsigned i = 0; i < flow::kClassifierDropCount; ++i) t.drops[i] += s.drops[i];
+        t.migrations += s.migrations;
+        t.fragments_joined += s.fragments_joined;
+        t.fragments_unjoined += s.fragments_unjoined;
+        t.dispatch_cycles += s.dispatch_cycles;
+        t.flow_states_exhausted += s.flow_states_exhausted;
+        t.notices += s.notices;
+        t.notices_deferred += s.notices_deferred;
+    }
+    return t;
+}
+
+flow::FlowTableStats TapPlane::table_stats() const {
+    flow::FlowTableStats t;
+    for (const auto &c : impl_->cls) {
+        const flow::FlowTableStats &s = c->table().stats();
+        for (unsigned i = 0; i < flow::kFlowClassCount; ++i) t.created[i] += s.created[i], t.ended_by_class[i] += s.ended_by_class[i];
+        for (unsigned i = 0; i < flow::kFlowEndReasonCount; ++i) t.ended[i] += s.ended[i];
+        t.add_failures += s.add_failures;
+    }
+    return t;
+}
+
+uint32_t TapPlane::flows_active() const {
+    uint32_t n = 0;
+    for (const auto &c : impl_->cls) n += c->table().active();
+    return n;
+}
+
+uint64_t TapPlane::dispatched(unsigned w) const {
+    uint64_t n = 0;
+    for (const auto &c : impl_->cls) n += c->dispatched(w);
+    return n;
+}
+
+uint64_t TapPlane::ring_drops(unsigned w) const {
+    uint64_t n = 0;
+    for (const auto &c : impl_->cls) n += c->ring_drops(w);
+    return n;
+}
+
+uint64_t TapPlane::busy_cycles(unsigned w) const {
+    uint64_t n = 0;
+    for (const auto &c : impl_->cls) n += c->busy_cycles(w);
+    return n;
+}
+
+float TapPlane::busy_share(unsigned w) const { return impl_->cls[0]->busy_share(w); }
+
+flow::WorkerCounters TapPlane::worker_counters(unsigned w) const {
+    flow::WorkerCounters t;
+    for (const auto &per_shard : impl_->worker_ports) {
+        const flow::WorkerCounters &c = per_shard[w]->counters;
+        t.packets += c.packets;
+        t.bursts += c.bursts;
+        t.order_inversions += c.order_inversions;
+        t.split_flows += c.split_flows;
+        t.unrecorded_moves += c.unrecorded_moves;
+        t.stale_packets += c.stale_packets;
+        t.short_burst_cycles += c.short_burst_cycles;
+        t.short_burst_packets += c.short_burst_packets;
+    }
+    return t;
+}
 uint64_t TapPlane::start_tsc() const { return impl_->start_tsc; }
 
 double TapPlane::seconds() const {

@@ -205,9 +205,15 @@ void Classifier::refresh_loads(uint64_t tsc) {
     const float interval_scale = sample && elapsed ? static_cast<float>(refresh_interval_tsc_) * inv_elapsed : 0.0f;
     for (unsigned w = 0; w < cfg_.workers; ++w) {
         done_[w] = shared_[w].completed.load(std::memory_order_acquire);
-        loads_[w].backlog = static_cast<uint32_t>(enqueued_[w] + staged_[w] - done_[w]);
+        uint64_t backlog = enqueued_[w] + staged_[w] - done_[w];
+        // Other shards' packets for this worker wait in their rings: what
+        // is queued there now (their staging is not visible, at most a
+        // stage per worker per shard).
+        for (const Classifier *p : peers_) backlog += rte_ring_count(p->rings_[w]);
+        loads_[w].backlog = static_cast<uint32_t>(backlog);
         if (sample) {
             uint64_t busy = shared_[w].busy_cycles.load(std::memory_order_relaxed);
+            for (const Classifier *p : peers_) busy += p->shared_[w].busy_cycles.load(std::memory_order_relaxed);
             float share = static_cast<float>(busy - last_busy_[w]) * inv_elapsed;
             if (share > 1.0f) share = 1.0f;
             // EWMA, alpha 1/8: smooths bursts, follows a shift within ~1 ms.
@@ -484,6 +490,21 @@ void Classifier::process_burst(rte_mbuf **pkts, unsigned n, uint64_t now_ns) {
             hand_over(w);
     if (ndropped) cfg_.release(dropped, ndropped);
     stats_.dispatch_cycles += rte_rdtsc() - t0;
+}
+
+bool Classifier::share_load_with(std::vector<const Classifier *> peers, std::string &err) {
+    for (const Classifier *p : peers)
+        if (!p || p == this || p->cfg_.workers != cfg_.workers) {
+            err = "classifier shards must be distinct and feed the same number of workers";
+            return false;
+        }
+    peers_ = std::move(peers);
+    // The busy-cycle baseline now sums every shard's counters.
+    for (unsigned w = 0; w < cfg_.workers; ++w) {
+        last_busy_[w] = shared_[w].busy_cycles.load(std::memory_order_relaxed);
+        for (const Classifier *p : peers_) last_busy_[w] += p->shared_[w].busy_cycles.load(std::memory_order_relaxed);
+    }
+    return true;
 }
 
 void Classifier::hand_over(unsigned w) {

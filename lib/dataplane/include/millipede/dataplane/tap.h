@@ -1,22 +1,34 @@
 // The tap data plane: the DPI tap's lcore pipeline (docs/tap.md).
 //
-//   ports (RX queue 0) and capture files (mmap reader, capture_source.h)
-//       -> [rx lcore: lib/flow classifier and its flow table]
-//       -> one SP/SC ring per logical worker
+//   ports (RX queue s) and capture files (mmap reader, capture_source.h)
+//       -> [rx lcore: shard s = lib/flow classifier s and its flow table]
+//       -> one SP/SC ring per shard per logical worker
 //       -> [worker lcores: TapWorkerHandler::on_packet / on_notice, in ring order]
 //
-// The lcore roles are the transport's plan (lcores.h, plan_lcores(); its
-// "session" role means nothing here): one lcore does everything; two:
-// control | rx + every worker; more: control | rx | worker lcores, the
-// logical workers (--workers, may exceed the lcores) spread round-robin over
-// the worker lcores. What the workers do with a packet is the application's
+// Shards (TapConfig::rx_shards, tap --rx-shards; docs/tap.md): S RX queues
+// per port, spread by a symmetric flow hash (the port's RSS with the
+// symmetric key, or net_af_packet's kernel fanout hash), so both directions
+// of a flow reach one queue and so one shard; each shard has its own
+// classifier, flow table (--flow-capacity / S flows) and rings, and its
+// balancer sees the workers' load on every shard (Classifier::
+// share_load_with). A flow lives on one shard from start to end; its
+// packets and its notice reach its worker through that shard's ring. One
+// shard (the default) is the plane as it was: RX queue 0, one classifier.
+//
+// The lcore roles: tap_layout.h (one lcore does everything; two: control |
+// rx + every worker; more: control | rx lcores (min(S, lcores - 2)) |
+// worker lcores), the logical workers (--workers, may exceed the lcores)
+// spread round-robin over the worker lcores. What the workers do with a packet is the application's
 // (tap: nDPI and flow records, app/tap_worker.h): the plane owns the loops,
 // the rings, the flow table and the inputs.
 //
 // Contract
 // - open(): after rte_eal_init(), on the main lcore. Starts the ports, maps
 //   the capture files and makes their pools, or fails with one line and an
-//   exit status (2: nothing to read, 1: any other failure).
+//   exit status (2: nothing to read, or shards the inputs cannot spread: a
+//   capture file, a net_pcap port, a port with fewer RX queues than shards,
+//   or without RSS unless its spreading is symmetric by construction,
+//   net_af_packet; 1: any other failure).
 // - start_pipeline(): on the main lcore after open(), before run(): makes
 //   the classifier and the rings. One handler per logical worker (workers());
 //   the handlers must outlive run().
@@ -74,7 +86,8 @@ class TapWorkerHandler {
   public:
     virtual ~TapWorkerHandler() = default;
     // `arrival_ns`: Unix time of the poll (for inputs without capture times).
-    virtual void on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t arrival_ns) = 0;
+    // `shard`: the classifier shard (RX queue) the packet's flow lives on.
+    virtual void on_packet(rte_mbuf *m, const flow::FlowMeta &meta, uint64_t arrival_ns, unsigned shard) = 0;
     virtual void on_notice(void *state, flow::FlowEndReason why) = 0;
 };
 
@@ -86,9 +99,10 @@ struct TapConfig {
     uint64_t exit_on_idle_ms = UINT64_MAX; // UINT64_MAX: 300 ms when every port is net_pcap, else never
     uint64_t duration_ns = 0;
     uint64_t stats_interval_ns = 0;
-    unsigned mbufs = 0;                  // per input pool; 0: 8191 + workers x ring size
+    unsigned mbufs = 0;                  // per input pool; 0: 8191 + shards x workers x ring size
     bool busy_poll = false;              // idle lcores spin instead of backing off
     uint64_t replay_pps = 0;             // 0: read as fast as the inputs give (see the contract)
+    unsigned rx_shards = 1;              // RX queues per port, each with its own classifier (see the contract)
     // Set by signal handlers (may be set before open()); the control loop
     // reads *stop and clears *stats_request when it prints.
     std::atomic<bool> *stop = nullptr;
@@ -115,6 +129,7 @@ class TapPlane {
     TapPlane &operator=(const TapPlane &) = delete;
 
     int socket() const;          // NUMA socket of the first input: where per-flow state should live
+    unsigned shards() const;     // classifier shards (RX queues per port)
     bool capture_times() const;  // every input is a capture: mbufs carry its times (Rx timestamp field)
     unsigned workers() const;    // logical workers
     std::string lcore_roles() const; // "lcore 0: control; lcore 1: rx+worker 0"
@@ -123,9 +138,16 @@ class TapPlane {
     bool start_pipeline(rte_mempool *flow_state_pool, std::vector<TapWorkerHandler *> handlers, std::string &err);
     int run(const std::function<void()> &stats_due);
 
-    // Figures (see the contract).
-    flow::Classifier &classifier();
-    const flow::WorkerCounters &worker_counters(unsigned w) const;
+    // Figures (see the contract): per shard, or summed over the shards.
+    flow::Classifier &classifier(unsigned shard = 0);
+    flow::ClassifierStats classifier_stats() const;  // summed
+    flow::FlowTableStats table_stats() const;        // summed
+    uint32_t flows_active() const;                   // summed
+    uint64_t dispatched(unsigned w) const;           // to worker w, summed
+    uint64_t ring_drops(unsigned w) const;           // summed
+    uint64_t busy_cycles(unsigned w) const;          // worker w's, on every shard's rings
+    float busy_share(unsigned w) const;              // as the balancers see it (every shard's rings)
+    flow::WorkerCounters worker_counters(unsigned w) const; // summed over w's rings
     uint64_t start_tsc() const;
     double seconds() const; // of run(), so far or in all
     uint64_t capture_packets() const; // packets the mmap reader handed out

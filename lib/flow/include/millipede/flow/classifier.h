@@ -43,6 +43,14 @@
 //   hand-over retries; at most one notice per pool object, so that backlog
 //   is bounded by the pool). The worker owns the object from then on and
 //   returns it to the pool. Notices travel as tagged pointers (is_notice()).
+// - Shards (tap --rx-shards, docs/classifier.md "Shards"): several
+//   classifiers, each on its own lcore with its own flow table and its own
+//   rings to the same logical workers. share_load_with() lets each one's
+//   balancer see the workers' whole load: the backlog on the other shards'
+//   rings (rte_ring_count, two lock-free loads per ring) and the busy cycles
+//   their WorkerPorts publish, read once per burst at the refresh, no lock.
+//   The dispatch rate (migration's hysteresis signal) stays per shard: it
+//   is the classifier's own count, and a shard can only move its own flows.
 // - Nothing on the data path allocates or throws.
 #pragma once
 
@@ -257,6 +265,14 @@ public:
     const Balancer &balancer() const { return balancer_; }
     float busy_share(unsigned w) const { return loads_[w].busy_share; }
 
+    // Shards: the other classifiers feeding the same workers (same worker
+    // count). Set once on the main lcore before any process_burst(); the
+    // peers must outlive this classifier's use. Their rings and published
+    // busy cycles count in this balancer's view of each worker (contract).
+    bool share_load_with(std::vector<const Classifier *> peers, std::string &err);
+    // A worker's busy cycles as published by its WorkerPort on this shard.
+    uint64_t busy_cycles(unsigned w) const { return shared_[w].busy_cycles.load(std::memory_order_relaxed); }
+
 private:
     // Between the flow table and the user's sink: stages end notices.
     class EndRelay : public FlowEndSink {
@@ -290,6 +306,7 @@ private:
     std::vector<uint64_t> staged_since_; // burst number of the oldest staged packet
     static constexpr unsigned kStage = 2 * kBurst;
     std::vector<WorkerLoad> loads_;
+    std::vector<const Classifier *> peers_; // shards feeding the same workers (share_load_with)
     std::vector<uint64_t> last_busy_;
     std::vector<uint64_t> last_dispatched_; // dispatched_ at the last rate sample
 
