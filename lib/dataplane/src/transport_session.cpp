@@ -187,8 +187,23 @@ unsigned pipe_rx_inflate(Impl &p) {
     }
     const stripe::StripeReceiver &st = s.rx->stripe();
     stripe::StripeReceiver::Held h;
+    // parity (docs/wire.md 2.21): a stripe's parity seqs and the data seqs
+    // a short stripe left out are held with no bytes; the receiver frees
+    // them as soon as the output reaches them, so they are passed over here
+    // (counted as written) instead of going through the pool. Every seq
+    // below output_base() not yet submitted is such a seq: one with bytes
+    // is freed only after its bytes were written.
+    if (s.inflate_next < st.output_base()) {
+        s.inflate_written += st.output_base() - s.inflate_next;
+        s.inflate_next = st.output_base();
+    }
     while (s.inflate_next - s.inflate_written < s.inflate_slots && s.inflate->outstanding() < s.inflate->capacity() &&
            st.held(s.inflate_next, h)) {
+        if (h.len == 0) {
+            s.inflate_next++;
+            s.inflate_written++;
+            continue;
+        }
         const uint32_t slot = static_cast<uint32_t>(s.inflate_next % s.inflate_slots);
         pipeio::CodecJob in;
         in.in = const_cast<uint8_t *>(h.data);
