@@ -36,7 +36,12 @@
 //   rebuilt from any N of its stripe's N+K chunks and acknowledged as held,
 //   so the sender never re-sends it; the buffers of a stripe's chunks
 //   already written out are kept until the stripe is complete. The codec's
-//   tables are allocated at the first hello that asks for parity.
+//   tables are allocated at the first hello that asks for parity (with a
+//   key, also one scratch unit: a rebuild seals the held chunks' plaintext
+//   again through `aead` to get back the units the sender encoded). A
+//   rebuilt chunk is verified like a received one before it is held: the
+//   CRC32C and flags its unit's prefix carries, then (key) its tag; a
+//   compressed one is then inflated by the owner like any other.
 #pragma once
 
 #include <array>
