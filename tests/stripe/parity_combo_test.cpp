@@ -426,6 +426,25 @@ TEST(ParityCombo, TamperedRebuiltCompressedChunkFailsInflation) {
     EXPECT_TRUE(r.out.empty());
 }
 
+// A short stripe (end of input) whose only parity chunk is lost: the
+// receiver proves its data count from where its last chunk ends and where
+// the end record says the stream ends - in stream bytes, which for a
+// compressed chunk is its original length, not its payload's.
+TEST(ParityCombo, ShortCompressedStripeWithoutItsParity) {
+    for (bool keyed : {false, true}) {
+        FakeAead tx_key(3), rx_key(3);
+        std::vector<std::vector<uint8_t>> pieces = {compressible(kPiece, 70), compressible(kPiece / 2, 71)};
+        // 4 legs, parity 1: N = 3, the one stripe has 2 data chunks; its parity is seq 3.
+        ComboRun r = run_combo(pieces, 4, 1, true, keyed ? &tx_key : nullptr, keyed ? &rx_key : nullptr,
+                               drop_seqs({3}));
+        ASSERT_EQ(r.dropped.size(), 1u);
+        EXPECT_TRUE(r.dropped[0].flags & kChunkFlagParity);
+        ASSERT_EQ(r.rx, SessionState::DONE) << "keyed " << keyed << ": " << r.tx_msg << " | " << r.rx_msg;
+        ASSERT_EQ(r.tx, SessionState::DONE) << r.tx_msg;
+        EXPECT_EQ(r.out, concat(pieces));
+    }
+}
+
 // Many mixes: 2..6 legs, parity 1..3, compressible and random chunks of
 // random sizes, with and without a key; up to K data chunks of each stripe
 // are dropped. Byte-exact every time, the drops rebuilt, nothing re-sent.

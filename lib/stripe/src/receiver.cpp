@@ -675,7 +675,10 @@ bool StripeReceiver::resolve_stripe(uint64_t s0) {
         while (j < pn_ && present[j]) j++;
         if (j == 0 || have_data != j) return false;
         const Slot *last = held(s0 + j - 1);
-        const uint64_t end_off = last->offset + last->len;
+        // Offsets count stream bytes: a compressed chunk stands for its
+        // prefix's original length, not its payload's (2.20).
+        const uint64_t end_off =
+            last->offset + (last->compressed && last->len >= kCompressedPrefixSize ? net::load_le32(last->buf) : last->len);
         const Slot *next = held(s0 + pn_ + pk_);
         if ((next && next->offset == end_off) ||
             (end_known_ && end_.chunks == s0 + pn_ + pk_ && end_.bytes == end_off)) {
