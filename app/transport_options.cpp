@@ -317,12 +317,6 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "
                "viamillipede, send a file and compare checksums, e.g. `head -c 1G /dev/urandom > f; sha256sum f`";
-    if (o.parity && o.compress)
-        return "parity with compress: the two are not combined yet (a rebuilt chunk would have to pass the "
-               "inflate pool's ordering); use one of them";
-    if (o.parity && o.keyed)
-        return "parity with key: the two are not combined yet (parity would have to cover the sealed chunks "
-               "and rx verify rebuilt ones before decrypting); use one of them";
     if (o.parity && o.compat)
         return "parity with --compat viamillipede: stock viamillipede's format has no parity chunks (a stock "
                "receiver would write them into the output); drop parity, or run dpdk-millipede on both ends "

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "../stripe/fake_aead.h"
 #include "sim.h"
 
 using namespace millipede;
@@ -30,7 +31,8 @@ struct ParityCase {
 // from its measured bandwidth-delay product), no bound (seed % 4 == 0) or a
 // fixed one of 1..3 chunks, from the seed (so every other draw is the
 // seed's usual mix).
-ParityCase make_parity_case(uint64_t seed, bool fixed_or_off) {
+ParityCase make_parity_case(uint64_t seed, bool fixed_or_off, stripe::Aead *tx_key = nullptr,
+                            stripe::Aead *rx_key = nullptr) {
     Rng r(seed * 0x2545f4914f6cdd1dull + 11);
     ParityCase c;
     sim::WorldConfig &wc = c.wc;
@@ -67,7 +69,15 @@ ParityCase make_parity_case(uint64_t seed, bool fixed_or_off) {
         done++;
     }
     wc.tx.stripe.parity_k = k;
-    wc.tx.stripe.chunk_bytes = chunk;
+    // key FILE (2.22): every data chunk sealed (the test double), its tag
+    // taking 16 bytes of the chunk; parity covers the sealed bytes and a
+    // rebuilt chunk must open.
+    const uint32_t chunk_keyed = std::max<uint32_t>(chunk, 17);
+    if (tx_key) {
+        wc.tx.stripe.aead = tx_key;
+        wc.rx.stripe.aead = rx_key;
+    }
+    wc.tx.stripe.chunk_bytes = tx_key ? chunk_keyed : chunk;
     wc.tx.stripe.max_chunks_in_flight = static_cast<uint32_t>(r.range(2, 12));
     wc.tx.stripe.backoff_initial_us = r.range(20, 200) * 1000;
     wc.tx.stripe.backoff_max_us = 1'000'000;
@@ -80,7 +90,7 @@ ParityCase make_parity_case(uint64_t seed, bool fixed_or_off) {
     }
     wc.tx.watchdog.connect_timeout_us = 1'000'000;
     wc.rx.stripe.window_chunks = static_cast<uint32_t>(r.range(2 * legs, 4 * legs));
-    wc.rx.stripe.max_chunk_bytes = std::max<uint32_t>(chunk, static_cast<uint32_t>(r.range(1024, 64 * 1024)));
+    wc.rx.stripe.max_chunk_bytes = std::max<uint32_t>(wc.tx.stripe.chunk_bytes, static_cast<uint32_t>(r.range(1024, 64 * 1024)));
     wc.rx.stripe.max_legs = 64;
     for (tcp::Config *t : {&wc.tx.tcp, &wc.rx.tcp}) {
         t->sack = r.chance(0.8);
@@ -95,9 +105,9 @@ ParityCase make_parity_case(uint64_t seed, bool fixed_or_off) {
     wc.time_limit_us = 900'000'000;
     char b[512];
     snprintf(b, sizeof b,
-             "legs=%u (N=%u K=%u) size=%zu chunk=%u in_flight=%u window=%u queue_ahead=%s loss=%d reorder=%d dup=%d "
+             "%slegs=%u (N=%u K=%u) size=%zu chunk=%u in_flight=%u window=%u queue_ahead=%s loss=%d reorder=%d dup=%d "
              "kills:%s",
-             legs, legs - k, k, c.size, chunk, wc.tx.stripe.max_chunks_in_flight, wc.rx.stripe.window_chunks,
+             tx_key ? "keyed " : "", legs, legs - k, k, c.size, wc.tx.stripe.chunk_bytes, wc.tx.stripe.max_chunks_in_flight, wc.rx.stripe.window_chunks,
              !fixed_or_off ? "auto" : seed % 4 == 0 ? "off" : std::to_string(wc.tx.stripe.parity_queue_ahead_bytes).c_str(), loss, reorder, dup, kills.c_str());
     c.mix = b;
     return c;
@@ -108,8 +118,10 @@ struct ParityTally {
     uint64_t beyond_k = 0; // seeds where more than K legs died (the watchdog also gave up a lossy live leg)
 };
 
-bool run_parity_seed(uint64_t seed, bool queue_ahead, ParityTally &t, std::string &err, bool verbose) {
-    ParityCase c = make_parity_case(seed, queue_ahead);
+bool run_parity_seed(uint64_t seed, bool queue_ahead, ParityTally &t, std::string &err, bool verbose,
+                     bool keyed = false) {
+    stripe_test::FakeAead tx_key(seed), rx_key(seed);
+    ParityCase c = make_parity_case(seed, queue_ahead, keyed ? &tx_key : nullptr, keyed ? &rx_key : nullptr);
     const auto in = sim::make_input(c.size, seed);
     sim::World w(c.wc, in);
     const sim::Outcome o = w.run();
@@ -156,7 +168,7 @@ bool run_parity_seed(uint64_t seed, bool queue_ahead, ParityTally &t, std::strin
     if (why.empty()) return true;
     err = "parity seed " + std::to_string(seed) + " failed: " + why + "\n  mix: " + c.mix +
           "\n  re-run: MILLIPEDE_SIM_SEED=" + std::to_string(seed) + " <build>/tests/sim/sim_parity_test" +
-          (queue_ahead ? " --gtest_filter=*FixedOrOff*" : "");
+          (queue_ahead ? " --gtest_filter=*FixedOrOff*" : keyed ? " --gtest_filter=*Keyed*" : "");
     return false;
 }
 
@@ -165,25 +177,25 @@ uint64_t env_u64(const char *name, uint64_t dflt) {
     return v && *v ? std::strtoull(v, nullptr, 10) : dflt;
 }
 
-void run_parity_seeds(bool queue_ahead, uint64_t default_seeds) {
+void run_parity_seeds(bool queue_ahead, uint64_t default_seeds, bool keyed = false) {
     ParityTally t;
     if (const char *one = std::getenv("MILLIPEDE_SIM_SEED"); one && *one) {
         std::string err;
-        EXPECT_TRUE(run_parity_seed(std::strtoull(one, nullptr, 10), queue_ahead, t, err, true)) << err;
+        EXPECT_TRUE(run_parity_seed(std::strtoull(one, nullptr, 10), queue_ahead, t, err, true, keyed)) << err;
         return;
     }
     const uint64_t n = env_u64("MILLIPEDE_SIM_SEEDS", default_seeds);
     uint64_t failures = 0;
     for (uint64_t seed = 1; seed <= n; seed++) {
         std::string err;
-        if (!run_parity_seed(seed, queue_ahead, t, err, false)) {
+        if (!run_parity_seed(seed, queue_ahead, t, err, false, keyed)) {
             ADD_FAILURE() << err;
             if (++failures >= 10) break;
         }
     }
     printf("sim parity seeds%s: %llu seeds, %.1f MB; legs lost %llu, chunks covered by parity %llu, rebuilt %llu, "
            "parity chunks sent %llu, chunks re-sent %llu; seeds with more than K legs lost %llu\n",
-           queue_ahead ? " (queue-ahead fixed or off)" : " (queue-ahead auto)", static_cast<unsigned long long>(t.seeds), t.bytes / 1e6,
+           queue_ahead ? " (queue-ahead fixed or off)" : keyed ? " (keyed, queue-ahead auto)" : " (queue-ahead auto)", static_cast<unsigned long long>(t.seeds), t.bytes / 1e6,
            static_cast<unsigned long long>(t.legs_lost), static_cast<unsigned long long>(t.covered),
            static_cast<unsigned long long>(t.rebuilt), static_cast<unsigned long long>(t.parity_sent),
            static_cast<unsigned long long>(t.resent), static_cast<unsigned long long>(t.beyond_k));
@@ -201,5 +213,12 @@ TEST(SimParity, LegsDieNothingResent) { run_parity_seeds(false, 1000); }
 // The same mixes with the queue ahead of each leg fixed at 1..3 chunks, or
 // not bounded (--parity-queue-ahead BYTES|off): still nothing re-sent.
 TEST(SimParity, QueueAheadFixedOrOffLegsDieNothingResent) { run_parity_seeds(true, 300); }
+
+// key FILE with parity: the same mixes with every data chunk sealed (a test
+// double for AES-256-GCM); the parity covers the sealed bytes, the rebuilt
+// chunks open, and still nothing is re-sent. (Compression is not simulated:
+// the sim's sender reads the pipe itself, compressed chunks come from the
+// dataplane's pool; tests/stripe/parity_combo_test.cpp covers them.)
+TEST(SimParity, KeyedLegsDieNothingResent) { run_parity_seeds(false, 300, true); }
 
 } // namespace

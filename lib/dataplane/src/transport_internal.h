@@ -289,6 +289,10 @@ struct Session {
     std::vector<uint32_t> inflate_payload; // rx: payload length of the chunk in each buffer
     uint64_t inflate_next = 0;             // rx: next chunk to hand to the pool
     uint64_t inflate_written = 0;          // rx: chunks whose stream bytes stdout took
+    // rx: every seq below is done (written, or a parity seq passed over):
+    // the pool's jobs are seqs in [inflate_done_below, inflate_next), fewer
+    // than inflate_slots, so no two share an output buffer.
+    uint64_t inflate_done_below = 0;
     // rx pipe side
     uint64_t inflight = 0;
     bool end_submitted = false;

@@ -167,6 +167,7 @@ unsigned pipe_rx_inflate(Impl &p) {
     if (!drain_writer(p, work, [&s](const pipeio::Completion &c) {
             s.rx->output_consumed(s.inflate_payload[c.cookie % s.inflate_slots]);
             s.inflate_written++;
+            s.inflate_done_below = c.cookie + 1; // (stdout completes in order)
         }))
         return work;
     pipeio::CodecJob j;
@@ -187,8 +188,27 @@ unsigned pipe_rx_inflate(Impl &p) {
     }
     const stripe::StripeReceiver &st = s.rx->stripe();
     stripe::StripeReceiver::Held h;
-    while (s.inflate_next - s.inflate_written < s.inflate_slots && s.inflate->outstanding() < s.inflate->capacity() &&
-           st.held(s.inflate_next, h)) {
+    // parity (docs/wire.md 2.21): a stripe's parity seqs and the data seqs
+    // a short stripe left out are held with no bytes; the receiver frees
+    // them as soon as the output reaches them, so they are passed over here
+    // (counted as written) instead of going through the pool. Every seq
+    // below output_base() not yet submitted is such a seq: one with bytes
+    // is freed only after its bytes were written. A passed-over seq keeps
+    // its output buffer index unused until the jobs before it are written
+    // (inflate_done_below), so a job never takes a buffer still in use.
+    const auto pass_over = [&s](uint64_t n) {
+        const bool idle = s.inflate_written == s.inflate_next; // no job of the pool outstanding
+        s.inflate_next += n;
+        s.inflate_written += n;
+        if (idle) s.inflate_done_below = s.inflate_next;
+    };
+    if (s.inflate_next < st.output_base()) pass_over(st.output_base() - s.inflate_next);
+    while (s.inflate_next - s.inflate_done_below < s.inflate_slots &&
+           s.inflate->outstanding() < s.inflate->capacity() && st.held(s.inflate_next, h)) {
+        if (h.len == 0) {
+            pass_over(1);
+            continue;
+        }
         const uint32_t slot = static_cast<uint32_t>(s.inflate_next % s.inflate_slots);
         pipeio::CodecJob in;
         in.in = const_cast<uint8_t *>(h.data);

@@ -31,33 +31,53 @@ void ParityCodec::encode_update(unsigned data_index, const uint8_t *data, size_t
                           const_cast<uint8_t *>(data), const_cast<uint8_t **>(parity));
 }
 
-bool ParityCodec::rebuild(unsigned n_used, const bool *present, uint8_t *const *units, size_t len) {
+bool ParityCodec::plan_rebuild(unsigned n_used, const bool *present, unsigned *sources, unsigned *targets) {
+    plan_m_ = plan_miss_ = 0;
     if (n_used == 0 || n_used > n_) return false;
     const unsigned m = n_used;
     // Survivors: present data units below m first, then present parity.
-    uint8_t *src[kMaxParityUnits];
-    unsigned rows[kMaxParityUnits];
     unsigned have = 0;
     for (unsigned j = 0; j < m && have < m; j++)
-        if (present[j]) rows[have] = j, src[have++] = units[j];
+        if (present[j]) sources[have++] = j;
     for (unsigned i = 0; i < k_ && have < m; i++)
-        if (present[n_ + i]) rows[have] = n_ + i, src[have++] = units[n_ + i];
+        if (present[n_ + i]) sources[have++] = n_ + i;
     if (have < m) return false;
-    uint8_t *out[kMaxParityUnits];
-    unsigned missing[kMaxParityUnits];
     unsigned nmiss = 0;
     for (unsigned j = 0; j < m; j++)
-        if (!present[j]) missing[nmiss] = j, out[nmiss++] = units[j];
+        if (!present[j]) targets[nmiss++] = j;
+    plan_m_ = m;
+    plan_miss_ = nmiss;
     if (nmiss == 0) return true;
     // The survivors' rows of the generator, restricted to the m columns that
     // exist (the others multiply zeros), inverted: data = inv x survivors.
     for (unsigned r = 0; r < m; r++)
-        for (unsigned c = 0; c < m; c++) sub_[r * m + c] = matrix_[static_cast<size_t>(rows[r]) * n_ + c];
-    if (gf_invert_matrix(sub_.data(), inv_.data(), static_cast<int>(m)) != 0) return false; // cannot happen (Cauchy)
+        for (unsigned c = 0; c < m; c++) sub_[r * m + c] = matrix_[static_cast<size_t>(sources[r]) * n_ + c];
+    if (gf_invert_matrix(sub_.data(), inv_.data(), static_cast<int>(m)) != 0) { // cannot happen (Cauchy)
+        plan_m_ = plan_miss_ = 0;
+        return false;
+    }
     for (unsigned t = 0; t < nmiss; t++)
-        for (unsigned c = 0; c < m; c++) dec_rows_[t * m + c] = inv_[missing[t] * m + c];
+        for (unsigned c = 0; c < m; c++) dec_rows_[t * m + c] = inv_[targets[t] * m + c];
     ec_init_tables(static_cast<int>(m), static_cast<int>(nmiss), dec_rows_.data(), dec_tables_.data());
-    ec_encode_data(static_cast<int>(len), static_cast<int>(m), static_cast<int>(nmiss), dec_tables_.data(), src, out);
+    return true;
+}
+
+void ParityCodec::rebuild_update(unsigned source_index, const uint8_t *unit, size_t len, uint8_t *const *outs) const {
+    if (len == 0 || plan_miss_ == 0) return;
+    ec_encode_data_update(static_cast<int>(len), static_cast<int>(plan_m_), static_cast<int>(plan_miss_),
+                          static_cast<int>(source_index), const_cast<uint8_t *>(dec_tables_.data()),
+                          const_cast<uint8_t *>(unit), const_cast<uint8_t **>(outs));
+}
+
+bool ParityCodec::rebuild(unsigned n_used, const bool *present, uint8_t *const *units, size_t len) {
+    unsigned sources[kMaxParityUnits], targets[kMaxParityUnits];
+    if (!plan_rebuild(n_used, present, sources, targets)) return false;
+    if (plan_miss_ == 0) return true;
+    uint8_t *src[kMaxParityUnits], *out[kMaxParityUnits];
+    for (unsigned r = 0; r < plan_m_; r++) src[r] = units[sources[r]];
+    for (unsigned t = 0; t < plan_miss_; t++) out[t] = units[targets[t]];
+    ec_encode_data(static_cast<int>(len), static_cast<int>(plan_m_), static_cast<int>(plan_miss_), dec_tables_.data(),
+                   src, out);
     return true;
 }
 

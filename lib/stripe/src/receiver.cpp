@@ -359,6 +359,10 @@ void StripeReceiver::on_hello(uint32_t leg, const Decoded &d) {
             why = "this receiver's window does not hold two parity stripes (raise rx's window)";
         else if ((wants && pk_ && (n != pn_ || k != pk_)) || (!wants && pk_))
             why = "its parity geometry differs from the session's other legs";
+        else if (wants && (d.hello.features & (kFeatureCompress | kFeatureAead)) &&
+                 !(d.hello.features & kFeatureParityFlags))
+            why = "parity over compressed or encrypted chunks without hello feature bit 6 (its parity units "
+                  "would not say how to open a rebuilt chunk)";
         if (why) {
             r.status = HelloStatus::BAD_HELLO;
             e = Error::BAD_COUNT;
@@ -406,11 +410,14 @@ void StripeReceiver::accept(uint32_t leg, const Hello &h) {
     r.features = h.features & (cfg_.features | (cfg_.aead ? kFeatureAead : 0));
     compressed_session_ = (r.features & kFeatureCompress) != 0;
     if (h.features & kFeatureParity) {
-        r.features |= h.features & (kFeatureParity | kFeatureParityGeometryMask);
+        r.features |= h.features & (kFeatureParity | kFeatureParityGeometryMask | kFeatureParityFlags);
         if (!pk_) {
             pn_ = parity_feature_n(h.features);
             pk_ = parity_feature_k(h.features);
             parity_ = std::make_unique<ParityCodec>(pn_, pk_);
+            // key FILE: a rebuild re-seals the held chunks' plaintext here,
+            // one at a time, to get back the units the sender encoded.
+            if (cfg_.aead) reseal_.reset(new uint8_t[static_cast<size_t>(cfg_.max_chunk_bytes) + 2 * kParityUnitPrefix]);
         }
     }
     r.window_chunks = cfg_.window_chunks;
@@ -505,6 +512,8 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
             if ((c.offset & 0xFF) != s % g - pn_ || ((c.offset >> 8) & 0xFF) != pn_ || ((c.offset >> 16) & 0xFF) != pk_ ||
                 (c.offset >> 32) != 0 || stripe_data == 0 || stripe_data > pn_ || c.length <= kParityUnitPrefix)
                 why = "a parity chunk whose geometry disagrees with the hello";
+            else if (c.flags & (kChunkFlagEncrypted | kChunkFlagCompressed))
+                why = "a parity chunk marked encrypted or compressed (parity is neither: it covers the sealed chunks)";
         } else if (!why && c.length > cfg_.max_chunk_bytes) {
             why = "a data chunk longer than the chunk limit";
         }
@@ -607,7 +616,9 @@ void StripeReceiver::on_chunk_end(uint32_t leg, const Decoded &d) {
              static_cast<unsigned long long>(s.seq), leg);
         return;
     }
-    if (cfg_.aead && !open_chunk(leg, s)) return;
+    // A parity chunk is not sealed: it is a combination of sealed chunks,
+    // and what is rebuilt from it is opened like any chunk (2.21).
+    if (cfg_.aead && !s.parity && !open_chunk(leg, s)) return;
     s.st = Slot::St::HELD;
     if (s.parity) stats_.parity_chunks++;
     if (s.fillers > 0) detach_fillers(idx); // the other copy's rest is read and dropped
@@ -664,7 +675,10 @@ bool StripeReceiver::resolve_stripe(uint64_t s0) {
         while (j < pn_ && present[j]) j++;
         if (j == 0 || have_data != j) return false;
         const Slot *last = held(s0 + j - 1);
-        const uint64_t end_off = last->offset + last->len;
+        // Offsets count stream bytes: a compressed chunk stands for its
+        // prefix's original length, not its payload's (2.20).
+        const uint64_t end_off =
+            last->offset + (last->compressed && last->len >= kCompressedPrefixSize ? net::load_le32(last->buf) : last->len);
         const Slot *next = held(s0 + pn_ + pk_);
         if ((next && next->offset == end_off) ||
             (end_known_ && end_.chunks == s0 + pn_ + pk_ && end_.bytes == end_off)) {
@@ -676,50 +690,90 @@ bool StripeReceiver::resolve_stripe(uint64_t s0) {
     if (have_data + have_parity < nd) return false;
     for (uint32_t j = 0; j < nd; j++)
         if (!present[j] && s0 + j - base_ >= w) return false; // no buffer for it yet: output must drain first
-    // Rebuild. A data chunk's unit is its prefix (offset, length, CRC32C)
-    // in the buffer's headroom, its payload, zeros up to the parity length.
+    // Rebuild. A data unit is the chunk as the sender encoded it (2.21):
+    // the prefix (offset, length and flags, CRC32C of the payload on the
+    // wire) in the buffer's headroom, that payload, zeros up to the parity
+    // length. The payload on the wire is what a held chunk's buffer has,
+    // except with a key: a held chunk was opened in place, so its unit is
+    // sealed again (rebuild_keyed).
     uint8_t *units[kMaxLegs] = {};
     for (uint32_t j = 0; j < nd; j++) {
         const int32_t idx = static_cast<int32_t>((s0 + j) % w);
         Slot &x = slots_[idx];
         units[j] = x.buf - kParityUnitPrefix;
         if (present[j]) {
-            if (kParityUnitPrefix + x.len > plen) {
+            const uint32_t wire_len = x.len + (cfg_.aead ? static_cast<uint32_t>(kAeadTagBytes) : 0);
+            if (kParityUnitPrefix + wire_len > plen) {
                 fail(Error::BAD_COUNT, "chunk %llu is longer than its stripe's parity",
                      static_cast<unsigned long long>(s0 + j));
                 return false;
             }
-            net::store_le64(units[j], x.offset);
-            net::store_le32(units[j] + 8, x.len);
-            net::store_le32(units[j] + 12, x.crc);
-            std::memset(x.buf + x.len, 0, plen - kParityUnitPrefix - x.len);
+            if (!cfg_.aead) {
+                encode_parity_unit_prefix(units[j], unit_prefix(x, x.len));
+                std::memset(x.buf + x.len, 0, plen - kParityUnitPrefix - x.len);
+            }
         } else if (x.st == Slot::St::RECEIVING) {
             detach_fillers(idx); // a copy still coming (or never: its leg died) is dropped
         }
     }
     for (uint32_t i = 0; i < pk_; i++)
         if (present[pn_ + i]) units[pn_ + i] = slots_[(s0 + pn_ + i) % w].buf;
-    if (!parity_->rebuild(nd, present, units, plen)) return false;
+    if (cfg_.aead ? !rebuild_keyed(s0, nd, present, units, plen) : !parity_->rebuild(nd, present, units, plen))
+        return false;
     for (uint32_t j = 0; j < nd; j++) {
         if (present[j]) continue;
         Slot &x = slots_[(s0 + j) % w];
-        const uint8_t *u = units[j];
-        const uint64_t off = net::load_le64(u);
-        const uint32_t len = net::load_le32(u + 8), crc = net::load_le32(u + 12);
-        if (len == 0 || len > cfg_.max_chunk_bytes || kParityUnitPrefix + len > plen || crc32c(x.buf, len) != crc) {
+        const ParityUnitPrefix u = decode_parity_unit_prefix(units[j]);
+        if (u.length == 0 || u.length > cfg_.max_chunk_bytes || kParityUnitPrefix + u.length > plen ||
+            crc32c(x.buf, u.length) != u.crc32c) {
             fail(Error::CRC_MISMATCH,
                  "chunk %llu rebuilt from its stripe's parity does not verify (length %u, CRC32C 0x%08x)",
-                 static_cast<unsigned long long>(s0 + j), len, crc);
+                 static_cast<unsigned long long>(s0 + j), u.length, u.crc32c);
             return false;
         }
-        x.st = Slot::St::HELD;
+        // The flags say what a received chunk's header would: compressed
+        // only in a session that negotiated it, encrypted exactly when the
+        // session has a key (2.20, 2.22).
+        if ((u.flags & ~kParityUnitFlagsKnown) || ((u.flags & kChunkFlagCompressed) && !compressed_session_) ||
+            ((u.flags & kChunkFlagEncrypted) != 0) != (cfg_.aead != nullptr)) {
+            fail(u.flags & kChunkFlagEncrypted || cfg_.aead ? Error::AUTH_FAILED : Error::BAD_COMPRESSED,
+                 "chunk %llu rebuilt from its stripe's parity carries chunk flags 0x%02x this session does not "
+                 "allow%s; none of it was written",
+                 static_cast<unsigned long long>(s0 + j), u.flags,
+                 cfg_.aead ? " (a session with a key)" : "");
+            return false;
+        }
         x.seq = s0 + j;
-        x.len = x.filled = len;
-        x.offset = off;
-        x.crc = crc;
+        x.len = x.filled = u.length;
+        x.offset = u.offset;
+        x.crc = u.crc32c;
+        x.compressed = (u.flags & kChunkFlagCompressed) != 0;
         x.parity = false;
         x.mixed = false;
         x.fillers = 0;
+        // Then exactly what a chunk that arrived goes through: the tag, in
+        // place, before it counts as held; inflation (and its CRC32C of the
+        // original bytes) follows in the owner's pool, in order.
+        if (cfg_.aead && !cfg_.aead->open(x.seq, chunk_aad(x).data(), x.buf, x.len)) {
+            x.st = Slot::St::FREE;
+            x.filled = 0;
+            fail(Error::AUTH_FAILED,
+                 "chunk %llu (stream bytes %llu..) rebuilt from its stripe's parity failed authentication "
+                 "(AES-256-GCM tag): a chunk of its stripe was tampered with or sealed with another key; none of "
+                 "it was written",
+                 static_cast<unsigned long long>(x.seq), static_cast<unsigned long long>(x.offset));
+            return false;
+        }
+        if (cfg_.aead) x.len -= static_cast<uint32_t>(kAeadTagBytes);
+        if (x.compressed && x.len <= kCompressedPrefixSize) {
+            fail(Error::BAD_COMPRESSED,
+                 "chunk %llu rebuilt from its stripe's parity is a compressed payload of %u bytes, too short for "
+                 "its prefix; none of it was written",
+                 static_cast<unsigned long long>(x.seq), x.len);
+            return false;
+        }
+        x.filled = x.len;
+        x.st = Slot::St::HELD;
         stats_.parity_rebuilt++;
     }
     // Tell the sender on every leg: it holds those chunks as lost and waits
@@ -727,6 +781,64 @@ bool StripeReceiver::resolve_stripe(uint64_t s0) {
     for (auto &o : legs_)
         if (o.st == ReceiverLegState::OPEN) o.ack_pending = true;
     stripe_n_ = nd;
+    return true;
+}
+
+// The prefix of a held data chunk's parity unit; wire_len is its payload's
+// length on the wire.
+ParityUnitPrefix StripeReceiver::unit_prefix(const Slot &x, uint32_t wire_len) const {
+    ParityUnitPrefix p;
+    p.offset = x.offset;
+    p.length = wire_len;
+    p.flags = static_cast<uint8_t>((x.compressed ? kChunkFlagCompressed : 0) | (cfg_.aead ? kChunkFlagEncrypted : 0));
+    p.crc32c = x.crc;
+    return p;
+}
+
+// key FILE: the held data chunks hold plaintext (opened in place), the
+// parity was computed over their sealed bytes. Each is sealed again into
+// one scratch unit - the same plaintext under the same nonce and AAD is the
+// same ciphertext and tag the sender sent, a repeat of that message, not a
+// new one under its nonce (2.22) - and added into the missing units one
+// survivor at a time.
+bool StripeReceiver::rebuild_keyed(uint64_t s0, uint32_t nd, const bool *present, uint8_t *const *units,
+                                   uint32_t plen) {
+    const uint64_t w = cfg_.window_chunks;
+    unsigned sources[kMaxLegs], targets[kMaxLegs];
+    if (!parity_->plan_rebuild(nd, present, sources, targets)) return false;
+    uint8_t *outs[kMaxLegs];
+    for (unsigned t = 0; t < parity_->rebuild_targets(); t++) {
+        outs[t] = units[targets[t]];
+        std::memset(outs[t], 0, plen);
+    }
+    uint8_t *unit = reseal_.get();
+    for (unsigned r = 0; r < parity_->rebuild_sources(); r++) {
+        const unsigned u = sources[r];
+        if (u >= pn_) {
+            parity_->rebuild_update(r, units[u], plen, outs);
+            continue;
+        }
+        const Slot &x = slots_[(s0 + u) % w];
+        const uint32_t wire_len = x.len + static_cast<uint32_t>(kAeadTagBytes);
+        std::memcpy(unit + kParityUnitPrefix, x.buf, x.len);
+        uint8_t aad[kAeadAadBytes];
+        encode_chunk_aad(aad, session_, x.seq, x.offset, x.len);
+        if (!cfg_.aead->seal(x.seq, aad, unit + kParityUnitPrefix, x.len)) {
+            fail(Error::AEAD_FAILED, "the crypto device failed to seal chunk %llu again for a rebuild",
+                 static_cast<unsigned long long>(x.seq));
+            return false;
+        }
+        if (crc32c(unit + kParityUnitPrefix, wire_len) != x.crc) {
+            fail(Error::AEAD_FAILED,
+                 "chunk %llu sealed again for a rebuild is not what arrived (CRC32C); the crypto device is not "
+                 "deterministic",
+                 static_cast<unsigned long long>(x.seq));
+            return false;
+        }
+        encode_parity_unit_prefix(unit, unit_prefix(x, wire_len));
+        std::memset(unit + kParityUnitPrefix + wire_len, 0, plen - kParityUnitPrefix - wire_len);
+        parity_->rebuild_update(r, unit, plen, outs);
+    }
     return true;
 }
 
@@ -739,10 +851,7 @@ bool StripeReceiver::open_chunk(uint32_t leg, Slot &s) {
              static_cast<unsigned long long>(s.seq), leg, legs_[leg].pending.flags, s.len);
         return false;
     }
-    const uint32_t plain = s.len - static_cast<uint32_t>(kAeadTagBytes);
-    uint8_t aad[kAeadAadBytes];
-    encode_chunk_aad(aad, session_, s.seq, s.offset, plain);
-    if (!cfg_.aead->open(s.seq, aad, s.buf, s.len)) {
+    if (!cfg_.aead->open(s.seq, chunk_aad(s).data(), s.buf, s.len)) {
         s.st = Slot::St::FREE;
         s.filled = 0;
         fail(Error::AUTH_FAILED,
@@ -751,8 +860,16 @@ bool StripeReceiver::open_chunk(uint32_t leg, Slot &s) {
              static_cast<unsigned long long>(s.seq), static_cast<unsigned long long>(s.offset), leg);
         return false;
     }
-    s.len = plain;
+    s.len -= static_cast<uint32_t>(kAeadTagBytes);
     return true;
+}
+
+// The AAD the sender sealed chunk `s` with: its offset and the length of
+// its plaintext (s.len is the payload on the wire, tag included).
+std::array<uint8_t, kAeadAadBytes> StripeReceiver::chunk_aad(const Slot &s) const {
+    std::array<uint8_t, kAeadAadBytes> aad;
+    encode_chunk_aad(aad.data(), session_, s.seq, s.offset, s.len - static_cast<uint32_t>(kAeadTagBytes));
+    return aad;
 }
 
 void StripeReceiver::on_end(uint32_t leg, const Decoded &d) {
@@ -806,6 +923,7 @@ void StripeReceiver::advance() {
                 x.seq = next_;
                 x.len = x.filled = 0;
                 x.parity = false;
+                x.compressed = false;
                 next_++;
                 if (next_ % g == 0) stripe_ready_ = false;
                 continue;

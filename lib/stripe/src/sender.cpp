@@ -282,10 +282,18 @@ void StripeSender::seal(uint64_t now_us) {
             for (uint32_t i = 0; i < pk_; i++) std::memset(par[i] + stripe_plen_, 0, unit - stripe_plen_);
             stripe_plen_ = unit;
         }
+        // The unit is the chunk as it goes on the wire: compressed and
+        // sealed already (push_chunk() took a compressed payload, encrypt()
+        // ran above), so s.len and s.crc are the payload's on the wire, and
+        // the flags let the receiver open and inflate a rebuilt chunk as it
+        // would the chunk itself (docs/wire.md 2.21).
         uint8_t prefix[kParityUnitPrefix];
-        net::store_le64(prefix, s.offset);
-        net::store_le32(prefix + 8, s.len);
-        net::store_le32(prefix + 12, s.crc);
+        ParityUnitPrefix pp;
+        pp.offset = s.offset;
+        pp.length = s.len;
+        pp.flags = static_cast<uint8_t>((s.flags & kChunkFlagCompressed) | (cfg_.aead ? kChunkFlagEncrypted : 0));
+        pp.crc32c = s.crc;
+        encode_parity_unit_prefix(prefix, pp);
         parity_->encode_update(j, prefix, kParityUnitPrefix, par);
         for (uint32_t i = 0; i < pk_; i++) par[i] += kParityUnitPrefix;
         parity_->encode_update(j, s.buf, s.len, par);
@@ -524,7 +532,8 @@ void StripeSender::leg_up(uint32_t leg, uint64_t) {
         Hello h;
         h.session_id = cfg_.session_id;
         h.stream_index = leg;
-        h.features = cfg_.features | (pk_ ? parity_feature(pn_, pk_) : 0) | (cfg_.aead ? kFeatureAead : 0);
+        h.features = cfg_.features | (pk_ ? parity_feature(pn_, pk_) : 0) | (cfg_.aead ? kFeatureAead : 0) |
+                     (parity_flags_wanted() ? kFeatureParityFlags : 0);
         std::memcpy(h.checkphrase, cfg_.checkphrase, 4);
         h.chunk_bytes = cfg_.chunk_bytes;
         l.ctl_len = static_cast<uint32_t>(encode_hello(l.ctl, h));
@@ -637,6 +646,14 @@ void StripeSender::on_record(uint32_t leg, const Decoded &d, uint64_t) {
                      "leg %u: the receiver does not support parity (hello feature bit 3); run an rx that "
                      "knows `parity`, or drop `parity %u`",
                      leg, pk_);
+                return;
+            }
+            if (parity_flags_wanted() && !(r.features & kFeatureParityFlags)) {
+                fail(Error::MISSING_FEATURE,
+                     "leg %u: the receiver cannot rebuild compressed or encrypted chunks from parity (hello "
+                     "feature bit 6); run an rx that knows parity with %s, or drop `parity %u`",
+                     leg, cfg_.aead ? ((cfg_.features & kFeatureCompress) ? "compress and key" : "key") : "compress",
+                     pk_);
                 return;
             }
             if (pk_ && r.window_chunks < 2 * (pn_ + pk_)) {

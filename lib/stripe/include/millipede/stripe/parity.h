@@ -48,12 +48,28 @@ class ParityCodec {
     // false (nothing written) when fewer than n_used units are present.
     bool rebuild(unsigned n_used, const bool *present, uint8_t *const *units, size_t len);
 
+    // The same rebuild one survivor at a time, for survivors whose unit is
+    // not in memory as a whole (the receiver re-seals an encrypted chunk's
+    // plaintext into one scratch buffer, docs/wire.md 2.21):
+    // plan_rebuild() picks the survivors (false: fewer than n_used present)
+    // and returns them in `sources` (unit indices, rebuild_sources() of
+    // them) and the missing data units in `targets` (rebuild_targets());
+    // the caller zeroes the targets' `len` bytes, then calls
+    // rebuild_update(r, unit, len, outs) once per source r with that
+    // source's unit, outs[t] pointing into target t at the same offset
+    // (a unit may come in pieces, as for encode_update()).
+    bool plan_rebuild(unsigned n_used, const bool *present, unsigned *sources, unsigned *targets);
+    unsigned rebuild_sources() const { return plan_m_; }
+    unsigned rebuild_targets() const { return plan_miss_; }
+    void rebuild_update(unsigned source_index, const uint8_t *unit, size_t len, uint8_t *const *outs) const;
+
   private:
     unsigned n_, k_;
     std::vector<uint8_t> matrix_;     // (N+K) x N, rows 0..N-1 the identity
     std::vector<uint8_t> enc_tables_; // ec_init_tables of the K parity rows
     // rebuild scratch, sized once
     std::vector<uint8_t> sub_, inv_, dec_rows_, dec_tables_;
+    unsigned plan_m_ = 0, plan_miss_ = 0; // the last plan: survivors used, units rebuilt
 };
 
 } // namespace millipede::stripe

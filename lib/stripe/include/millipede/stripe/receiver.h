@@ -36,9 +36,15 @@
 //   rebuilt from any N of its stripe's N+K chunks and acknowledged as held,
 //   so the sender never re-sends it; the buffers of a stripe's chunks
 //   already written out are kept until the stripe is complete. The codec's
-//   tables are allocated at the first hello that asks for parity.
+//   tables are allocated at the first hello that asks for parity (with a
+//   key, also one scratch unit: a rebuild seals the held chunks' plaintext
+//   again through `aead` to get back the units the sender encoded). A
+//   rebuilt chunk is verified like a received one before it is held: the
+//   CRC32C and flags its unit's prefix carries, then (key) its tag; a
+//   compressed one is then inflated by the owner like any other.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -163,6 +169,9 @@ class StripeReceiver {
     void accept(uint32_t leg, const Hello &h);
     void on_key_proof(uint32_t leg, const Decoded &d);
     bool open_chunk(uint32_t leg, Slot &s);
+    std::array<uint8_t, kAeadAadBytes> chunk_aad(const Slot &s) const; // s.len: on the wire, tag included
+    ParityUnitPrefix unit_prefix(const Slot &x, uint32_t wire_len) const;
+    bool rebuild_keyed(uint64_t s0, uint32_t nd, const bool *present, uint8_t *const *units, uint32_t plen);
     void on_chunk_end(uint32_t leg, const Decoded &d);
     void on_end(uint32_t leg, const Decoded &d);
     void advance();
@@ -212,6 +221,7 @@ class StripeReceiver {
     // parity (docs/wire.md 2.21), geometry from the first hello that asks for it
     uint32_t pn_ = 0, pk_ = 0;  // N data, K parity chunks per stripe; 0: no parity
     std::unique_ptr<ParityCodec> parity_;
+    std::unique_ptr<uint8_t[]> reseal_; // key FILE: one data unit, sealed again for a rebuild
     bool stripe_ready_ = false; // the stripe next_ is in has all its data held
     uint32_t stripe_n_ = 0;     // ... and that many data chunks
     bool in_advance_ = false;

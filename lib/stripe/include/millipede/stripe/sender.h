@@ -225,6 +225,8 @@ class StripeSender {
     int32_t pick_chunk(const Leg &l, uint32_t leg);
     // ---- parity (docs/wire.md 2.21)
     bool parity_room() const; // a new data chunk may start (its stripe has or can reserve parity buffers)
+    // Parity over compressed or encrypted chunks: hello feature bit 6.
+    bool parity_flags_wanted() const { return pk_ && (cfg_.aead || (cfg_.features & kFeatureCompress)); }
     void open_stripe();
     void close_stripe();
     void cover_lost();

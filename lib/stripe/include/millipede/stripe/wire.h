@@ -21,6 +21,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "millipede/net/bytes.h"
+
 namespace millipede::stripe {
 
 // ---------------------------------------------------------------- errors --
@@ -97,6 +99,13 @@ inline constexpr uint32_t kFeatureAead = 1u << 4;        // key FILE: AES-256-GC
 // both ends must agree, or a plain receiver would write the records to its
 // stdout.
 inline constexpr uint32_t kFeatureTunnel = 1u << 5;
+// Parity with compressed or encrypted chunks (section 2.21): a data unit's
+// prefix carries the chunk's flags in the top byte of its length field, so
+// that a rebuilt chunk is opened and inflated like one that arrived. Asked
+// for with bit 3 exactly when the chunks can be compressed or encrypted; a
+// receiver that knows it echoes it with bit 3 (an older one clears it and
+// the sender fails the session at the hello, not at the first rebuild).
+inline constexpr uint32_t kFeatureParityFlags = 1u << 6;
 // Feature bits a sender or receiver may be configured with (besides the
 // v1 set); parity and AEAD come from their own settings.
 inline constexpr uint32_t kFeaturesOptional = kFeatureCompress | kFeatureTunnel;
@@ -110,6 +119,31 @@ inline constexpr uint8_t kChunkFlagEncrypted = 1u << 3; // payload = ciphertext 
 inline constexpr uint8_t kChunkFlagsKnown =
     kChunkFlagResent | kChunkFlagCompressed | kChunkFlagParity | kChunkFlagEncrypted;
 inline constexpr uint32_t kParityUnitPrefix = 16; // a data unit: offset u64, length u32, crc32c u32, payload
+// The data unit's prefix (2.21): the chunk's offset, its payload length on
+// the wire, its flags (kChunkFlagCompressed, kChunkFlagEncrypted: only with
+// kFeatureParityFlags, else 0) in bits 24..31 of the length word (a length
+// never exceeds 2 MiB, bit 21), and the CRC32C of the payload on the wire.
+inline constexpr uint8_t kParityUnitFlagsKnown = kChunkFlagCompressed | kChunkFlagEncrypted;
+struct ParityUnitPrefix {
+    uint64_t offset = 0;
+    uint32_t length = 0; // payload bytes on the wire
+    uint8_t flags = 0;
+    uint32_t crc32c = 0; // of those payload bytes
+};
+inline void encode_parity_unit_prefix(uint8_t *out, const ParityUnitPrefix &p) {
+    net::store_le64(out, p.offset);
+    net::store_le32(out + 8, (p.length & 0x00FFFFFFu) | static_cast<uint32_t>(p.flags) << 24);
+    net::store_le32(out + 12, p.crc32c);
+}
+inline ParityUnitPrefix decode_parity_unit_prefix(const uint8_t *in) {
+    ParityUnitPrefix p;
+    p.offset = net::load_le64(in);
+    const uint32_t w = net::load_le32(in + 8);
+    p.length = w & 0x00FFFFFFu;
+    p.flags = static_cast<uint8_t>(w >> 24);
+    p.crc32c = net::load_le32(in + 12);
+    return p;
+}
 // A compressed payload starts with the original length (u32) and the
 // original bytes' CRC32C (u32); lib/codec writes and inflates it.
 inline constexpr size_t kCompressedPrefixSize = 8;
