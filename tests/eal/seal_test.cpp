@@ -275,3 +275,48 @@ TEST(SealQueuePair, TransferIsByteExact) {
     ASSERT_EQ(r.rx, stripe::SessionState::DONE) << r.rx_msg;
     EXPECT_EQ(r.out, in);
 }
+
+// Parity over sealed chunks (docs/wire.md 2.21) on the real cipher: the
+// receiver rebuilds a lost chunk's ciphertext from its stripe and opens it
+// with AES-256-GCM, and a rebuilt chunk whose bytes were changed through the
+// parity fails the real tag before anything of it is written.
+#include "../stripe/parity_combo_harness.h"
+
+TEST(SealParity, LostCompressedAndRawChunksAreRebuiltAndOpen) {
+    auto tx = device_for(key_of(31)), rx = device_for(key_of(31));
+    ASSERT_TRUE(tx && rx);
+    using stripe_test::compressible;
+    using stripe_test::random_bytes;
+    const std::vector<std::vector<uint8_t>> pieces = {random_bytes(stripe_test::kPiece, 50),
+                                                      compressible(stripe_test::kPiece, 51),
+                                                      compressible(stripe_test::kPiece, 52), random_bytes(300, 53)};
+    // 4 legs, parity 2: one stripe is seqs 0-1 data, 2-3 parity.
+    const auto r = stripe_test::run_combo(pieces, 4, 2, true, tx.get(), rx.get(), stripe_test::drop_seqs({0, 1, 4}));
+    ASSERT_EQ(r.tx, stripe::SessionState::DONE) << r.tx_msg << " | " << r.rx_msg;
+    ASSERT_EQ(r.rx, stripe::SessionState::DONE) << r.rx_msg;
+    ASSERT_EQ(r.dropped.size(), 3u);
+    EXPECT_FALSE(r.dropped[0].flags & stripe::kChunkFlagCompressed);
+    EXPECT_TRUE(r.dropped[1].flags & stripe::kChunkFlagCompressed);
+    for (const auto &h : r.dropped) EXPECT_TRUE(h.flags & stripe::kChunkFlagEncrypted);
+    EXPECT_EQ(r.rebuilt, 3u);
+    EXPECT_EQ(r.resent, 0u) << "a rebuilt chunk is never sent again";
+    EXPECT_EQ(r.out, stripe_test::concat(pieces));
+    EXPECT_EQ(rx->auth_failures(), 0u);
+}
+
+TEST(SealParity, ARebuiltChunkChangedThroughTheParityFailsTheTag) {
+    auto tx = device_for(key_of(32)), rx = device_for(key_of(32));
+    ASSERT_TRUE(tx && rx);
+    std::vector<std::vector<uint8_t>> pieces;
+    for (uint32_t i = 0; i < 4; i++) pieces.push_back(stripe_test::random_bytes(stripe_test::kPiece, 60 + i));
+    bool tampered = false;
+    const auto r = stripe_test::run_combo(
+        pieces, 3, 1, false, tx.get(), rx.get(),
+        stripe_test::lose_0_and_flip_its_bit_through_parity(stripe_test::kPiece + 16, tampered));
+    ASSERT_TRUE(tampered);
+    EXPECT_EQ(r.rx, stripe::SessionState::FAILED);
+    EXPECT_EQ(r.rx_error, stripe::Error::AUTH_FAILED) << r.rx_msg;
+    EXPECT_NE(r.rx_msg.find("rebuilt from its stripe's parity failed authentication"), std::string::npos) << r.rx_msg;
+    EXPECT_TRUE(r.out.empty()) << "chunk 0 is the first: nothing may reach stdout";
+    EXPECT_EQ(rx->auth_failures(), 1u);
+}
