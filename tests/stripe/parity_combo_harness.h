@@ -242,26 +242,31 @@ inline RecordHook drop_seqs(std::vector<uint64_t> seqs) {
 // Pieces fit a keyed chunk (the tag takes 16 bytes of the chunk size).
 constexpr uint32_t kPiece = kChunk - 16;
 
+// Changes parity record `rec` (parity 1 over 2 data chunks) so that the
+// chunk 0 rebuilt from it differs from chunk 0's unit (`wire_len` bytes on
+// the wire) in bit 0 of byte `at`, with the unit's CRC32C field moved along
+// (CRC32C is affine over equal lengths) and the record's own CRC32C
+// recomputed, so the record is accepted and only a later check can object.
+inline void change_rebuilt_chunk_0(std::vector<uint8_t> &rec, uint32_t wire_len, size_t at) {
+    std::vector<uint8_t> e(wire_len, 0), zero(wire_len, 0), delta(kParityUnitPrefix + wire_len, 0);
+    e[at] = 0x01;
+    millipede::net::store_le32(delta.data() + 12, crc32c(e.data(), e.size()) ^ crc32c(zero.data(), zero.size()));
+    delta[kParityUnitPrefix + at] = 0x01;
+    std::vector<uint8_t> pdelta(delta.size(), 0);
+    uint8_t *pp[1] = {pdelta.data()};
+    ParityCodec(2, 1).encode_update(0, delta.data(), delta.size(), pp);
+    for (size_t i = 0; i < pdelta.size() && kChunkHeaderSize + i < rec.size(); i++) rec[kChunkHeaderSize + i] ^= pdelta[i];
+    millipede::net::store_le32(rec.data() + 28, crc32c(rec.data() + kChunkHeaderSize, rec.size() - kChunkHeaderSize));
+}
+
 // 3 legs, parity 1 (seqs 0, 1 data, 2 parity): drops chunk 0 and changes
-// parity chunk 2 so that the chunk rebuilt from it differs from chunk 0's
-// unit (`wire_len` bytes on the wire) in one payload bit, with the unit's
-// CRC32C field moved along (CRC32C is affine over equal lengths) and the
-// parity record's own CRC32C recomputed: only the AEAD tag can catch it.
+// parity chunk 2 so that the rebuilt chunk 0 has one payload bit flipped:
+// only the AEAD tag can catch it.
 inline RecordHook lose_0_and_flip_its_bit_through_parity(uint32_t wire_len, bool &tampered) {
     return [wire_len, &tampered](const ChunkHeader &h, std::vector<uint8_t> &rec) {
         if (h.seq == 0) return true;
         if (h.seq != 2) return false;
-        std::vector<uint8_t> e(wire_len, 0), zero(wire_len, 0), delta(kParityUnitPrefix + wire_len, 0);
-        e[100] = 0x01;
-        const uint32_t dcrc = crc32c(e.data(), e.size()) ^ crc32c(zero.data(), zero.size());
-        millipede::net::store_le32(delta.data() + 12, dcrc);
-        delta[kParityUnitPrefix + 100] = 0x01;
-        std::vector<uint8_t> pdelta(delta.size(), 0);
-        uint8_t *pp[1] = {pdelta.data()};
-        ParityCodec(2, 1).encode_update(0, delta.data(), delta.size(), pp);
-        for (size_t i = 0; i < pdelta.size() && kChunkHeaderSize + i < rec.size(); i++)
-            rec[kChunkHeaderSize + i] ^= pdelta[i];
-        millipede::net::store_le32(rec.data() + 28, crc32c(rec.data() + kChunkHeaderSize, rec.size() - kChunkHeaderSize));
+        change_rebuilt_chunk_0(rec, wire_len, 100);
         tampered = true;
         return false;
     };

@@ -163,16 +163,7 @@ TEST(ParityCombo, TamperedRebuiltCompressedChunkFailsInflation) {
             return true;
         }
         if (h.seq != 2 || wire_len == 0) return false;
-        std::vector<uint8_t> e(wire_len, 0), zero(wire_len, 0), delta(kParityUnitPrefix + wire_len, 0);
-        e[4] = 0x01; // the prefix's CRC32C of the original bytes
-        millipede::net::store_le32(delta.data() + 12, crc32c(e.data(), e.size()) ^ crc32c(zero.data(), zero.size()));
-        delta[kParityUnitPrefix + 4] = 0x01;
-        std::vector<uint8_t> pdelta(delta.size(), 0);
-        uint8_t *pp[1] = {pdelta.data()};
-        ParityCodec(2, 1).encode_update(0, delta.data(), delta.size(), pp);
-        for (size_t i = 0; i < pdelta.size() && kChunkHeaderSize + i < rec.size(); i++)
-            rec[kChunkHeaderSize + i] ^= pdelta[i];
-        millipede::net::store_le32(rec.data() + 28, crc32c(rec.data() + kChunkHeaderSize, rec.size() - kChunkHeaderSize));
+        change_rebuilt_chunk_0(rec, wire_len, 4); // the prefix's CRC32C of the original bytes
         tampered = true;
         return false;
     });
