@@ -83,18 +83,32 @@ def wait_until(cond, deadline_s, poll_s=0.02):
         time.sleep(poll_s)
 
 
-def telemetry(prefix, cmd, timeout=5):
-    """One command on a DPDK process's telemetry socket (--file-prefix
-    `prefix`); the parsed value of its reply."""
+def wait_for(what, cond, timeout, poll_s=0.01):
+    """Like wait_until, but a wait that runs out raises TimeoutError naming
+    `what`, for tests where the wait itself is the failure."""
+    v = wait_until(cond, timeout, poll_s)
+    if not v:
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+    return v
+
+
+def telemetry_at(path, cmd, timeout=5):
+    """One command on the DPDK telemetry socket at `path`; the parsed value
+    of its reply."""
     import json
     import socket
-    path = f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2"
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
         s.settimeout(timeout)
         s.connect(path)
         json.loads(s.recv(1 << 16))  # the greeting
         s.send(cmd.encode())
         return json.loads(s.recv(1 << 20))[cmd.split(",")[0]]
+
+
+def telemetry(prefix, cmd, timeout=5):
+    """One command on a DPDK process's telemetry socket (--file-prefix
+    `prefix`); the parsed value of its reply."""
+    return telemetry_at(f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2", cmd, timeout)
 
 
 def sanitizer_reports(err):

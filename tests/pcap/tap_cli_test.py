@@ -27,6 +27,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from rig import wait_for  # noqa: E402
+
 SIGUSR1_BIT = 1 << (signal.SIGUSR1 - 1)
 
 
@@ -34,16 +37,6 @@ def runtime_dir(prefix):
     return f"/var/run/dpdk/{prefix}"
 
 
-def wait_until(what, condition, timeout):
-    """Polls `condition` until it returns something true; raises after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def catches_usr1(pid):
@@ -140,7 +133,7 @@ class Test:
                         return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
                     except OSError:  # ENXIO: no reader yet
                         return None
-                fd = wait_until("net_pcap to open the FIFO", open_writer, 60)
+                fd = wait_for("net_pcap to open the FIFO", open_writer, 60)
                 os.set_blocking(fd, True)
                 # net_pcap's probe is now blocked reading the capture header.
                 in_eal = os.path.isdir(runtime_dir(prefix))
@@ -176,7 +169,7 @@ class Test:
             r.start()
         sent = 0
         try:
-            wait_until("the SIGUSR1 handler", lambda: catches_usr1(p.pid) or p.poll() is not None, 60)
+            wait_for("the SIGUSR1 handler", lambda: catches_usr1(p.pid) or p.poll() is not None, 60)
             deadline = time.monotonic() + 120
             while p.poll() is None and time.monotonic() < deadline:
                 try:

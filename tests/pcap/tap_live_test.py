@@ -19,32 +19,17 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
-
-def wait_until(what, condition, timeout):
-    """Polls `condition` until it returns something true; raises after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from rig import telemetry_at, wait_for  # noqa: E402
 
 
-def telemetry(path, command):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
-        s.settimeout(10)
-        s.connect(path)
-        hello = json.loads(s.recv(4096).decode())
-        s.send(command.encode())
-        return json.loads(s.recv(hello["max_output_len"]).decode())[command]
+
+
 
 
 def main():
@@ -87,18 +72,18 @@ def main():
 
     failures = []
     try:
-        wait_until("the telemetry socket", lambda: os.path.exists(sock) or p.poll() is not None, 60)
+        wait_for("the telemetry socket", lambda: os.path.exists(sock) or p.poll() is not None, 60)
 
         def traffic_seen():
             if p.poll() is not None:
                 raise RuntimeError(f"tap exited early with status {p.returncode}")
-            s = telemetry(sock, "/millipede/tap/stats")  # null until the run has registered
+            s = telemetry_at(sock, "/millipede/tap/stats")  # null until the run has registered
             if not s or not (s["rx_packets"] > 0 and s["worker_packets"] > 0 and s["flows_started"] > 0):
                 return None
-            w = telemetry(sock, "/millipede/tap/workers")
+            w = telemetry_at(sock, "/millipede/tap/workers")
             return (s, w) if sum(w["dpi_packets"]) > 0 else None
 
-        stats, workers = wait_until("packets received, processed and inspected (/millipede/tap/*)", traffic_seen, 60)
+        stats, workers = wait_for("packets received, processed and inspected (/millipede/tap/*)", traffic_seen, 60)
         print("stats:", json.dumps(stats))
         print("workers:", json.dumps(workers))
         if stats["workers"] != 2:
@@ -109,7 +94,7 @@ def main():
                 failures.append(f"/millipede/tap/workers: {key} is not a 2-worker array: {workers.get(key)}")
         if sum(workers["packets"]) <= 0 or sum(workers["dpi_packets"]) <= 0:
             failures.append("workers have inspected nothing")
-        if sum(workers["packets"]) > telemetry(sock, "/millipede/tap/stats")["rx_packets"]:
+        if sum(workers["packets"]) > telemetry_at(sock, "/millipede/tap/stats")["rx_packets"]:
             failures.append("workers processed more packets than were received")
         p.send_signal(signal.SIGUSR1)
         print("on SIGUSR1:", figures_line(60).strip())

@@ -35,35 +35,24 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from rig import telemetry_at, wait_for  # noqa: E402
 
 CAPTURES = ["bittorrent.pcap", "whatsapp.pcap", "dropbox.pcap", "quic.pcap", "http_ipv6.pcap", "tor.pcap",
             "ftp.pcap", "openvpn.pcap", "teamviewer.pcap"]
 
 
-def wait_until(what, condition, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def telemetry(path, command):
+    """The reply, or None while the socket is not up or the run has not
+    registered its commands yet."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
-            s.settimeout(5)
-            s.connect(path)
-            hello = json.loads(s.recv(4096).decode())
-            s.send(command.encode())
-            return json.loads(s.recv(hello["max_output_len"]).decode())[command]
+        return telemetry_at(path, command)
     except (OSError, ValueError, KeyError):
         return None
 
@@ -156,7 +145,7 @@ def tap_run(app, iface, peer, shards, files, work, preload=None):
     env = dict(os.environ, LD_PRELOAD=preload) if preload else None
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, text=True, env=env)
     try:
-        wait_until("the tap's telemetry", lambda: p.poll() is not None or telemetry(sock, "/millipede/tap/stats"), 60)
+        wait_for("the tap's telemetry", lambda: p.poll() is not None or telemetry(sock, "/millipede/tap/stats"), 60)
         if p.poll() is not None:
             errf.seek(0)
             raise RuntimeError(f"tap exited early ({p.returncode}): {errf.read().strip()}")
@@ -168,7 +157,7 @@ def tap_run(app, iface, peer, shards, files, work, preload=None):
         if r.returncode != 0 or not m:
             raise RuntimeError(f"tcpreplay failed: {r.stdout.strip()} {r.stderr.strip()}")
         sent = int(m.group(1))
-        wait_until(f"{sent} packets at the tap",
+        wait_for(f"{sent} packets at the tap",
                    lambda: (telemetry(sock, "/millipede/tap/stats") or {}).get("rx_packets", 0) >= sent, 60)
         p.send_signal(signal.SIGTERM)
         rc = p.wait(timeout=60)
