@@ -147,16 +147,7 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
     const flow::ClassifierStats s = r.plane->classifier_stats();
     const flow::FlowTableStats t = r.plane->table_stats();
     flow::WorkerCounters sum{};
-    for (unsigned w = 0; w < r.workers.size(); ++w) {
-        const flow::WorkerCounters c = r.plane->worker_counters(w);
-        sum.packets += c.packets;
-        sum.order_inversions += c.order_inversions;
-        sum.split_flows += c.split_flows;
-        sum.unrecorded_moves += c.unrecorded_moves;
-        sum.stale_packets += c.stale_packets;
-        sum.short_burst_cycles += c.short_burst_cycles;
-        sum.short_burst_packets += c.short_burst_packets;
-    }
+    for (unsigned w = 0; w < r.workers.size(); ++w) sum += r.plane->worker_counters(w);
     std::fprintf(f, "{\"mode\":\"tap\",\"policy\":\"%s\",\"migrate\":%s,\"workers\":%u,\"seconds\":%.6f,",
                  flow::policy_name(r.policy), r.migrate ? "true" : "false", r.plane->workers(), seconds);
     // mmap_packets: those the memory-mapped capture reader gave (the rest came from ports).

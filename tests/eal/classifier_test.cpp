@@ -109,12 +109,7 @@ unsigned drain(std::vector<std::unique_ptr<WorkerPort>> &ws, Observed &o) {
 
 WorkerCounters sum(const std::vector<std::unique_ptr<WorkerPort>> &ws) {
     WorkerCounters s{};
-    for (auto &w : ws) {
-        s.packets += w->counters.packets;
-        s.order_inversions += w->counters.order_inversions;
-        s.split_flows += w->counters.split_flows;
-        s.unrecorded_moves += w->counters.unrecorded_moves;
-    }
+    for (auto &w : ws) s += w->counters;
     return s;
 }
 

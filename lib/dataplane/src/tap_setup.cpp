@@ -298,31 +298,13 @@ flow::Classifier &TapPlane::classifier(unsigned shard) { return *impl_->cls[shar
 
 flow::ClassifierStats TapPlane::classifier_stats() const {
     flow::ClassifierStats t;
-    for (const auto &c : impl_->cls) {
-        const flow::ClassifierStats &s = c->stats();
-        t.packets += s.packets;
-        t.bursts += s.bursts;
-        for (unsigned i = 0; i < net::kRejectCount; ++i) t.rejects[i] += s.rejects[i];
-        for (unsigned i = 0; i < flow::kClassifierDropCount; ++i) t.drops[i] += s.drops[i];
-        t.migrations += s.migrations;
-        t.fragments_joined += s.fragments_joined;
-        t.fragments_unjoined += s.fragments_unjoined;
-        t.dispatch_cycles += s.dispatch_cycles;
-        t.flow_states_exhausted += s.flow_states_exhausted;
-        t.notices += s.notices;
-        t.notices_deferred += s.notices_deferred;
-    }
+    for (const auto &c : impl_->cls) t += c->stats();
     return t;
 }
 
 flow::FlowTableStats TapPlane::table_stats() const {
     flow::FlowTableStats t;
-    for (const auto &c : impl_->cls) {
-        const flow::FlowTableStats &s = c->table().stats();
-        for (unsigned i = 0; i < flow::kFlowClassCount; ++i) t.created[i] += s.created[i], t.ended_by_class[i] += s.ended_by_class[i];
-        for (unsigned i = 0; i < flow::kFlowEndReasonCount; ++i) t.ended[i] += s.ended[i];
-        t.add_failures += s.add_failures;
-    }
+    for (const auto &c : impl_->cls) t += c->table().stats();
     return t;
 }
 
@@ -354,17 +336,7 @@ float TapPlane::busy_share(unsigned w) const { return impl_->cls[0]->busy_share(
 
 flow::WorkerCounters TapPlane::worker_counters(unsigned w) const {
     flow::WorkerCounters t;
-    for (const auto &per_shard : impl_->worker_ports) {
-        const flow::WorkerCounters &c = per_shard[w]->counters;
-        t.packets += c.packets;
-        t.bursts += c.bursts;
-        t.order_inversions += c.order_inversions;
-        t.split_flows += c.split_flows;
-        t.unrecorded_moves += c.unrecorded_moves;
-        t.stale_packets += c.stale_packets;
-        t.short_burst_cycles += c.short_burst_cycles;
-        t.short_burst_packets += c.short_burst_packets;
-    }
+    for (const auto &per_shard : impl_->worker_ports) t += per_shard[w]->counters;
     return t;
 }
 uint64_t TapPlane::start_tsc() const { return impl_->start_tsc; }

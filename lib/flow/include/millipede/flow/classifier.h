@@ -129,6 +129,19 @@ struct alignas(64) WorkerCounters {
     // compare (WorkerShared::busy_cycles keeps every cycle).
     uint64_t short_burst_cycles = 0;
     uint64_t short_burst_packets = 0;
+
+    // Readers sum per-worker (and per-shard) copies.
+    WorkerCounters &operator+=(const WorkerCounters &o) {
+        packets += o.packets;
+        bursts += o.bursts;
+        order_inversions += o.order_inversions;
+        split_flows += o.split_flows;
+        unrecorded_moves += o.unrecorded_moves;
+        stale_packets += o.stale_packets;
+        short_burst_cycles += o.short_burst_cycles;
+        short_burst_packets += o.short_burst_packets;
+        return *this;
+    }
 };
 // A worker burst (at most kBurst packets) that takes longer was descheduled.
 inline constexpr unsigned kLongBurstUs = 200;
@@ -191,6 +204,22 @@ struct alignas(64) ClassifierStats {
     uint64_t flow_states_exhausted = 0; // new flows that got no state object (pool empty)
     uint64_t notices = 0;               // end-of-flow notices staged for workers
     uint64_t notices_deferred = 0;      // notices a full ring made wait for a later hand-over
+
+    // Readers sum the shards' copies.
+    ClassifierStats &operator+=(const ClassifierStats &o) {
+        packets += o.packets;
+        bursts += o.bursts;
+        for (unsigned i = 0; i < net::kRejectCount; ++i) rejects[i] += o.rejects[i];
+        for (unsigned i = 0; i < kClassifierDropCount; ++i) drops[i] += o.drops[i];
+        migrations += o.migrations;
+        fragments_joined += o.fragments_joined;
+        fragments_unjoined += o.fragments_unjoined;
+        dispatch_cycles += o.dispatch_cycles;
+        flow_states_exhausted += o.flow_states_exhausted;
+        notices += o.notices;
+        notices_deferred += o.notices_deferred;
+        return *this;
+    }
 };
 
 using ReleaseFn = void (*)(rte_mbuf **pkts, unsigned n);

@@ -103,6 +103,14 @@ struct FlowTableStats {
     uint64_t ended[kFlowEndReasonCount] = {};
     uint64_t ended_by_class[kFlowClassCount] = {};
     uint64_t add_failures = 0; // could not insert even after eviction
+
+    // Readers sum the shards' copies.
+    FlowTableStats &operator+=(const FlowTableStats &o) {
+        for (unsigned i = 0; i < kFlowClassCount; ++i) created[i] += o.created[i], ended_by_class[i] += o.ended_by_class[i];
+        for (unsigned i = 0; i < kFlowEndReasonCount; ++i) ended[i] += o.ended[i];
+        add_failures += o.add_failures;
+        return *this;
+    }
 };
 
 class FlowTable {
