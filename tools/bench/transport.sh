@@ -13,7 +13,8 @@
 #   socat_b1m            the same with socat -b 1048576 (a tuned baseline)
 #   millipede_af_packet  (secondary, BENCH_AF_PACKET=1) two veth pairs in two
 #                        network namespaces, DPDK's af_packet vdev
-# One repetition runs every system once, in that order; `repeats` repetitions.
+# One repetition runs every system once; repetition r starts with the r-th
+# system of the list above and wraps around, so no system always runs first.
 # Each time runs from the start of the sender until both sender and receiver
 # have exited (the receiver is started first and is listening). A run counts
 # only with exit status 0 on both sides (dpdk-millipede: the receiver verified

@@ -217,7 +217,12 @@ load_before = os.getloadavg()
 tot0, st0 = cpu_ticks()
 n = 0
 for rep in range(repeats):
-    for s in systems:
+    # Each repetition starts one system later, so that no system always runs
+    # first (after a pause) or right after the same neighbour: on the 2-vCPU
+    # VM the first run of a pass was the slowest of its system's runs
+    # (0.871 and 0.733 s against 0.58 s, where the same configuration later
+    # in the pass ran 0.56-0.57 s three times).
+    for s in systems[rep % len(systems):] + systems[:rep % len(systems)]:
         n += 1
         run_id = f"r{n}"
         r, rx, tx = one_run(s, run_id)
