@@ -219,9 +219,8 @@ n = 0
 for rep in range(repeats):
     # Each repetition starts one system later, so that no system always runs
     # first (after a pause) or right after the same neighbour: on the 2-vCPU
-    # VM the first run of a pass was the slowest of its system's runs
-    # (0.871 and 0.733 s against 0.58 s, where the same configuration later
-    # in the pass ran 0.56-0.57 s three times).
+    # VM the system that always ran first took 0.871, 0.58 and 0.733 s, while
+    # the same configuration later in each pass took 0.559-0.569 s.
     for s in systems[rep % len(systems):] + systems[:rep % len(systems)]:
         n += 1
         run_id = f"r{n}"
