@@ -22,9 +22,10 @@
 //    a ref is held by reference until consume(). Bytes without a ref are
 //    copied into the connection's arena, as before.
 //  - Call on_timer(now) when now >= next_timer_deadline().
-//  - Pacing: a controller with a pacing rate (BBR) holds data back until
-//    its next send time; next_timer_deadline() then includes that time, so
-//    a caller that honours the deadline honours the pacing rate
+//  - Pacing: a controller with a pacing rate (BBR), or NewReno and CUBIC
+//    with Config::pacing, holds data back until its next send time (after
+//    a burst of send_quantum()); next_timer_deadline() then includes that
+//    time, so a caller that honours the deadline honours the pacing rate
 //    (next_send_us() and pacing_rate() expose both for a data plane that
 //    schedules transmit itself).
 #pragma once
