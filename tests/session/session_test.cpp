@@ -362,3 +362,30 @@ TEST(Session, OutputTakenAfterThePollStillEndsTheStream) {
     ASSERT_EQ(w.rx().state(), session::State::DONE) << w.rx().message();
     EXPECT_EQ(w.output(), in);
 }
+
+TEST(Session, LegsArePacedUnderAParityQueueAheadBound) {
+    // session::legs_paced(): parity with a bound (AUTO or FIXED) paces the
+    // legs' TCP (tcp::Config::pacing); no parity, or no bound, leaves it.
+    EXPECT_TRUE(session::legs_paced(1, stripe::QueueAhead::AUTO));
+    EXPECT_TRUE(session::legs_paced(2, stripe::QueueAhead::FIXED));
+    EXPECT_FALSE(session::legs_paced(1, stripe::QueueAhead::OFF));
+    EXPECT_FALSE(session::legs_paced(0, stripe::QueueAhead::AUTO));
+    EXPECT_FALSE(session::TxConfig{}.tcp.pacing);
+    // TxSession applies it: on a 5 ms path (SRTT above tcp::kUnpacedSrttUs)
+    // a leg has a pacing rate with the default rule, none with `off`.
+    for (stripe::QueueAhead qa : {stripe::QueueAhead::AUTO, stripe::QueueAhead::OFF}) {
+        WorldConfig wc = base(3, 2, 2);
+        for (auto &l : wc.links) l.delay_us = 5'000;
+        wc.tx.stripe.parity_k = 1;
+        wc.tx.stripe.parity_queue_ahead = qa;
+        const auto in = sim::make_input(2 << 20, 3);
+        World w(wc, in);
+        bool paced = false;
+        const sim::Outcome o = w.run([&](World &wd) {
+            if (const tcp::Connection *c = wd.tx().leg_connection(0)) paced |= c->pacing_rate() > 0;
+        });
+        ASSERT_TRUE(o.ok) << o.why;
+        EXPECT_EQ(w.output(), in);
+        EXPECT_EQ(paced, qa == stripe::QueueAhead::AUTO);
+    }
+}

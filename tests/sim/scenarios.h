@@ -25,6 +25,7 @@ struct PathSpec {
     uint64_t seed = 1;
     tcp::CongestionAlgo cc = tcp::CongestionAlgo::Cubic;
     uint64_t rto_min_us = 0; // 0: the library default
+    bool pacing = false;     // tcp::Config::pacing (NewReno and CUBIC)
 };
 
 // The bandwidth-delay product of one link (bytes).
@@ -68,6 +69,7 @@ inline WorldConfig world_for(const PathSpec &p, std::vector<LinkParams> links) {
         t->recv_buffer = buf;
         t->cc = p.cc;
         if (p.rto_min_us) t->rto_min_us = p.rto_min_us;
+        t->pacing = p.pacing;
     }
     wc.time_limit_us = 3'600'000'000ull;
     return wc;

@@ -4,7 +4,7 @@
 //   sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]
 //               [--detail 1] [--rto-min-us U] [--cc reno|cubic|bbr]
 //               [--loss-pct 0,1,5] [--recovery 0|1] [--fair 0|1]
-//               [--fair-seconds S] [--trace-ms T]
+//               [--fair-seconds S] [--trace-ms T] [--pacing 0|1]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +30,7 @@ struct Opts {
     uint32_t legs = 4;
     uint64_t detail = 0;  // 1: per-run loss-recovery breakdown (where the time goes)
     uint64_t rto_min_us = 0; // 0: the library default
+    uint64_t pacing = 0;     // --pacing 1: tcp::Config::pacing on both ends
     uint64_t trace_ms = 0;   // >0: leg 0's state changes for 50 ms from this time, on stderr (1 % loss
                              // run); with --fair 1, every leg's model every trace_ms ms
     tcp::CongestionAlgo cc = tcp::CongestionAlgo::Cubic;
@@ -46,6 +47,7 @@ struct Opts {
         p.seed = seed;
         p.cc = cc;
         p.rto_min_us = rto_min_us;
+        p.pacing = pacing != 0;
         return p;
     }
 };
@@ -290,7 +292,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: sim-measure [--mib N] [--rate-mbps R] [--delay-us D] [--seed S] [--legs L]\n"
                         "                   [--detail 0|1] [--rto-min-us U] [--cc reno|cubic|bbr]\n"
                         "                   [--loss-pct P[,P...]] [--recovery 0|1] [--fair 0|1] [--fair-seconds S]\n"
-                        "                   [--trace-ms T]\n");
+                        "                   [--trace-ms T] [--pacing 0|1]\n");
         return 2;
     };
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -325,6 +327,7 @@ int main(int argc, char **argv) {
         else if (!std::strcmp(argv[i], "--detail")) o.detail = v;
         else if (!std::strcmp(argv[i], "--trace-ms")) o.trace_ms = v;
         else if (!std::strcmp(argv[i], "--rto-min-us")) o.rto_min_us = v;
+        else if (!std::strcmp(argv[i], "--pacing")) o.pacing = v;
         else if (!std::strcmp(argv[i], "--recovery")) o.recovery = v;
         else if (!std::strcmp(argv[i], "--fair")) o.fair = v;
         else if (!std::strcmp(argv[i], "--fair-seconds")) o.fair_seconds = v;

@@ -222,3 +222,61 @@ TEST(SimParity, QueueAheadFixedOrOffLegsDieNothingResent) { run_parity_seeds(tru
 TEST(SimParity, KeyedLegsDieNothingResent) { run_parity_seeds(false, 300, true); }
 
 } // namespace
+
+namespace {
+
+// tools/bench/parity_stall.cpp's long fat path (docs/benchmarks.md, "Parity
+// across legs"): 4 legs on their own 100 Mbit/s links, 25 ms one way, a
+// 256 KiB drop-tail queue, 4 MiB TCP buffers, 128 chunks in flight, link 1
+// cut for good after ~4 MiB; `parity 1` with the given queue-ahead rule.
+// Returns the virtual time the transfer took; `paced_leg0` is whether leg
+// 0's TCP had a pacing rate when half the output was written.
+uint64_t long_path_parity_run(stripe::QueueAhead qa, bool &paced_leg0) {
+    constexpr uint64_t kMib = 64, kChunk = 65536;
+    sim::WorldConfig wc;
+    wc.seed = 1;
+    wc.legs = 4;
+    wc.links.assign(4, sim::LinkParams{});
+    for (auto &l : wc.links) {
+        l.rate_bps = 100'000'000;
+        l.delay_us = 25'000;
+    }
+    wc.links[1].down_after_bytes = (4ull << 20) / 4 + kChunk / 2 + 12345;
+    wc.tx.stripe.parity_k = 1;
+    wc.tx.stripe.chunk_bytes = kChunk;
+    wc.tx.stripe.parity_queue_ahead = qa;
+    wc.tx.stripe.max_chunks_in_flight = 128;
+    for (tcp::Config *t : {&wc.tx.tcp, &wc.rx.tcp}) t->send_buffer = t->recv_buffer = 4 << 20;
+    wc.rx.stripe.window_chunks = 128;
+    wc.rx.stripe.max_chunk_bytes = kChunk;
+    const auto in = sim::make_input(kMib << 20, 1);
+    sim::World w(wc, in);
+    paced_leg0 = false;
+    bool seen_half = false;
+    const sim::Outcome o = w.run([&](sim::World &wd) {
+        if (seen_half || wd.output().size() < (kMib << 19)) return;
+        seen_half = true;
+        const tcp::Connection *c = wd.tx().leg_connection(0);
+        paced_leg0 = c && c->pacing_rate() > 0;
+    });
+    EXPECT_TRUE(o.ok) << o.why;
+    EXPECT_EQ(w.output(), in);
+    return o.end_us;
+}
+
+} // namespace
+
+TEST(SimParity, QueueAheadBoundDoesNotSlowALongFatPath) {
+    // The bound releases data to a leg in steps as TCP acknowledges it;
+    // unpaced, each step left as a line-rate burst that overflowed the
+    // link's queue in slow start (auto took 132.9 Mbit/s against 185.3 for
+    // off). The session paces the legs when a bound is active
+    // (session::legs_paced()); auto must then be no slower than off by
+    // more than 5 %.
+    bool paced_auto = false, paced_off = true;
+    const uint64_t t_auto = long_path_parity_run(stripe::QueueAhead::AUTO, paced_auto);
+    const uint64_t t_off = long_path_parity_run(stripe::QueueAhead::OFF, paced_off);
+    EXPECT_TRUE(paced_auto);
+    EXPECT_FALSE(paced_off);
+    EXPECT_LE(t_auto, t_off + t_off / 20) << "auto " << t_auto << " us, off " << t_off << " us";
+}

@@ -311,6 +311,11 @@ bool Impl::setup_workers(std::string &err) {
             if (o.duplex) hc.accepted_watchdog = hc.watchdog;
             hc.watchdog = session::Watchdog{};
             hc.watchdog.connect_timeout_us = std::min<uint64_t>(3'000'000, o.connect_timeout_us);
+            // As TxSession does. Where the SRTT is 1 ms or less (memif,
+            // a LAN) this paces nothing (tcp::kUnpacedSrttUs); on a long
+            // path the worker sends at its polling granularity once the
+            // connection's timer deadline (its next send time) passed.
+            if (session::legs_paced(o.parity, o.parity_queue_ahead)) hc.tcp.pacing = true;
         }
         bool all_tcp_offload = true;
         for (auto &p : ports) all_tcp_offload &= p->tx_tcp_offload;

@@ -15,6 +15,7 @@ HostConfig host_config(const TxConfig &cfg) {
     HostConfig h;
     h.host_id = 0;
     h.tcp = cfg.tcp;
+    if (legs_paced(cfg.stripe.parity_k, cfg.stripe.parity_queue_ahead)) h.tcp.pacing = true;
     h.watchdog = cfg.watchdog;
     h.compat = cfg.stripe.codec == stripe::Codec::VIAMILLIPEDE;
     // Legs, their replacements while the old ones close, and retired ones.

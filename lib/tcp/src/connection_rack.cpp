@@ -1,7 +1,8 @@
 // A Connection's RACK-TLP loss detection (RFC 8985), its delivery-rate
 // samples for a model-based controller (draft-ietf-ccwg-bbr 4.1) and
-// pacing. The per-segment bookkeeping is TxRecords (tx_records.h); this
-// file wires it to the connection's ACK processing, timers and output.
+// pacing (BBR's, or Linux's for NewReno and CUBIC: Config::pacing). The
+// per-segment bookkeeping is TxRecords (tx_records.h); this file wires it
+// to the connection's ACK processing, timers and output.
 #include <algorithm>
 
 #include "millipede/tcp/connection.h"
@@ -164,12 +165,47 @@ void Connection::on_tlp(uint64_t now) {
     arm_rto(now);
 }
 
+uint64_t loss_based_pacing_rate(uint32_t cwnd, uint32_t ssthresh, uint32_t flight, uint64_t srtt_us) {
+    // Linux tcp_update_pacing_rate(): ratio x max(cwnd, packets_out) x MSS
+    // / SRTT. 200 % in slow start lets the window double per round trip
+    // (the ACK clock alone would send at twice the delivery rate too);
+    // 120 % after leaves room for the window's growth and for the ACK
+    // clock's jitter. "Slow start" is cwnd < ssthresh / 2, as in Linux:
+    // approaching ssthresh, the sender slows down already. max(cwnd, flight)
+    // keeps a window cut by recovery from slowing what is in flight.
+    if (srtt_us <= kUnpacedSrttUs) return 0; // no sample yet, or a window the burst covers
+    const uint64_t w = std::max(cwnd, flight);
+    const uint64_t pct = cwnd < ssthresh / 2 ? kPacingSlowStartRatioPct : kPacingAvoidanceRatioPct;
+    return std::max<uint64_t>(1, w * pct * 10'000 / srtt_us); // x pct / 100 x 1e6 / srtt
+}
+
+uint32_t loss_based_send_quantum(uint64_t rate) {
+    // Linux: a flow may have two TSO frames (up to 64 KiB each) or ~1 ms at
+    // its pacing rate queued below TCP (TCP Small Queues,
+    // tcp_small_queue_check()), whichever is larger; those leave back to
+    // back. On a fast path the 1 ms term dominates, so pacing costs a
+    // polling data plane nothing there.
+    const uint64_t ms = rate * kPacingBurstUs / 1'000'000;
+    return static_cast<uint32_t>(std::min<uint64_t>(std::max<uint64_t>(kPacingBurstBytes, ms), UINT32_MAX));
+}
+
+uint64_t Connection::pacing_rate() const {
+    if (cc_->model_based() || !cfg_.pacing) return cc_->pacing_rate();
+    return loss_based_pacing_rate(cwnd(), cc_->ssthresh(), snd_max_ - snd_una_, have_rtt_ ? srtt_us_ : 0);
+}
+
+uint32_t Connection::send_quantum() const {
+    if (cc_->model_based() || !cfg_.pacing) return cc_->send_quantum();
+    return loss_based_send_quantum(pacing_rate());
+}
+
 bool Connection::pacing_allows(uint64_t now) {
     // draft-ietf-ccwg-bbr 5.6.2-5.6.3: data leaves at the pacing rate, in
-    // bursts of at most the send quantum.
-    const uint64_t rate = cc_->pacing_rate();
+    // bursts of at most the send quantum (for NewReno and CUBIC with
+    // Config::pacing the rate and burst are Linux's, above).
+    const uint64_t rate = pacing_rate();
     if (rate == 0) return true;
-    const uint64_t quantum_us = uint64_t(cc_->send_quantum()) * 1'000'000 / rate;
+    const uint64_t quantum_us = uint64_t(send_quantum()) * 1'000'000 / rate;
     if (next_send_us_ <= now + quantum_us) return true;
     t_pace_ = next_send_us_ - quantum_us;
     stats_.pacing_waits++;
@@ -177,7 +213,7 @@ bool Connection::pacing_allows(uint64_t now) {
 }
 
 void Connection::paced(uint32_t len, uint64_t now) {
-    const uint64_t rate = cc_->pacing_rate();
+    const uint64_t rate = pacing_rate();
     if (rate == 0) return;
     next_send_us_ = std::max(next_send_us_, now) + (uint64_t(len) * 1'000'000 + rate - 1) / rate;
 }

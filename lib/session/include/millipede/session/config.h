@@ -35,6 +35,20 @@ const char *state_name(State s);
 // rto_min_us for other paths (200'000 for Linux's value, more for WAN legs).
 inline constexpr uint64_t kLegRtoMinUs = 100'000;
 
+// Whether the legs' TCP is paced (tcp::Config::pacing; TxSession and the
+// data plane's workers turn it on, never off): with `parity K` and a
+// queue-ahead bound (stripe::QueueAhead AUTO or FIXED) a leg gets its next
+// chunk only as TCP acknowledges the last, so the bound's growth reaches
+// TCP in steps while its window, grown meanwhile, lets each step leave as
+// one line-rate burst. On a long fat path such a burst overflowed the
+// bottleneck queue in slow start and NewReno never recovered the window
+// (25 ms one way, 4 MiB buffers: 133 Mbit/s against 185 without a bound;
+// paced, 203: docs/benchmarks.md, "Parity across legs"). Without a bound
+// TCP sends as before (unpaced it was slightly faster there).
+inline bool legs_paced(uint32_t parity_k, stripe::QueueAhead queue_ahead) {
+    return parity_k > 0 && queue_ahead != stripe::QueueAhead::OFF;
+}
+
 // Fast dead-leg detection. TCP's own retry bound (RFC 9293 3.8.3 R2, with
 // RFC 6298 5.5 back-off) takes minutes; a striping session has other legs
 // and fails a leg over long before that: its unacknowledged chunks are

@@ -22,9 +22,10 @@
 //    a ref is held by reference until consume(). Bytes without a ref are
 //    copied into the connection's arena, as before.
 //  - Call on_timer(now) when now >= next_timer_deadline().
-//  - Pacing: a controller with a pacing rate (BBR) holds data back until
-//    its next send time; next_timer_deadline() then includes that time, so
-//    a caller that honours the deadline honours the pacing rate
+//  - Pacing: a controller with a pacing rate (BBR), or NewReno and CUBIC
+//    with Config::pacing, holds data back until its next send time (after
+//    a burst of send_quantum()); next_timer_deadline() then includes that
+//    time, so a caller that honours the deadline honours the pacing rate
 //    (next_send_us() and pacing_rate() expose both for a data plane that
 //    schedules transmit itself).
 #pragma once
@@ -128,6 +129,23 @@ struct Config {
     // later send the whole inflated window as one burst. Off: grow on every
     // ACK (RFC 5681 alone). BBR tracks the same state itself.
     bool cwnd_validation = true;
+    // Pacing for NewReno and CUBIC, as Linux paces them (tcp_update_pacing_rate
+    // with the fq qdisc or internal pacing): rate = ratio x max(cwnd, flight)
+    // / SRTT, ratio 200 % while cwnd < ssthresh / 2 (slow start) and 120 %
+    // after, bursts of up to max(2 x 64 KiB, 1 ms at that rate) back to back
+    // (Linux's TSQ allowance). Without it a window that grows while the
+    // application held data back (or any sudden opening) leaves as one
+    // line-rate burst, which a shallow bottleneck queue drops: slow start
+    // ends early and congestion avoidance takes minutes to recover on a
+    // long path (docs/benchmarks.md, "Parity across legs"). An SRTT of
+    // kUnpacedSrttUs or less is unpaced: the burst allowance then covers the
+    // whole window, so pacing could hold nothing back (memif, LAN). BBR
+    // always paces, by its own model; this option does not apply to it.
+    // Off by default: on, the BBR legs of tests/sim cc_goals took more than
+    // 1.2 shares beside a paced CUBIC flow (seed 5), and only the striping
+    // session's parity queue-ahead bound is measured to need it; lib/session
+    // turns it on for its legs then (session::legs_paced()).
+    bool pacing = false;
     uint64_t rto_initial_us = 1'000'000; // RFC 6298 2.1
     uint64_t rto_min_us = 200'000;       // RFC 6298 2.4 says 1 s; Linux uses 200 ms
     uint64_t rto_max_us = 60'000'000;    // RFC 6298 2.5
@@ -151,6 +169,26 @@ struct Config {
     // for segments of 256 bytes on average).
     uint32_t max_extents = 0;
 };
+
+// Loss-based pacing (Config::pacing), Linux's constants: the rate in per
+// cent of max(cwnd, flight) / SRTT in slow start (cwnd < ssthresh / 2,
+// net.ipv4.tcp_pacing_ss_ratio) and otherwise (tcp_pacing_ca_ratio); the
+// burst allowance is the larger of kPacingBurstBytes (two 64 KiB TSO frames,
+// what TCP Small Queues lets a flow queue) and kPacingBurstUs at the rate
+// (sk_pacing_shift 10: ~1 ms).
+inline constexpr uint32_t kPacingSlowStartRatioPct = 200;
+inline constexpr uint32_t kPacingAvoidanceRatioPct = 120;
+inline constexpr uint32_t kPacingBurstBytes = 2 * 65536;
+inline constexpr uint64_t kPacingBurstUs = 1000;
+// At or below this SRTT a 1 ms burst at >= 120 % of cwnd / SRTT holds more
+// than the window, so pacing could never delay a segment: unpaced.
+inline constexpr uint64_t kUnpacedSrttUs = kPacingBurstUs;
+
+// The rate and burst of Config::pacing for a loss-based controller (bytes
+// per second, 0: unpaced; bytes), from cwnd, ssthresh, the bytes in flight
+// and SRTT (0: no sample yet, unpaced).
+uint64_t loss_based_pacing_rate(uint32_t cwnd, uint32_t ssthresh, uint32_t flight, uint64_t srtt_us);
+uint32_t loss_based_send_quantum(uint64_t rate);
 
 struct Endpoints {
     IpAddr local_ip, remote_ip;
@@ -302,7 +340,11 @@ public:
     const TxRecords &tx_records() const { return txr_; }
     // Pacing (contract above): bytes per second (0: not paced), and the
     // earliest time the next paced data segment may leave.
-    uint64_t pacing_rate() const { return cc_->pacing_rate(); }
+    // The controller's rate (BBR), else with Config::pacing the loss-based
+    // rate (loss_based_pacing_rate()).
+    uint64_t pacing_rate() const;
+    // The largest burst that may leave back to back at pacing_rate() (bytes).
+    uint32_t send_quantum() const;
     uint64_t next_send_us() const { return next_send_us_; }
     // RACK.min_RTT (RFC 8985 6.1), UINT64_MAX before the first sample.
     uint64_t min_rtt_us() const { return min_rtt_.get(); }
