@@ -28,6 +28,16 @@ using namespace millipede;
 
 namespace {
 
+// "[a, b, ...]" of item(0) .. item(n - 1), each already JSON text.
+template <class Item> std::string json_list(uint32_t n, Item item) {
+    std::string s = "[";
+    for (uint32_t i = 0; i < n; i++) {
+        if (i) s += ", ";
+        s += item(i);
+    }
+    return s + "]";
+}
+
 struct Opts {
     uint32_t legs = 4, k = 1, chunk = 65536, window = 0; // window 0: max(16, 2 legs + 1)
     uint32_t in_flight = 16; // SenderConfig::max_chunks_in_flight
@@ -99,17 +109,18 @@ Run run(const Opts &o, uint32_t k) {
             // (before the cut, from the first byte out: the steady-state rhythm)
             if (link.st.died_at == UINT64_MAX && last_size > 0) before = std::max(before, now - last_growth);
             if (last_size < (o.mib << 19) && wd.output().size() >= (o.mib << 19)) {
-                std::string cw = "[", rtt = "[", held = "[", rec = "[";
-                for (uint32_t i = 0; i < o.legs; i++) {
-                    const tcp::Connection *c = wd.tx().leg_connection(i);
-                    const auto st = c ? c->stats() : decltype(c->stats()){};
-                    cw += (i ? ", " : "") + (c ? std::to_string(st.cwnd) : std::string("null"));
-                    rtt += (i ? ", " : "") + (c ? std::to_string(st.srtt_us) : std::string("null"));
-                    held += (i ? ", " : "") + (c ? std::to_string(st.cwnd_growth_held) : std::string("null"));
-                    rec += (i ? ", " : "") + (c ? std::to_string(st.fast_recoveries + st.rto_events) : std::string("null"));
-                }
-                r.tcp_at_half_json = "{\"cwnd\": " + cw + "], \"srtt_us\": " + rtt +
-                                     "], \"cwnd_growth_held\": " + held + "], \"recoveries\": " + rec + "]}";
+                auto tcp_list = [&](auto field) {
+                    return json_list(o.legs, [&](uint32_t i) {
+                        const tcp::Connection *c = wd.tx().leg_connection(i);
+                        return c ? std::to_string(field(c->stats())) : std::string("null");
+                    });
+                };
+                r.tcp_at_half_json =
+                    "{\"cwnd\": " + tcp_list([](const auto &st) { return st.cwnd; }) +
+                    ", \"srtt_us\": " + tcp_list([](const auto &st) { return st.srtt_us; }) +
+                    ", \"cwnd_growth_held\": " + tcp_list([](const auto &st) { return st.cwnd_growth_held; }) +
+                    ", \"recoveries\": " + tcp_list([](const auto &st) { return st.fast_recoveries + st.rto_events; }) +
+                    "}";
             }
             last_size = wd.output().size();
             last_growth = now;
@@ -134,18 +145,23 @@ Run run(const Opts &o, uint32_t k) {
     r.parity_sent = w.tx().stripe().stats().parity_chunks_sent;
     if (k) {
         const auto &st = w.tx().stripe();
-        std::string b = "[", rtt = "[", rate = "[";
-        for (uint32_t i = 0; i < o.legs; i++) {
+        const std::string b = json_list(o.legs, [&](uint32_t i) {
             const uint64_t bound = st.queue_ahead_bound(i);
-            b += (i ? ", " : "") + (bound == UINT64_MAX ? std::string("null") : std::to_string(bound));
+            return bound == UINT64_MAX ? std::string("null") : std::to_string(bound);
+        });
+        const std::string rtt = json_list(o.legs, [&](uint32_t i) {
             const stripe::QueueAheadEstimator *e = st.queue_ahead_estimate(i);
-            rtt += (i ? ", " : "") + (e ? std::to_string(e->min_rtt_us()) : std::string("null"));
+            return e ? std::to_string(e->min_rtt_us()) : std::string("null");
+        });
+        const std::string rate = json_list(o.legs, [&](uint32_t i) {
+            const stripe::QueueAheadEstimator *e = st.queue_ahead_estimate(i);
+            if (!e) return std::string("null");
             char mbps[32];
-            snprintf(mbps, sizeof mbps, "%.1f", e ? e->max_rate_bytes_per_s() * 8 / 1e6 : 0.0);
-            rate += (i ? ", " : "") + (e ? std::string(mbps) : std::string("null"));
-        }
-        r.queue_ahead_json = "{\"bound_bytes_at_end\": " + b + "], \"min_rtt_us\": " + rtt + "], \"max_rate_mbps\": " +
-                             rate + "], \"holds\": " + std::to_string(st.stats().parity_queue_ahead_holds) + "}";
+            snprintf(mbps, sizeof mbps, "%.1f", e->max_rate_bytes_per_s() * 8 / 1e6);
+            return std::string(mbps);
+        });
+        r.queue_ahead_json = "{\"bound_bytes_at_end\": " + b + ", \"min_rtt_us\": " + rtt + ", \"max_rate_mbps\": " +
+                             rate + ", \"holds\": " + std::to_string(st.stats().parity_queue_ahead_holds) + "}";
     }
     return r;
 }
