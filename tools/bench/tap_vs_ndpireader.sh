@@ -17,7 +17,11 @@
 # --capture-reader, default mmap; net_pcap for the libpcap path), NICE
 # (default 0), EXTRA (more tap options, e.g. "--flow-capacity 65536
 # --dpi-flows 4096": smaller tables than the defaults, sized for a mirror
-# port, cost less to set up). tap gets 2 MiB hugepages when 512 are free, else --no-huge.
+# port, cost less to set up), MEM (EAL memory options; default: none when 512
+# 2 MiB hugepages are free, so EAL takes hugepages as tap's allocations need
+# them, as a user's tap without -m does; else "--no-huge -m 1024").
+# "-m 512" (this script's earlier default) makes EAL reserve and clear all
+# 512 MiB first: 0.40-0.42 s wall against 0.35-0.36 s without it here.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -53,9 +57,11 @@ if [ ! -f "$FILE" ]; then
     mv "$FILE.tmp" "$FILE"
 fi
 
-MEM="--no-huge -m 1024"
-free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-if [ "${free:-0}" -ge 512 ] && grep -q hugetlbfs /proc/mounts; then MEM="-m 512"; fi
+if [ -z "${MEM+set}" ]; then
+  MEM="--no-huge -m 1024"
+  free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+  if [ "${free:-0}" -ge 512 ] && grep -q hugetlbfs /proc/mounts; then MEM=""; fi
+fi
 cleanup() { rm -f /dev/hugepages/"$PREFIX"* 2>/dev/null || true; }
 trap cleanup EXIT
 
