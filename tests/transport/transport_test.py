@@ -613,12 +613,45 @@ def case_teardown():
               f"{w}: requests answered during the transfer and during teardown ({totals[w]})")
 
 
-def free_hugepages():
+HUGE_SYS = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+
+
+def read_hugepages(what):
     try:
-        with open("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages") as f:
+        with open(f"{HUGE_SYS}/{what}") as f:
             return int(f.read())
     except (OSError, ValueError):
         return 0
+
+
+def free_hugepages():
+    return read_hugepages("free_hugepages")
+
+
+def set_hugepages(total):
+    with open(f"{HUGE_SYS}/nr_hugepages", "w") as f:
+        f.write(str(total))
+
+
+def need_memif_hugepages(pages=256):
+    """Two memif processes map -m 256 each (128 pages of 2 MiB). Pages held
+    by another DPDK process (or files it left in /dev/hugepages) are not
+    ours to free, so the pool grows by the shortfall for this run and
+    shrinks back at exit; only a kernel that cannot find the memory skips."""
+    if os.geteuid() != 0:
+        skip("needs root for hugepage memory")
+    short = pages - free_hugepages()
+    if short > 0:
+        total = read_hugepages("nr_hugepages")
+        try:
+            set_hugepages(total + short)
+            atexit.register(set_hugepages, total)
+            log(f"hugepages: {pages - short} free, pool grown from {total} to {total + short} for this run")
+        except OSError as e:
+            log(f"hugepages: cannot grow the pool: {e}")
+    if free_hugepages() < pages:
+        skip(f"needs {pages} free 2 MiB hugepages for two memif processes, {free_hugepages()} free, and the "
+             "kernel could not add more (echo 512 > /proc/sys/vm/nr_hugepages)")
 
 
 def case_memif():
@@ -626,12 +659,7 @@ def case_memif():
     tools/demo.sh and the benchmark use), on hugepage memory as they run it
     (the server shares its packet-buffer memory with the client). No
     namespaces: memif is a socket and shared memory, not a netdev."""
-    if os.geteuid() != 0:
-        skip("needs root for hugepage memory")
-    # Each process maps -m 256 (128 pages of 2 MiB).
-    if free_hugepages() < 256:
-        skip(f"needs 256 free 2 MiB hugepages for two memif processes, {free_hugepages()} free "
-             "(echo 512 > /proc/sys/vm/nr_hugepages)")
+    need_memif_hugepages()
     sockdir = tempfile.mkdtemp(prefix="mpmemif")
     MADE_HUGE.append(TAG)
 
@@ -1329,11 +1357,7 @@ def case_duplex_memif():
     """Full duplex over two memif links on hugepages (big segments as mbuf
     chains, both ways at once): 64 MiB one way and 48 MiB the other, 4 legs
     each way, both byte-exact, and every link carried TCP both ways."""
-    if os.geteuid() != 0:
-        skip("needs root for hugepage memory")
-    if free_hugepages() < 256:
-        skip(f"needs 256 free 2 MiB hugepages for two memif processes, {free_hugepages()} free "
-             "(echo 512 > /proc/sys/vm/nr_hugepages)")
+    need_memif_hugepages()
     sockdir = tempfile.mkdtemp(prefix="mpmemif")
     MADE_HUGE.append(TAG)
 
