@@ -189,15 +189,18 @@ uint32_t loss_based_send_quantum(uint64_t rate) {
     return static_cast<uint32_t>(std::min<uint64_t>(std::max<uint64_t>(kPacingBurstBytes, ms), UINT32_MAX));
 }
 
+bool Connection::loss_based_paced() const { return cfg_.pacing && !cc_->model_based(); }
+
 uint64_t Connection::pacing_rate() const {
-    if (cc_->model_based() || !cfg_.pacing) return cc_->pacing_rate();
+    if (!loss_based_paced()) return cc_->pacing_rate();
     return loss_based_pacing_rate(cwnd(), cc_->ssthresh(), snd_max_ - snd_una_, have_rtt_ ? srtt_us_ : 0);
 }
 
-uint32_t Connection::send_quantum() const {
-    if (cc_->model_based() || !cfg_.pacing) return cc_->send_quantum();
-    return loss_based_send_quantum(pacing_rate());
+uint32_t Connection::send_quantum_at(uint64_t rate) const {
+    return loss_based_paced() ? loss_based_send_quantum(rate) : cc_->send_quantum();
 }
+
+uint32_t Connection::send_quantum() const { return send_quantum_at(pacing_rate()); }
 
 bool Connection::pacing_allows(uint64_t now) {
     // draft-ietf-ccwg-bbr 5.6.2-5.6.3: data leaves at the pacing rate, in
@@ -205,7 +208,7 @@ bool Connection::pacing_allows(uint64_t now) {
     // Config::pacing the rate and burst are Linux's, above).
     const uint64_t rate = pacing_rate();
     if (rate == 0) return true;
-    const uint64_t quantum_us = uint64_t(send_quantum()) * 1'000'000 / rate;
+    const uint64_t quantum_us = uint64_t(send_quantum_at(rate)) * 1'000'000 / rate;
     if (next_send_us_ <= now + quantum_us) return true;
     t_pace_ = next_send_us_ - quantum_us;
     stats_.pacing_waits++;

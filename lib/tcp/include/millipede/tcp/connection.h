@@ -382,6 +382,10 @@ private:
     void rack_and_rate(const Segment &seg, uint64_t now);
     void rack_detect(uint64_t now, uint32_t *newly_lost);
     void on_record_lost(const TxRecord &r, uint64_t now);
+    // Config::pacing applies (NewReno, CUBIC; BBR paces by its own model).
+    bool loss_based_paced() const;
+    // send_quantum() for a pacing rate already computed (one per segment).
+    uint32_t send_quantum_at(uint64_t rate) const;
     // Re-sends the lowest segment RACK marked lost; the sequence space used.
     uint32_t resend_first_lost(uint64_t now);
     CcConnState conn_state() const;
