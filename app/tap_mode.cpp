@@ -38,6 +38,7 @@
 #include "millipede/dpi/inspector.h"
 #include "millipede/flow/classifier.h"
 #include "millipede/port/configured.h"
+#include "millipede/port/eal_start.h"
 #include "modes.h"
 #include "options.h"
 #include "tap_captures.h"
@@ -408,8 +409,9 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGUSR1, on_usr1);
-    if (rte_eal_init(static_cast<int>(eal_args.size()), eal_args.data()) < 0) {
-        std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+    if (std::string eal_err; port::init_eal(static_cast<int>(eal_args.size()), eal_args.data(), eal_err) < 0) {
+        std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n",
+                     eal_err.empty() ? rte_strerror(rte_errno) : eal_err.c_str());
         return 1;
     }
     // dpdk-dumpcap (a secondary process with this --file-prefix) may now

@@ -20,6 +20,7 @@
 
 #include "millipede/dataplane/transport.h"
 #include "millipede/port/configured.h"
+#include "millipede/port/eal_start.h"
 #include "millipede/stats/transfer.h"
 #include "transport_tunnel.h"
 
@@ -113,9 +114,10 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
     (void)has_telemetry; // on unless the user says --no-telemetry: /millipede/* commands need it
     args.push_back(nullptr);
     if (FILE *log = quiet_log_stream()) rte_openlog_stream(log);
-    int rc = rte_eal_init(static_cast<int>(args.size() - 1), args.data());
-    if (rc < 0) {
-        std::fprintf(stderr, "dpdk-millipede %s: EAL initialisation failed: %s\n", who, rte_strerror(rte_errno));
+    std::string eal_err;
+    if (port::init_eal(static_cast<int>(args.size() - 1), args.data(), eal_err) < 0) {
+        std::fprintf(stderr, "dpdk-millipede %s: EAL initialisation failed: %s\n", who,
+                     eal_err.empty() ? rte_strerror(rte_errno) : eal_err.c_str());
         return 1;
     }
     // dpdk-dumpcap (a secondary process with this --file-prefix) may now

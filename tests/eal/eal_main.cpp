@@ -1,7 +1,8 @@
 // main() for test binaries that need EAL: initialises it on virtual memory
 // (--no-huge), no PCI, its own --file-prefix so parallel tests never share
 // DPDK runtime state, then runs GoogleTest. Extra EAL arguments come from
-// MILLIPEDE_TEST_EAL_ARGS (space separated).
+// MILLIPEDE_TEST_EAL_ARGS (space separated). EAL starts as the application
+// starts it (port::init_eal, short TSC calibration).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -13,6 +14,8 @@
 
 #include <rte_eal.h>
 #include <rte_errno.h>
+
+#include "millipede/port/eal_start.h"
 
 int main(int argc, char **argv) {
     testing::InitGoogleTest(&argc, argv);
@@ -26,8 +29,8 @@ int main(int argc, char **argv) {
     }
     std::vector<char *> cargs;
     for (auto &a : args) cargs.push_back(a.data());
-    if (rte_eal_init(static_cast<int>(cargs.size()), cargs.data()) < 0) {
-        std::fprintf(stderr, "EAL initialisation failed: %s\n", rte_strerror(rte_errno));
+    if (std::string err; millipede::port::init_eal(static_cast<int>(cargs.size()), cargs.data(), err) < 0) {
+        std::fprintf(stderr, "EAL initialisation failed: %s\n", err.empty() ? rte_strerror(rte_errno) : err.c_str());
         return 1;
     }
     int rc = RUN_ALL_TESTS();
