@@ -8,6 +8,7 @@ MILLIPEDE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MILLIPEDE_PACKAGES=(
   build-essential meson ninja-build pkg-config python3
   dpdk dpdk-dev libdpdk-dev librte-crypto-ipsec-mb23 libnuma-dev libisal-dev libssl-dev libpcap-dev
+  libsystemd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libndpi-dev libndpi-bin tshark python3-scapy nfdump
   clang libclang-rt-14-dev
