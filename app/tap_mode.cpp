@@ -343,11 +343,14 @@ int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captur
     r.policy = opt.cls.policy;
     r.migrate = opt.cls.migrate;
     r.dpi = opt.dpi;
+    // run_tap() calls rte_eal_cleanup() next, which unmaps all EAL memory:
+    // freeing the tables and pools first would only zero them (tap.h).
     auto cleanup = [&] {
         unregister_telemetry();
-        plane.reset();      // ports stopped, rings and capture mappings gone
+        plane->leave_memory_to_eal_cleanup();
+        plane.reset();      // ports stopped, capture mappings gone
         r.workers.clear();  // nDPI engines
-        rte_mempool_free(flow_pool); // every object came back with its flow's notice
+        (void)flow_pool;    // left to rte_eal_cleanup() with the rest
     };
     std::vector<std::unique_ptr<dpi::Engine>> engines;
     for (unsigned w = 0; opt.dpi && w < workers; ++w) {
@@ -417,7 +420,7 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
     // dpdk-dumpcap (a secondary process with this --file-prefix) may now
     // capture any port; without it the tap runs on.
     if (std::string ce; !port::enable_capture(ce)) std::fprintf(stderr, "dpdk-millipede tap: warning: %s\n", ce.c_str());
-    int status = run_tap_on_eal(opt, captures); // every EAL object of the run is gone when it returns
+    int status = run_tap_on_eal(opt, captures); // ports closed; its EAL memory goes with rte_eal_cleanup()
     port::disable_capture();
     rte_eal_cleanup();
     return status;

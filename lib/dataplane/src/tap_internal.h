@@ -36,6 +36,7 @@ struct TapPlane::Impl {
     bool pcap_ports = false;    // there are ports and every one is net_pcap
     int socket = 0;
     rte_mempool *port_pool = nullptr;
+    bool free_memory = true; // false: teardown leaves EAL memory to rte_eal_cleanup()
     std::vector<std::unique_ptr<flow::Classifier>> cls;                       // per shard
     std::vector<std::vector<std::unique_ptr<flow::WorkerPort>>> worker_ports; // [shard][logical worker]
     std::vector<TapWorkerHandler *> handlers;                    // per logical worker

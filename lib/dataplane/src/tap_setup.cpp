@@ -25,6 +25,8 @@ TapPlane::~TapPlane() {
     if (impl_) impl_->teardown();
 }
 
+void TapPlane::leave_memory_to_eal_cleanup() { impl_->free_memory = false; }
+
 std::unique_ptr<TapPlane> TapPlane::open(const TapConfig &cfg, std::string &err, int &status) {
     auto impl = std::make_unique<Impl>();
     impl->cfg = cfg;
@@ -281,6 +283,11 @@ void TapPlane::Impl::teardown() {
     port::stop_ports(ports); // a memif server lets its peer leave first (port.h)
     ports.clear();
     worker_ports.clear();
+    if (!free_memory) {
+        for (auto &c : cls) c->leave_memory_to_eal_cleanup();
+        for (auto &c : captures) c->leave_memory_to_eal_cleanup();
+        port_pool = nullptr;
+    }
     cls.clear();
     // Every mbuf came back: the workers freed what they got, the classifier
     // what it dropped, and run() drained every ring.

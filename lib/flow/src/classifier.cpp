@@ -127,6 +127,15 @@ Classifier::~Classifier() {
     rte_free(moved_at_);
 }
 
+void Classifier::leave_memory_to_eal_cleanup() {
+    if (table_) table_->leave_memory_to_eal_cleanup();
+    if (checker_) checker_->leave_memory_to_eal_cleanup();
+    rings_.clear();
+    shared_ = nullptr;
+    state_ = nullptr;
+    moved_at_ = nullptr;
+}
+
 std::unique_ptr<Classifier> Classifier::create(const ClassifierConfig &cfg, FlowEndSink *sink, std::string &err) {
     if (cfg.workers == 0 || cfg.workers > 64) {
         err = "worker count must be between 1 and 64, got " + std::to_string(cfg.workers);

@@ -43,6 +43,12 @@ FlowTable::~FlowTable() {
     rte_free(keys_);
 }
 
+void FlowTable::leave_memory_to_eal_cleanup() {
+    hash_ = nullptr;
+    entries_ = nullptr;
+    keys_ = nullptr;
+}
+
 std::unique_ptr<FlowTable> FlowTable::create(const FlowTableConfig &cfg, FlowEndSink *sink, std::string &err) {
     if (cfg.capacity < 8 || cfg.capacity > RTE_HASH_ENTRIES_MAX) {
         err = "flow table capacity must be between 8 and " + std::to_string(RTE_HASH_ENTRIES_MAX);

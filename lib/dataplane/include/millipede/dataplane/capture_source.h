@@ -39,6 +39,8 @@ class CaptureSource {
     static std::unique_ptr<CaptureSource> create(std::unique_ptr<CaptureFile> file, unsigned mbufs, int socket,
                                                  const std::string &pool_name, std::string &err);
     ~CaptureSource();
+    // As flow::FlowTable's: its mbuf pool is left to rte_eal_cleanup().
+    void leave_memory_to_eal_cleanup() { pool_ = nullptr; }
     CaptureSource(const CaptureSource &) = delete;
     CaptureSource &operator=(const CaptureSource &) = delete;
 

@@ -126,6 +126,11 @@ class TapPlane {
     static std::unique_ptr<TapPlane> open(const TapConfig &cfg, std::string &err, int &status);
     ~TapPlane();
     TapPlane(const TapPlane &) = delete;
+    // The destructor then stops and closes everything as before but leaves
+    // the pools, rings and flow tables to rte_eal_cleanup() (see
+    // flow::FlowTable::leave_memory_to_eal_cleanup): for a process that
+    // calls it right after.
+    void leave_memory_to_eal_cleanup();
     TapPlane &operator=(const TapPlane &) = delete;
 
     int socket() const;          // NUMA socket of the first input: where per-flow state should live

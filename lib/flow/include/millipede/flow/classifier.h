@@ -155,6 +155,7 @@ class OrderChecker {
 public:
     explicit OrderChecker(uint32_t slots, int socket_id);
     ~OrderChecker();
+    void leave_memory_to_eal_cleanup() { slots_ = nullptr; } // as FlowTable's
     OrderChecker(const OrderChecker &) = delete;
     OrderChecker &operator=(const OrderChecker &) = delete;
     bool ready() const { return slots_ != nullptr; } // false: the slots could not be allocated
@@ -247,6 +248,8 @@ class Classifier {
 public:
     static std::unique_ptr<Classifier> create(const ClassifierConfig &cfg, FlowEndSink *sink, std::string &err);
     ~Classifier();
+    // As FlowTable's, for its table, rings and per-flow arrays.
+    void leave_memory_to_eal_cleanup();
     Classifier(const Classifier &) = delete;
     Classifier &operator=(const Classifier &) = delete;
 
