@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "fake_legs.h"
 
@@ -21,6 +22,35 @@ TEST(StripeChecksum, Crc32cCheckValueAndChaining) {
 TEST(StripeChecksum, Crc64XzCheckValueAndChaining) {
     EXPECT_EQ(crc64(k123, 9), 0x995DC9BBDF1939FAull);
     EXPECT_EQ(crc64(k123 + 3, 6, crc64(k123, 3)), 0x995DC9BBDF1939FAull);
+}
+
+// The combination equals the CRC of the concatenation for every split,
+// including empty halves and lengths around the 16 KiB blocks.
+TEST(StripeChecksum, Crc64CombineEqualsTheCrcOfTheConcatenation) {
+    std::vector<uint8_t> all(70000);
+    uint32_t x = 12345;
+    for (auto &b : all) b = static_cast<uint8_t>((x = x * 1103515245 + 12345) >> 16);
+    for (size_t split : {size_t{0}, size_t{1}, size_t{7}, size_t{16384}, size_t{16385}, size_t{40000}, all.size()}) {
+        const uint64_t a = crc64(all.data(), split);
+        const uint64_t b = crc64(all.data() + split, all.size() - split);
+        EXPECT_EQ(crc64_combine(a, b, all.size() - split), crc64(all.data(), all.size())) << split;
+    }
+    // Chained over equal-length pieces (the cached power) and then another length.
+    uint64_t chained = 0;
+    for (size_t off = 0; off < 65536; off += 4096) chained = crc64_combine(chained, crc64(all.data() + off, 4096), 4096);
+    chained = crc64_combine(chained, crc64(all.data() + 65536, all.size() - 65536), all.size() - 65536);
+    EXPECT_EQ(chained, crc64(all.data(), all.size()));
+    EXPECT_NE(crc64_combine(crc64(all.data(), 10), crc64(all.data() + 10, 10), 11), crc64(all.data(), 20));
+}
+
+TEST(StripeChecksum, BothCrcsInOnePassEqualEachAlone) {
+    std::vector<uint8_t> all(50001);
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint8_t>(i * 31 + 7);
+    uint32_t c32 = crc32c(all.data(), 5);
+    uint64_t c64 = crc64(all.data(), 5);
+    crc32c_and_crc64(all.data() + 5, all.size() - 5, c32, c64);
+    EXPECT_EQ(c32, crc32c(all.data(), all.size()));
+    EXPECT_EQ(c64, crc64(all.data(), all.size()));
 }
 
 TEST(StripeWire, HelloExactBytes) {

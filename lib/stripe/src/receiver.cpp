@@ -28,6 +28,11 @@ struct StripeReceiver::Slot {
     uint32_t fillers = 0; // legs writing a copy of this chunk (more than one: a re-send racing its original)
     bool mixed = false;   // bytes from more than one copy: verify the buffer itself at the end
     uint32_t crc = 0;     // the chunk header's CRC32C (parity: part of a data chunk's unit)
+    // The CRC-64 of the bytes now in `buf`, summed as they arrived; valid
+    // only for one plain copy (not mixed, sealed, compressed or rebuilt).
+    // Delivery chains it into the stream digest instead of reading `buf`.
+    bool crc64_valid = false;
+    uint64_t crc64 = 0;
     bool parity = false;  // a parity unit; `stripe_data`: its stripe's data chunk count
     uint32_t stripe_data = 0;
 };
@@ -549,6 +554,7 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
         }
         sl->fillers++;
         sl->mixed = true;
+        sl->crc64_valid = false;
         stats_.takeovers++;
         l.slot = static_cast<int32_t>(s % w);
         l.chunk_off = 0;
@@ -559,6 +565,7 @@ bool StripeReceiver::place_chunk(uint32_t leg) {
     sl->st = Slot::St::RECEIVING;
     sl->fillers = 1;
     sl->mixed = false;
+    sl->crc64_valid = false;
     sl->seq = s;
     sl->len = c.length;
     sl->filled = 0;
@@ -619,6 +626,11 @@ void StripeReceiver::on_chunk_end(uint32_t leg, const Decoded &d) {
     // A parity chunk is not sealed: it is a combination of sealed chunks,
     // and what is rebuilt from it is opened like any chunk (2.21).
     if (cfg_.aead && !s.parity && !open_chunk(leg, s)) return;
+    // The wire bytes are the stream's bytes only for a plain native chunk
+    // from one copy (a sealed one was just opened in place).
+    s.crc64_valid = cfg_.codec == Codec::NATIVE && !s.mixed && !s.parity && !s.compressed && !cfg_.aead &&
+                    (l.pending.flags & kChunkFlagEncrypted) == 0;
+    s.crc64 = d.crc64_computed;
     s.st = Slot::St::HELD;
     if (s.parity) stats_.parity_chunks++;
     if (s.fillers > 0) detach_fillers(idx); // the other copy's rest is read and dropped
@@ -750,6 +762,7 @@ bool StripeReceiver::resolve_stripe(uint64_t s0) {
         x.compressed = (u.flags & kChunkFlagCompressed) != 0;
         x.parity = false;
         x.mixed = false;
+        x.crc64_valid = false;
         x.fillers = 0;
         // Then exactly what a chunk that arrived goes through: the tag, in
         // place, before it counts as held; inflation (and its CRC32C of the
@@ -965,7 +978,7 @@ void StripeReceiver::advance() {
             next_++;
             continue;
         }
-        digest_ = crc64(s.buf, s.len, digest_);
+        digest_ = s.crc64_valid ? crc64_combine(digest_, s.crc64, s.len) : crc64(s.buf, s.len, digest_);
         stats_.bytes_delivered += s.len;
         stats_.chunks_delivered++;
         next_++;

@@ -210,8 +210,8 @@ bool StripeSender::push_chunk(const uint8_t *data, uint32_t len, uint64_t ref, u
         digest_ = sums->digest_after;
     } else {
         // One read pass for both CRCs; the bytes are never copied here.
-        s.crc = crc32c(data, len, 0);
-        digest_ = crc64(data, len, digest_);
+        s.crc = 0;
+        crc32c_and_crc64(data, len, s.crc, digest_);
     }
     stats_.bytes_in += s.stream_len;
     filling_ = i;
@@ -240,8 +240,7 @@ size_t StripeSender::push_input(const uint8_t *p, size_t n, uint64_t now_us) {
         std::memcpy(s.own + s.len, p + used, k);
         // Both CRCs while the bytes are still in cache: a chunk (1 MiB by
         // default) summed at seal() time comes back from memory.
-        s.crc = crc32c(s.own + s.len, k, s.crc);
-        digest_ = crc64(s.own + s.len, k, digest_);
+        crc32c_and_crc64(s.own + s.len, k, s.crc, digest_);
         stats_.bytes_copied += k;
         s.len += static_cast<uint32_t>(k);
         used += k;

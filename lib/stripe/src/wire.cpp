@@ -64,6 +64,66 @@ uint64_t crc64(const uint8_t *p, size_t n, uint64_t prev) {
     return crc64_ecma_refl(prev, p, n); // inverts internally: CRC-64/XZ
 }
 
+void crc32c_and_crc64(const uint8_t *p, size_t n, uint32_t &crc32c_state, uint64_t &crc64_state) {
+    constexpr size_t kBlock = 16384; // half a typical L1d + L2 share: still there for the second sum
+    for (size_t off = 0; off < n; off += kBlock) {
+        size_t k = std::min(kBlock, n - off);
+        crc32c_state = crc32c(p + off, k, crc32c_state);
+        crc64_state = crc64(p + off, k, crc64_state);
+    }
+}
+
+namespace {
+
+// CRC-64/XZ's polynomial, reflected; x^0 is the top bit in this form.
+constexpr uint64_t kCrc64Poly = 0xC96C5795D7870F42ull;
+constexpr uint64_t kX0 = 1ull << 63;
+
+// a * b mod P over GF(2), both reflected.
+uint64_t mult_mod_p(uint64_t a, uint64_t b) {
+    uint64_t m = kX0, product = 0;
+    for (;;) {
+        if (a & m) {
+            product ^= b;
+            if ((a & (m - 1)) == 0) break;
+        }
+        m >>= 1;
+        b = (b & 1) ? (b >> 1) ^ kCrc64Poly : b >> 1;
+    }
+    return product;
+}
+
+struct PowersOfX {
+    uint64_t x2k[64]; // x^(2^k) mod P
+    PowersOfX() {
+        uint64_t p = kX0 >> 1; // x^1
+        for (auto &v : x2k) {
+            v = p;
+            p = mult_mod_p(p, p);
+        }
+    }
+};
+
+// x^(8 n) mod P: shifting a CRC over n zero bytes.
+uint64_t x8n_mod_p(uint64_t n) {
+    static const PowersOfX powers;
+    uint64_t p = kX0;
+    for (unsigned k = 3; n != 0; n >>= 1, ++k)
+        if (n & 1) p = mult_mod_p(powers.x2k[k & 63], p);
+    return p;
+}
+
+} // namespace
+
+uint64_t crc64_combine(uint64_t crc_a, uint64_t crc_b, uint64_t len_b) {
+    thread_local uint64_t cached_len = 0, cached_power = kX0;
+    if (len_b != cached_len) {
+        cached_power = x8n_mod_p(len_b);
+        cached_len = len_b;
+    }
+    return mult_mod_p(cached_power, crc_a) ^ crc_b;
+}
+
 size_t encode_hello(uint8_t *out, const Hello &h) {
     put_prefix(out, kTypeHello, h.version);
     store_le64(out + 8, h.session_id);
@@ -301,7 +361,7 @@ size_t Decoder::feed_native(const uint8_t *p, size_t n, Decoded &out) {
             out.kind = EventKind::CHUNK_DATA;
             out.data = p + used;
             out.data_len = k;
-            crc_state_ = crc32c(p + used, k, crc_state_);
+            crc32c_and_crc64(p + used, k, crc_state_, crc64_state_);
             remaining_ -= k;
             if (remaining_ == 0) state_ = State::CHUNK_DONE;
             return used + k;
@@ -309,6 +369,7 @@ size_t Decoder::feed_native(const uint8_t *p, size_t n, Decoded &out) {
         case State::CHUNK_DONE:
             out.kind = EventKind::CHUNK_END;
             out.crc_computed = crc_state_;
+            out.crc64_computed = crc64_state_;
             out.crc_ok = crc_state_ == crc_claimed_;
             state_ = State::START;
             return used;
@@ -393,6 +454,7 @@ bool Decoder::native_header_complete(Decoded &out, Error &err, uint64_t &bad) {
         }
         remaining_ = c.length;
         crc_state_ = 0;
+        crc64_state_ = 0;
         crc_claimed_ = c.crc32c;
         state_ = State::PAYLOAD;
         out.kind = EventKind::CHUNK_HEADER;
