@@ -156,6 +156,9 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
             // thread runs until exit).
             stats::clear_transport_telemetry();
             g_plane.store(nullptr);
+            // rte_eal_cleanup() below unmaps all EAL memory: freeing the
+            // chunk buffers and pools first would only zero them.
+            plane->leave_memory_to_eal_cleanup();
         }
     }
     port::disable_capture();

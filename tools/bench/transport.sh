@@ -33,6 +33,7 @@
 # BENCH_EXTRA_TX / BENCH_EXTRA_RX (extra words for dpdk-millipede tx / rx),
 # BENCH_MEMIF_ZC (1, default: memif zero-copy on the tx side, with --single-file-segments),
 # BENCH_MEMIF_BSIZE (16384: memif slot size; 0 keeps the PMD's 2048),
+# BENCH_EAL_MEM (EAL memory options, default none: hugepages as needed; "-m 256" was the default until 2026-12-04),
 # BENCH_MATRIX ("1:1 1:4 1:16 2:1 2:4 2:16": workers:legs runs over memif; empty: none),
 # BENCH_RX_LCORES_W2 / BENCH_TX_LCORES_W2 (the --lcores for 2 workers),
 # BENCH_INPUT (an existing input file instead of BENCH_BYTES of fresh random data),

@@ -331,6 +331,7 @@ struct Impl {
     PortState *port_by_id[RTE_MAX_ETHPORTS] = {};
     rte_mempool *rx_pool = nullptr;     // received frames (and every header we build)
     rte_mempool *attach_pool = nullptr; // extbuf segments
+    bool free_memory = true;            // false: teardown leaves EAL memory to rte_eal_cleanup()
     std::unique_ptr<ConnTable> conns;
     std::unique_ptr<NeighbourBoard> neighbours;
     rte_ring *owner_ring = nullptr; // workers -> owner: frames waiting for a MAC (m->hash.usr = next hop)

@@ -17,6 +17,8 @@ TransportPlane::~TransportPlane() {
     if (impl_) impl_->teardown();
 }
 
+void TransportPlane::leave_memory_to_eal_cleanup() { impl_->free_memory = false; }
+
 std::unique_ptr<TransportPlane> TransportPlane::create(const TransportOptions &o, std::string &err) {
     auto impl = std::make_unique<Impl>();
     impl->o = o;

@@ -609,6 +609,11 @@ void Impl::teardown() {
     workers.clear();
     s.reader.reset();
     s.writer.reset();
+    if (!free_memory) {
+        if (s.chunks) s.chunks->leave_memory_to_eal_cleanup();
+        attach_pool = nullptr;
+        rx_pool = nullptr;
+    }
     s.chunks.reset();
     ports.clear();
     conns.reset();

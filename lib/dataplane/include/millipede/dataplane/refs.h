@@ -49,6 +49,12 @@ class ChunkPool {
     static std::unique_ptr<ChunkPool> create(const std::string &name, uint32_t chunks, uint32_t chunk_bytes,
                                              int socket, std::string &err);
     ~ChunkPool();
+    // As flow::FlowTable's: its memory is left to rte_eal_cleanup().
+    void leave_memory_to_eal_cleanup() {
+        mz_ = nullptr;
+        descs_ = nullptr;
+        returned_ = nullptr;
+    }
     ChunkPool(const ChunkPool &) = delete;
     ChunkPool &operator=(const ChunkPool &) = delete;
 

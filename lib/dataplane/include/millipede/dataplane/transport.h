@@ -131,6 +131,11 @@ class TransportPlane {
     static std::unique_ptr<TransportPlane> create(const TransportOptions &o, std::string &err);
     ~TransportPlane();
     TransportPlane(const TransportPlane &) = delete;
+    // The destructor then stops and closes everything as before but leaves
+    // the chunk buffers and mbuf pools to rte_eal_cleanup() (see
+    // flow::FlowTable::leave_memory_to_eal_cleanup): for a process that
+    // calls it right after.
+    void leave_memory_to_eal_cleanup();
     TransportPlane &operator=(const TransportPlane &) = delete;
 
     int run();
