@@ -104,5 +104,5 @@ else
 fi
 cat "$input" >/dev/null # into the page cache
 
-BENCH_INFILE=$input BENCH_TAG=$tag BENCH_WORK=$work BENCH_SOCK=$sockdir BENCH_BIN="$MILLIPEDE_ROOT/$build_dir/app/dpdk-millipede" \
+BENCH_INFILE=$input BENCH_TAG=$tag BENCH_WORK=$work BENCH_SOCK=$sockdir BENCH_BIN="$(cd "$build_dir" && pwd)/app/dpdk-millipede" \
 BENCH_REPEATS=$repeats BENCH_BYTES=$bytes python3 "$MILLIPEDE_ROOT/tools/bench/transport_bench.py"

@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include <rte_eal.h>
+#include <rte_errno.h>
 
 namespace millipede::port {
 namespace {
@@ -37,8 +38,12 @@ int init_eal(int argc, char **argv, std::string &err) {
     std::optional<unsigned> window = tsc_calibration_ms(std::getenv("MILLIPEDE_TSC_CALIBRATION_MS"), err);
     if (!window) return -1;
     eal_init_window_ms = *window;
+    rte_errno = 0;
     int rc = rte_eal_init(argc, argv);
     eal_init_window_ms = 0;
+    // Some of EAL's failures (a runtime directory another process holds)
+    // leave rte_errno at 0, and "failed: Success" helps nobody.
+    if (rc < 0 && rte_errno == 0) err = "EAL said why above (for a runtime directory in use: another --file-prefix)";
     return rc;
 }
 

@@ -39,9 +39,10 @@ std::optional<unsigned> tsc_calibration_ms(const char *value, std::string &err);
 // calling thread is (or is not) inside init_eal() with `window_ms`.
 long calibration_sleep_ns(long requested_ns, bool in_eal_init, unsigned window_ms);
 
-// rte_eal_init(argc, argv) with the short calibration. Returns its result
-// (< 0 and rte_errno on failure); -1 with `err` set when the environment
-// variable is malformed (EAL is then not initialised).
+// rte_eal_init(argc, argv) with the short calibration. Returns its result:
+// < 0 on failure, with rte_errno, or with `err` set where EAL left rte_errno
+// at 0; -1 with `err` set when the environment variable is malformed (EAL is
+// then not initialised).
 int init_eal(int argc, char **argv, std::string &err);
 
 } // namespace millipede::port
