@@ -361,7 +361,8 @@ out = {
         "loadavg_after": [round(x, 2) for x in load_after],
         "cpu_steal_pct_during": round(100.0 * (st1 - st0) / max(1, tot1 - tot0), 1),
         "hugepages_2m_total": int(open("/proc/sys/vm/nr_hugepages").read()),
-        "rss_note": "max_rss_mib is ru_maxrss: hugepage memory (-m 256 per process) is not in it",
+        "eal_mem": eal_mem,
+        "rss_note": "max_rss_mib is ru_maxrss: hugepage memory is not in it",
         "source": source,
     },
 }
