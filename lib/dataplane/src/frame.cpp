@@ -1,6 +1,7 @@
 // TCP segments in and out of mbufs; see frame.h.
 #include "millipede/dataplane/frame.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "millipede/dataplane/refs.h"
@@ -172,26 +173,34 @@ rte_mbuf *build_tcp_frame(const tcp::Segment &s, const net::MacAddr &src_mac, ui
             ok = copy(pc.data, pc.len);
             continue;
         }
-        rte_mbuf *x = rte_pktmbuf_alloc(ctx.attach_pool);
-        if (!x) {
-            ok = false;
-            break;
-        }
         ChunkPool::Desc *cd = ChunkPool::desc_of(pc.ref);
-        // The mbuf holds its own reference on the chunk (attach does not
-        // take one); the free callback runs when the last one drops.
-        rte_mbuf_ext_refcnt_update(&cd->shinfo, 1);
-        rte_pktmbuf_attach_extbuf(x, const_cast<uint8_t *>(pc.data), ChunkPool::iova_of(*cd, pc.data),
-                                  static_cast<uint16_t>(pc.len), &cd->shinfo);
-        x->data_len = static_cast<uint16_t>(pc.len);
-        x->pkt_len = pc.len;
-        if (rte_pktmbuf_chain(m, x) != 0) {
-            rte_pktmbuf_free(x);
-            ok = false;
-            break;
+        // One extbuf segment per IOVA-contiguous run of the piece (see
+        // ChunkPool::iova_of): usually the whole piece.
+        for (uint32_t done = 0; ok && done < pc.len;) {
+            const uint8_t *p = pc.data + done;
+            uint32_t run = 0;
+            const rte_iova_t iova = ChunkPool::iova_of(*cd, p, run);
+            const uint32_t k = std::min(pc.len - done, run);
+            rte_mbuf *x = rte_pktmbuf_alloc(ctx.attach_pool);
+            if (!x) {
+                ok = false;
+                break;
+            }
+            // The mbuf holds its own reference on the chunk (attach does not
+            // take one); the free callback runs when the last one drops.
+            rte_mbuf_ext_refcnt_update(&cd->shinfo, 1);
+            rte_pktmbuf_attach_extbuf(x, const_cast<uint8_t *>(p), iova, static_cast<uint16_t>(k), &cd->shinfo);
+            x->data_len = static_cast<uint16_t>(k);
+            x->pkt_len = k;
+            if (rte_pktmbuf_chain(m, x) != 0) {
+                rte_pktmbuf_free(x);
+                ok = false;
+                break;
+            }
+            tail = x;
+            ctx.bytes_referenced += k;
+            done += k;
         }
-        tail = x;
-        ctx.bytes_referenced += pc.len;
     }
     if (!ok) {
         rte_pktmbuf_free(m);

@@ -71,7 +71,15 @@ class ChunkPool {
     uint32_t out() const { return out_; } // handed out and not yet returned
 
     static Desc *desc_of(tcp::BufRef r) { return reinterpret_cast<Desc *>(r & ~uintptr_t(1)); }
-    static rte_iova_t iova_of(const Desc &d, const uint8_t *p);
+    // The IOVA of `p` inside chunk `d`, and in `run` how many bytes from p
+    // on are IOVA-contiguous with it (UINT32_MAX: the whole chunk is). A
+    // chunk buffer that could not be had IOVA-contiguous (IOVA as PA, the
+    // hugepages scattered) is contiguous only within each memseg: a segment
+    // crossing one is attached as one piece per memseg, or a DMA-ing NIC
+    // would read the wrong page. The lookup walks EAL's memseg lists; no
+    // syscall (rte_mem_virt2iova reads /proc/self/pagemap in PA mode, once
+    // per frame before this).
+    static rte_iova_t iova_of(const Desc &d, const uint8_t *p, uint32_t &run);
 
   private:
     ChunkPool() = default;
