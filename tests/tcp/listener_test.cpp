@@ -190,4 +190,88 @@ TEST(SynCookies, KeyedPerListener) {
 }
 
 } // namespace
+// Options::checksum_trust (Config::checksum_trust_*): checksums are left
+// partial only on a connection whose two SYNs both carried the option, by
+// an end configured to use it.
+Config trust(bool offer, bool use) {
+    Config c = quick();
+    c.checksum_trust_offer = offer;
+    c.checksum_trust_use = use;
+    return c;
+}
+
+// The handshake over a link whose receivers do not verify checksums (what
+// the data plane does on memif: RTE_MBUF_F_RX_L4_CKSUM_GOOD), so that
+// segments with partial checksums are taken.
+void trusted_handshake(Pair &pr) {
+    ASSERT_TRUE(pr.client->connect(pr.now));
+    for (int round = 0; round < 20; ++round) {
+        size_t moved = 0;
+        for (auto &w : pr.cout.take()) {
+            ++moved;
+            Segment s;
+            ASSERT_EQ(parse_segment(w.bytes, w.src, w.dst, s, false), ParseResult::Ok);
+            if (pr.server) pr.server->on_segment(s, pr.now);
+            else if (auto c = pr.listener->on_segment(s, pr.now)) pr.server = std::move(c);
+        }
+        for (auto &w : pr.sout.take()) {
+            ++moved;
+            Segment s;
+            ASSERT_EQ(parse_segment(w.bytes, w.src, w.dst, s, false), ParseResult::Ok);
+            pr.client->on_segment(s, pr.now);
+        }
+        if (moved == 0) break;
+    }
+    ASSERT_TRUE(pr.server);
+    ASSERT_EQ(pr.client->state(), State::Established);
+    ASSERT_EQ(pr.server->state(), State::Established);
+}
+
+bool data_checksum_left_partial(Pair &pr) {
+    const std::vector<uint8_t> data(1000, 7);
+    EXPECT_EQ(pr.client->send(data, pr.now), data.size());
+    auto out = pr.cout.take();
+    for (auto &w : out) {
+        Segment s;
+        if (parse_segment(w.bytes, w.src, w.dst, s, false) != ParseResult::Ok || s.payload_len() == 0) continue;
+        Segment v;
+        return parse_segment(w.bytes, w.src, w.dst, v, true) == ParseResult::BadChecksum;
+    }
+    ADD_FAILURE() << "no data segment";
+    return false;
+}
+
+TEST(ChecksumTrust, OmittedOnlyWhenBothSynsCarryItAndThisEndUsesIt) {
+    {
+        Pair pr(trust(true, true), trust(true, true));
+        trusted_handshake(pr);
+        EXPECT_TRUE(pr.client->omits_checksums());
+        EXPECT_TRUE(pr.server->omits_checksums());
+        EXPECT_TRUE(data_checksum_left_partial(pr));
+    }
+    {
+        // The server verifies: what it receives carries full checksums;
+        // what it sends need not, the client having said it trusts them.
+        Pair pr(trust(true, true), trust(false, true));
+        trusted_handshake(pr);
+        EXPECT_FALSE(pr.client->omits_checksums());
+        EXPECT_TRUE(pr.server->omits_checksums());
+        EXPECT_FALSE(data_checksum_left_partial(pr));
+    }
+    {
+        Pair pr(trust(false, true), trust(true, true)); // no option in the SYN: none in the SYN-ACK
+        trusted_handshake(pr);
+        EXPECT_FALSE(pr.client->omits_checksums());
+        EXPECT_FALSE(pr.server->omits_checksums());
+        EXPECT_FALSE(data_checksum_left_partial(pr));
+    }
+    {
+        Pair pr(trust(true, false), trust(true, true)); // this end's link is not shared memory
+        trusted_handshake(pr);
+        EXPECT_FALSE(pr.client->omits_checksums());
+        EXPECT_TRUE(pr.server->omits_checksums());
+        EXPECT_FALSE(data_checksum_left_partial(pr));
+    }
+}
+
 } // namespace tcptest

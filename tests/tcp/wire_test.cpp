@@ -65,6 +65,37 @@ TEST(Options, ParsesAllKinds) {
     EXPECT_FALSE(p.opt.malformed);
 }
 
+TEST(Options, ChecksumTrustRoundTripsAndOtherExperimentsAreSkipped) {
+    Segment s;
+    s.src_ip = kA, s.dst_ip = kB;
+    s.flags = flag::SYN;
+    s.opt.has_mss = true, s.opt.mss = 65000;
+    s.opt.has_wscale = true, s.opt.wscale = 7;
+    s.opt.sack_permitted = true;
+    s.opt.has_ts = true, s.opt.ts_val = 1;
+    s.opt.checksum_trust = true;
+    std::vector<uint8_t> buf(100);
+    const size_t n = serialize(s, buf);
+    ASSERT_EQ(n, 44u); // the 40 of ParsesAllKinds + kind 254, length 4, ExID
+    EXPECT_EQ(buf[40], 254);
+    EXPECT_EQ(buf[41], 4);
+    EXPECT_EQ(millipede::net::load_be16(&buf[42]), kChecksumTrustExId);
+    Segment p;
+    ASSERT_EQ(parse_segment(std::span(buf).first(n), kA, kB, p), ParseResult::Ok);
+    EXPECT_TRUE(p.opt.checksum_trust);
+    EXPECT_EQ(p.opt.mss, 65000);
+    EXPECT_TRUE(p.opt.has_ts);
+    // Another experiment's ExID, or a wrong length, is not this option.
+    for (const std::vector<uint8_t> &o : {std::vector<uint8_t>{254, 4, 0x12, 0x34}, std::vector<uint8_t>{254, 6, 0x4D, 0x50, 0, 0},
+                                          std::vector<uint8_t>{253, 4, 0x4D, 0x50}}) {
+        auto b = header_with_options(o);
+        Segment q;
+        ASSERT_EQ(parse_segment(b, kA, kB, q, false), ParseResult::Ok);
+        EXPECT_FALSE(q.opt.checksum_trust);
+        EXPECT_FALSE(q.opt.malformed);
+    }
+}
+
 TEST(Options, SackBlocksLimitedByOptionSpace) {
     Segment s;
     s.src_ip = kA, s.dst_ip = kB;

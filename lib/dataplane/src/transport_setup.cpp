@@ -323,7 +323,7 @@ bool Impl::setup_workers(std::string &err) {
         hc.tcp.mss = 1460;
         for (auto &p : ports)
             for (const auto &a : p->addrs)
-                hc.mss_by_local_ip.push_back({tcp_addr(a), p->mss, p->send_cap});
+                hc.mss_by_local_ip.push_back({tcp_addr(a), p->mss, p->send_cap, p->trust_l4_checksum, p->memif});
         hc.compat = o.compat;
         hc.max_connections = 4 * 64 + 64;
         w->hooks = std::make_unique<ConnTableHooks>(*conns, i, &w->pub.connections);

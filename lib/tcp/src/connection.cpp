@@ -132,6 +132,7 @@ void Connection::negotiate(const Options &peer, bool) {
     rcv_wscale_ = ws ? rcv_wscale_offer_ : 0;
     sack_ok_ = cfg_.sack && peer.sack_permitted;
     ts_ok_ = cfg_.timestamps && peer.has_ts;
+    omit_checksums_ = cfg_.checksum_trust_use && peer.checksum_trust;
     eff_mss_ = static_cast<uint16_t>(std::min(peer_mss_, cfg_.mss) - (ts_ok_ ? 12 : 0));
     if (cfg_.send_mss_cap && eff_mss_ > cfg_.send_mss_cap) eff_mss_ = cfg_.send_mss_cap;
     cc_->init(eff_mss_, cfg_.initial_cwnd_segments, 0);
@@ -1141,7 +1142,7 @@ void Connection::fill_common(Segment &s, uint64_t now) {
     s.dst_ip = ep_.remote_ip;
     s.src_port = ep_.local_port;
     s.dst_port = ep_.remote_port;
-    s.checksum_offload = cfg_.checksum_offload;
+    s.checksum_offload = cfg_.checksum_offload || omit_checksums_;
     if (s.has(flag::ACK)) s.ack = rcv_nxt_;
     if (s.has(flag::SYN)) {
         s.window = detail::syn_window(cfg_);
@@ -1196,7 +1197,7 @@ void Connection::send_rst(uint32_t seq, uint32_t ack, bool with_ack, uint64_t no
     s.flags = static_cast<uint8_t>(flag::RST | (with_ack ? flag::ACK : 0));
     s.seq = seq;
     s.ack = with_ack ? ack : 0;
-    s.checksum_offload = cfg_.checksum_offload;
+    s.checksum_offload = cfg_.checksum_offload || omit_checksums_;
     stats_.segments_out++;
     sink_(s);
 }

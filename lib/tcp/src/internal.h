@@ -31,6 +31,8 @@ inline Options syn_options(const Config &cfg, const Options *peer, uint32_t ts_v
         o.wscale = wscale_for_buffer(cfg.recv_buffer);
     }
     if (cfg.sack && (!peer || peer->sack_permitted)) o.sack_permitted = true;
+    // Answered only where the SYN carried it, like SACK-permitted.
+    if (cfg.checksum_trust_offer && (!peer || peer->checksum_trust)) o.checksum_trust = true;
     if (cfg.timestamps && (!peer || peer->has_ts)) {
         o.has_ts = true;
         o.ts_val = ts_val;

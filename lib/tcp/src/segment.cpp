@@ -14,7 +14,8 @@ using net::store_be32;
 
 namespace {
 constexpr uint8_t kProtoTcp = 6;
-constexpr uint8_t OPT_EOL = 0, OPT_NOP = 1, OPT_MSS = 2, OPT_WS = 3, OPT_SACK_PERM = 4, OPT_SACK = 5, OPT_TS = 8;
+constexpr uint8_t OPT_EOL = 0, OPT_NOP = 1, OPT_MSS = 2, OPT_WS = 3, OPT_SACK_PERM = 4, OPT_SACK = 5, OPT_TS = 8,
+                  OPT_EXP = 254; // RFC 4727 / RFC 6994 experimental, with a 16-bit ExID
 
 uint32_t pseudo(const IpAddr &src, const IpAddr &dst, uint32_t len) {
     if (src.is_v6) return net::pseudo_header_v6(src.bytes.data(), dst.bytes.data(), kProtoTcp, len);
@@ -81,6 +82,9 @@ void parse_options(const uint8_t *p, size_t len, Options &o) {
                 o.ts_ecr = load_be32(v + 4);
             }
             break;
+        case OPT_EXP: // RFC 6994 3: an ExID we do not know is skipped
+            if (olen == 4 && load_be16(v) == kChecksumTrustExId) o.checksum_trust = true;
+            break;
         default: // unknown options are skipped by length (RFC 9293 3.1)
             break;
         }
@@ -100,6 +104,7 @@ OptLayout layout(const Options &o) {
     if (o.has_ts) l.base += 12;                      // [SACKOK or NOP NOP] TS
     else if (o.sack_permitted) l.base += 4;          // NOP NOP SACKOK
     if (o.has_wscale) l.base += 4;                   // NOP WS
+    if (o.checksum_trust) l.base += 4;               // EXP(254) ExID
     l.nsack = o.sack_count;
     if (l.nsack > kMaxSackBlocksOnWire) l.nsack = kMaxSackBlocksOnWire;
     while (l.nsack > 0 && l.base + 4 + 8 * l.nsack > 40) --l.nsack;
@@ -187,6 +192,11 @@ void write_header(const Segment &seg, const OptLayout &l, size_t hlen, uint8_t *
     }
     if (op.has_wscale) {
         o[0] = OPT_NOP, o[1] = OPT_WS, o[2] = 3, o[3] = op.wscale;
+        o += 4;
+    }
+    if (op.checksum_trust) {
+        o[0] = OPT_EXP, o[1] = 4;
+        store_be16(o + 2, kChecksumTrustExId);
         o += 4;
     }
     if (l.nsack) {

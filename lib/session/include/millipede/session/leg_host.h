@@ -70,10 +70,13 @@ struct HostConfig {
     FlowHooks *hooks = nullptr;
     // Per local address (its port's frames): the MSS to offer and the cap
     // on what we send (0: the MSS); other addresses use tcp.mss.
+    // And whether its link is shared memory (tcp::Config::checksum_trust_*).
     struct PortMss {
         tcp::IpAddr local;
         uint16_t mss = 1460;
         uint16_t send_cap = 0;
+        bool checksum_trust_offer = false;
+        bool checksum_trust_use = false;
     };
     std::vector<PortMss> mss_by_local_ip;
     tcp::Config tcp_for(const tcp::IpAddr &local) const {
@@ -82,6 +85,8 @@ struct HostConfig {
             if (m.local == local) {
                 c.mss = m.mss;
                 c.send_mss_cap = m.send_cap;
+                c.checksum_trust_offer = m.checksum_trust_offer;
+                c.checksum_trust_use = m.checksum_trust_use;
             }
         return c;
     }

@@ -161,6 +161,13 @@ struct Config {
     uint32_t keepalive_probes = 9;
     uint32_t challenge_ack_limit = 1000; // per second, RFC 5961 7 (0: unlimited)
     bool checksum_offload = false;       // mark outgoing segments for TX offload
+    // A link whose frames never leave shared memory (memif between two
+    // processes). offer: this end does not verify TCP checksums there and
+    // says so in its SYN / SYN-ACK (Options::checksum_trust). use: when the
+    // peer said so, this end leaves outgoing checksums partial as for TX
+    // offload, as Linux leaves them on loopback. Both false elsewhere.
+    bool checksum_trust_offer = false;
+    bool checksum_trust_use = false;
     // Reference counting for send_ref() and for received pieces that carry
     // a ref (buffers.h); null: every byte is copied. Must outlive the
     // connection.
@@ -316,6 +323,9 @@ public:
     // Negotiated parameters (valid once established).
     uint16_t send_mss() const { return eff_mss_; }
     uint8_t snd_wscale() const { return snd_wscale_; }
+    // Outgoing checksums left partial: both SYNs carried checksum_trust and
+    // Config::checksum_trust_use is set (see Config).
+    bool omits_checksums() const { return omit_checksums_; }
     uint8_t rcv_wscale() const { return rcv_wscale_; }
     bool sack_enabled() const { return sack_ok_; }
     bool timestamps_enabled() const { return ts_ok_; }
@@ -476,6 +486,7 @@ private:
     uint16_t peer_mss_ = 536, eff_mss_ = 536;
     uint8_t snd_wscale_ = 0, rcv_wscale_ = 0, rcv_wscale_offer_ = 0;
     bool sack_ok_ = false, ts_ok_ = false;
+    bool omit_checksums_ = false; // Config::checksum_trust_use and the peer's SYN said so
     uint32_t ts_offset_ = 0, ts_recent_ = 0;
 
     // RTT / RTO (RFC 6298).

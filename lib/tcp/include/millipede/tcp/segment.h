@@ -48,6 +48,7 @@ struct SackBlock {
 };
 
 inline constexpr size_t kMaxSackBlocksOnWire = 4; // 40 option bytes / 8 (RFC 2018 3)
+inline constexpr uint16_t kChecksumTrustExId = 0x4D50; // "MP"; RFC 6994 4 (not IANA-registered)
 
 struct Options {
     bool has_mss = false;
@@ -60,6 +61,10 @@ struct Options {
     uint32_t ts_ecr = 0;
     uint8_t sack_count = 0;
     std::array<SackBlock, kMaxSackBlocksOnWire> sack{};
+    // SYN and SYN-ACK only: "this end does not verify TCP checksums on this
+    // link" (a shared-memory link, as Linux's loopback), an experimental
+    // option (RFC 6994: kind 254, length 4, ExID kChecksumTrustExId).
+    bool checksum_trust = false;
     // An option with an impossible length was seen; parsing stopped there
     // (RFC 9293 3.1 "MUST be prepared to handle an illegal option length").
     bool malformed = false;
