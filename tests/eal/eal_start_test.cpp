@@ -39,10 +39,10 @@ TEST(TscCalibrationWindow, RejectsWhatIsNotAWholeNumberInRangeWithAMessage) {
 }
 
 TEST(TscCalibrationWindow, ShortensOnlyDpdksCalibrationSleepInsideInit) {
-    EXPECT_EQ(calibration_sleep_ns(kDpdkCalibrationSleepNs, true, 10), 10'000'000L);
-    EXPECT_EQ(calibration_sleep_ns(kDpdkCalibrationSleepNs, true, 100), kDpdkCalibrationSleepNs);
-    EXPECT_EQ(calibration_sleep_ns(kDpdkCalibrationSleepNs, false, 10), kDpdkCalibrationSleepNs);
-    EXPECT_EQ(calibration_sleep_ns(50'000'000L, true, 10), 50'000'000L);
+    EXPECT_EQ(calibration_sleep_ns(kDpdkCalibrationSleepNs, 10), 10'000'000L);
+    EXPECT_EQ(calibration_sleep_ns(kDpdkCalibrationSleepNs, 100), kDpdkCalibrationSleepNs);
+    EXPECT_EQ(calibration_sleep_ns(kDpdkCalibrationSleepNs, 0), kDpdkCalibrationSleepNs); // not inside init_eal
+    EXPECT_EQ(calibration_sleep_ns(50'000'000L, 10), 50'000'000L);
 }
 
 // The rate EAL settled on agrees with one measured here over a 200 ms

@@ -41,14 +41,20 @@ TEST(Seq, WrapSafeComparisons) {
     EXPECT_EQ(seq_diff(2, 0xfffffffeu), 4);
 }
 
-TEST(Options, ParsesAllKinds) {
+// A SYN from kA to kB with MSS, window scale 7, SACK-permitted and timestamps.
+Segment syn_with_options(uint16_t mss) {
     Segment s;
     s.src_ip = kA, s.dst_ip = kB;
     s.flags = flag::SYN;
-    s.opt.has_mss = true, s.opt.mss = 1460;
+    s.opt.has_mss = true, s.opt.mss = mss;
     s.opt.has_wscale = true, s.opt.wscale = 7;
     s.opt.sack_permitted = true;
     s.opt.has_ts = true, s.opt.ts_val = 0x01020304, s.opt.ts_ecr = 0x05060708;
+    return s;
+}
+
+TEST(Options, ParsesAllKinds) {
+    const Segment s = syn_with_options(1460);
     std::vector<uint8_t> buf(100);
     const size_t n = serialize(s, buf);
     ASSERT_EQ(n, 40u); // 20 + MSS 4 + SACKOK/TS 12 + NOP WS 4
@@ -66,13 +72,7 @@ TEST(Options, ParsesAllKinds) {
 }
 
 TEST(Options, ChecksumTrustRoundTripsAndOtherExperimentsAreSkipped) {
-    Segment s;
-    s.src_ip = kA, s.dst_ip = kB;
-    s.flags = flag::SYN;
-    s.opt.has_mss = true, s.opt.mss = 65000;
-    s.opt.has_wscale = true, s.opt.wscale = 7;
-    s.opt.sack_permitted = true;
-    s.opt.has_ts = true, s.opt.ts_val = 1;
+    Segment s = syn_with_options(65000);
     s.opt.checksum_trust = true;
     std::vector<uint8_t> buf(100);
     const size_t n = serialize(s, buf);

@@ -637,10 +637,12 @@ def need_memif_hugepages(pages=256):
     """Two memif processes map -m 256 each (128 pages of 2 MiB). Pages held
     by another DPDK process (or files it left in /dev/hugepages) are not
     ours to free, so the pool grows by the shortfall for this run and
-    shrinks back at exit; only a kernel that cannot find the memory skips."""
-    if os.geteuid() != 0:
-        skip("needs root for hugepage memory")
+    shrinks back at exit; only a kernel that cannot find the memory, or a
+    user who may not ask it for more, skips."""
     short = pages - free_hugepages()
+    if short > 0 and os.geteuid() != 0:
+        skip(f"needs {pages} free 2 MiB hugepages for two memif processes, {pages - short} free, and only root "
+             "can add more (echo 512 > /proc/sys/vm/nr_hugepages)")
     if short > 0:
         total = read_hugepages("nr_hugepages")
         try:

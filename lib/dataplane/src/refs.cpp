@@ -108,14 +108,8 @@ unsigned ChunkPool::drain_returned(uint32_t *out, unsigned max) {
 rte_iova_t ChunkPool::iova_of(const Desc &d, const uint8_t *p, uint32_t &run) {
     run = UINT32_MAX;
     if (d.iova != RTE_BAD_IOVA) return d.iova + static_cast<rte_iova_t>(p - d.data);
+    // A memzone lies in EAL's memsegs, so the lookup always finds one.
     const rte_memseg *ms = rte_mem_virt2memseg(p, nullptr);
-    if (ms == nullptr || ms->iova == RTE_BAD_IOVA) {
-        // Not EAL memory as far as EAL knows (cannot happen for a memzone):
-        // one page at a time, looked up the slow way.
-        const uintptr_t page = 4096, a = reinterpret_cast<uintptr_t>(p);
-        run = static_cast<uint32_t>(page - (a & (page - 1)));
-        return rte_mem_virt2iova(p);
-    }
     const auto off = static_cast<uint64_t>(p - static_cast<const uint8_t *>(ms->addr));
     run = static_cast<uint32_t>(std::min<uint64_t>(ms->len - off, UINT32_MAX));
     return ms->iova + off;

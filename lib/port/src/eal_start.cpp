@@ -29,8 +29,8 @@ std::optional<unsigned> tsc_calibration_ms(const char *value, std::string &err) 
     return static_cast<unsigned>(ms);
 }
 
-long calibration_sleep_ns(long requested_ns, bool in_eal_init, unsigned window_ms) {
-    if (!in_eal_init || requested_ns != kDpdkCalibrationSleepNs) return requested_ns;
+long calibration_sleep_ns(long requested_ns, unsigned window_ms) {
+    if (window_ms == 0 || requested_ns != kDpdkCalibrationSleepNs) return requested_ns;
     return static_cast<long>(window_ms) * 1'000'000L;
 }
 
@@ -56,7 +56,7 @@ extern "C" int nanosleep(const struct timespec *req, struct timespec *rem) {
     using namespace millipede::port;
     struct timespec shortened;
     if (req != nullptr && req->tv_sec == 0) {
-        long ns = calibration_sleep_ns(req->tv_nsec, eal_init_window_ms != 0, eal_init_window_ms);
+        long ns = calibration_sleep_ns(req->tv_nsec, eal_init_window_ms);
         if (ns != req->tv_nsec) {
             shortened = {0, ns};
             req = &shortened;

@@ -626,10 +626,10 @@ void StripeReceiver::on_chunk_end(uint32_t leg, const Decoded &d) {
     // A parity chunk is not sealed: it is a combination of sealed chunks,
     // and what is rebuilt from it is opened like any chunk (2.21).
     if (cfg_.aead && !s.parity && !open_chunk(leg, s)) return;
-    // The wire bytes are the stream's bytes only for a plain native chunk
-    // from one copy (a sealed one was just opened in place).
-    s.crc64_valid = cfg_.codec == Codec::NATIVE && !s.mixed && !s.parity && !s.compressed && !cfg_.aead &&
-                    (l.pending.flags & kChunkFlagEncrypted) == 0;
+    // The wire bytes are the stream's bytes only for a native chunk from one
+    // copy and without a key (a sealed one was just opened in place).
+    // Compressed chunks never reach the digest through this sum (advance()).
+    s.crc64_valid = cfg_.codec == Codec::NATIVE && !s.mixed && !s.parity && !cfg_.aead;
     s.crc64 = d.crc64_computed;
     s.st = Slot::St::HELD;
     if (s.parity) stats_.parity_chunks++;

@@ -35,9 +35,9 @@ inline constexpr unsigned kDefaultTscCalibrationMs = 10;
 // An empty, non-numeric or out-of-range value gives nullopt and a message.
 std::optional<unsigned> tsc_calibration_ms(const char *value, std::string &err);
 
-// How long the nanosleep() in effect sleeps for `requested_ns` when the
-// calling thread is (or is not) inside init_eal() with `window_ms`.
-long calibration_sleep_ns(long requested_ns, bool in_eal_init, unsigned window_ms);
+// How long the nanosleep() in effect sleeps for `requested_ns` on a thread
+// inside init_eal() with `window_ms` (0: a thread not inside it).
+long calibration_sleep_ns(long requested_ns, unsigned window_ms);
 
 // rte_eal_init(argc, argv) with the short calibration. Returns its result:
 // < 0 on failure, with rte_errno, or with `err` set where EAL left rte_errno
