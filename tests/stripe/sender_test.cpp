@@ -612,6 +612,45 @@ TEST(StripeSender, CompatOtherLegsEndingAfterTheEndHeaderAreDrained) {
     EXPECT_EQ(tx.stats().chunks_resent, 0u);
 }
 
+// A drained leg whose back-off runs out while the end header still waits
+// for its acknowledgement stays down: a new connection would carry nothing,
+// and a receiver that has the whole stream may have closed its listener
+// (a kernel peer then resets the SYN). Should the end's leg die, the end is
+// queued again and the legs reconnect to carry it.
+TEST(StripeSender, CompatNoNewConnectionWhileOnlyTheEndAwaitsItsAck) {
+    auto c = cfg(2);
+    c.codec = Codec::VIAMILLIPEDE;
+    StripeSender tx(c);
+    FakeIo io(2);
+    io.acked = {0, 0};
+    bring_up(tx, io);
+    io.cap = {kCompatHeaderSize + 100, 100000};
+    auto in = data(200);
+    tx.push_input(in.data(), in.size(), 0);
+    tx.finish_input(0);
+    tx.poll(1, io);
+    const uint64_t one = 4 + kCompatHeaderSize + 100;
+    io.take(0);
+    io.take(1);
+    io.acked = {one, one};
+    tx.poll(2, io); // the end header goes on leg 0
+    ASSERT_EQ(io.q[0].size(), kCompatHeaderSize);
+    ASSERT_EQ(tx.leg_down(1, 3, one), LegDown::DRAINED);
+    StripeEvent ev;
+    while (tx.next_event(ev)) {}
+    EXPECT_EQ(tx.next_wakeup_us(), UINT64_MAX) << "no reconnection is scheduled";
+    tx.poll(1'000'000, io); // far past any back-off
+    while (tx.next_event(ev)) EXPECT_NE(ev.type, EventType::CONNECT_LEG) << "leg " << ev.leg;
+    EXPECT_EQ(tx.leg_state(1), SenderLegState::DOWN);
+    EXPECT_EQ(tx.stats().connect_attempts, 2u);
+    // The end's leg dies unacknowledged: the end must go again, on leg 1.
+    EXPECT_EQ(tx.leg_down(0, 1'000'001, one), LegDown::LOST);
+    tx.poll(1'000'001, io);
+    bool reconnect_1 = false;
+    while (tx.next_event(ev)) reconnect_1 |= ev.type == EventType::CONNECT_LEG && ev.leg == 1;
+    EXPECT_TRUE(reconnect_1);
+}
+
 // Before the end header is out, a leg that ends is lost even with nothing
 // outstanding: the receiver went away mid-stream.
 TEST(StripeSender, CompatLegEndingBeforeTheEndHeaderIsLost) {

@@ -238,6 +238,7 @@ class StripeSender {
     void maybe_end();
     void release_delivered(LegIo &io);
     bool release_leg(uint32_t leg, uint64_t delivered); // true: the end header was delivered (DONE)
+    bool leg_still_needed() const;
     void recycle_for_resend(uint64_t now_us);
     void finish_breaks(LegIo &io, uint64_t now_us);
     void finish(bool confirmed);
