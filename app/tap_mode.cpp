@@ -35,6 +35,7 @@
 #include <rte_mbuf_dyn.h>
 
 #include "millipede/dataplane/tap.h"
+#include "millipede/dpi/engine_builder.h"
 #include "millipede/dpi/inspector.h"
 #include "millipede/flow/classifier.h"
 #include "millipede/port/configured.h"
@@ -282,7 +283,7 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
     return {};
 }
 
-int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captures) {
+int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captures, dpi::EngineBuilder &engine_builder) {
     auto fail = [&](const std::string &msg, int status = 1) {
         std::fprintf(stderr, "dpdk-millipede tap: %s\n", msg.c_str());
         return status;
@@ -353,9 +354,9 @@ int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captur
         (void)flow_pool;    // left to rte_eal_cleanup() with the rest
     };
     std::vector<std::unique_ptr<dpi::Engine>> engines;
-    for (unsigned w = 0; opt.dpi && w < workers; ++w) {
-        engines.push_back(dpi::Engine::create(err));
-        if (!engines.back()) return cleanup(), fail(err);
+    if (opt.dpi) {
+        engines = engine_builder.take(workers, err);
+        if (engines.empty()) return cleanup(), fail(err);
     }
     if (records || opt.exp.any()) {
         std::vector<std::string> names;
@@ -412,6 +413,10 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGUSR1, on_usr1);
+    // The nDPI engines need no EAL: built on a helper thread meanwhile
+    // (one per --workers, else one; take() builds any more it needs).
+    dpi::EngineBuilder engine_builder;
+    if (opt.dpi && !opt.print_config) engine_builder.start(opt.workers_given ? opt.cls.workers : 1);
     if (std::string eal_err; port::init_eal(static_cast<int>(eal_args.size()), eal_args.data(), eal_err) < 0) {
         std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n",
                      eal_err.empty() ? rte_strerror(rte_errno) : eal_err.c_str());
@@ -420,7 +425,7 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
     // dpdk-dumpcap (a secondary process with this --file-prefix) may now
     // capture any port; without it the tap runs on.
     if (std::string ce; !port::enable_capture(ce)) std::fprintf(stderr, "dpdk-millipede tap: warning: %s\n", ce.c_str());
-    int status = run_tap_on_eal(opt, captures); // ports closed; its EAL memory goes with rte_eal_cleanup()
+    int status = run_tap_on_eal(opt, captures, engine_builder); // ports closed; its EAL memory goes with rte_eal_cleanup()
     port::disable_capture();
     rte_eal_cleanup();
     return status;

@@ -13,6 +13,7 @@
 
 #include <pcap/pcap.h>
 
+#include "millipede/dpi/engine_builder.h"
 #include "millipede/dpi/inspector.h"
 
 extern "C" {
@@ -230,3 +231,31 @@ TEST(DpiEngine, RealFtpCaptureControlConnection) {
 }
 
 } // namespace
+
+// EngineBuilder: engines built ahead on its helper thread, plus any still
+// missing, minus any surplus; each one detects like an engine built in place.
+TEST(DpiEngineBuilder, ReturnsExactlyTheCountAskedWhateverWasBuiltAhead) {
+    for (auto [ahead, wanted] : {std::pair{2u, 2u}, {1u, 3u}, {3u, 1u}, {0u, 2u}}) {
+        millipede::dpi::EngineBuilder b;
+        b.start(ahead);
+        std::string err;
+        auto engines = b.take(wanted, err);
+        EXPECT_EQ(b.built_ahead(), ahead) << ahead << " ahead";
+        ASSERT_EQ(engines.size(), wanted) << ahead << " ahead, " << wanted << " wanted: " << err;
+        for (auto &e : engines) {
+            ASSERT_TRUE(e);
+            Flow f;
+            e->init(f.p, f.v);
+            feed(*e, f, ipv4(17, "10.0.0.1", "10.0.0.53", 40000, 53, dns_query("www.example.org", false)), 1000);
+            feed(*e, f, ipv4(17, "10.0.0.53", "10.0.0.1", 53, 40000, dns_query("www.example.org", true)), 1001);
+            EXPECT_EQ(e->name(f.v.proto.app), std::string("DNS"));
+            e->finish(f.p, f.v);
+        }
+    }
+}
+
+// A builder whose take() never came (set-up failed first) joins its helper.
+TEST(DpiEngineBuilder, DestroyedWithoutTakeJoinsItsHelper) {
+    millipede::dpi::EngineBuilder b;
+    b.start(1);
+}
