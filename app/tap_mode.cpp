@@ -23,6 +23,8 @@
 // the run loop is up, or by the final line) and never ends the process.
 #include <atomic>
 #include <csignal>
+#include <future>
+#include <optional>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -32,8 +34,10 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_mbuf_dyn.h>
 
+#include "millipede/dataplane/capture_flows.h"
 #include "millipede/dataplane/tap.h"
 #include "millipede/dpi/engine_builder.h"
 #include "millipede/dpi/inspector.h"
@@ -64,11 +68,13 @@ struct TapOptions {
     uint64_t duration_ns = 0;
     uint64_t stats_interval_ns = 0;
     bool workers_given = false;
+    bool flow_capacity_given = false;
     bool dpi = true;
     unsigned dpi_flows = 0;           // flow state objects; 0 = automatic
     unsigned record_ring = 1u << 16; // records waiting for the writer thread
     unsigned mbufs = 0;              // receive pool; 0 = 8191 + shards x workers x ring size
     std::string config_path;         // --config: port settings (millipede/port/configured.h)
+    uint64_t estimated_flows = 0;    // flows the capture files hold (estimated); 0: not counted
     bool print_config = false;       // --print-config: print the ports' settings and exit
     bool mmap_captures = true;       // --capture-reader: the mmap reader for regular pcap files
     bool busy_poll = false;
@@ -94,7 +100,9 @@ void tap_usage(FILE *f) {
                  "                              hash), each read by its own rx lcore and classifier with its\n"
                  "                              own flow table (--flow-capacity / N); every shard feeds every\n"
                  "                              worker. Not for capture files or net_pcap (docs/tap.md)\n"
-                 "  --flow-capacity N           flow table size (default 1048576)\n"
+                 "  --flow-capacity N           flow table size (default 1048576; when every input is a\n"
+                 "                              capture file of 256 MiB or less, twice the flows they hold,\n"
+                 "                              counted while EAL starts, at least 4096)\n"
                  "  --ring-size N               per-worker ring, power of two (default 4096)\n"
                  "  --idle-timeout S | tcp=S,udp=S,other=S   idle timeouts in seconds (300/120/60)\n"
                  "  --linger S                  how long a closed TCP flow lingers (default 5)\n"
@@ -201,6 +209,7 @@ std::string parse_tap_args(int argc, char **argv, TapOptions &o) {
             auto n = v ? parse_uint(*v, 8, 1u << 30) : std::nullopt;
             if (!n) return "--flow-capacity needs a number from 8 to 2^30";
             o.cls.table.capacity = static_cast<uint32_t>(*n);
+            o.flow_capacity_given = true;
         } else if (a == "--ring-size") {
             auto v = value("ring-size");
             auto n = v ? parse_uint(*v, 32, 1u << 24) : std::nullopt;
@@ -344,6 +353,8 @@ int run_tap_on_eal(const TapOptions &opt, const std::vector<std::string> &captur
     r.policy = opt.cls.policy;
     r.migrate = opt.cls.migrate;
     r.dpi = opt.dpi;
+    r.flow_capacity = opt.cls.table.capacity;
+    r.estimated_flows = opt.estimated_flows;
     // run_tap() calls rte_eal_cleanup() next, which unmaps all EAL memory:
     // freeing the tables and pools first would only zero them (tap.h).
     auto cleanup = [&] {
@@ -417,6 +428,11 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
     // (one per --workers, else one; take() builds any more it needs).
     dpi::EngineBuilder engine_builder;
     if (opt.dpi && !opt.print_config) engine_builder.start(opt.workers_given ? opt.cls.workers : 1);
+    // A tap reading only capture files sizes its tables for their flows,
+    // counted (estimated) on another helper thread meanwhile.
+    std::future<std::optional<dataplane::CaptureFlowEstimate>> flows_in_captures;
+    if (!captures.empty() && !opt.flow_capacity_given && !opt.print_config)
+        flows_in_captures = std::async(std::launch::async, [&captures] { return dataplane::estimate_capture_flows(captures); });
     if (std::string eal_err; port::init_eal(static_cast<int>(eal_args.size()), eal_args.data(), eal_err) < 0) {
         std::fprintf(stderr, "dpdk-millipede tap: EAL initialisation failed: %s\n",
                      eal_err.empty() ? rte_strerror(rte_errno) : eal_err.c_str());
@@ -425,7 +441,15 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
     // dpdk-dumpcap (a secondary process with this --file-prefix) may now
     // capture any port; without it the tap runs on.
     if (std::string ce; !port::enable_capture(ce)) std::fprintf(stderr, "dpdk-millipede tap: warning: %s\n", ce.c_str());
-    int status = run_tap_on_eal(opt, captures, engine_builder); // ports closed; its EAL memory goes with rte_eal_cleanup()
+    TapOptions sized = opt;
+    if (flows_in_captures.valid()) {
+        const auto est = flows_in_captures.get();
+        if (est && rte_eth_dev_count_avail() == 0) { // no port beside the files
+            sized.cls.table.capacity = dataplane::tap_table_capacity(est->flows, opt.cls.table.capacity);
+            sized.estimated_flows = est->flows;
+        }
+    }
+    int status = run_tap_on_eal(sized, captures, engine_builder); // ports closed; its EAL memory goes with rte_eal_cleanup()
     port::disable_capture();
     rte_eal_cleanup();
     return status;

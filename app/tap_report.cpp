@@ -151,6 +151,10 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
     std::fprintf(f, "{\"mode\":\"tap\",\"policy\":\"%s\",\"migrate\":%s,\"workers\":%u,\"seconds\":%.6f,",
                  flow::policy_name(r.policy), r.migrate ? "true" : "false", r.plane->workers(), seconds);
     // mmap_packets: those the memory-mapped capture reader gave (the rest came from ports).
+    // flow_capacity: the table's size; estimated_flows: what sized it when
+    // every input was a capture file (0 when not counted).
+    std::fprintf(f, "\"flow_capacity\":%u,\"estimated_flows\":%lu,", r.flow_capacity,
+                 (unsigned long)r.estimated_flows);
     std::fprintf(f, "\"packets\":%lu,\"classified\":%lu,\"mmap_packets\":%lu,", (unsigned long)s.packets,
                  (unsigned long)sum.packets, (unsigned long)r.plane->capture_packets());
     std::fprintf(f, "\"rejects\":{");

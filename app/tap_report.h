@@ -25,6 +25,8 @@ struct TapRun {
     flow::Policy policy = flow::Policy::Busy;
     bool migrate = false;
     bool dpi = true;
+    uint32_t flow_capacity = 0;   // the flow table's size
+    uint64_t estimated_flows = 0; // capture files only: the flows they hold, estimated (0: not counted)
 };
 
 void print_stats_line(TapRun &r);

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
+#include <set>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -13,6 +15,9 @@
 #include <rte_mbuf_dyn.h>
 
 #include "millipede/dataplane/capture_file.h"
+#include "millipede/dataplane/capture_flows.h"
+#include "millipede/flow/flow_key.h"
+#include "millipede/net/parse.h"
 #include "millipede/dataplane/capture_source.h"
 
 using namespace millipede::dataplane;
@@ -229,4 +234,59 @@ TEST(CaptureSource, BurstsOfMbufsOverTheRecords) {
     EXPECT_EQ(index, rs.size());
     EXPECT_EQ(src->packets(), rs.size());
     EXPECT_TRUE(src->error().empty()) << src->error();
+}
+
+// The flows of real captures, estimated, against an exact count of the keys
+// the classifier would make (the same parse, key and hash).
+TEST(CaptureFlows, EstimateMatchesTheExactCountOnRealCaptures) {
+    const std::string dir = MILLIPEDE_PCAPS_DIR;
+    std::vector<std::string> all;
+    std::set<std::vector<uint8_t>> exact_all;
+    for (const char *name : {"whatsapp.pcap", "quic.pcap", "dropbox.pcap", "tor.pcap", "bittorrent.pcap"}) {
+        const std::string path = dir + "/" + name;
+        all.push_back(path);
+        std::string err;
+        auto c = CaptureFile::open(path, err);
+        ASSERT_TRUE(c) << err;
+        std::set<std::vector<uint8_t>> exact;
+        CapturedPacket cp;
+        while (c->next(cp)) {
+            millipede::net::PacketInfo p;
+            if (millipede::net::parse_packet(cp.data, cp.caplen, p) != millipede::net::Reject::NONE) continue;
+            millipede::flow::FlowKey k;
+            millipede::flow::make_flow_key(p, k);
+            std::vector<uint8_t> bytes(reinterpret_cast<uint8_t *>(&k), reinterpret_cast<uint8_t *>(&k) + sizeof k);
+            exact.insert(bytes);
+            exact_all.insert(bytes);
+        }
+        auto est = millipede::dataplane::estimate_capture_flows({path});
+        ASSERT_TRUE(est) << name;
+        EXPECT_EQ(est->packets, c->packets()) << name;
+        EXPECT_NEAR(double(est->flows), double(exact.size()), 0.05 * exact.size() + 1) << name;
+    }
+    auto est = millipede::dataplane::estimate_capture_flows(all);
+    ASSERT_TRUE(est);
+    EXPECT_GT(exact_all.size(), 100u);
+    EXPECT_NEAR(double(est->flows), double(exact_all.size()), 0.05 * exact_all.size() + 1);
+}
+
+TEST(CaptureFlows, UnreadableOrTooBigGivesNothing) {
+    EXPECT_FALSE(millipede::dataplane::estimate_capture_flows({"/nonexistent/capture.pcap"}));
+    TempFile cut(pcap({{1, 0, pattern(60, 1)}}, false, false));
+    ASSERT_EQ(truncate(cut.path.c_str(), 24 + 16 + 30), 0); // the record is cut short
+    EXPECT_FALSE(millipede::dataplane::estimate_capture_flows({cut.path}));
+    TempFile big(pcap({{1, 0, pattern(60, 1)}}, false, false));
+    ASSERT_EQ(truncate(big.path.c_str(), millipede::dataplane::kCaptureScanLimit + 1), 0); // sparse
+    EXPECT_FALSE(millipede::dataplane::estimate_capture_flows({big.path}));
+}
+
+TEST(CaptureFlows, TableCapacityIsTwiceTheFlowsAsAPowerOfTwoWithinBounds) {
+    using millipede::dataplane::tap_table_capacity;
+    EXPECT_EQ(tap_table_capacity(0, 1u << 20), 4096u);
+    EXPECT_EQ(tap_table_capacity(159, 1u << 20), 4096u);
+    EXPECT_EQ(tap_table_capacity(2048, 1u << 20), 4096u);
+    EXPECT_EQ(tap_table_capacity(2049, 1u << 20), 8192u);
+    EXPECT_EQ(tap_table_capacity(300'000, 1u << 20), 1u << 20);
+    EXPECT_EQ(tap_table_capacity(10'000'000, 1u << 20), 1u << 20);
+    EXPECT_EQ(tap_table_capacity(10, 1000), 1000u); // never above the configured default
 }
