@@ -1,6 +1,7 @@
 // The tap plane's lcores: each runs the stages its roles give it (lcores.h,
 // tap.h), backs off when idle, and stops once the input has ended and every
 // packet and end-of-flow notice has reached its worker.
+#include <chrono>
 #include <cstdio>
 #include <time.h>
 
@@ -160,7 +161,13 @@ template <class Work> void TapPlane::Impl::finish_input(const std::vector<unsign
         work() ? b.reset() : b.idle();
     }
     const unsigned done = shards_done.fetch_add(static_cast<unsigned>(shards.size())) + static_cast<unsigned>(shards.size());
-    if (done == cls.size()) classifier_done.store(true, std::memory_order_release);
+    if (done == cls.size()) {
+        {
+            std::lock_guard<std::mutex> g(done_mu); // no wake-up lost between the main lcore's check and its wait
+            classifier_done.store(true, std::memory_order_release);
+        }
+        done_cv.notify_all();
+    }
 }
 
 int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats_due) {
@@ -185,7 +192,11 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
     if (!rx && !work) {
         // The main lcore while others move the packets: stats lines, stop.
         while (!classifier_done.load(std::memory_order_acquire)) {
-            rte_delay_us_sleep(10'000);
+            {
+                std::unique_lock<std::mutex> lk(done_mu);
+                done_cv.wait_for(lk, std::chrono::milliseconds(10),
+                                 [&] { return classifier_done.load(std::memory_order_acquire); });
+            }
             if (stop_requested()) input_done.store(true);
             iter = 1023; // the interval is due for a check every 10 ms here
             control_duties();
