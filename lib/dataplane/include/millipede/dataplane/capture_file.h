@@ -77,6 +77,7 @@ class CaptureFile {
     bool section_header(std::size_t at, uint32_t len);
     bool interface_block(const uint8_t *body, uint32_t len);
 
+    std::size_t prefetched_ = 0; // every line before this offset was prefetched
     std::string path_;
     std::string error_;
     const uint8_t *base_ = nullptr;
