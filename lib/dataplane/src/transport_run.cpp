@@ -1,5 +1,7 @@
 // The transport plane's lcores: each runs the stages its roles give it
 // (lcores.h), backs off when idle, and stops when the session is over.
+#include <chrono>
+
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -68,7 +70,7 @@ bool Impl::wait_link_state(uint16_t port_id, bool up, uint64_t until_us, uint64_
 void Impl::wait_links(uint64_t bound_us) {
     const uint64_t until = now_us() + bound_us;
     for (auto &p : ports) {
-        if (!wait_link_state(p->id, true, until, 5'000) && o.verbose)
+        if (!wait_link_state(p->id, true, until, 500) && o.verbose)
             std::fprintf(stderr, "dpdk-millipede %s: port %u: link still down after %lu ms; starting anyway\n", who(),
                          p->id, (unsigned long)(bound_us / 1000));
     }
@@ -85,7 +87,8 @@ int Impl::lcore_main(unsigned slot) {
         // The main lcore while others move the data: control only.
         while (!done.load(std::memory_order_acquire)) {
             control_tick(now_us());
-            rte_delay_us_sleep(20'000);
+            std::unique_lock<std::mutex> lk(done_mu);
+            done_cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return done.load(std::memory_order_acquire); });
         }
         return 0;
     }
@@ -100,7 +103,13 @@ int Impl::lcore_main(unsigned slot) {
         if (roles & kRoleRx) work += owner_poll(now); // (after the workers' frames of this round)
         if (roles & kRoleSession) {
             work += session_poll(now);
-            if (session_finished(now)) done.store(true, std::memory_order_release);
+            if (session_finished(now)) {
+                {
+                    std::lock_guard<std::mutex> g(done_mu); // no wake-up lost between check and wait
+                    done.store(true, std::memory_order_release);
+                }
+                done_cv.notify_all();
+            }
         }
         if (roles & kRoleControl) control_tick(now);
         const uint64_t t1 = rte_rdtsc();
