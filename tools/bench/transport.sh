@@ -101,8 +101,15 @@ if [ -n "${BENCH_INPUT:-}" ]; then
 else
   log "making $bytes bytes of random input in $input"
   head -c "$bytes" /dev/urandom >"$input" || { echo "$0: cannot write $input" >&2; exit 1; }
+  # Written back now, so that the kernel's writeback of the fresh file does
+  # not share the first runs' CPUs.
+  sync "$input"
 fi
-cat "$input" >/dev/null # into the page cache
+# Into the page cache, and read twice: the second read of a page moves it
+# from the inactive to the active LRU list (folio_mark_accessed), which would
+# otherwise be the first timed run's work (its transfer took about 100 ms
+# longer than the same row's later runs, whichever system ran first).
+cat "$input" >/dev/null && cat "$input" >/dev/null
 
 BENCH_INFILE=$input BENCH_TAG=$tag BENCH_WORK=$work BENCH_SOCK=$sockdir BENCH_BIN="$(cd "$build_dir" && pwd)/app/dpdk-millipede" \
 BENCH_REPEATS=$repeats BENCH_BYTES=$bytes python3 "$MILLIPEDE_ROOT/tools/bench/transport_bench.py"
