@@ -583,11 +583,12 @@ TEST(StripeSender, CompatLegDownShortOfTheEndHeaderResendsTheEnd) {
 // A stock receiver closes every connection when it exits; the others' FINs
 // may come before the end leg's. A leg that ends with everything it carried
 // acknowledged, after the end header went out elsewhere, re-sends nothing.
-TEST(StripeSender, CompatOtherLegsEndingAfterTheEndHeaderAreDrained) {
-    auto c = cfg(2);
-    c.codec = Codec::VIAMILLIPEDE;
-    StripeSender tx(c);
-    FakeIo io(2);
+namespace {
+
+// Compat, two legs, 200 bytes: chunk 0 on leg 0, chunk 1 on leg 1, both
+// delivered, then the end header written on leg 0 (at poll time 2).
+// Returns what each leg carried before the end header.
+uint64_t compat_two_chunks_then_end_on_leg_0(StripeSender &tx, FakeIo &io) {
     io.acked = {0, 0};
     bring_up(tx, io);
     io.cap = {kCompatHeaderSize + 100, 100000}; // chunk 0 fills leg 0, chunk 1 goes on leg 1
@@ -596,12 +597,29 @@ TEST(StripeSender, CompatOtherLegsEndingAfterTheEndHeaderAreDrained) {
     tx.finish_input(0);
     tx.poll(1, io);
     const uint64_t one = 4 + kCompatHeaderSize + 100;
-    ASSERT_EQ(io.q[0].size(), one - 4);
-    ASSERT_EQ(io.q[1].size(), one - 4);
+    EXPECT_EQ(io.q[0].size(), one - 4);
+    EXPECT_EQ(io.q[1].size(), one - 4);
     io.take(0);
+    io.take(1);
     io.acked = {one, one};
     tx.poll(2, io); // both delivered; the end header goes on leg 0
-    ASSERT_EQ(io.q[0].size(), kCompatHeaderSize);
+    EXPECT_EQ(io.q[0].size(), kCompatHeaderSize);
+    return one;
+}
+
+SenderConfig compat_cfg(uint32_t legs) {
+    auto c = cfg(legs);
+    c.codec = Codec::VIAMILLIPEDE;
+    return c;
+}
+
+} // namespace
+
+TEST(StripeSender, CompatOtherLegsEndingAfterTheEndHeaderAreDrained) {
+    StripeSender tx(compat_cfg(2));
+    FakeIo io(2);
+    const uint64_t one = compat_two_chunks_then_end_on_leg_0(tx, io);
+    ASSERT_FALSE(HasFailure());
     // Leg 1's FIN first: nothing outstanding there, the end is out on leg 0.
     EXPECT_EQ(tx.leg_down(1, 3, one), LegDown::DRAINED);
     EXPECT_EQ(tx.stats().compat_deaths_unconfirmed, 0u);
@@ -618,23 +636,10 @@ TEST(StripeSender, CompatOtherLegsEndingAfterTheEndHeaderAreDrained) {
 // (a kernel peer then resets the SYN). Should the end's leg die, the end is
 // queued again and the legs reconnect to carry it.
 TEST(StripeSender, CompatNoNewConnectionWhileOnlyTheEndAwaitsItsAck) {
-    auto c = cfg(2);
-    c.codec = Codec::VIAMILLIPEDE;
-    StripeSender tx(c);
+    StripeSender tx(compat_cfg(2));
     FakeIo io(2);
-    io.acked = {0, 0};
-    bring_up(tx, io);
-    io.cap = {kCompatHeaderSize + 100, 100000};
-    auto in = data(200);
-    tx.push_input(in.data(), in.size(), 0);
-    tx.finish_input(0);
-    tx.poll(1, io);
-    const uint64_t one = 4 + kCompatHeaderSize + 100;
-    io.take(0);
-    io.take(1);
-    io.acked = {one, one};
-    tx.poll(2, io); // the end header goes on leg 0
-    ASSERT_EQ(io.q[0].size(), kCompatHeaderSize);
+    const uint64_t one = compat_two_chunks_then_end_on_leg_0(tx, io);
+    ASSERT_FALSE(HasFailure());
     ASSERT_EQ(tx.leg_down(1, 3, one), LegDown::DRAINED);
     StripeEvent ev;
     while (tx.next_event(ev)) {}
