@@ -9,11 +9,9 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -24,6 +22,7 @@
 #include "millipede/dataplane/tap.h"
 #include "millipede/dataplane/tap_layout.h"
 #include "millipede/flow/classifier.h"
+#include "done_signal.h"
 
 struct rte_mempool;
 
@@ -60,12 +59,10 @@ struct TapPlane::Impl {
     } pacer;
     std::atomic<bool> input_done{false};      // no more input: the rx lcore ends every flow
     std::atomic<unsigned> shards_done{0};     // shards whose packets and notices are all in the rings
-    std::atomic<bool> classifier_done{false}; // every shard's: the workers drain and stop
-    // The main lcore, when it only controls, sleeps on this between its
-    // 10 ms duties; the end of the classification wakes it at once rather
-    // than up to 10 ms later (a capture file's run is tens of ms).
-    std::mutex done_mu;
-    std::condition_variable done_cv;
+    // Every shard's input is in the rings: the workers drain and stop. The
+    // main lcore, when it only controls, sleeps on it between its 10 ms
+    // duties and wakes at once when it is set (a file's run is tens of ms).
+    DoneSignal classifier_done;
     int status = 0;
 
     std::vector<std::vector<uint8_t>> rss_keys; // symmetric keys given to ports (PMDs may read them again at start)

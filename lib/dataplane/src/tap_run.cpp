@@ -161,13 +161,7 @@ template <class Work> void TapPlane::Impl::finish_input(const std::vector<unsign
         work() ? b.reset() : b.idle();
     }
     const unsigned done = shards_done.fetch_add(static_cast<unsigned>(shards.size())) + static_cast<unsigned>(shards.size());
-    if (done == cls.size()) {
-        {
-            std::lock_guard<std::mutex> g(done_mu); // no wake-up lost between the main lcore's check and its wait
-            classifier_done.store(true, std::memory_order_release);
-        }
-        done_cv.notify_all();
-    }
+    if (done == cls.size()) classifier_done.set();
 }
 
 int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats_due) {
@@ -191,12 +185,8 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
     };
     if (!rx && !work) {
         // The main lcore while others move the packets: stats lines, stop.
-        while (!classifier_done.load(std::memory_order_acquire)) {
-            {
-                std::unique_lock<std::mutex> lk(done_mu);
-                done_cv.wait_for(lk, std::chrono::milliseconds(10),
-                                 [&] { return classifier_done.load(std::memory_order_acquire); });
-            }
+        while (!classifier_done.is_set()) {
+            classifier_done.wait_for(std::chrono::milliseconds(10));
             if (stop_requested()) input_done.store(true);
             iter = 1023; // the interval is due for a check every 10 ms here
             control_duties();
@@ -226,7 +216,7 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
         input_done.store(true);
         finish_input(my_shards, [&] { return work ? workers_step(mine) : 0u; });
         if (work)
-            while (!classifier_done.load(std::memory_order_acquire) || !rings_empty(mine)) workers_step(mine);
+            while (!classifier_done.is_set() || !rings_empty(mine)) workers_step(mine);
         return 0;
     }
     for (;;) {
@@ -236,7 +226,7 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
         }
         // Done only once every rx lcore has handed over everything, notices
         // included, and this lcore's rings are empty.
-        if (classifier_done.load(std::memory_order_acquire) && rings_empty(mine)) break;
+        if (classifier_done.is_set() && rings_empty(mine)) break;
         b.idle();
     }
     return 0;

@@ -8,7 +8,6 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -38,6 +37,7 @@
 #include "millipede/session/rx_core.h"
 #include "millipede/session/tx_core.h"
 #include "millipede/tcp/connection.h"
+#include "done_signal.h"
 
 namespace millipede::dataplane {
 
@@ -369,11 +369,9 @@ struct Impl {
     std::atomic<bool> stop{false};      // signal
     std::atomic<const char *> stop_why{nullptr}; // request_stop(why): the outcome line (else "interrupted")
     std::atomic<bool> table{false};     // SIGUSR1
-    std::atomic<bool> done{false};      // the session ended: lcores finish
-    // A control-only main lcore sleeps on this between its 20 ms ticks; the
-    // session's end wakes it at once instead of up to 20 ms later.
-    std::mutex done_mu;
-    std::condition_variable done_cv;
+    // The session ended: lcores finish. A control-only main lcore sleeps on
+    // it between its 20 ms ticks and wakes at once when it is set.
+    DoneSignal done;
     std::atomic<bool> owner_gone{false};
     int status = 1;
     std::string message;

@@ -85,16 +85,15 @@ int Impl::lcore_main(unsigned slot) {
         if (nmine < 64) mine[nmine++] = workers[wi].get();
     if (roles == kRoleControl) {
         // The main lcore while others move the data: control only.
-        while (!done.load(std::memory_order_acquire)) {
+        while (!done.is_set()) {
             control_tick(now_us());
-            std::unique_lock<std::mutex> lk(done_mu);
-            done_cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return done.load(std::memory_order_acquire); });
+            done.wait_for(std::chrono::milliseconds(20));
         }
         return 0;
     }
     Backoff b{o.busy_poll};
     uint64_t last = rte_rdtsc(), busy = 0;
-    while (!done.load(std::memory_order_acquire)) {
+    while (!done.is_set()) {
         const uint64_t t0 = rte_rdtsc();
         const uint64_t now = now_us();
         unsigned work = 0;
@@ -103,13 +102,7 @@ int Impl::lcore_main(unsigned slot) {
         if (roles & kRoleRx) work += owner_poll(now); // (after the workers' frames of this round)
         if (roles & kRoleSession) {
             work += session_poll(now);
-            if (session_finished(now)) {
-                {
-                    std::lock_guard<std::mutex> g(done_mu); // no wake-up lost between check and wait
-                    done.store(true, std::memory_order_release);
-                }
-                done_cv.notify_all();
-            }
+            if (session_finished(now)) done.set();
         }
         if (roles & kRoleControl) control_tick(now);
         const uint64_t t1 = rte_rdtsc();
