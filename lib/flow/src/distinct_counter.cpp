@@ -2,20 +2,12 @@
 
 #include <cmath>
 
+#include "millipede/net/splitmix.h"
+
 namespace millipede::flow {
 
-namespace {
-// splitmix64's finaliser: a bijection on 64 bits with full avalanche.
-uint64_t mix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-} // namespace
-
 void DistinctCounter::add(uint32_t hash) {
-    const uint64_t x = mix(hash);
+    const uint64_t x = net::splitmix64(hash); // a bijection: distinct hashes stay distinct
     const unsigned index = static_cast<unsigned>(x >> (64 - kIndexBits));
     // The rank of the first set bit after the index bits; the guard bit
     // bounds it at 64 - kIndexBits + 1.

@@ -4,19 +4,11 @@
 #include <cstring>
 
 #include "millipede/net/bytes.h"
+#include "millipede/net/splitmix.h"
 
 namespace millipede::pipeio {
 
-namespace {
-uint64_t splitmix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-} // namespace
-
-PrbsGenerator::PrbsGenerator(uint64_t seed) : s_(splitmix64(seed)) {
+PrbsGenerator::PrbsGenerator(uint64_t seed) : s_(net::splitmix64(seed)) {
     if (s_ == 0) s_ = 0x9e3779b97f4a7c15ull; // xorshift's one forbidden state
 }
 

@@ -23,10 +23,7 @@ const char *BbrCC::mode_name(Mode m) {
 }
 
 double BbrCC::random_unit() {
-    uint64_t z = (rng_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    const uint64_t z = net::splitmix64_next(rng_);
     return double(z >> 11) * (1.0 / 9007199254740992.0);
 }
 

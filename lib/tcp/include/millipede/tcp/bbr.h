@@ -28,6 +28,7 @@
 #include <limits>
 
 #include "millipede/tcp/congestion.h"
+#include "millipede/net/splitmix.h"
 #include "millipede/tcp/windowed_filter.h"
 
 namespace millipede::tcp {
@@ -169,7 +170,7 @@ class BbrCC final : public CongestionControl {
     double random_unit(); // uniform in [0, 1)
 
     BbrParams p_;
-    uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+    uint64_t rng_ = net::kSplitMixGamma;
     uint64_t now_ = 0;
     RateSample rs_{};
     CcConnState c_{};

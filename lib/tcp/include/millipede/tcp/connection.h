@@ -41,6 +41,7 @@
 #include "millipede/tcp/congestion.h"
 #include "millipede/tcp/segment.h"
 #include "millipede/tcp/tx_records.h"
+#include "millipede/net/splitmix.h"
 #include "millipede/tcp/windowed_filter.h"
 
 namespace millipede::tcp {
@@ -98,10 +99,7 @@ struct SeededRandom {
     uint64_t state;
     explicit SeededRandom(uint64_t seed) : state(seed) {}
     uint32_t operator()() {
-        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return static_cast<uint32_t>((z ^ (z >> 31)) >> 16);
+        return static_cast<uint32_t>(net::splitmix64_next(state) >> 16);
     }
 };
 
