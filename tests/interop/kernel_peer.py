@@ -40,6 +40,7 @@ Prints one line "PEER {json summary}" on stdout; exit 0 on success, 1 on a
 protocol or transfer failure, 3 on timeout.
 """
 import argparse
+import ipaddress
 import fcntl
 import json
 import os
@@ -926,6 +927,10 @@ def ping(a):
     s.settimeout(0.2)
     ident = os.getpid() & 0xFFFF
     replies, rtts, seq = 0, [], 0
+    # Every request sent, by sequence number: a reply to an earlier one
+    # still counts (as ping(8) counts it), so a reply that comes after the
+    # next request left is reported late, not lost.
+    outstanding = {}
     deadline = time.monotonic() + a.timeout - 1
     while time.monotonic() < deadline and (replies < a.count if not a.until_up else replies == 0):
         seq += 1
@@ -934,6 +939,7 @@ def ping(a):
         pkt = struct.pack("!BBHHH", req_type, 0, 0 if v6 else inet_checksum(hdr + payload), ident, seq) + payload
         s.sendto(pkt, (addr, 0))
         t0 = time.monotonic()
+        outstanding[seq] = (t0, payload)
         while time.monotonic() - t0 < (0.2 if a.until_up else 1.0):
             try:
                 data, src = s.recvfrom(2048)
@@ -941,17 +947,20 @@ def ping(a):
                 continue
             ihl = 0 if v6 else (data[0] & 0x0F) * 4
             icmp = data[ihl:]
-            if src[0] != addr or len(icmp) < 8:
+            if ipaddress.ip_address(src[0]) != ipaddress.ip_address(addr) or len(icmp) < 8:
                 continue
             typ, code, _, rid, rseq = struct.unpack("!BBHHH", icmp[:8])
-            if typ != rep_type or rid != ident or rseq != seq:
+            if typ != rep_type or rid != ident or rseq not in outstanding:
                 continue
-            if (not v6 and inet_checksum(icmp) != 0) or icmp[8:] != payload:
-                log(f"echo reply {seq}: bad checksum or payload")
+            sent_at, sent_payload = outstanding[rseq]
+            if (not v6 and inet_checksum(icmp) != 0) or icmp[8:] != sent_payload:
+                log(f"echo reply {rseq}: bad checksum or payload")
                 continue
+            del outstanding[rseq]
             replies += 1
-            rtts.append((time.monotonic() - t0) * 1000)
-            break
+            rtts.append((time.monotonic() - sent_at) * 1000)
+            if rseq == seq:
+                break
         if not a.until_up and replies < a.count:
             time.sleep(0.2)
     ok = replies >= (1 if a.until_up else a.count)
