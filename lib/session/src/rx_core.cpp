@@ -35,6 +35,11 @@ struct RxCore::Leg {
     uint32_t head = 0, count = 0;
     uint64_t written = 0, window_end = 0;
     bool dirty = false;
+    // Input taken since the last CONSUME: one CONSUME per leg per poll, not
+    // one per INPUT report (each is a cache line to another lcore), and
+    // always ahead of any other command to the leg, so the host sees the
+    // same order as before.
+    uint64_t unconsumed = 0;
 };
 
 struct RxCore::Io final : stripe::LegIo {
@@ -49,6 +54,7 @@ struct RxCore::Io final : stripe::LegIo {
         n = std::min(n, writable(leg));
         size_t done = 0;
         while (done < n) { // acknowledgements and replies: a few dozen bytes
+            if (l.unconsumed && !c.send_consume(l)) break;
             LegCommand cmd;
             cmd.type = CommandType::WRITE_INLINE;
             cmd.handle = l.handle;
@@ -119,7 +125,14 @@ int32_t RxCore::leg_of(ConnHandle h) const {
     return -1;
 }
 
-bool RxCore::send(const Leg &l, CommandType t, uint64_t n) {
+bool RxCore::send_consume(Leg &l) {
+    const uint64_t n = l.unconsumed;
+    l.unconsumed = 0;
+    return send(l, CommandType::CONSUME, n);
+}
+
+bool RxCore::send(Leg &l, CommandType t, uint64_t n) {
+    if (t != CommandType::CONSUME && l.unconsumed && !send_consume(l)) return false;
     LegCommand c;
     c.type = t;
     c.handle = l.handle;
@@ -176,7 +189,10 @@ void RxCore::feed(uint32_t i, uint64_t now) {
         l.head = (l.head + 1) % kMaxSpansInFlight;
         l.count--;
     }
-    if (taken) send(l, CommandType::CONSUME, taken); // may reopen the window
+    if (taken) { // may reopen the window: sent by this poll at the latest
+        l.unconsumed += taken;
+        poll_due_ = true;
+    }
 }
 
 void RxCore::drop_leg(uint32_t i, uint64_t now, const char *why) {
@@ -299,6 +315,8 @@ void RxCore::poll(uint64_t now) {
             l.dirty = false;
             if (l.handle && !l.gone) send(l, CommandType::FLUSH);
         }
+    for (Leg &l : legs_)
+        if (l.handle && l.unconsumed) send_consume(l);
     stripe::StripeEvent ev;
     while (stripe_.next_event(ev)) {
         switch (ev.type) {

@@ -85,7 +85,8 @@ class RxCore {
     struct Leg;
     struct Io;
     int32_t leg_of(ConnHandle h) const;
-    bool send(const Leg &l, CommandType t, uint64_t n = 0);
+    bool send(Leg &l, CommandType t, uint64_t n = 0); // a pending CONSUME of the leg goes first
+    bool send_consume(Leg &l);
     void accept(const LegReport &r, uint64_t now);
     void handle_leg(uint32_t i, uint64_t now);
     void feed(uint32_t i, uint64_t now);
