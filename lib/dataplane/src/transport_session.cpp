@@ -720,10 +720,11 @@ void Impl::report_final() {
         if (s.tx)
             std::fprintf(stderr,
                          "dpdk-millipede tx: connects %lu connect_failures %lu legs_lost %lu resent %lu recycled %lu "
-                         "chaos %lu\n",
+                         "chaos %lu connects_abandoned %lu\n",
                          (unsigned long)s.tx->stats().connects, (unsigned long)s.tx->stats().connect_failures,
                          (unsigned long)s.tx->stats().legs_lost, (unsigned long)s.tx->stripe().stats().chunks_resent,
-                         (unsigned long)s.tx->stripe().stats().legs_recycled, (unsigned long)s.chaos_breaks);
+                         (unsigned long)s.tx->stripe().stats().legs_recycled, (unsigned long)s.chaos_breaks,
+                         (unsigned long)s.tx->stats().connects_abandoned);
     }
     // Success needs every direction this process runs: tx's end
     // acknowledged (native) and rx's end written to stdout.

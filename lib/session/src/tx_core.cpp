@@ -24,6 +24,7 @@ struct TxCore::Leg {
     bool dirty = false;      // written since the last FLUSH
     bool peer_fin = false;
     bool closed = false;     // CLOSED or ENDED after the session ended
+    uint64_t connecting_since = 0; // when its CONNECT went out
 };
 
 // The stripe sender's view of the legs: credit, writes and TCP delivery.
@@ -195,6 +196,7 @@ void TxCore::start_leg(uint32_t i, uint64_t now) {
     if (id == 0) id = next_id_++ & kConnectIdMask;
     l.handle = (l.host << kHostShift) | id;
     l.st = TxLegState::CONNECTING;
+    l.connecting_since = now;
     l.written = l.window_end = l.acked = 0;
     l.dirty = l.peer_fin = l.closed = false;
     LegCommand c;
@@ -203,7 +205,6 @@ void TxCore::start_leg(uint32_t i, uint64_t now) {
     c.leg = static_cast<uint16_t>(i);
     c.ep = l.ep;
     stats_.connects++;
-    (void)now;
     if (!send(l, c)) l.handle = 0;
 }
 
@@ -398,6 +399,8 @@ bool TxCore::break_leg(uint32_t i) {
     return send(legs_[i], c);
 }
 
+uint64_t TxCore::handshake_deadline(const Leg &l) const { return l.connecting_since + cfg_.tcp.rto_initial_us / 2; }
+
 void TxCore::end(uint64_t now) {
     for (uint32_t i = 0; i < legs_.size(); i++) {
         Leg &l = legs_[i];
@@ -407,8 +410,8 @@ void TxCore::end(uint64_t now) {
         c.leg = static_cast<uint16_t>(i);
         if (state_ == State::DONE && l.st == TxLegState::CONNECTING) {
             // Its handshake ends as a peer expects, then a FIN (CONNECTED
-            // above); one that never completes is aborted with the
-            // stragglers, or when the linger runs out.
+            // above); one that has not completed half a SYN timeout after
+            // its SYN is dropped silently (poll, handshake_deadline).
         } else if (state_ == State::DONE && l.st == TxLegState::ESTABLISHED) {
             c.type = CommandType::SHUTDOWN; // FIN after everything written
             send(l, c);
@@ -461,6 +464,24 @@ void TxCore::poll(uint64_t now) {
         }
     }
     if (state_ != State::RUNNING && !finished_) {
+        // A leg whose handshake has not completed half a SYN timeout after
+        // its SYN will not complete before the SYN is sent again: its SYN-ACK
+        // was lost. The transfer no longer needs it, and a receiver that has
+        // everything has closed its port by the time that SYN arrives (a RST
+        // from it, and this core would linger for nothing). RFC 9293 3.10.5:
+        // aborting in SYN-SENT sends nothing.
+        for (uint32_t i = 0; i < legs_.size(); i++) {
+            Leg &l = legs_[i];
+            if (!l.handle || l.st != TxLegState::CONNECTING || now < handshake_deadline(l)) continue;
+            LegCommand c;
+            c.type = CommandType::ABORT;
+            c.handle = l.handle;
+            c.leg = static_cast<uint16_t>(i);
+            send(l, c);
+            l.handle = 0;
+            l.st = TxLegState::IDLE;
+            stats_.connects_abandoned++;
+        }
         bool open = false;
         for (Leg &l : legs_) {
             if (!l.handle) continue;
@@ -500,8 +521,11 @@ uint64_t TxCore::next_deadline() const {
     uint64_t t = UINT64_MAX;
     if (state_ == State::RUNNING)
         t = std::min(t, stripe_.next_wakeup_us());
-    else if (!finished_)
+    else if (!finished_) {
         t = std::min({t, linger_until_, first_closed_at_ == UINT64_MAX ? UINT64_MAX : first_closed_at_ + cfg_.straggler_us});
+        for (const Leg &l : legs_)
+            if (l.handle && l.st == TxLegState::CONNECTING) t = std::min(t, handshake_deadline(l));
+    }
     return t;
 }
 

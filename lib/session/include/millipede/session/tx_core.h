@@ -46,6 +46,9 @@ struct TxStats {
     // carried was acknowledged, after the end header went out: a stock
     // receiver exiting after the end record. Not in legs_lost.
     uint64_t legs_ended_by_receiver = 0;
+    // After the transfer ended: connections still in SYN-SENT half a SYN
+    // timeout after their SYN (its SYN-ACK lost), dropped without a sound.
+    uint64_t connects_abandoned = 0;
 };
 
 enum class TxLegState : uint8_t { IDLE, CONNECTING, ESTABLISHED, CLOSING };
@@ -108,6 +111,7 @@ class TxCore {
     // segment that ended the leg (viamillipede's only proof of delivery).
     void lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why, uint64_t delivered = 0);
     void end(uint64_t now);
+    uint64_t handshake_deadline(const Leg &l) const;
     uint16_t next_port(const LegSpec &spec);
     void internal_failure(const char *what);
 
