@@ -6,17 +6,21 @@
 #include <csignal>
 #include <thread>
 
+#include <sys/mman.h>
+
 #include "millipede/port/teardown.h"
 
 using millipede::port::guard_eal_teardown;
 
 namespace {
 
+// A store to a page with no access: the fault EAL's interrupt thread takes
+// on memory rte_eal_cleanup() unmapped (and, unlike a null pointer, no
+// undefined behaviour for UBSan to report first).
 void fault_in_another_thread() {
-    std::thread t([] {
-        volatile int *nowhere = nullptr;
-        *nowhere = 1; // what EAL's interrupt thread does to unmapped memory
-    });
+    void *page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(page, MAP_FAILED);
+    std::thread t([page] { *static_cast<volatile int *>(page) = 1; });
     t.join();
 }
 
