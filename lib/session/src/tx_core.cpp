@@ -401,6 +401,19 @@ bool TxCore::break_leg(uint32_t i) {
 
 uint64_t TxCore::handshake_deadline(const Leg &l) const { return l.connecting_since + cfg_.tcp.rto_initial_us / 2; }
 
+// RST from a synchronized state, nothing from SYN-SENT (the host's abort);
+// the core forgets the connection at once (no RELEASE follows an ABORT).
+void TxCore::abort_leg(uint32_t i) {
+    Leg &l = legs_[i];
+    LegCommand c;
+    c.type = CommandType::ABORT;
+    c.handle = l.handle;
+    c.leg = static_cast<uint16_t>(i);
+    send(l, c);
+    l.handle = 0;
+    l.st = TxLegState::IDLE;
+}
+
 void TxCore::end(uint64_t now) {
     for (uint32_t i = 0; i < legs_.size(); i++) {
         Leg &l = legs_[i];
@@ -418,10 +431,7 @@ void TxCore::end(uint64_t now) {
             c.type = CommandType::FLUSH;
             send(l, c);
         } else {
-            c.type = CommandType::ABORT;
-            send(l, c);
-            l.handle = 0;
-            l.st = TxLegState::IDLE;
+            abort_leg(i);
         }
         l.dirty = false;
     }
@@ -471,15 +481,9 @@ void TxCore::poll(uint64_t now) {
         // from it, and this core would linger for nothing). RFC 9293 3.10.5:
         // aborting in SYN-SENT sends nothing.
         for (uint32_t i = 0; i < legs_.size(); i++) {
-            Leg &l = legs_[i];
+            const Leg &l = legs_[i];
             if (!l.handle || l.st != TxLegState::CONNECTING || now < handshake_deadline(l)) continue;
-            LegCommand c;
-            c.type = CommandType::ABORT;
-            c.handle = l.handle;
-            c.leg = static_cast<uint16_t>(i);
-            send(l, c);
-            l.handle = 0;
-            l.st = TxLegState::IDLE;
+            abort_leg(i);
             stats_.connects_abandoned++;
         }
         bool open = false;
@@ -501,16 +505,8 @@ void TxCore::poll(uint64_t now) {
             // what TCP delivered on a leg that never finished closing.
             const bool compat = cfg_.stripe.codec == stripe::Codec::VIAMILLIPEDE;
             if (open && !compat)
-                for (uint32_t i = 0; i < legs_.size(); i++) {
-                    Leg &l = legs_[i];
-                    if (!l.handle || l.closed) continue;
-                    LegCommand c;
-                    c.type = CommandType::ABORT;
-                    c.handle = l.handle;
-                    c.leg = static_cast<uint16_t>(i);
-                    send(l, c);
-                    l.handle = 0;
-                }
+                for (uint32_t i = 0; i < legs_.size(); i++)
+                    if (legs_[i].handle && !legs_[i].closed) abort_leg(i);
             retired_.clear();
             finished_ = true;
         }

@@ -112,6 +112,7 @@ class TxCore {
     void lose_leg(uint32_t i, uint64_t now, bool watchdog, const char *why, uint64_t delivered = 0);
     void end(uint64_t now);
     uint64_t handshake_deadline(const Leg &l) const;
+    void abort_leg(uint32_t i);
     uint16_t next_port(const LegSpec &spec);
     void internal_failure(const char *what);
 
