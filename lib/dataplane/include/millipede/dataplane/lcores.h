@@ -27,8 +27,6 @@
 #include <string>
 #include <vector>
 
-#include <sched.h>
-
 #include <rte_cycles.h>
 #include <rte_pause.h>
 
@@ -64,44 +62,20 @@ struct LcorePlan {
 // unused; more: logical workers spread round-robin over the worker lcores.
 LcorePlan plan_lcores(const std::vector<unsigned> &ids, unsigned workers);
 
-// Idle back-off for polling loops, in three steps:
-//   1. 64 empty polls with rte_pause: work that is microseconds away;
-//   2. sched_yield() until the loop has been idle for kYieldWindowUs: hands
-//      the CPU to whatever else is runnable on it (the peer process, a pipe
-//      thread, this process's other lcores) and comes back as soon as that
-//      thread sleeps, with no timer;
-//   3. sleeps growing from 10 us to 320 us, so an idle process (waiting for
-//      a connection) costs almost no CPU.
-// Why step 2: on a 2-CPU host where two dpdk-millipede processes run six
-// polling threads, short sleeps made each idle lcore wake every 10-20 us
-// and preempt a thread with work (the waking sleeper has the lower
-// vruntime). 1 GiB over memif with 2 worker lcores per side took
-// 0.79-0.89 s with sleeps alone and 0.52-0.66 s with this step; one lcore
-// per side stayed at 0.36-0.39 s (hand runs, docs/benchmarks.md).
-// busy_poll: spin only (dedicated cores).
+// Idle back-off for polling loops: spin politely first, then sleep in
+// growing steps, so that an oversubscribed core (two DPDK processes on a
+// 2-core machine) stays usable. busy_poll: spin only (dedicated cores).
 struct Backoff {
-    static constexpr unsigned kPauses = 64;
-    static constexpr uint64_t kYieldWindowUs = 1000;
     bool busy_poll = false;
-    unsigned empty = 0;      // empty polls since the last work
-    uint64_t idle_since = 0; // TSC when the pauses ran out
+    unsigned empty = 0;
     void reset() { empty = 0; }
     void idle() {
-        if (busy_poll || ++empty < kPauses) {
+        if (busy_poll || ++empty < 64) {
             rte_pause();
-            return;
+        } else {
+            const unsigned shift = std::min(empty / 64, 5u);
+            rte_delay_us_sleep(10u << shift); // 10 us .. 320 us
         }
-        const uint64_t now = rte_rdtsc();
-        if (empty == kPauses) idle_since = now;
-        static const uint64_t window = rte_get_tsc_hz() / 1'000'000 * kYieldWindowUs;
-        if (now - idle_since < window) {
-            sched_yield();
-            empty = kPauses + 1; // the sleeps start at 10 us when the window closes
-            return;
-        }
-        const unsigned sleeps = ++empty - kPauses - 2;
-        const unsigned shift = std::min(sleeps / 64, 5u);
-        rte_delay_us_sleep(10u << shift); // 10 us .. 320 us
     }
 };
 
