@@ -32,7 +32,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
-from rig import (FAILS, check, log, quiet_iface, random_file, sanitizer_reports, sha, skip,  # noqa: E402
+import rig  # noqa: E402
+from rig import (FAILS, check, log, quiet_iface, sanitizer_reports, sha, skip,  # noqa: E402
                  system_texts, telemetry, wait_until, write_repeated)
 
 BIN = sys.argv[1] if len(sys.argv) > 1 else "build/app/dpdk-millipede"
@@ -44,9 +45,21 @@ EAL = ["--no-pci", "--no-huge", "-m", "512"]
 
 
 MADE_HUGE = []  # file prefixes whose hugepage files a killed process may have left
+# Every input and output file of a case lives under one directory, removed
+# at exit: a full run writes tens of GB, which piled up in /tmp before.
+TMP = tempfile.mkdtemp(prefix="mptransport")
+
+
+def random_file(n):
+    return rig.random_file(n, prefix="in", dir=TMP)
+
+
+def scratch_dir(prefix):
+    return tempfile.mkdtemp(prefix=prefix, dir=TMP)
 
 
 def cleanup():
+    shutil.rmtree(TMP, ignore_errors=True)
     while MADE_NS:
         subprocess.run(["ip", "netns", "del", MADE_NS.pop()], stderr=subprocess.DEVNULL)
     while MADE_HUGE:
@@ -178,7 +191,7 @@ def transfer(pairs, tx_words, rx_words=(), data=None, limit=60, feeder=None, dur
     n = len(pairs)
     tx_ip, rx_ip = (addrs6 if ipv6 else addrs)(1, n), (addrs6 if ipv6 else addrs)(2, n)
     plen = 64 if ipv6 else 24
-    tmp = tempfile.mkdtemp(prefix="mpt")
+    tmp = scratch_dir("mpt")
     out_path = os.path.join(tmp, "out")
     transfer.out_path = out_path  # (for a feeder or `during` that watches the output)
     rx = None
@@ -662,7 +675,7 @@ def case_memif():
     (the server shares its packet-buffer memory with the client). No
     namespaces: memif is a socket and shared memory, not a netdev."""
     need_memif_hugepages()
-    sockdir = tempfile.mkdtemp(prefix="mpmemif")
+    sockdir = scratch_dir("mpmemif")
     MADE_HUGE.append(TAG)
 
     def memif(role):
@@ -824,7 +837,7 @@ def case_forged():
     path = random_file(size)
     gate = threading.Event()
     st = {}
-    pcap = os.path.join(tempfile.mkdtemp(prefix="mpforge"), "legs.pcap")
+    pcap = os.path.join(scratch_dir("mpforge"), "legs.pcap")
 
     def before_tx(rx):
         cap = subprocess.Popen(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "120", "dumpcap", "-q",
@@ -1108,7 +1121,7 @@ def case_compress():
         check(rc in (1, 2) and len(err.strip().splitlines()) == 1 and want in err,
               f"compress: {' '.join(args[1:])} refused in one line (rc {rc})", err)
     pairs = make_links(2)
-    tmp = tempfile.mkdtemp(prefix="mpz")
+    tmp = scratch_dir("mpz")
     path = os.path.join(tmp, "corpus")
     size = text_corpus(path, 24 << 20)
     tx_rc, tx_err, rx_rc, rx_err, out = transfer(
@@ -1143,7 +1156,7 @@ def case_key():
     same key (also while chaos breaks legs, so chunks go again), and a wrong
     key or a key on one side only fails both sides with one line and writes
     nothing (docs/wire.md 2.22)."""
-    tmp = tempfile.mkdtemp(prefix="mpkey")
+    tmp = scratch_dir("mpkey")
     k1, k2 = os.path.join(tmp, "k1"), os.path.join(tmp, "k2")
     with open(k1, "w") as f:
         f.write(os.urandom(32).hex() + "\n")
@@ -1204,7 +1217,7 @@ def case_combos():
     bytes (raw chunks), each direction with its own deflate/inflate pool and
     its own session key, both byte-exact."""
     import re
-    tmp = tempfile.mkdtemp(prefix="mpcombo")
+    tmp = scratch_dir("mpcombo")
     key = os.path.join(tmp, "k")
     with open(key, "w") as f:
         f.write(os.urandom(32).hex() + "\n")
@@ -1290,7 +1303,7 @@ def case_duplex():
     ip_a, ip_b = addrs(1, 1)[0], addrs(2, 1)[0]
     size_a, size_b = (24 << 20) + 4321, (16 << 20) + 777
     file_a, file_b = random_file(size_a), random_file(size_b)
-    tmp = tempfile.mkdtemp(prefix="mpd")
+    tmp = scratch_dir("mpd")
     out_a, out_b = os.path.join(tmp, "out_a"), os.path.join(tmp, "out_b")
     limit = 120
     # (Proc: lcore 0 is the "tx" namespace and CPU, lcore 1 the "rx" one.)
@@ -1360,7 +1373,7 @@ def case_duplex_memif():
     chains, both ways at once): 64 MiB one way and 48 MiB the other, 4 legs
     each way, both byte-exact, and every link carried TCP both ways."""
     need_memif_hugepages()
-    sockdir = tempfile.mkdtemp(prefix="mpmemif")
+    sockdir = scratch_dir("mpmemif")
     MADE_HUGE.append(TAG)
 
     def memif(role):
@@ -1371,7 +1384,7 @@ def case_duplex_memif():
     ip_a, ip_b = addrs(1, 2), addrs(2, 2)
     size_a, size_b = (64 << 20) + 12345, (48 << 20) + 99
     file_a, file_b = random_file(size_a), random_file(size_b)
-    tmp = tempfile.mkdtemp(prefix="mpd")
+    tmp = scratch_dir("mpd")
     out_a, out_b = os.path.join(tmp, "out_a"), os.path.join(tmp, "out_b")
 
     def words(peer, own):
@@ -1704,7 +1717,7 @@ def case_tunnel_ssh():
     for ns in NS.values():
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
     ip_a, ip_b = addrs(1, 2), addrs(2, 2)
-    tmp = tempfile.mkdtemp(prefix="mpssh")
+    tmp = scratch_dir("mpssh")
     os.chmod(tmp, 0o700)
     host_key, user_key = os.path.join(tmp, "host"), os.path.join(tmp, "user")
     for k in (host_key, user_key):
