@@ -439,8 +439,12 @@ void StripeSender::cover_lost() {
         }
         // A short stripe that lost every parity chunk: the receiver learns
         // its data count from the next stripe's first chunk (its offset) or
-        // from the end record. If that chunk was lost too, or nothing follows
-        // yet while input is open, its lost chunks are re-sent instead.
+        // from the end record. One of them will come while a data buffer is
+        // free for the next input (the end record needs none), so the lost
+        // chunks wait for it even while the pipe is quiet: the data chunks
+        // are delivered meanwhile, only their acknowledgement waits. If that
+        // first chunk was lost too, or every data buffer waits on this
+        // stripe's acknowledgement, the lost chunks are re-sent instead.
         bool proof = parity_alive || data_in_stripe == pn_;
         if (!proof) {
             const uint64_t next_first = (t + 1) * g;
@@ -448,7 +452,7 @@ void StripeSender::cover_lost() {
             for (const auto &s : slots_)
                 next_lost |= !s.parity && s.seq == next_first &&
                              (s.st == Slot::St::RESEND || s.st == Slot::St::COVERED);
-            proof = !next_lost && (eof_ || next_seq_ > next_first || filling_ >= 0);
+            proof = !next_lost && (eof_ || next_seq_ > next_first || filling_ >= 0 || grab_free_slot() >= 0);
         }
         const bool covered = lost <= pk_ && proof;
         for (auto &s : slots_) {
