@@ -44,6 +44,7 @@
 #include "millipede/flow/classifier.h"
 #include "millipede/port/configured.h"
 #include "millipede/port/eal_start.h"
+#include "millipede/port/interrupt_park.h"
 #include "millipede/port/teardown.h"
 #include "modes.h"
 #include "options.h"
@@ -453,6 +454,7 @@ int run_tap(int argc, char **argv, int eal_argc, char **eal_argv) {
     int status = run_tap_on_eal(sized, captures, engine_builder); // ports closed; its EAL memory goes with rte_eal_cleanup()
     port::disable_capture();
     port::guard_eal_teardown(status, "tap");
+    port::park_interrupt_thread(100); // (interrupt_park.h: memif's stale interrupt source)
     rte_eal_cleanup();
     return status;
 }

@@ -21,6 +21,7 @@
 #include "millipede/dataplane/transport.h"
 #include "millipede/port/configured.h"
 #include "millipede/port/eal_start.h"
+#include "millipede/port/interrupt_park.h"
 #include "millipede/port/teardown.h"
 #include "millipede/stats/transfer.h"
 #include "transport_tunnel.h"
@@ -164,6 +165,7 @@ int run_transport(int argc, char **argv, int eal_argc, char **eal_argv) {
     }
     port::disable_capture();
     port::guard_eal_teardown(status, who);
+    port::park_interrupt_thread(100); // (interrupt_park.h: memif's stale interrupt source)
     rte_eal_cleanup();
     if (o.verbose >= 2)
         std::fprintf(stderr, "dpdk-millipede %s: timeline: EAL ready %.0f ms, set-up done %.0f ms, transfer over %.0f ms, "

@@ -10,7 +10,9 @@
 // 3 to 6, and its core dump put the interrupt thread in rte_intr_fd_get()
 // while the main thread was in rte_fbarray_detach() under
 // rte_eal_cleanup(). A script then sees a crash where the data arrived
-// whole.
+// whole. The cause (a memif server's listener source that DPDK 22.11 never
+// unregisters) is kept away by interrupt_park.h; this guard stays for
+// whatever else EAL's teardown may touch.
 //
 // What: from guard_eal_teardown() on, SIGSEGV and SIGBUS in any thread
 // write one line to stderr and end the process with the status the run
