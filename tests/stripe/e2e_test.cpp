@@ -307,21 +307,14 @@ TEST(StripeE2EParity, LostParityOfAQuietShortStripeIsNotResent) {
         auto step = [&] {
             now += 100;
             tx.poll(now, s2r);
-            StripeEvent ev;
-            while (tx.next_event(ev))
-                if (ev.type == EventType::CONNECT_LEG) {
-                    s2r.q[ev.leg].clear();
-                    r2s.q[ev.leg].clear();
-                    up[ev.leg] = true;
-                    rx.leg_up(ev.leg, now);
-                    tx.leg_up(ev.leg, now);
-                }
+            connect_requested_legs(tx, rx, s2r, r2s, now, &up);
             for (uint32_t l = 0; l < kLegs; l++) {
                 if (!up[l] || s2r.q[l].empty() || (hold_victim && l == victim)) continue;
                 std::vector<uint8_t> v(s2r.q[l].begin(), s2r.q[l].end());
                 const size_t used = rx.leg_input(l, v.data(), v.size(), now);
                 s2r.q[l].erase(s2r.q[l].begin(), s2r.q[l].begin() + static_cast<long>(used));
             }
+            StripeEvent ev;
             while (rx.next_event(ev))
                 if (ev.type == EventType::CLOSE_LEG) ADD_FAILURE() << rx.last_leg_message();
             rx.poll(now, r2s);

@@ -33,6 +33,22 @@ struct FakeIo : LegIo {
     std::vector<uint64_t> acked;
 };
 
+// The sender's CONNECT_LEG requests, each answered at once: the leg comes
+// up at both ends with empty queues (and is marked in `up` when given).
+template <class Sender, class Receiver>
+void connect_requested_legs(Sender &tx, Receiver &rx, FakeIo &s2r, FakeIo &r2s, uint64_t now,
+                            std::vector<bool> *up = nullptr) {
+    StripeEvent ev;
+    while (tx.next_event(ev))
+        if (ev.type == EventType::CONNECT_LEG) {
+            s2r.q[ev.leg].clear();
+            r2s.q[ev.leg].clear();
+            if (up) (*up)[ev.leg] = true;
+            rx.leg_up(ev.leg, now);
+            tx.leg_up(ev.leg, now);
+        }
+}
+
 struct Rec {
     EventKind kind;
     ChunkHeader chunk;

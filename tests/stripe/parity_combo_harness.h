@@ -112,14 +112,7 @@ inline ComboRun run_combo(const std::vector<std::vector<uint8_t>> &pieces, uint3
             finished = true;
         }
         tx.poll(now, s2r);
-        StripeEvent ev;
-        while (tx.next_event(ev))
-            if (ev.type == EventType::CONNECT_LEG) {
-                s2r.q[ev.leg].clear();
-                r2s.q[ev.leg].clear();
-                rx.leg_up(ev.leg, now);
-                tx.leg_up(ev.leg, now);
-            }
+        connect_requested_legs(tx, rx, s2r, r2s, now);
         for (uint32_t l = 0; l < legs; l++) {
             std::vector<uint8_t> &p = pending[l];
             append(p, s2r.take(l));
@@ -187,6 +180,7 @@ inline ComboRun run_combo(const std::vector<std::vector<uint8_t>> &pieces, uint3
             rx.output_consumed(o.size());
         }
         rx.poll(now, r2s);
+        StripeEvent ev;
         while (rx.next_event(ev)) {
         }
         for (uint32_t l = 0; l < legs; l++) {
