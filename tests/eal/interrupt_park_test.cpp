@@ -6,7 +6,6 @@
 #define ALLOW_EXPERIMENTAL_API 1 // rte_intr_instance_*: experimental in DPDK 22.11
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
