@@ -169,3 +169,78 @@ TEST(LegHostDuplex, AcceptedWatchdogAppliesToAcceptedConnectionsOnly) {
     EXPECT_TRUE(opened_ended) << "the opened leg is watched as a sender's";
     EXPECT_FALSE(accepted_ended) << "the accepted connection is watched as a receiver's";
 }
+
+TEST(LegHostDuplex, TunnelPortConnectionsAreAcceptedButNeverJudgedByTheWatchdog) {
+    // `--terminate-on ports`: B listens on the legs' port and on the
+    // tunnel's. A opens one connection to each; both are accepted (the
+    // ACCEPTED report's port tells the session which is which). A then goes
+    // silent while B has data outstanding on both: the Watchdog declares the
+    // leg dead early, never the tunnelled connection (a user's program,
+    // whose peer's silence is not a dead link).
+    const tcp::IpAddr ip_a = tcp::IpAddr::v4(0x0a000001), ip_b = tcp::IpAddr::v4(0x0a000002);
+    Side a, b;
+    make(a, 0, ip_a, 5);
+    HostConfig hc = config(0, ip_b, false);
+    hc.tunnel_port = 2222;
+    b.host = std::make_unique<LegHost>(
+        hc,
+        [&b](const tcp::Segment &seg) {
+            Packet p;
+            p.bytes.resize(tcp::serialized_length(seg));
+            tcp::serialize(seg, p.bytes);
+            p.src = seg.src_ip;
+            p.dst = seg.dst_ip;
+            b.outbox.push_back(std::move(p));
+        },
+        [seed = uint64_t(6)]() mutable {
+            return static_cast<uint32_t>(seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 1;
+        },
+        b.reports);
+    const ConnHandle to_leg = make_handle(0, 0), to_tunnel = make_handle(0, 1);
+    a.host->on_command(connect(to_leg, ip_a, 40000, ip_b), 0);
+    LegCommand c = connect(to_tunnel, ip_a, 40001, ip_b);
+    c.ep.remote_port = 2222;
+    a.host->on_command(c, 0);
+    exchange(a, b, 1000);
+    ConnHandle leg = 0, tunnelled = 0;
+    for (const LegReport &r : b.reports.got)
+        if (r.type == ReportType::ACCEPTED) (r.ep.local_port == 2222 ? tunnelled : leg) = r.handle;
+    ASSERT_NE(leg, 0u) << "the leg was accepted";
+    ASSERT_NE(tunnelled, 0u) << "the connection to the tunnel's port was accepted";
+    EXPECT_TRUE(handle_accepted(tunnelled));
+    EXPECT_EQ(b.host->connection(tunnelled)->endpoints().local_port, 2222);
+    static const uint8_t payload[1000] = {};
+    for (ConnHandle h : {leg, tunnelled}) {
+        LegCommand w;
+        w.type = CommandType::WRITE_REF;
+        w.handle = h;
+        w.ref.p = payload;
+        w.ref.n = sizeof payload;
+        w.ref.ref = 0;
+        b.host->on_command(w, 2000);
+        LegCommand f;
+        f.type = CommandType::FLUSH;
+        f.handle = h;
+        b.host->on_command(f, 2000);
+    }
+    b.reports.got.clear();
+    for (uint64_t t = 2000; t < 10'000'000; t += 10'000) {
+        b.host->poll(t);
+        b.outbox.clear();
+    }
+    bool leg_ended = false, tunnelled_ended = false;
+    for (const LegReport &r : b.reports.got)
+        if (r.type == ReportType::ENDED && r.cause == EndCause::WATCHDOG) {
+            leg_ended |= r.handle == leg;
+            tunnelled_ended |= r.handle == tunnelled;
+        }
+    EXPECT_TRUE(leg_ended) << "the accepted leg is watched";
+    EXPECT_FALSE(tunnelled_ended) << "the tunnelled connection is left to TCP's own timeouts";
+}
+
+TEST(LegHostDuplex, TheTunnelPortMayNotBeTheLegsPort) {
+    HostConfig hc = config(0, tcp::IpAddr::v4(0x0a000002), false);
+    hc.tunnel_port = hc.listen_port;
+    Reports r;
+    EXPECT_THROW(LegHost(hc, [](const tcp::Segment &) {}, [] { return 1u; }, r), std::invalid_argument);
+}

@@ -25,6 +25,7 @@ struct LegHost::Slot {
     bool peer_fin_sent = false;
     bool released = false;    // the core holds no spans any more
     bool marked = false;
+    bool unwatched = false;   // a tunnelled connection (HostConfig::tunnel_port)
     EndCause cause = EndCause::CLOSED;
     tcp::CloseReason reason = tcp::CloseReason::NONE;
     uint64_t connect_deadline = UINT64_MAX;
@@ -41,7 +42,9 @@ struct LegHost::Slot {
 
 // The Watchdog looks after a connection that carries data for the core:
 // not one that is closing, retired or already over.
-bool LegHost::watched(const Slot &s) { return s.up_sent && !s.terminal && !s.shut && !s.retired && !s.ended_sent; }
+bool LegHost::watched(const Slot &s) {
+    return s.up_sent && !s.unwatched && !s.terminal && !s.shut && !s.retired && !s.ended_sent;
+}
 
 size_t LegHost::TupleHash::operator()(const TupleKey &k) const {
     uint64_t h = 1469598103934665603ull;
@@ -63,7 +66,10 @@ LegHost::LegHost(const HostConfig &cfg, tcp::SegmentSink sink, tcp::Random rng, 
         throw std::invalid_argument("leg host: host_id too large");
     if (!sink_) throw std::invalid_argument("leg host: no segment sink");
     if (!rng_) throw std::invalid_argument("leg host: no random source");
-    if (cfg_.listen_port && cfg_.listen_ips.empty()) throw std::invalid_argument("leg host: no address to listen on");
+    if ((cfg_.listen_port || cfg_.tunnel_port) && cfg_.listen_ips.empty())
+        throw std::invalid_argument("leg host: no address to listen on");
+    if (cfg_.tunnel_port && cfg_.tunnel_port == cfg_.listen_port)
+        throw std::invalid_argument("leg host: the tunnel's port is the legs' port");
     tcp::Connection probe(cfg_.tcp, tcp::Endpoints{}, sink_, rng_); // throws on a bad tcp::Config
     slots_.resize(cfg_.max_connections);
     free_.reserve(cfg_.max_connections);
@@ -73,10 +79,11 @@ LegHost::LegHost(const HostConfig &cfg, tcp::SegmentSink sink, tcp::Random rng, 
     live_.reserve(cfg_.max_connections);
     by_tuple_.reserve(cfg_.max_connections * 2);
     by_handle_.reserve(cfg_.max_connections * 2);
-    if (cfg_.listen_port)
-        for (const tcp::IpAddr &ip : cfg_.listen_ips)
-            listeners_.push_back(std::make_unique<tcp::Listener>(cfg_.tcp_for(ip), ip, cfg_.listen_port, cfg_.max_half_open,
-                                                                 sink_, [this] { return rng_(); }));
+    for (uint16_t port : {cfg_.listen_port, cfg_.tunnel_port})
+        if (port)
+            for (const tcp::IpAddr &ip : cfg_.listen_ips)
+                listeners_.push_back(std::make_unique<tcp::Listener>(cfg_.tcp_for(ip), ip, port, cfg_.max_half_open,
+                                                                     sink_, [this] { return rng_(); }));
 }
 
 LegHost::~LegHost() {
@@ -150,7 +157,7 @@ bool LegHost::report(const LegReport &r) {
     return true;
 }
 
-void LegHost::adopt(std::unique_ptr<tcp::Connection> c, uint64_t now) {
+void LegHost::adopt(std::unique_ptr<tcp::Connection> c, uint64_t now, bool watched) {
     const int32_t i = alloc_slot();
     if (i < 0) {
         stats_.refused_no_slot++;
@@ -159,6 +166,7 @@ void LegHost::adopt(std::unique_ptr<tcp::Connection> c, uint64_t now) {
     }
     Slot &s = slots_[i];
     s.conn = std::move(c);
+    s.unwatched = !watched;
     // A handle no live connection has: this host's index above a rolling id.
     // kAcceptedBit keeps it apart from the handles of CONNECTs (messages.h).
     do {
@@ -180,12 +188,15 @@ bool LegHost::on_segment(const tcp::Segment &seg, uint64_t now) {
         mark(it->second);
         return true;
     }
-    if (cfg_.listen_port && seg.dst_port == cfg_.listen_port)
-        for (size_t k = 0; k < listeners_.size(); k++)
+    if (seg.dst_port && (seg.dst_port == cfg_.listen_port || seg.dst_port == cfg_.tunnel_port)) {
+        const bool legs = seg.dst_port == cfg_.listen_port;
+        const size_t first = legs || !cfg_.listen_port ? 0 : cfg_.listen_ips.size();
+        for (size_t k = 0; k < cfg_.listen_ips.size(); k++)
             if (cfg_.listen_ips[k] == seg.dst_ip) {
-                if (auto c = listeners_[k]->on_segment(seg, now)) adopt(std::move(c), now);
+                if (auto c = listeners_[first + k]->on_segment(seg, now)) adopt(std::move(c), now, legs);
                 return true;
             }
+    }
     stats_.unknown_segments++;
     // viamillipede: no RST. The segment may come from a receiver still
     // reading a connection we gave up; a RST would destroy what it has not

@@ -64,6 +64,12 @@ struct HostConfig {
     // rx: one listener per address on `listen_port` (0: none).
     std::vector<tcp::IpAddr> listen_ips;
     uint16_t listen_port = 0;
+    // `terminate PORT --terminate-on ports`: listeners on the same addresses
+    // for the tunnel's connections (0: none). They are accepted like legs
+    // (ACCEPTED carries the endpoints, so the core tells them apart by
+    // port) but the Watchdog never judges them: a tunnelled connection's
+    // peer is a user's program, whose silence is not a dead link.
+    uint16_t tunnel_port = 0;
     size_t max_half_open = 64;
     // CREDIT when window_end moved by this much (or all written is acked).
     uint32_t credit_step = 32 * 1024;
@@ -147,7 +153,7 @@ class LegHost {
 
     int32_t alloc_slot();
     void free_slot(uint32_t i);
-    void adopt(std::unique_ptr<tcp::Connection> c, uint64_t now);
+    void adopt(std::unique_ptr<tcp::Connection> c, uint64_t now, bool watched);
     void service(uint32_t i, uint64_t now);
     bool report(const LegReport &r);
     void mark(uint32_t i);
@@ -162,7 +168,7 @@ class LegHost {
     std::vector<uint32_t> live_; // slots with a connection
     std::unordered_map<TupleKey, uint32_t, TupleHash> by_tuple_;
     std::unordered_map<ConnHandle, uint32_t> by_handle_;
-    std::vector<std::unique_ptr<tcp::Listener>> listeners_;
+    std::vector<std::unique_ptr<tcp::Listener>> listeners_; // listen_port's, then tunnel_port's (per listen_ips)
     std::vector<uint32_t> touched_; // slots with news for poll()
     std::vector<uint32_t> work_;    // poll()'s copy of touched_ (no allocation)
     uint32_t next_accept_id_ = 1;
