@@ -78,6 +78,7 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
     uint64_t delayus = 0;
     bool checkphrase_given = false; // key FILE replaces it
     bool stall_given = false;       // a tunnel has no stall timeout unless given one
+    bool terminate_on_given = false; // --terminate-on: only with terminate
     for (int i = 0; i < argc; ++i)
         if (std::string_view a = argv[i]; a == "--help" || a == "-h" || a == "help") {
             o.help = true;
@@ -196,6 +197,12 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
             if (!p) return "terminate needs PORT (1-65535), the host's TCP port to accept tunnelled connections on";
             o.terminate_port = static_cast<uint16_t>(*p);
             i += 1;
+        } else if (a == "--terminate-on") {
+            const std::string v = need(1) ? argv[++i] : "";
+            if (v == "ports") o.terminate_on_ports = true;
+            else if (v == "kernel") o.terminate_on_ports = false;
+            else return "--terminate-on needs kernel (the host's TCP port, the default) or ports (the DPDK ports' own addresses)";
+            terminate_on_given = true;
         } else if (a == "initiate") {
             if (!o.initiate_host.empty()) return "initiate given twice: one process opens connections to one HOST PORT";
             if (!need(2)) return "initiate needs HOST PORT, e.g. initiate 127.0.0.1 22";
@@ -313,6 +320,15 @@ std::string parse_transport_args(int argc, char **argv, TransportOptions &o) {
                    "the sender opens)";
     }
     if (std::string te = check_tunnel_words(o, stall_given); !te.empty()) return te;
+    if (terminate_on_given && !o.terminate_port) return "--terminate-on without terminate PORT: it says where terminate accepts";
+    if (o.terminate_on_ports) {
+        if (!o.multiplexed_tunnel())
+            return "--terminate-on ports needs the multiplexed tunnel (rx PORT tx HOST PORT terminate PORT, without "
+                   "--compat): stock viamillipede's one-connection terminate accepts on the host's kernel";
+        if (o.terminate_port == o.listen_port)
+            return "--terminate-on ports: terminate PORT " + std::to_string(o.terminate_port) +
+                   " is rx's PORT on the same addresses; give the tunnel another port";
+    }
     if (o.prbs && o.compat)
         return "prbs with --compat viamillipede: stock viamillipede's PRBS pattern is not implemented, only "
                "dpdk-millipede's own (dpdk-millipede on both ends, without --compat); against stock "

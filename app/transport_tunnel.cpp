@@ -33,6 +33,7 @@ std::string TransportTunnel::prepare(dataplane::TransportOptions &o) {
     tunnel::BridgeConfig c;
     c.role = term ? tunnel::Role::TERMINATE : tunnel::Role::INITIATE;
     c.listen_port = o.terminate_port;
+    c.accept_from_plane = o.terminate_on_ports;
     c.host = o.initiate_host;
     c.port = o.initiate_port;
     c.verbose = o.verbose;
@@ -50,6 +51,10 @@ std::string TransportTunnel::prepare(dataplane::TransportOptions &o) {
     if (!bridge_) return err;
     o.input_fd = bridge_->plane_input_fd();
     o.output_fd = bridge_->plane_output_fd();
+    if (o.terminate_on_ports) {
+        o.tunnel_adopt = [](void *ctx, int fd) { static_cast<tunnel::TunnelBridge *>(ctx)->adopt(fd); };
+        o.tunnel_adopt_ctx = bridge_.get();
+    }
     return {};
 }
 

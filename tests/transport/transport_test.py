@@ -1437,7 +1437,7 @@ def start_tunnel_echo(port, limit_s):
     return peer, echo
 
 
-def case_tunnel():
+def case_tunnel(on_ports=False):
     """terminate / initiate (docs/wire.md 2.23): A (`terminate`) and B
     (`initiate 127.0.0.1 ECHO`) in full duplex over 2 links, 4 legs each way.
     In A's namespace two kernel TCP clients connect to A's terminate port at
@@ -1447,10 +1447,25 @@ def case_tunnel():
     bytes go again on the other legs), each client gets its echo byte-exact
     and then EOF (half-close carried both ways). SIGTERM to A then ends the
     tunnel: both processes exit 0. The combinations that make no sense are
-    refused with one line and exit 2."""
+    refused with one line and exit 2.
+
+    on_ports (case tunnel_ports, `--terminate-on ports`): A's terminate port
+    is not the kernel's but dpdk-millipede's TCP on A's own DPDK address, on
+    a third port, a net_tap: the clients in A's namespace connect through
+    the tap interface to that address, and A's workers accept them."""
     import json
     import re
-    for args, want in (
+    name = "tunnel_ports" if on_ports else "tunnel"
+    # (checked once, in the kernel case)
+    refused = [] if on_ports else [
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "--terminate-on", "ports", "--ip", "0=10.0.0.1/24"],
+         "--terminate-on without terminate PORT"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "8834", "--terminate-on", "ports",
+          "--ip", "0=10.0.0.1/24"], "is rx's PORT on the same addresses"),
+        (["--", "tx", "10.0.0.2", "8834", "terminate", "2222", "--terminate-on", "ports", "--ip", "0=10.0.0.1/24"],
+         "--terminate-on ports needs the multiplexed tunnel"),
+        (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "terminate", "2222", "--terminate-on", "wire",
+          "--ip", "0=10.0.0.1/24"], "--terminate-on needs kernel"),
         (["--", "rx", "8834", "terminate", "2222", "--ip", "0=10.0.0.1/24"], "terminate on rx alone"),
         (["--", "tx", "10.0.0.2", "8834", "initiate", "127.0.0.1", "22", "--ip", "0=10.0.0.1/24"],
          "initiate on tx alone"),
@@ -1462,17 +1477,18 @@ def case_tunnel():
           "--ip", "0=10.0.0.1/24"], "terminate with leglimit"),
         (["--", "rx", "8834", "tx", "10.0.0.2", "8834", "initiate", "127.0.0.1", "0", "--ip", "0=10.0.0.1/24"],
          "initiate PORT must be 1-65535"),
-    ):
+    ]
+    for args, want in refused:
         r = subprocess.run([BIN, *EAL, "--file-prefix", f"{TAG}bad", *args], capture_output=True, text=True, timeout=30)
         lines = r.stderr.strip().splitlines()
         check(r.returncode == 2 and len(lines) == 1 and want in r.stderr,
-              f"tunnel: refused with one line: {want}", r.returncode, r.stderr)
+              f"{name}: refused with one line: {want}", r.returncode, r.stderr)
     pairs = make_links(2)
     ip_a, ip_b = addrs(1, 2), addrs(2, 2)
     echo_port, term_port = 7007, 2222
     peer, echo = start_tunnel_echo(echo_port, 200)
     try:
-        check(echo.stdout.readline().strip() == "listening", "tunnel: the echo server listens in B's namespace")
+        check(echo.stdout.readline().strip() == "listening", f"{name}: the echo server listens in B's namespace")
 
         def words(peer_ips, own, extra):
             w = ["--", "rx", "8834"]
@@ -1489,13 +1505,31 @@ def case_tunnel():
         t0 = time.monotonic()
         b = Proc(vdevs([p[1] for p in pairs]) + words(ip_a, ip_b, ["initiate", "127.0.0.1", str(echo_port)]),
                  subprocess.DEVNULL, subprocess.DEVNULL, limit, 1)
-        check(b.wait_ready(60), "tunnel: B (initiate) is up")
-        a = Proc(vdevs([p[0] for p in pairs]) + words(ip_b, ip_a, ["terminate", str(term_port)]),
-                 subprocess.DEVNULL, subprocess.DEVNULL, limit, 0)
-        check(a.wait_ready(60), "tunnel: A (terminate) is up")
+        check(b.wait_ready(60), f"{name}: B (initiate) is up")
+        a_dev, a_ips, a_extra, where = vdevs([p[0] for p in pairs]), ip_a, ["terminate", str(term_port)], str(term_port)
+        if on_ports:
+            # A third port, a net_tap in A's namespace: DPDK's side has
+            # tap_dpdk, the kernel's tap interface tap_kernel.
+            third = os.getpid() % 250
+            tap, tap_dpdk, tap_kernel = f"{TAG}tp", f"10.99.{third}.2", f"10.99.{third}.1"
+            a_dev = a_dev + ["--vdev", f"net_tap0,iface={tap}"]
+            a_ips = ip_a + [tap_dpdk]
+            a_extra = a_extra + ["--terminate-on", "ports"]
+            where = f"{tap_dpdk}:{term_port}"
+        a = Proc(a_dev + words(ip_b, a_ips, a_extra), subprocess.DEVNULL, subprocess.DEVNULL, limit, 0)
+        check(a.wait_ready(60), f"{name}: A (terminate) is up")
+        if on_ports:
+            # net_tap made the interface and set it up when its port started
+            # (A answers on telemetry only after that); the kernel's address:
+            r = subprocess.run(["ip", "-n", NS["tx"], "addr", "add", f"{tap_kernel}/24", "dev", tap],
+                               capture_output=True, text=True)
+            check(r.returncode == 0, f"{name}: the kernel's address on A's tap interface {tap}", r.stderr)
+            r = subprocess.run(["ip", "netns", "exec", NS["tx"], "ss", "-ltn"], capture_output=True, text=True)
+            check(f":{term_port} " not in r.stdout,
+                  f"{name}: nothing listens on {term_port} in A's kernel: A's own TCP accepts", r.stdout)
         size, rate = 3 << 20, 768 << 10  # ~4 s per client
         clients = [subprocess.Popen(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "150", sys.executable,
-                                     peer, "client", str(term_port), str(size), str(seed), str(rate)],
+                                     peer, "client", where, str(size), str(seed), str(rate)],
                                     stdout=subprocess.PIPE, text=True) for seed in (1, 2)]
 
         def sent_by_a():
@@ -1508,7 +1542,7 @@ def case_tunnel():
         # Link 0: the first in preference order, so its legs certainly carry data.
         subprocess.run(["ip", "-n", NS["tx"], "link", "set", pairs[0][0], "down"])
         log(f"     link {pairs[0][0]} down after A sent {sent_by_a()} bytes into the pipe")
-        check(bool(cut), "tunnel: the clients' bytes went through A before the cut")
+        check(bool(cut), f"{name}: the clients' bytes went through A before the cut")
         results = []
         for c in clients:
             out, _ = c.communicate(timeout=170)
@@ -1518,20 +1552,20 @@ def case_tunnel():
                 results.append({"raw": out})
         for i, r in enumerate(results):
             check(r.get("sent") == size and r.get("got") == size and r.get("equal") and r.get("eof"),
-                  f"tunnel: client {i + 1}: {size} bytes echoed byte-exact through 4 legs with one link cut, "
+                  f"{name}: client {i + 1}: {size} bytes echoed byte-exact through 4 legs with one link cut, "
                   f"then EOF after its half-close ({r.get('seconds')} s)", r)
         # A keystroke's round trip through both processes (logged: a
         # timing on a shared 2-CPU machine is not asserted here).
         r = subprocess.run(["ip", "netns", "exec", NS["tx"], "timeout", "-s", "KILL", "60", sys.executable, peer,
-                            "rtt", str(term_port), "50"], capture_output=True, text=True)
+                            "rtt", where, "50"], capture_output=True, text=True)
         try:
             rt = json.loads(r.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             rt = {}
-        check(rt.get("n") == 50, f"tunnel: 50 one-byte round trips through the tunnel (median {rt.get('median_ms')} ms, "
+        check(rt.get("n") == 50, f"{name}: 50 one-byte round trips through the tunnel (median {rt.get('median_ms')} ms, "
                                  f"max {rt.get('max_ms')} ms)", r.stdout, r.stderr)
         pid = a.app_pid()
-        check(pid is not None, "tunnel: A's process found for SIGTERM")
+        check(pid is not None, f"{name}: A's process found for SIGTERM")
         if pid:
             os.kill(pid, signal.SIGTERM)
         rc_a, err_a = a.wait()
@@ -1540,19 +1574,24 @@ def case_tunnel():
         for who, err in (("A", err_a), ("B", err_b)):
             bad = sanitizer_reports(err)
             if bad:
-                check(False, f"tunnel: {who}: a sanitizer report", *bad[:20])
-        check(rc_a == 0 and rc_b == 0, f"tunnel: SIGTERM to A ends the tunnel, both exit 0 ({dt:.1f} s)",
+                check(False, f"{name}: {who}: a sanitizer report", *bad[:20])
+        check(rc_a == 0 and rc_b == 0, f"{name}: SIGTERM to A ends the tunnel, both exit 0 ({dt:.1f} s)",
               f"A rc={rc_a}: {err_a}", f"B rc={rc_b}: {err_b}")
         pat = r"tunnel: accepted (\d+) opened (\d+) refused (\d+) closed (\d+) resets_sent (\d+) resets_received (\d+)"
         ma, mb = re.search(pat, err_a), re.search(pat, err_b)
         check(bool(ma) and ma.group(1) == "3" and ma.group(4) == "3" and ma.group(5) == "0" and ma.group(6) == "0",
-              f"tunnel: A accepted 3 connections (2 echo clients, the round trips) and closed them cleanly ({ma.group(0) if ma else 'no line'})", err_a)
+              f"{name}: A accepted 3 connections (2 echo clients, the round trips) and closed them cleanly ({ma.group(0) if ma else 'no line'})", err_a)
+        if on_ports:
+            mt = re.search(r"tunnel on the ports: accepted (\d+) refused (\d+) closed (\d+) resets (\d+)", err_a)
+            check(bool(mt) and mt.groups() == ("3", "0", "3", "0"),
+                  f"{name}: A's own TCP accepted the 3 connections on its tap port and closed them in order "
+                  f"({mt.group(0) if mt else 'no line'})", err_a)
         check(bool(mb) and mb.group(2) == "3" and mb.group(4) == "3" and mb.group(5) == "0",
-              f"tunnel: B opened 3 connections to the echo server and closed them cleanly "
+              f"{name}: B opened 3 connections to the echo server and closed them cleanly "
               f"({mb.group(0) if mb else 'no line'})", err_b)
         lost = [int(x) for x in re.findall(r"tx: connects \d+ connect_failures \d+ legs_lost (\d+)", err_a + err_b)]
         check(len(lost) == 2 and sum(lost) >= 1,
-              f"tunnel: legs on the cut link were lost and their chunks went on the others (legs_lost {lost})",
+              f"{name}: legs on the cut link were lost and their chunks went on the others (legs_lost {lost})",
               err_a, err_b)
     finally:
         try:
@@ -1788,7 +1827,7 @@ CASES = {
     "teardown": case_teardown, "memif": case_memif, "synflood": case_synflood, "forged": case_forged,
     "rate": case_rate, "charmode": case_charmode, "parity": case_parity, "key": case_key, "combos": case_combos,
     "duplex": case_duplex, "duplex_memif": case_duplex_memif,
-    "ipv6": case_ipv6, "tunnel": case_tunnel,
+    "ipv6": case_ipv6, "tunnel": case_tunnel, "tunnel_ports": lambda: case_tunnel(on_ports=True),
     "tunnel_plain": case_tunnel_plain, "tunnel_dies": case_tunnel_dies,
     "tunnel_mismatch": case_tunnel_mismatch,
     "tunnel_ssh": case_tunnel_ssh,

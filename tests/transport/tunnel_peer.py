@@ -22,6 +22,8 @@ network namespace with `ip netns exec`.
                                  SIZE seeded random bytes, closes; prints the sha256
   tunnel_peer.py sink PORT       accepts ONE connection on 127.0.0.1:PORT, reads it
                                  to EOF; prints JSON: bytes and sha256
+The connecting commands (client, rtt, hold, send) take PORT or HOST:PORT
+(HOST an IPv4 address; 127.0.0.1 when not given).
 Every wait is bounded (socket timeouts of 60 s)."""
 import hashlib
 import json
@@ -61,7 +63,7 @@ def echo(port):
 
 def client(port, size, seed, rate):
     data = random.Random(seed).randbytes(size)
-    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s = socket.create_connection(port, timeout=60)
     got = bytearray()
     state = {"eof": False, "error": ""}
 
@@ -102,7 +104,7 @@ def send(port, size, seed):
     deadline = time.time() + 60
     while True:
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            s = socket.create_connection(port, timeout=60)
             break
         except OSError:
             if time.time() > deadline:
@@ -114,7 +116,7 @@ def send(port, size, seed):
 
 
 def rtt(port, n):
-    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s = socket.create_connection(port, timeout=60)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     times = []
     for i in range(n):
@@ -130,7 +132,7 @@ def rtt(port, n):
 
 
 def hold(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s = socket.create_connection(port, timeout=60)
     s.sendall(b"k")
     if s.recv(1) != b"k":
         print(json.dumps({"result": "no echo"}), flush=True)
@@ -166,15 +168,19 @@ def sink(port):
 
 
 if __name__ == "__main__":
+    def where(arg):
+        host, _, port = arg.rpartition(":")
+        return (host or "127.0.0.1", int(port))
+
     if sys.argv[1] == "echo":
         echo(int(sys.argv[2]))
     elif sys.argv[1] == "send":
-        send(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        send(where(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
     elif sys.argv[1] == "rtt":
-        rtt(int(sys.argv[2]), int(sys.argv[3]))
+        rtt(where(sys.argv[2]), int(sys.argv[3]))
     elif sys.argv[1] == "hold":
-        hold(int(sys.argv[2]))
+        hold(where(sys.argv[2]))
     elif sys.argv[1] == "sink":
         sink(int(sys.argv[2]))
     else:
-        client(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+        client(where(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -155,17 +156,20 @@ struct Pair {
     std::unique_ptr<TunnelBridge> term, init;
     std::unique_ptr<Relay> relay;
     std::atomic<int> failed{0};
-    Pair(uint16_t far_port, size_t conn_buffer = 256u << 10) {
+    Pair(uint16_t far_port, size_t conn_buffer = 256u << 10, bool accept_from_plane = false) {
         std::string err;
         BridgeConfig t;
         t.role = Role::TERMINATE;
         t.listen_port = 0;
+        t.accept_from_plane = accept_from_plane;
+        t.verbose = getenv("BRIDGE_VERBOSE") ? 1 : 0; // BRIDGE_VERBOSE=1: a line per connection event
         t.conn_buffer = conn_buffer;
         t.on_fail = [](void *p) { static_cast<Pair *>(p)->failed++; };
         t.on_fail_ctx = this;
         term = TunnelBridge::create(t, err);
         EXPECT_TRUE(term) << err;
         BridgeConfig i = t;
+        i.accept_from_plane = false;
         i.role = Role::INITIATE;
         i.host = "127.0.0.1";
         i.port = far_port;
@@ -193,11 +197,20 @@ std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
 
 // Sends `data`, shuts its write side, and (on another thread, from the
 // start or after `delay`) reads until EOF. Returns what came back.
+std::vector<uint8_t> echo_through_fd(int fd, const std::vector<uint8_t> &data, std::chrono::milliseconds delay = 0ms,
+                                     bool *eof = nullptr);
+
 std::vector<uint8_t> echo_through(uint16_t port, const std::vector<uint8_t> &data, std::chrono::milliseconds delay = 0ms,
                                   int rcvbuf = 0, bool *eof = nullptr) {
     const int fd = connect_to(port, rcvbuf);
     EXPECT_GE(fd, 0);
     if (fd < 0) return {};
+    return echo_through_fd(fd, data, delay, eof);
+}
+
+// The same over a connected socket (closed on return).
+std::vector<uint8_t> echo_through_fd(int fd, const std::vector<uint8_t> &data, std::chrono::milliseconds delay,
+                                     bool *eof) {
     std::vector<uint8_t> got;
     bool saw_eof = false;
     std::thread reader([&] {
@@ -350,4 +363,85 @@ TEST(TunnelBridge, BusyPortIsReported) {
     auto b = TunnelBridge::create(c, err);
     EXPECT_FALSE(b);
     EXPECT_NE(err.find("cannot listen"), std::string::npos) << err;
+}
+
+// `--terminate-on ports`: the data plane accepts the connections and hands
+// the bridge one end of a socketpair each (adopt). Its other end here plays
+// the plane's TCP connection: shutdown(SHUT_WR) is the peer's FIN, a close
+// before it the peer's reset.
+namespace {
+// A socketpair with bounded waits on our end; the other end goes to the bridge.
+int adopted_pair(TunnelBridge &b) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    timeval tv{20, 0};
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    b.adopt(sv[1]);
+    return sv[0];
+}
+} // namespace
+
+TEST(TunnelBridge, AdoptedConnectionsByteExactWithHalfClose) {
+    EchoServer echo;
+    Pair p(echo.port(), 256u << 10, /*accept_from_plane=*/true);
+    std::vector<std::vector<uint8_t>> sent, got(3);
+    bool eof[3] = {};
+    for (int i = 0; i < 3; i++) sent.push_back(random_bytes((2u << 20) + 333 * i + 1, 200 + i));
+    std::vector<std::thread> clients;
+    for (int i = 0; i < 3; i++)
+        clients.emplace_back([&, i] {
+            const int fd = adopted_pair(*p.term);
+            ASSERT_GE(fd, 0);
+            got[i] = echo_through_fd(fd, sent[i], 0ms, &eof[i]);
+        });
+    for (auto &c : clients) c.join();
+    for (int i = 0; i < 3; i++) {
+        EXPECT_TRUE(got[i] == sent[i]) << "connection " << i << ": " << got[i].size() << " of " << sent[i].size();
+        EXPECT_TRUE(eof[i]) << "connection " << i << " saw no EOF after the echo";
+    }
+    EXPECT_EQ(p.term->stats().accepted.load(), 3u);
+    EXPECT_TRUE(wait_for([&] { return p.term->stats().active == 0 && p.init->stats().active == 0; }, 5000ms));
+    EXPECT_EQ(p.term->stats().closed.load(), 3u);
+    EXPECT_EQ(p.term->stats().resets_sent.load() + p.init->stats().resets_sent.load(), 0u);
+    EXPECT_EQ(p.failed.load(), 0);
+}
+
+TEST(TunnelBridge, AdoptedSocketClosedEarlyResetsTheFarConnection) {
+    EchoServer echo;
+    Pair p(echo.port(), 256u << 10, true);
+    const int fd = adopted_pair(*p.term);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "hi", 2), 2);
+    char b[2];
+    ASSERT_EQ(read(fd, b, 2), 2);
+    close(fd); // no shutdown first: the plane's connection was reset
+    EXPECT_TRUE(wait_for([&] { return p.term->stats().resets_sent.load() == 1; }, 5000ms));
+    EXPECT_TRUE(wait_for([&] { return p.init->stats().resets_received.load() == 1; }, 5000ms));
+    EXPECT_EQ(p.term->stats().closed.load(), 0u);
+}
+
+TEST(TunnelBridge, EndClosesAdoptedSocketsBeforeTheirFin) {
+    EchoServer echo;
+    Pair p(echo.port(), 256u << 10, true);
+    const int fd = adopted_pair(*p.term);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, "hi", 2), 2);
+    char b[2];
+    ASSERT_EQ(read(fd, b, 2), 2);
+    p.term->request_end();
+    // The bridge's end is closed, not shut down: POLLHUP (both ways), which
+    // the plane reads as a reset of its connection.
+    pollfd q{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&q, 1, 5000), 1);
+    EXPECT_TRUE(q.revents & POLLHUP);
+    close(fd);
+    // Adopted after the end: refused (closed at once).
+    const int late = adopted_pair(*p.term);
+    ASSERT_GE(late, 0);
+    pollfd r{late, POLLIN, 0};
+    ASSERT_EQ(poll(&r, 1, 5000), 1);
+    EXPECT_TRUE(r.revents & POLLHUP);
+    close(late);
+    EXPECT_TRUE(wait_for([&] { return p.term->stats().refused.load() == 1; }, 5000ms));
 }

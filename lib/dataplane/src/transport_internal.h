@@ -38,6 +38,7 @@
 #include "millipede/session/tx_core.h"
 #include "millipede/tcp/connection.h"
 #include "done_signal.h"
+#include "tunnel_ends.h"
 
 namespace millipede::dataplane {
 
@@ -264,6 +265,7 @@ struct Session {
     RingCommands out;
     std::unique_ptr<session::TxCore> tx;
     std::unique_ptr<session::RxCore> rx;
+    std::unique_ptr<TunnelEnds> tunnel; // --terminate-on ports: the tunnel's connections on our ports
     std::unique_ptr<ChunkPool> chunks;
     std::unique_ptr<pipeio::PipeReader> reader;
     std::unique_ptr<pipeio::PipeWriter> writer;

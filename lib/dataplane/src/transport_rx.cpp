@@ -496,7 +496,8 @@ unsigned Impl::rx_poll(uint64_t now) {
             int32_t w = owner[i];
             if (w < 0 || static_cast<unsigned>(w) >= nw) {
                 const uint16_t dport = static_cast<uint16_t>((keys[i].local_port >> 8) | (keys[i].local_port << 8));
-                if (syn[i] && receives() && dport == o.listen_port) {
+                if (syn[i] && ((receives() && dport == o.listen_port) ||
+                               (o.terminate_on_ports && dport == o.terminate_port))) {
                     // A new flow: the least-loaded worker, entered in the
                     // table so the rest of its handshake finds it.
                     w = static_cast<int32_t>(rx_balancer->pick_new(key_hash(keys[i])));

@@ -271,7 +271,9 @@ unsigned Impl::session_poll(uint64_t now) {
             // Full duplex: accepted connections are the RxCore's, those
             // opened by CONNECT the TxCore's (the handle says which).
             for (unsigned i = 0; i < n; i++) {
-                if (s.rx && (!s.tx || session::handle_accepted(reps[i].handle)))
+                if (s.tunnel && s.tunnel->takes(reps[i]))
+                    s.tunnel->on_report(reps[i], now);
+                else if (s.rx && (!s.tx || session::handle_accepted(reps[i].handle)))
                     s.rx->on_report(reps[i], now);
                 else
                     s.tx->on_report(reps[i], now);
@@ -281,6 +283,7 @@ unsigned Impl::session_poll(uint64_t now) {
     }
     if (s.tx) work += pipe_tx(*this, now);
     if (s.rx) work += pipe_rx(*this);
+    if (s.tunnel) work += s.tunnel->poll(now);
     if (o.chaos && s.tx && s.tx->state() == session::State::RUNNING) {
         const auto &st = s.tx->stripe().stats();
         // New chunks only: counting re-sends too, chaos 2 could break every
@@ -675,6 +678,15 @@ void Impl::report_final() {
                 std::fprintf(stderr, " %s %lu", rx_segment_error_name(static_cast<RxSegmentError>(e)),
                              (unsigned long)w->rx_errors[e]);
             std::fprintf(stderr, "\n");
+        }
+        if (s.tunnel) {
+            const TunnelEndsStats &ts = s.tunnel->stats();
+            std::fprintf(stderr,
+                         "dpdk-millipede %s: tunnel on the ports: accepted %lu refused %lu closed %lu resets %lu "
+                         "bytes_in %lu bytes_out %lu open %zu commands_deferred %lu\n",
+                         who(), (unsigned long)ts.accepted, (unsigned long)ts.refused, (unsigned long)ts.closed,
+                         (unsigned long)ts.resets, (unsigned long)ts.bytes_in, (unsigned long)ts.bytes_out,
+                         s.tunnel->connections(), (unsigned long)ts.commands_deferred);
         }
         const stats::TransferSnapshot sn = board.read();
         std::fprintf(stderr, "dpdk-millipede %s: own copies per byte %.3f (copied %lu, referenced %lu of %lu bytes)\n",

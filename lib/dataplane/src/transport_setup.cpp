@@ -307,6 +307,7 @@ bool Impl::setup_workers(std::string &err) {
             for (auto &p : ports)
                 for (const auto &a : p->addrs) hc.listen_ips.push_back(tcp_addr(a));
             hc.listen_port = o.listen_port;
+            if (o.terminate_on_ports) hc.tunnel_port = o.terminate_port;
         }
         if (sends()) {
             const session::TxConfig tdef;
@@ -365,6 +366,14 @@ bool Impl::setup_session(std::string &err) {
     try {
         if (sends() && !setup_tx_session(err)) return false;
         if (receives() && !setup_rx_session(err)) return false;
+        if (o.terminate_on_ports) {
+            if (!o.tunnel_adopt || !o.terminate_port || o.terminate_port == o.listen_port) {
+                err = "--terminate-on ports: needs the tunnel's bridge and a PORT other than rx's";
+                return false;
+            }
+            s.tunnel = std::make_unique<TunnelEnds>(o.terminate_port, kSendBuffer, s.out, o.tunnel_adopt,
+                                                    o.tunnel_adopt_ctx, o.verbose);
+        }
     } catch (const std::exception &e) {
         err = e.what();
         return false;
@@ -399,12 +408,14 @@ bool Impl::setup_tx_session(std::string &err) {
     }
     // Full duplex: our legs' local ports never take the port we listen on
     // (a SYN to it is a new rx flow; one of ours would be a tx leg).
-    if (receives() && o.listen_port >= tc.ephemeral_first && o.listen_port <= tc.ephemeral_last) {
-        if (o.listen_port - tc.ephemeral_first >= tc.ephemeral_last - o.listen_port)
-            tc.ephemeral_last = static_cast<uint16_t>(o.listen_port - 1);
-        else
-            tc.ephemeral_first = static_cast<uint16_t>(o.listen_port + 1);
-    }
+    // The same for the tunnel's port on our addresses (--terminate-on ports).
+    for (uint16_t taken : {receives() ? o.listen_port : uint16_t(0), o.terminate_on_ports ? o.terminate_port : uint16_t(0)})
+        if (taken && taken >= tc.ephemeral_first && taken <= tc.ephemeral_last) {
+            if (taken - tc.ephemeral_first >= tc.ephemeral_last - taken)
+                tc.ephemeral_last = static_cast<uint16_t>(taken - 1);
+            else
+                tc.ephemeral_first = static_cast<uint16_t>(taken + 1);
+        }
     tc.tcp.send_buffer = kSendBuffer;
     tc.stripe.codec = o.compat ? stripe::Codec::VIAMILLIPEDE : stripe::Codec::NATIVE;
     tc.stripe.chunk_bytes = o.chunk_bytes;

@@ -30,6 +30,7 @@ struct TunnelBridge::Conn {
     bool local_eof = false;    // our socket said EOF; FIN record sent
     bool far_fin = false;      // FIN record received: shut our write side once `out` drained
     bool shut_wr = false;
+    bool adopted = false;      // the plane's socketpair end (accept_from_plane)
     std::vector<uint8_t> out;  // bytes toward the socket (at most conn_buffer)
     size_t out_head = 0;
     size_t pending() const { return out.size() - out_head; }
@@ -71,7 +72,9 @@ std::unique_ptr<TunnelBridge> TunnelBridge::create(const BridgeConfig &cfg, std:
         err = "tunnel: buffers must hold at least one record";
         return nullptr;
     }
-    if (cfg.role == Role::TERMINATE) {
+    if (cfg.role == Role::TERMINATE && cfg.accept_from_plane) {
+        b->bound_port_ = cfg.listen_port;
+    } else if (cfg.role == Role::TERMINATE) {
         // Both families on one socket where the host has IPv6, else IPv4.
         int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         bool v6 = fd >= 0;
@@ -183,8 +186,11 @@ void TunnelBridge::start() {
 }
 
 void TunnelBridge::request_end() {
-    const uint64_t two = 2; // 2: end (1 is a plain wake)
-    (void)!write(wake_fd_, &two, sizeof two);
+    // The flag, not the eventfd's value, says "end": wakes add up in an
+    // eventfd (three adopt() calls read as 3).
+    end_requested_.store(true, std::memory_order_release);
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
 }
 
 void TunnelBridge::stop() {
@@ -195,6 +201,42 @@ void TunnelBridge::stop() {
     // Whatever the thread left (it resets all on the way out) is gone now.
     for (auto &c : conns_) close_abort(c->fd);
     conns_.clear();
+    std::lock_guard<std::mutex> g(adopt_mu_);
+    for (int fd : adopt_fds_) close(fd);
+    adopt_fds_.clear();
+}
+
+void TunnelBridge::adopt(int fd) {
+    {
+        std::lock_guard<std::mutex> g(adopt_mu_);
+        adopt_fds_.push_back(fd);
+    }
+    const uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+}
+
+void TunnelBridge::adopt_new() {
+    std::vector<int> fds;
+    {
+        std::lock_guard<std::mutex> g(adopt_mu_);
+        fds.swap(adopt_fds_);
+    }
+    for (int fd : fds) {
+        if (ending_ || state() != BridgeState::RUNNING || conns_.size() >= cfg_.max_connections || next_id_ == 0) {
+            stats_.refused.fetch_add(1, std::memory_order_relaxed);
+            close(fd); // the plane resets its connection
+            continue;
+        }
+        auto c = std::make_unique<Conn>();
+        c->id = next_id_++;
+        c->fd = fd;
+        c->adopted = true;
+        queue_control(RecordType::OPEN, c->id);
+        stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+        log("connection %u accepted on the data plane's port", c->id);
+        conns_.push_back(std::move(c));
+        stats_.active.store(conns_.size(), std::memory_order_relaxed);
+    }
 }
 
 void TunnelBridge::log(const char *fmt, ...) {
@@ -521,9 +563,10 @@ bool TunnelBridge::step(int timeout_ms) {
     }
     if (r > 0 && p[0].revents) {
         uint64_t v = 0;
-        if (read(wake_fd_, &v, sizeof v) == sizeof v && v >= 2 && state() != BridgeState::FAILED)
-            begin_end("asked to end");
+        (void)!read(wake_fd_, &v, sizeof v);
     }
+    if (end_requested_.load(std::memory_order_acquire) && !ending_ && state() != BridgeState::FAILED)
+        begin_end("asked to end");
     if (stop_.load(std::memory_order_acquire)) return false;
     // Connections by id: forget() reorders the vector.
     for (size_t i = kFixed; r > 0 && i < p.size(); i++) {
@@ -547,6 +590,13 @@ bool TunnelBridge::step(int timeout_ms) {
             c->connecting = false;
             stats_.opened.fetch_add(1, std::memory_order_relaxed);
             log("connection %u opened to %s %u", id, cfg_.host.c_str(), cfg_.port);
+        }
+        if (c->adopted && (rev & POLLHUP) && !c->shut_wr) {
+            // The plane closed its end before we finished ours: its TCP
+            // connection was reset (or timed out).
+            log("connection %u reset by the local side", id);
+            reset(*c, true);
+            continue;
         }
         if (rev & POLLERR) {
             int err = 0;
@@ -574,6 +624,7 @@ bool TunnelBridge::step(int timeout_ms) {
         i++;
     }
     if (r > 0 && p[1].revents && listen_fd_ >= 0) accept_new();
+    if (cfg_.accept_from_plane) adopt_new();
     pump_from_plane();
     if (!flush_to_plane()) fail("tunnel: the data plane's input pipe closed");
     if (ending_ && input_closed_ && state() == BridgeState::RUNNING) {

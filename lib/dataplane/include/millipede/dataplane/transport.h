@@ -116,6 +116,15 @@ struct TransportOptions {
     uint16_t initiate_port = 0;
     int input_fd = 0;
     int output_fd = 1;
+    // `--terminate-on ports` (multiplexed tunnel, terminate end): the
+    // workers accept the tunnel's connections on terminate_port of every
+    // --ip address (TCP-lite, like the legs) and the plane hands each to
+    // tunnel_adopt(ctx, fd) as one end of an AF_UNIX socketpair
+    // (lib/tunnel TunnelBridge::adopt) instead of the host's kernel
+    // accepting them.
+    bool terminate_on_ports = false;
+    void (*tunnel_adopt)(void *ctx, int fd) = nullptr;
+    void *tunnel_adopt_ctx = nullptr;
     // The multiplexed tunnel (native format, full duplex): both streams
     // carry its records, announced with hello feature bit 5. Otherwise the
     // words take stock viamillipede's one-connection meaning.

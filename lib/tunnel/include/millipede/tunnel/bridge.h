@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +49,10 @@ namespace millipede::tunnel {
 struct BridgeConfig {
     Role role = Role::TERMINATE;
     uint16_t listen_port = 0;              // terminate: kernel TCP port to accept on (all addresses)
+    // terminate: no kernel listener; the data plane accepts the connections
+    // on its own ports' addresses (`--terminate-on ports`) and hands each to
+    // adopt() as one end of a socketpair (see adopt()).
+    bool accept_from_plane = false;
     std::string host;                      // initiate: where each tunnelled connection goes
     uint16_t port = 0;
     size_t conn_buffer = 256u << 10;       // bytes toward one socket at most
@@ -94,6 +99,15 @@ class TunnelBridge {
     uint16_t listen_port() const { return bound_port_; }   // terminate: the port bound (0 in cfg: ephemeral)
 
     void start();
+    // accept_from_plane: a connection the plane accepted, as a connected
+    // AF_UNIX stream socket whose other end the plane pumps to and from its
+    // TCP connection. Any thread; the bridge owns `fd` from here on, also
+    // when it refuses it (over max_connections or ending: closed at once).
+    // The plane's end speaks like a kernel TCP socket would: shutdown(SHUT_WR)
+    // is the peer's FIN; a close before that is the peer's reset. The
+    // bridge's end answers in kind: shutdown(SHUT_WR) after a FIN record,
+    // close() on a reset.
+    void adopt(int fd);
     void request_end(); // async-signal-safe
     void stop();        // bounded; idempotent
 
@@ -110,6 +124,7 @@ class TunnelBridge {
     void pump_from_plane();
     bool flush_to_plane();
     void accept_new();
+    void adopt_new();
     void read_socket(Conn &c);
     void write_socket(Conn &c);
     void open_far(uint32_t id);
@@ -130,6 +145,8 @@ class TunnelBridge {
     sockaddr_storage far_{};
     socklen_t far_len_ = 0;
     std::vector<std::unique_ptr<Conn>> conns_;
+    std::mutex adopt_mu_;
+    std::vector<int> adopt_fds_; // adopt()ed, not yet taken by the bridge thread
     std::vector<struct pollfd> poll_set_; // rebuilt each step (capacity kept)
     std::vector<uint32_t> poll_ids_;      // connection id of each socket entry
     std::vector<uint8_t> to_plane_; // encoded records not yet written to the pipe
@@ -139,6 +156,7 @@ class TunnelBridge {
     uint32_t blocked_on_ = 0; // connection whose full buffer holds the pipe (0: none)
     bool ending_ = false, input_closed_ = false, hello_sent_ = false, output_eof_ = false;
     std::atomic<bool> stop_{false};
+    std::atomic<bool> end_requested_{false}; // request_end()
     std::atomic<BridgeState> state_{BridgeState::IDLE};
     std::string message_ = "idle";
     std::thread thread_;
