@@ -544,6 +544,12 @@ bool Impl::setup(std::string &err) {
     RTE_LCORE_FOREACH_WORKER(l) ids.push_back(l);
     plan = plan_lcores(ids, o.workers);
     lcore_stats = std::vector<LcoreStats>(plan.lcores.size());
+    // Telemetry answers as soon as the ports start (before the session's
+    // first snapshot): it must already name the mode then.
+    stats::TransferSnapshot first;
+    first.tx = o.tx;
+    first.duplex = o.duplex;
+    board.publish(first);
     if (!(setup_ports(err) && setup_workers(err) && setup_session(err))) return false;
     for (uint16_t id : started)
         if (!port::start_device(id, false, err)) return false;
