@@ -161,7 +161,10 @@ bool Impl::setup_ports(std::string &err) {
         pc.tx_queues = static_cast<uint16_t>(std::min<unsigned>(transmitters, caps.max_tx_queues ? caps.max_tx_queues : 1));
         // memif pairs its rings with the peer's: one queue each way keeps
         // two ends with different lcore layouts compatible.
-        if (pc.tx_queues < transmitters || caps.driver == "net_memif") pc.tx_queues = 1; // all through the owner
+        // net_tap refuses a configuration whose RX and TX queue counts
+        // differ (DPDK 22.11 tap_dev_configure), and we poll one RX queue.
+        if (pc.tx_queues < transmitters || caps.driver == "net_memif" || caps.driver == "net_tap")
+            pc.tx_queues = 1; // all through the owner
         pc.start = false; // setup() starts the ports after its last allocation (port.h)
         if (!port::start_port(pc, rx_pool, err)) return false;
         started.push_back(p->id);
