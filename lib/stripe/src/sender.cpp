@@ -392,11 +392,22 @@ void StripeSender::close_stripe() {
     next_seq_ = stripe_s0_ + pn_ + pk_;
 }
 
-// A chunk of stripe `stripe` that a loss of `leg` would take with it.
-bool StripeSender::at_risk_on_leg(uint64_t stripe, uint32_t leg) const {
+// Whether chunk `seq` on `leg` would share a loss with what that leg carries.
+bool StripeSender::at_risk_on_leg(uint64_t seq, uint32_t leg) const {
     const uint64_t g = pn_ + pk_;
-    for (const auto &s : slots_)
-        if ((s.st == Slot::St::SENDING || s.st == Slot::St::SENT) && s.leg == leg && s.seq / g == stripe) return true;
+    const uint64_t stripe = seq / g;
+    for (const auto &s : slots_) {
+        if ((s.st != Slot::St::SENDING && s.st != Slot::St::SENT) || s.leg != leg) continue;
+        if (s.seq / g == stripe) return true;
+        // A stripe's first chunk is also the proof of where the stripe
+        // before it ended, when that one is short and loses every parity
+        // chunk (its data count is in them, 2.21). The receiver resolves
+        // stripes in order, so it cannot rebuild this chunk first: keep it
+        // off the legs that carry such a stripe's parity.
+        if (seq == stripe * g && stripe > 0 && s.parity && s.seq / g == stripe - 1 &&
+            ((s.offset >> 24) & 0xFF) != pn_)
+            return true;
+    }
     return false;
 }
 
@@ -879,7 +890,7 @@ int32_t StripeSender::pick_chunk(const Leg &l, uint32_t leg) {
             // further inside its window, so no leg stalls on a chunk beyond
             // it while a chunk the stripe needs waits behind on that leg.
             if (s.seq >= cum_ack_ && s.seq - cum_ack_ + (g - 1) >= recv_window_) continue;
-            if (at_risk_on_leg(s.seq / g, leg)) continue;
+            if (at_risk_on_leg(s.seq, leg)) continue;
             best = static_cast<int32_t>(i);
         }
         return best;

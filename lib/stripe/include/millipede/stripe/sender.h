@@ -230,7 +230,7 @@ class StripeSender {
     void open_stripe();
     void close_stripe();
     void cover_lost();
-    bool at_risk_on_leg(uint64_t stripe, uint32_t leg) const;
+    bool at_risk_on_leg(uint64_t seq, uint32_t leg) const; // chunk `seq` would share a risk on `leg`
     void start_chunk(Leg &l, uint32_t leg, int32_t slot);
     void write_leg(uint32_t leg, LegIo &io, uint64_t now_us);
     void on_record(uint32_t leg, const Decoded &d, uint64_t now_us);
