@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <initializer_list>
 #include <set>
 #include <vector>
 
@@ -47,9 +48,9 @@ HostConfig config(uint32_t id, tcp::IpAddr self, bool with_accepted_watchdog) {
     return hc;
 }
 
-void make(Side &s, uint32_t id, tcp::IpAddr self, uint64_t seed, bool with_accepted_watchdog = false) {
+void make(Side &s, const HostConfig &hc, uint64_t seed) {
     s.host = std::make_unique<LegHost>(
-        config(id, self, with_accepted_watchdog),
+        hc,
         [&s](const tcp::Segment &seg) {
             Packet p;
             p.bytes.resize(tcp::serialized_length(seg));
@@ -60,6 +61,36 @@ void make(Side &s, uint32_t id, tcp::IpAddr self, uint64_t seed, bool with_accep
         },
         [seed]() mutable { return static_cast<uint32_t>(seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 1; },
         s.reports);
+}
+
+void make(Side &s, uint32_t id, tcp::IpAddr self, uint64_t seed, bool with_accepted_watchdog = false) {
+    make(s, config(id, self, with_accepted_watchdog), seed);
+}
+
+// 1000 bytes written and flushed on each connection.
+void write_on(Side &s, std::initializer_list<ConnHandle> handles, uint64_t now) {
+    static const uint8_t payload[1000] = {};
+    for (ConnHandle h : handles) {
+        LegCommand w;
+        w.type = CommandType::WRITE_REF;
+        w.handle = h;
+        w.ref.p = payload;
+        w.ref.n = sizeof payload;
+        w.ref.ref = 0;
+        s.host->on_command(w, now);
+        LegCommand f;
+        f.type = CommandType::FLUSH;
+        f.handle = h;
+        s.host->on_command(f, now);
+    }
+}
+
+// The peer never answers again: 10 s of timers, every segment dropped.
+void silence(Side &s, uint64_t from) {
+    for (uint64_t t = from; t < 10'000'000; t += 10'000) {
+        s.host->poll(t);
+        s.outbox.clear();
+    }
 }
 
 // Delivers every queued segment both ways until none is left (bounded).
@@ -140,26 +171,9 @@ TEST(LegHostDuplex, AcceptedWatchdogAppliesToAcceptedConnectionsOnly) {
     for (const LegReport &r : b.reports.got)
         if (r.type == ReportType::ACCEPTED) b_accepted = r.handle;
     ASSERT_NE(b_accepted, 0u);
-    static const uint8_t payload[1000] = {};
-    for (ConnHandle h : {first, b_accepted}) {
-        LegCommand w;
-        w.type = CommandType::WRITE_REF;
-        w.handle = h;
-        w.ref.p = payload;
-        w.ref.n = sizeof payload;
-        w.ref.ref = 0;
-        b.host->on_command(w, 2000);
-        LegCommand f;
-        f.type = CommandType::FLUSH;
-        f.handle = h;
-        b.host->on_command(f, 2000);
-    }
+    write_on(b, {first, b_accepted}, 2000);
     b.reports.got.clear();
-    // A never answers again: B's retransmissions go nowhere. 10 s of RTOs.
-    for (uint64_t t = 2000; t < 10'000'000; t += 10'000) {
-        b.host->poll(t);
-        b.outbox.clear();
-    }
+    silence(b, 2000); // A never answers again: B's retransmissions go nowhere
     bool opened_ended = false, accepted_ended = false;
     for (const LegReport &r : b.reports.got)
         if (r.type == ReportType::ENDED && r.cause == EndCause::WATCHDOG) {
@@ -182,20 +196,7 @@ TEST(LegHostDuplex, TunnelPortConnectionsAreAcceptedButNeverJudgedByTheWatchdog)
     make(a, 0, ip_a, 5);
     HostConfig hc = config(0, ip_b, false);
     hc.tunnel_port = 2222;
-    b.host = std::make_unique<LegHost>(
-        hc,
-        [&b](const tcp::Segment &seg) {
-            Packet p;
-            p.bytes.resize(tcp::serialized_length(seg));
-            tcp::serialize(seg, p.bytes);
-            p.src = seg.src_ip;
-            p.dst = seg.dst_ip;
-            b.outbox.push_back(std::move(p));
-        },
-        [seed = uint64_t(6)]() mutable {
-            return static_cast<uint32_t>(seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 1;
-        },
-        b.reports);
+    make(b, hc, 6);
     const ConnHandle to_leg = make_handle(0, 0), to_tunnel = make_handle(0, 1);
     a.host->on_command(connect(to_leg, ip_a, 40000, ip_b), 0);
     LegCommand c = connect(to_tunnel, ip_a, 40001, ip_b);
@@ -209,25 +210,9 @@ TEST(LegHostDuplex, TunnelPortConnectionsAreAcceptedButNeverJudgedByTheWatchdog)
     ASSERT_NE(tunnelled, 0u) << "the connection to the tunnel's port was accepted";
     EXPECT_TRUE(handle_accepted(tunnelled));
     EXPECT_EQ(b.host->connection(tunnelled)->endpoints().local_port, 2222);
-    static const uint8_t payload[1000] = {};
-    for (ConnHandle h : {leg, tunnelled}) {
-        LegCommand w;
-        w.type = CommandType::WRITE_REF;
-        w.handle = h;
-        w.ref.p = payload;
-        w.ref.n = sizeof payload;
-        w.ref.ref = 0;
-        b.host->on_command(w, 2000);
-        LegCommand f;
-        f.type = CommandType::FLUSH;
-        f.handle = h;
-        b.host->on_command(f, 2000);
-    }
+    write_on(b, {leg, tunnelled}, 2000);
     b.reports.got.clear();
-    for (uint64_t t = 2000; t < 10'000'000; t += 10'000) {
-        b.host->poll(t);
-        b.outbox.clear();
-    }
+    silence(b, 2000);
     bool leg_ended = false, tunnelled_ended = false;
     for (const LegReport &r : b.reports.got)
         if (r.type == ReportType::ENDED && r.cause == EndCause::WATCHDOG) {

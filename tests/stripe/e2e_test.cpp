@@ -270,144 +270,47 @@ TEST(StripeE2EParity, DeadLegsChunksAreRebuilt) {
     EXPECT_GE(total, 12u);
 }
 
-// A short stripe (closed because the pipe went quiet) whose only parity
-// chunk dies with its leg: every data chunk arrived, so nothing needs a
-// rebuild, and the receiver completes the stripe once the next stripe's
-// first chunk, or the end record, says where it ended. The parity chunk is
-// not sent again (transport_combos saw "resent 1" from exactly this).
-// Each leg in turn is the one that dies; one of them carries the parity.
-TEST(StripeE2EParity, LostParityOfAQuietShortStripeIsNotResent) {
-    constexpr uint32_t kLegs = 4;
-    std::mt19937 rng(99);
-    std::vector<uint8_t> in(4000);
-    for (auto &b : in) b = uint8_t(rng());
-    bool parity_leg_seen = false;
-    for (uint32_t victim = 0; victim < kLegs; victim++) {
+// Four legs, parity 1 (N = 3), 1000-byte chunks: a quiet pipe closes a
+// partial chunk after 0.5 ms and a short stripe after 1 ms. One leg's bytes
+// can be held back (they never reach the receiver) and its queue capped.
+struct QuietParityRun {
+    static constexpr uint32_t kLegs = 4;
+    static SenderConfig sender(uint64_t session_id) {
         SenderConfig sc;
         sc.legs = kLegs;
         sc.chunk_bytes = 1000;
         sc.max_chunks_in_flight = 8;
-        sc.parity_k = 1; // N = 3
+        sc.parity_k = 1;
         sc.parity_idle_us = 1000;
         sc.flush_partial_us = 500;
         sc.backoff_initial_us = 1000;
         sc.backoff_max_us = 8000;
-        sc.session_id = 0x51;
+        sc.session_id = session_id;
+        return sc;
+    }
+    static ReceiverConfig receiver() {
         ReceiverConfig rc;
         rc.max_legs = kLegs;
         rc.window_chunks = 16;
         rc.max_chunk_bytes = 4096;
-        StripeSender tx(sc);
-        StripeReceiver rx(rc);
-        FakeIo s2r(kLegs), r2s(kLegs);
-        std::vector<bool> up(kLegs, false);
-        std::vector<uint8_t> out;
-        uint64_t now = 0;
-        bool hold_victim = false;
-        auto step = [&] {
-            now += 100;
-            tx.poll(now, s2r);
-            connect_requested_legs(tx, rx, s2r, r2s, now, &up);
-            for (uint32_t l = 0; l < kLegs; l++) {
-                if (!up[l] || s2r.q[l].empty() || (hold_victim && l == victim)) continue;
-                std::vector<uint8_t> v(s2r.q[l].begin(), s2r.q[l].end());
-                const size_t used = rx.leg_input(l, v.data(), v.size(), now);
-                s2r.q[l].erase(s2r.q[l].begin(), s2r.q[l].begin() + static_cast<long>(used));
-            }
-            StripeEvent ev;
-            while (rx.next_event(ev))
-                if (ev.type == EventType::CLOSE_LEG) ADD_FAILURE() << rx.last_leg_message();
-            rx.poll(now, r2s);
-            for (uint32_t l = 0; l < kLegs; l++)
-                if (up[l] && !r2s.q[l].empty()) {
-                    auto v = r2s.take(l);
-                    tx.leg_input(l, v.data(), v.size(), now);
-                }
-            auto o = rx.output();
-            if (!o.empty()) {
-                out.insert(out.end(), o.begin(), o.end());
-                rx.output_consumed(o.size());
-            }
-        };
-        auto all_open = [&] {
-            for (uint32_t l = 0; l < kLegs; l++)
-                if (tx.leg_state(l) != SenderLegState::OPEN) return false;
-            return true;
-        };
-        for (int i = 0; i < 1000 && !all_open(); i++) step();
-        ASSERT_TRUE(all_open()) << "victim " << victim;
-        // 1500 bytes: a full chunk and a partial one sealed after 500 us;
-        // after 1 ms of quiet the stripe closes short (2 data chunks) and
-        // its parity goes out. The victim's bytes are held back meanwhile.
-        hold_victim = true;
-        ASSERT_EQ(tx.push_input(in.data(), 1500, now), 1500u);
-        for (int i = 0; i < 200 && tx.stats().parity_chunks_sent == 0; i++) step();
-        ASSERT_EQ(tx.stats().parity_chunks_sent, 1u) << "victim " << victim;
-        for (int i = 0; i < 20; i++) step(); // (the other legs deliver what they carry)
-        up[victim] = false;
-        s2r.q[victim].clear();
-        r2s.q[victim].clear();
-        tx.leg_down(victim, now);
-        rx.leg_down(victim, now);
-        hold_victim = false;
-        // The pipe stays quiet for 50 ms: nothing is sent again.
-        for (int i = 0; i < 500; i++) step();
-        EXPECT_EQ(tx.stats().chunks_resent, 0u) << "victim " << victim;
-        EXPECT_EQ(out.size(), 1500u) << "victim " << victim << ": the data chunks are delivered meanwhile";
-        // The rest of the input, then the end: byte-exact, still no re-send.
-        ASSERT_EQ(tx.push_input(in.data() + 1500, in.size() - 1500, now), in.size() - 1500);
-        tx.finish_input(now);
-        for (int i = 0; i < 100000 && (tx.state() == SessionState::RUNNING || rx.state() == SessionState::RUNNING); i++)
-            step();
-        ASSERT_EQ(tx.state(), SessionState::DONE) << "victim " << victim << ": " << tx.message() << " | " << rx.message();
-        ASSERT_EQ(rx.state(), SessionState::DONE) << "victim " << victim << ": " << rx.message();
-        EXPECT_EQ(out, in) << "victim " << victim;
-        EXPECT_EQ(tx.stats().chunks_resent, 0u) << "victim " << victim;
-        if (tx.stats().parity_covered > 0 && rx.stats().parity_rebuilt == 0) parity_leg_seen = true;
+        return rc;
     }
-    EXPECT_TRUE(parity_leg_seen) << "no victim carried the short stripe's parity chunk";
-}
+    explicit QuietParityRun(uint64_t session_id) : tx(sender(session_id)), rx(receiver()) {}
 
-// A quiet short stripe, then more input: the next stripe's first chunk is
-// what tells the receiver where the short stripe ended when its parity is
-// lost (2.21), and the receiver resolves stripes in order, so it cannot
-// rebuild that first chunk first. One leg must therefore not carry both:
-// here the leg with the short stripe's parity is the only one that can take
-// the next chunk, and it dies afterwards. Nothing may need a re-send.
-// (transport_combos failed on "covered 6 resent 1" this way: stripe 30
-// with one data chunk, its parity and chunk 124 on the leg that went down.)
-TEST(StripeE2EParity, ShortStripesParityAndTheNextStripesFirstChunkGoOnDistinctLegs) {
-    constexpr uint32_t kLegs = 4, kData = 0, kVictim = 2;
-    std::mt19937 rng(7);
-    std::vector<uint8_t> in(6000);
-    for (auto &b : in) b = uint8_t(rng());
-    SenderConfig sc;
-    sc.legs = kLegs;
-    sc.chunk_bytes = 1000;
-    sc.max_chunks_in_flight = 8;
-    sc.parity_k = 1; // N = 3
-    sc.parity_idle_us = 1000;
-    sc.flush_partial_us = 500;
-    sc.backoff_initial_us = 1000;
-    sc.backoff_max_us = 8000;
-    sc.session_id = 0x52;
-    ReceiverConfig rc;
-    rc.max_legs = kLegs;
-    rc.window_chunks = 16;
-    rc.max_chunk_bytes = 4096;
-    StripeSender tx(sc);
-    StripeReceiver rx(rc);
-    FakeIo s2r(kLegs), r2s(kLegs);
-    std::vector<bool> up(kLegs, false);
+    StripeSender tx;
+    StripeReceiver rx;
+    FakeIo s2r{kLegs}, r2s{kLegs};
+    std::vector<bool> up = std::vector<bool>(kLegs, false);
     std::vector<uint8_t> out;
     uint64_t now = 0;
-    bool hold_victim = false;
-    auto step = [&] {
+    int held = -1; // this leg's bytes are not delivered
+
+    void step() {
         now += 100;
         tx.poll(now, s2r);
         connect_requested_legs(tx, rx, s2r, r2s, now, &up);
         for (uint32_t l = 0; l < kLegs; l++) {
-            if (!up[l] || s2r.q[l].empty() || (hold_victim && l == kVictim)) continue;
+            if (!up[l] || s2r.q[l].empty() || int(l) == held) continue;
             std::vector<uint8_t> v(s2r.q[l].begin(), s2r.q[l].end());
             const size_t used = rx.leg_input(l, v.data(), v.size(), now);
             s2r.q[l].erase(s2r.q[l].begin(), s2r.q[l].begin() + static_cast<long>(used));
@@ -426,52 +329,118 @@ TEST(StripeE2EParity, ShortStripesParityAndTheNextStripesFirstChunkGoOnDistinctL
             out.insert(out.end(), o.begin(), o.end());
             rx.output_consumed(o.size());
         }
-    };
+    }
+    bool open_all() {
+        for (int i = 0; i < 1000; i++) {
+            bool open = true;
+            for (uint32_t l = 0; l < kLegs; l++) open &= tx.leg_state(l) == SenderLegState::OPEN;
+            if (open) return true;
+            step();
+        }
+        return false;
+    }
+    // The leg dies at both ends; its bytes are delivered again from here on.
+    void kill(uint32_t leg) {
+        up[leg] = false;
+        s2r.q[leg].clear();
+        r2s.q[leg].clear();
+        tx.leg_down(leg, now);
+        rx.leg_down(leg, now);
+        held = -1;
+    }
+    void finish() {
+        tx.finish_input(now);
+        for (int i = 0; i < 100000 && (tx.state() == SessionState::RUNNING || rx.state() == SessionState::RUNNING); i++)
+            step();
+    }
+};
+
+// A short stripe (closed because the pipe went quiet) whose only parity
+// chunk dies with its leg: every data chunk arrived, so nothing needs a
+// rebuild, and the receiver completes the stripe once the next stripe's
+// first chunk, or the end record, says where it ended. The parity chunk is
+// not sent again (transport_combos saw "resent 1" from exactly this).
+// Each leg in turn is the one that dies; one of them carries the parity.
+TEST(StripeE2EParity, LostParityOfAQuietShortStripeIsNotResent) {
+    std::mt19937 rng(99);
+    std::vector<uint8_t> in(4000);
+    for (auto &b : in) b = uint8_t(rng());
+    bool parity_leg_seen = false;
+    for (uint32_t victim = 0; victim < QuietParityRun::kLegs; victim++) {
+        QuietParityRun r(0x51);
+        ASSERT_TRUE(r.open_all()) << "victim " << victim;
+        // 1500 bytes: a full chunk and a partial one sealed after 500 us;
+        // after 1 ms of quiet the stripe closes short (2 data chunks) and
+        // its parity goes out. The victim's bytes are held back meanwhile.
+        r.held = int(victim);
+        ASSERT_EQ(r.tx.push_input(in.data(), 1500, r.now), 1500u);
+        for (int i = 0; i < 200 && r.tx.stats().parity_chunks_sent == 0; i++) r.step();
+        ASSERT_EQ(r.tx.stats().parity_chunks_sent, 1u) << "victim " << victim;
+        for (int i = 0; i < 20; i++) r.step(); // (the other legs deliver what they carry)
+        r.kill(victim);
+        // The pipe stays quiet for 50 ms: nothing is sent again.
+        for (int i = 0; i < 500; i++) r.step();
+        EXPECT_EQ(r.tx.stats().chunks_resent, 0u) << "victim " << victim;
+        EXPECT_EQ(r.out.size(), 1500u) << "victim " << victim << ": the data chunks are delivered meanwhile";
+        // The rest of the input, then the end: byte-exact, still no re-send.
+        ASSERT_EQ(r.tx.push_input(in.data() + 1500, in.size() - 1500, r.now), in.size() - 1500);
+        r.finish();
+        ASSERT_EQ(r.tx.state(), SessionState::DONE) << "victim " << victim << ": " << r.tx.message() << " | " << r.rx.message();
+        ASSERT_EQ(r.rx.state(), SessionState::DONE) << "victim " << victim << ": " << r.rx.message();
+        EXPECT_EQ(r.out, in) << "victim " << victim;
+        EXPECT_EQ(r.tx.stats().chunks_resent, 0u) << "victim " << victim;
+        if (r.tx.stats().parity_covered > 0 && r.rx.stats().parity_rebuilt == 0) parity_leg_seen = true;
+    }
+    EXPECT_TRUE(parity_leg_seen) << "no victim carried the short stripe's parity chunk";
+}
+
+// A quiet short stripe, then more input: the next stripe's first chunk is
+// what tells the receiver where the short stripe ended when its parity is
+// lost (2.21), and the receiver resolves stripes in order, so it cannot
+// rebuild that first chunk first. One leg must therefore not carry both:
+// here the leg with the short stripe's parity is the only one that can take
+// the next chunk, and it dies afterwards. Nothing may need a re-send.
+// (transport_combos failed on "covered 6 resent 1" this way: stripe 30
+// with one data chunk, its parity and chunk 124 on the leg that went down.)
+TEST(StripeE2EParity, ShortStripesParityAndTheNextStripesFirstChunkGoOnDistinctLegs) {
+    constexpr uint32_t kData = 0, kVictim = 2;
+    std::mt19937 rng(7);
+    std::vector<uint8_t> in(6000);
+    for (auto &b : in) b = uint8_t(rng());
+    QuietParityRun r(0x52);
     auto only_writable = [&](int leg) { // -1: every leg
-        for (uint32_t l = 0; l < kLegs; l++) s2r.cap[l] = (leg < 0 || l == uint32_t(leg)) ? (1u << 20) : 0;
+        for (uint32_t l = 0; l < QuietParityRun::kLegs; l++)
+            r.s2r.cap[l] = (leg < 0 || l == uint32_t(leg)) ? (1u << 20) : 0;
     };
-    auto all_open = [&] {
-        for (uint32_t l = 0; l < kLegs; l++)
-            if (tx.leg_state(l) != SenderLegState::OPEN) return false;
-        return true;
-    };
-    for (int i = 0; i < 1000 && !all_open(); i++) step();
-    ASSERT_TRUE(all_open());
-    for (int i = 0; i < 20; i++) step(); // (hellos answered, queues empty)
+    ASSERT_TRUE(r.open_all());
+    for (int i = 0; i < 20; i++) r.step(); // (hellos answered, queues empty)
     // A short stripe: one partial data chunk on kData, then (after the
     // quiet) its parity on kVictim, whose bytes are held back.
-    hold_victim = true;
+    r.held = int(kVictim);
     only_writable(kData);
-    ASSERT_EQ(tx.push_input(in.data(), 500, now), 500u);
-    for (int i = 0; i < 20 && out.size() < 500; i++) step();
-    ASSERT_EQ(out.size(), 500u) << "the data chunk went on its own leg (and is delivered at once)";
-    ASSERT_EQ(tx.stats().parity_chunks_sent, 0u) << "the stripe closed before its parity's leg was chosen";
+    ASSERT_EQ(r.tx.push_input(in.data(), 500, r.now), 500u);
+    for (int i = 0; i < 20 && r.out.size() < 500; i++) r.step();
+    ASSERT_EQ(r.out.size(), 500u) << "the data chunk went on its own leg (and is delivered at once)";
+    ASSERT_EQ(r.tx.stats().parity_chunks_sent, 0u) << "the stripe closed before its parity's leg was chosen";
     only_writable(kVictim);
-    for (int i = 0; i < 200 && tx.stats().parity_chunks_sent == 0; i++) step();
-    ASSERT_EQ(tx.stats().parity_chunks_sent, 1u);
-    for (int i = 0; i < 5; i++) step();
-    ASSERT_GT(s2r.q[kVictim].size(), 0u) << "the parity went on the victim";
-    // The next stripe's first chunk, while only kVictim can take it.
-    const size_t victim_bytes = s2r.q[kVictim].size();
-    // (A whole chunk is sealed at once; 5 steps stay short of the 1 ms of
+    for (int i = 0; i < 200 && r.tx.stats().parity_chunks_sent == 0; i++) r.step();
+    ASSERT_EQ(r.tx.stats().parity_chunks_sent, 1u);
+    for (int i = 0; i < 5; i++) r.step();
+    ASSERT_GT(r.s2r.q[kVictim].size(), 0u) << "the parity went on the victim";
+    // The next stripe's first chunk, while only kVictim can take it. (A
+    // whole chunk is sealed at once; 5 steps stay short of the 1 ms of
     // quiet that would close this stripe too and give the victim its parity.)
-    ASSERT_EQ(tx.push_input(in.data() + 500, 1000, now), 1000u);
-    for (int i = 0; i < 5; i++) step();
-    EXPECT_EQ(s2r.q[kVictim].size(), victim_bytes) << "the parity's leg took the next stripe's first chunk";
+    const size_t victim_bytes = r.s2r.q[kVictim].size();
+    ASSERT_EQ(r.tx.push_input(in.data() + 500, 1000, r.now), 1000u);
+    for (int i = 0; i < 5; i++) r.step();
+    EXPECT_EQ(r.s2r.q[kVictim].size(), victim_bytes) << "the parity's leg took the next stripe's first chunk";
     only_writable(-1);
-    for (int i = 0; i < 50; i++) step();
-    up[kVictim] = false;
-    s2r.q[kVictim].clear();
-    r2s.q[kVictim].clear();
-    tx.leg_down(kVictim, now);
-    rx.leg_down(kVictim, now);
-    hold_victim = false;
-    ASSERT_EQ(tx.push_input(in.data() + 1500, in.size() - 1500, now), in.size() - 1500);
-    tx.finish_input(now);
-    for (int i = 0; i < 100000 && (tx.state() == SessionState::RUNNING || rx.state() == SessionState::RUNNING); i++)
-        step();
-    ASSERT_EQ(tx.state(), SessionState::DONE) << tx.message() << " | " << rx.message();
-    ASSERT_EQ(rx.state(), SessionState::DONE) << rx.message();
-    EXPECT_EQ(out, in);
-    EXPECT_EQ(tx.stats().chunks_resent, 0u);
+    for (int i = 0; i < 50; i++) r.step();
+    r.kill(kVictim);
+    ASSERT_EQ(r.tx.push_input(in.data() + 1500, in.size() - 1500, r.now), in.size() - 1500);
+    r.finish();
+    ASSERT_EQ(r.tx.state(), SessionState::DONE) << r.tx.message() << " | " << r.rx.message();
+    ASSERT_EQ(r.rx.state(), SessionState::DONE) << r.rx.message();
+    EXPECT_EQ(r.out, in);
+    EXPECT_EQ(r.tx.stats().chunks_resent, 0u);
 }

@@ -77,6 +77,13 @@ bool TunnelEnds::flush_backlog() {
 }
 
 // Commands keep their order: once one waits, the rest queue behind it.
+void TunnelEnds::command(const End &e, CommandType t) {
+    LegCommand c;
+    c.type = t;
+    c.handle = e.handle;
+    command(e, c);
+}
+
 void TunnelEnds::command(const End &e, const LegCommand &c) {
     if (backlog_head_ == backlog_.size() && out_.send(e.host, c)) return;
     stats_.commands_deferred++;
@@ -95,10 +102,7 @@ void TunnelEnds::erase(ConnHandle h) {
 // Reset both ways: RST on the connection, and the socket closed before its
 // write side was shut, which the bridge reads as a reset.
 void TunnelEnds::abort(End &e) {
-    LegCommand c;
-    c.type = CommandType::ABORT;
-    c.handle = e.handle;
-    command(e, c);
+    command(e, CommandType::ABORT);
     stats_.resets++;
     if (verbose_) std::fprintf(stderr, "dpdk-millipede tunnel: connection %#x on the port reset\n", e.handle);
     // A WRITE_REF still in a ring may point into the staging ring: the
@@ -119,10 +123,7 @@ void TunnelEnds::on_report(const LegReport &r, uint64_t now_us) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
             stats_.refused++;
             if (verbose_) std::fprintf(stderr, "dpdk-millipede tunnel: socketpair: %s\n", std::strerror(errno));
-            LegCommand c;
-            c.type = CommandType::ABORT;
-            c.handle = r.handle;
-            command(*e, c);
+            command(*e, CommandType::ABORT);
             return;
         }
         e->fd = sv[0];
@@ -173,10 +174,7 @@ void TunnelEnds::on_report(const LegReport &r, uint64_t now_us) {
         }
         // Reset, timed out: the host waits for RELEASE. What the socket has
         // not taken yet is lost with the connection, as with a kernel RST.
-        LegCommand c;
-        c.type = CommandType::RELEASE;
-        c.handle = e->handle;
-        command(*e, c);
+        command(*e, CommandType::RELEASE);
         stats_.resets++;
         if (verbose_)
             std::fprintf(stderr, "dpdk-millipede tunnel: connection %#x on the port ended (%s)\n", e->handle,
@@ -257,18 +255,12 @@ unsigned TunnelEnds::from_socket(End &e) {
             return 1;
         }
         e.socket_eof = true;
-        LegCommand c;
-        c.type = CommandType::SHUTDOWN;
-        c.handle = e.handle;
-        command(e, c);
+        command(e, CommandType::SHUTDOWN);
         work++;
     }
     if (sent) {
         stats_.bytes_out += sent;
-        LegCommand c;
-        c.type = CommandType::FLUSH;
-        c.handle = e.handle;
-        command(e, c);
+        command(e, CommandType::FLUSH);
         work++;
     }
     return work;
@@ -278,10 +270,7 @@ unsigned TunnelEnds::from_socket(End &e) {
 // destroy the connection.
 void TunnelEnds::finish_if_done(End &e) {
     if (!e.closed || e.span_count || !e.shut_wr) return;
-    LegCommand c;
-    c.type = CommandType::RELEASE;
-    c.handle = e.handle;
-    command(e, c);
+    command(e, CommandType::RELEASE);
     stats_.closed++;
     if (verbose_) std::fprintf(stderr, "dpdk-millipede tunnel: connection %#x on the port closed\n", e.handle);
     erase(e.handle);

@@ -77,6 +77,7 @@ class TunnelEnds {
   private:
     End *find(session::ConnHandle h);
     void command(const End &e, const session::LegCommand &c);
+    void command(const End &e, session::CommandType t); // one without arguments
     bool flush_backlog();
     unsigned to_socket(End &e);
     unsigned from_socket(End &e);
