@@ -15,11 +15,14 @@ checksum, observe, roles, teardown (telemetry through shutdown), compress, memif
 memif links on hugepages), duplex and duplex_memif (rx and tx in each of two
 processes), parity, key, combos, synflood and forged (attacks from the kernel side
 of the veth with attack.py, which needs Debian's python3-scapy), tunnel,
-tunnel_plain, tunnel_dies and tunnel_ssh (terminate / initiate, with kernel
-TCP peers from tunnel_peer.py in the namespaces; MILLIPEDE_TUNNEL_WORDS adds
-words to both ends of `tunnel`).
-Exit 0 pass, 1 fail, 77 skip (no root, or veth/af_packet unavailable; memif:
-not 256 free hugepages; tunnel_ssh: no OpenSSH).
+tunnel_plain, tunnel_dies, tunnel_ssh and tunnel_ports (terminate / initiate,
+with kernel TCP peers from tunnel_peer.py in the namespaces; tunnel_ports
+accepts on A's own address behind a net_tap port; MILLIPEDE_TUNNEL_WORDS adds
+words to both ends of `tunnel` and `tunnel_ports`).
+Exit 0 pass, 1 fail, 77 skip: only when the machine cannot host the case at
+all (no root, namespaces or veth pairs unavailable; memif: the kernel cannot
+find the 2 MiB hugepages two processes need). A missing OpenSSH fails
+tunnel_ssh: it is a package the project's scripts install.
 """
 import atexit
 import os

@@ -235,6 +235,16 @@ std::vector<uint8_t> echo_through_fd(int fd, const std::vector<uint8_t> &data, s
     return got;
 }
 
+// After n connections that each ended with FIN both ways: every one is
+// gone at both ends, closed, and nothing was reset or failed.
+void expect_closed_cleanly(Pair &p, unsigned n) {
+    EXPECT_EQ(p.term->stats().accepted.load(), n);
+    EXPECT_TRUE(wait_for([&] { return p.term->stats().active == 0 && p.init->stats().active == 0; }, 5000ms));
+    EXPECT_EQ(p.term->stats().closed.load(), n);
+    EXPECT_EQ(p.term->stats().resets_sent.load() + p.init->stats().resets_sent.load(), 0u);
+    EXPECT_EQ(p.failed.load(), 0);
+}
+
 } // namespace
 
 TEST(TunnelBridge, ConcurrentConnectionsByteExactWithHalfClose) {
@@ -255,12 +265,8 @@ TEST(TunnelBridge, ConcurrentConnectionsByteExactWithHalfClose) {
         EXPECT_TRUE(eof[i]) << "connection " << i << " saw no EOF after the echo";
     }
     EXPECT_EQ(echo.accepted_.load(), 3);
-    EXPECT_EQ(p.term->stats().accepted.load(), 3u);
     EXPECT_EQ(p.init->stats().opened.load(), 3u);
-    EXPECT_TRUE(wait_for([&] { return p.term->stats().active == 0 && p.init->stats().active == 0; }, 5000ms));
-    EXPECT_EQ(p.term->stats().closed.load(), 3u);
-    EXPECT_EQ(p.term->stats().resets_sent.load() + p.init->stats().resets_sent.load(), 0u);
-    EXPECT_EQ(p.failed.load(), 0);
+    expect_closed_cleanly(p, 3);
 }
 
 // A client that does not read: its connection's buffer fills, the bridge
@@ -400,11 +406,7 @@ TEST(TunnelBridge, AdoptedConnectionsByteExactWithHalfClose) {
         EXPECT_TRUE(got[i] == sent[i]) << "connection " << i << ": " << got[i].size() << " of " << sent[i].size();
         EXPECT_TRUE(eof[i]) << "connection " << i << " saw no EOF after the echo";
     }
-    EXPECT_EQ(p.term->stats().accepted.load(), 3u);
-    EXPECT_TRUE(wait_for([&] { return p.term->stats().active == 0 && p.init->stats().active == 0; }, 5000ms));
-    EXPECT_EQ(p.term->stats().closed.load(), 3u);
-    EXPECT_EQ(p.term->stats().resets_sent.load() + p.init->stats().resets_sent.load(), 0u);
-    EXPECT_EQ(p.failed.load(), 0);
+    expect_closed_cleanly(p, 3);
 }
 
 TEST(TunnelBridge, AdoptedSocketClosedEarlyResetsTheFarConnection) {

@@ -370,8 +370,8 @@ bool Impl::setup_session(std::string &err) {
         if (sends() && !setup_tx_session(err)) return false;
         if (receives() && !setup_rx_session(err)) return false;
         if (o.terminate_on_ports) {
-            if (!o.tunnel_adopt || !o.terminate_port || o.terminate_port == o.listen_port) {
-                err = "--terminate-on ports: needs the tunnel's bridge and a PORT other than rx's";
+            if (!o.tunnel_adopt) { // (the ports were checked with the options, and by LegHost)
+                err = "--terminate-on ports: no tunnel bridge to hand the connections to";
                 return false;
             }
             s.tunnel = std::make_unique<TunnelEnds>(o.terminate_port, kSendBuffer, s.out, o.tunnel_adopt,

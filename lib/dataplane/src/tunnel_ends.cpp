@@ -38,6 +38,12 @@ struct TunnelEnds::End {
     // acknowledgement of its bytes can be reported).
     std::unique_ptr<uint8_t[]> stage;
     uint64_t written = 0, acked = 0, window_end = 0;
+    // Bytes the socket may give the connection now: TCP's window and the
+    // staging ring's room, whichever is less.
+    uint64_t intake_room() const {
+        const uint64_t in_stage = written - std::min(acked, written);
+        return std::min<uint64_t>(kStageBytes - in_stage, window_end > written ? window_end - written : 0);
+    }
     bool socket_eof = false; // the bridge shut its end: SHUTDOWN sent
     bool closed = false;     // CLOSED: FIN both ways, acknowledged
     bool hangup = false;     // the bridge closed its end (after ours was shut)
@@ -99,18 +105,22 @@ void TunnelEnds::erase(ConnHandle h) {
     ends_.pop_back();
 }
 
-// Reset both ways: RST on the connection, and the socket closed before its
-// write side was shut, which the bridge reads as a reset.
-void TunnelEnds::abort(End &e) {
-    command(e, CommandType::ABORT);
+// A connection that ended without FIN both ways: `last` (ABORT or RELEASE)
+// is its last command, and the socket closes before its write side was
+// shut, which the bridge reads as a reset. A WRITE_REF still in a command
+// ring may point into the staging ring; the worker copies it before it runs
+// `last`, so the ring only has to outlive the rings' backlog (kGraveyardUs),
+// not its acknowledgement, which will never come.
+void TunnelEnds::retire(End &e, CommandType last, const char *why) {
+    command(e, last);
     stats_.resets++;
-    if (verbose_) std::fprintf(stderr, "dpdk-millipede tunnel: connection %#x on the port reset\n", e.handle);
-    // A WRITE_REF still in a ring may point into the staging ring: the
-    // worker copies it before it runs the ABORT behind it, so the memory
-    // only has to outlive the ring's backlog (kGraveyardUs).
+    if (verbose_) std::fprintf(stderr, "dpdk-millipede tunnel: connection %#x on the port %s\n", e.handle, why);
     if (e.stage) graveyard_.push_back({now_ + kGraveyardUs, std::move(e.stage)});
     erase(e.handle);
 }
+
+// Reset both ways: RST on the connection, the socket closed.
+void TunnelEnds::abort(End &e) { retire(e, CommandType::ABORT, "reset"); }
 
 void TunnelEnds::on_report(const LegReport &r, uint64_t now_us) {
     now_ = now_us;
@@ -159,30 +169,19 @@ void TunnelEnds::on_report(const LegReport &r, uint64_t now_us) {
         to_socket(*e);
         break;
     case ReportType::CLOSED:
+    case ReportType::ENDED:
+        if (r.type == ReportType::ENDED && r.cause != session::EndCause::CLOSED) {
+            // Reset, timed out: the host waits for RELEASE. What the socket
+            // has not taken yet is lost with the connection, as with a RST.
+            retire(*e, CommandType::RELEASE, tcp::close_reason_name(r.reason));
+            break;
+        }
+        // Closed in order (an ENDED of cause CLOSED when the peer's FIN came
+        // first): what the socket has not taken yet still goes.
         e->acked = std::max(e->acked, r.credit.acked);
         e->closed = true;
         finish_if_done(*e);
         break;
-    case ReportType::ENDED: {
-        if (r.cause == session::EndCause::CLOSED) {
-            // Closed in order (the peer's FIN came first, ours last): as
-            // CLOSED; what the socket has not taken yet still goes.
-            e->acked = std::max(e->acked, r.credit.acked);
-            e->closed = true;
-            finish_if_done(*e);
-            break;
-        }
-        // Reset, timed out: the host waits for RELEASE. What the socket has
-        // not taken yet is lost with the connection, as with a kernel RST.
-        command(*e, CommandType::RELEASE);
-        stats_.resets++;
-        if (verbose_)
-            std::fprintf(stderr, "dpdk-millipede tunnel: connection %#x on the port ended (%s)\n", e->handle,
-                         tcp::close_reason_name(r.reason));
-        if (e->stage) graveyard_.push_back({now_ + kGraveyardUs, std::move(e->stage)});
-        erase(e->handle); // closing the socket tells the bridge
-        break;
-    }
     default:
         break;
     }
@@ -231,8 +230,7 @@ unsigned TunnelEnds::from_socket(End &e) {
     unsigned work = 0;
     uint64_t sent = 0;
     while (!e.socket_eof) {
-        const uint64_t in_stage = e.written - std::min(e.acked, e.written);
-        const uint64_t room = std::min<uint64_t>(kStageBytes - in_stage, e.window_end > e.written ? e.window_end - e.written : 0);
+        const uint64_t room = e.intake_room();
         if (!room) break;
         const uint32_t at = static_cast<uint32_t>(e.written % kStageBytes);
         const size_t want = static_cast<size_t>(std::min<uint64_t>(room, kStageBytes - at));
@@ -290,8 +288,7 @@ unsigned TunnelEnds::poll(uint64_t now_us) {
         if (n == 256) break;
         short ev = 0;
         if (e->span_count) ev |= POLLOUT;
-        const uint64_t in_stage = e->written - std::min(e->acked, e->written);
-        if (!e->socket_eof && in_stage < kStageBytes && e->window_end > e->written) ev |= POLLIN;
+        if (!e->socket_eof && e->intake_room()) ev |= POLLIN;
         if (!ev && e->hangup) continue; // waiting for TCP's CLOSED only
         set[n] = {e->fd, ev, 0};
         who[n++] = e->handle;

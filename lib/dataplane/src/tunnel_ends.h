@@ -83,6 +83,7 @@ class TunnelEnds {
     unsigned from_socket(End &e);
     void finish_if_done(End &e);
     void abort(End &e);
+    void retire(End &e, session::CommandType last, const char *why);
     void erase(session::ConnHandle h);
 
     uint16_t port_;

@@ -227,16 +227,21 @@ void TunnelBridge::adopt_new() {
             close(fd); // the plane resets its connection
             continue;
         }
-        auto c = std::make_unique<Conn>();
-        c->id = next_id_++;
-        c->fd = fd;
-        c->adopted = true;
-        queue_control(RecordType::OPEN, c->id);
-        stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-        log("connection %u accepted on the data plane's port", c->id);
-        conns_.push_back(std::move(c));
-        stats_.active.store(conns_.size(), std::memory_order_relaxed);
+        add_accepted(fd, true);
     }
+}
+
+// A connection that arrived at this (terminate) end: OPEN goes to the far end.
+void TunnelBridge::add_accepted(int fd, bool adopted) {
+    auto c = std::make_unique<Conn>();
+    c->id = next_id_++;
+    c->fd = fd;
+    c->adopted = adopted;
+    queue_control(RecordType::OPEN, c->id);
+    stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+    log(adopted ? "connection %u accepted on the data plane's port" : "connection %u accepted", c->id);
+    conns_.push_back(std::move(c));
+    stats_.active.store(conns_.size(), std::memory_order_relaxed);
 }
 
 void TunnelBridge::log(const char *fmt, ...) {
@@ -326,14 +331,7 @@ void TunnelBridge::accept_new() {
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        auto c = std::make_unique<Conn>();
-        c->id = next_id_++;
-        c->fd = fd;
-        queue_control(RecordType::OPEN, c->id);
-        stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-        log("connection %u accepted", c->id);
-        conns_.push_back(std::move(c));
-        stats_.active.store(conns_.size(), std::memory_order_relaxed);
+        add_accepted(fd, false);
         if (to_plane_.size() - to_plane_head_ >= cfg_.pipe_buffer) return;
     }
 }

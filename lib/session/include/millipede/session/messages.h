@@ -9,7 +9,9 @@
 //   message exactly once.
 // - Memory named by a message stays valid until the other side is done with
 //   it: WRITE_REF bytes are held by the reference (or, ref 0, by the core
-//   until the command has run: only the in-process pipeline uses that);
+//   until the command has run: the in-process pipeline, and the data
+//   plane's TunnelEnds, which keeps them until TCP acknowledges them, as no
+//   acknowledgement can come before the copy);
 //   INPUT spans live in the connection's receive queue until the core
 //   CONSUMEs them, and a host destroys a connection only after the core's
 //   RELEASE, so no span outlives its memory.

@@ -125,6 +125,7 @@ class TunnelBridge {
     bool flush_to_plane();
     void accept_new();
     void adopt_new();
+    void add_accepted(int fd, bool adopted);
     void read_socket(Conn &c);
     void write_socket(Conn &c);
     void open_far(uint32_t id);
