@@ -62,6 +62,22 @@ TEST(FlowKey, DistinctTuplesGiveDistinctKeys) {
     EXPECT_FALSE(a == c);
 }
 
+// The key's endpoint order is memcmp's byte order, whatever computes it:
+// random addresses sharing 0, 8, 12 or 16 leading bytes, so both 64-bit
+// halves and the port tie-break decide some of the cases.
+TEST(FlowKey, EndpointOrderIsMemcmpOrder) {
+    std::mt19937 rng(11);
+    for (int i = 0; i < 40000; ++i) {
+        uint8_t a[16], b[16];
+        for (int j = 0; j < 16; ++j) a[j] = b[j] = static_cast<uint8_t>(rng());
+        const int shared = std::array<int, 4>{0, 8, 12, 16}[i % 4];
+        for (int j = shared; j < 16; ++j) b[j] = static_cast<uint8_t>(rng());
+        const bool tie = (rng() & 1) != 0;
+        const int c = std::memcmp(a, b, 16);
+        ASSERT_EQ(addr_before_or_equal(a, b, tie), c < 0 || (c == 0 && tie)) << "case " << i;
+    }
+}
+
 TEST(FlowKey, ClassOfProtocol) {
     EXPECT_EQ(flow_class_of(net::kProtoTCP), FlowClass::Tcp);
     EXPECT_EQ(flow_class_of(net::kProtoUDP), FlowClass::Udp);
