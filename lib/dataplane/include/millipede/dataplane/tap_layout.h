@@ -72,7 +72,10 @@ inline TapLayout plan_tap_lcores(const std::vector<unsigned> &ids, unsigned shar
 inline std::string TapLayout::describe() const {
     auto list = [](const std::vector<unsigned> &v) {
         std::string s;
-        for (unsigned x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+        for (unsigned x : v) {
+            if (!s.empty()) s += ',';
+            s += std::to_string(x);
+        }
         return s;
     };
     std::string out;
