@@ -164,6 +164,25 @@ TEST(Balancer, MigrationNeedsAMargin) {
     EXPECT_EQ(b.migration_target(1), 1u) << "the best worker never moves its flows";
 }
 
+// A move goes to the worker that is least loaded when the move is decided:
+// dispatches since the refresh count, though the balancer only looks for
+// the least loaded when asked (Balancer::bump).
+TEST(Balancer, AMoveSeesTheDispatchesSinceTheRefresh) {
+    BalancerTuning t;
+    t.migrate_margin = 8;
+    Balancer b(Policy::Pending, 3, t);
+    std::vector<WorkerLoad> loads(3);
+    loads[0].backlog = 50;
+    loads[1].backlog = 0;
+    loads[2].backlog = 1;
+    b.refresh(loads);
+    EXPECT_EQ(b.migration_target(0), 1u);
+    b.note_dispatch(1);
+    b.note_dispatch(1);
+    EXPECT_EQ(b.migration_target(0), 2u) << "worker 1 now has 2 waiting, worker 2 has 1";
+    EXPECT_EQ(b.pick_new(0), 2u);
+}
+
 namespace {
 std::vector<WorkerLoad> rates(std::initializer_list<float> r) {
     std::vector<WorkerLoad> v;

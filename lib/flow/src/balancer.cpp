@@ -58,16 +58,12 @@ void Balancer::refresh(std::span<const WorkerLoad> loads) {
     any_hot_ = any;
 }
 
-void Balancer::rescan_best() {
+void Balancer::rescan_best() const {
     unsigned best = 0;
     for (unsigned w = 1; w < score_.size(); ++w)
         if (score_[w] < score_[best]) best = w;
     best_ = best;
-}
-
-void Balancer::bump(unsigned worker, float by) {
-    score_[worker] += by;
-    if (worker == best_) rescan_best();
+    best_stale_ = false;
 }
 
 unsigned Balancer::pick_new(uint32_t flow_hash) {
@@ -75,18 +71,7 @@ unsigned Balancer::pick_new(uint32_t flow_hash) {
         // Multiply-shift instead of modulo: uniform and division-free.
         return static_cast<unsigned>((uint64_t(flow_hash) * score_.size()) >> 32);
     }
-    return best_;
-}
-
-unsigned Balancer::migration_target(unsigned current) const {
-    if (policy_ == Policy::Hash || !hot_[current] || tokens_ < 1.0f) return current;
-    // Overloaded now (a backlog): relieve it onto the least loaded worker.
-    if (score_[current] > score_[best_] + tuning_.migrate_margin) return best_;
-    // Too much traffic over time: onto the worker with the least, unless
-    // that one is the more backlogged right now.
-    if (coolest_ != current && !hot_[coolest_] && score_[coolest_] <= score_[current] + tuning_.migrate_margin)
-        return coolest_;
-    return current;
+    return best_worker();
 }
 
 void Balancer::note_move(unsigned from, unsigned to, float flow_rate) {

@@ -102,7 +102,19 @@ public:
 
     // For a flow with nothing in flight on `current`: the worker it should
     // move to, or `current` when it should stay. Always `current` for hash.
-    unsigned migration_target(unsigned current) const;
+    // Inline: it runs for most packets of a hot worker's flows while a token
+    // waits for a flow that may move.
+    unsigned migration_target(unsigned current) const {
+        if (policy_ == Policy::Hash || !hot_[current] || tokens_ < 1.0f) return current;
+        // Overloaded now (a backlog): relieve it onto the least loaded worker.
+        const unsigned best = best_worker();
+        if (score_[current] > score_[best] + tuning_.migrate_margin) return best;
+        // Too much traffic over time: onto the worker with the least, unless
+        // that one is the more backlogged right now.
+        if (coolest_ != current && !hot_[coolest_] && score_[coolest_] <= score_[current] + tuning_.migrate_margin)
+            return coolest_;
+        return current;
+    }
 
     // The flow moved from `from` to `to`: spends a token, and its rate
     // (packets per rate sample, as WorkerLoad::rate) counts on `to` from
@@ -114,15 +126,26 @@ public:
     float tokens() const { return tokens_; }
 
 private:
-    void bump(unsigned worker, float by);
-    void rescan_best();
+    // A dispatch raises one score; only raising the lowest can change which
+    // is lowest, and most packets never ask (a known flow that stays put),
+    // so the scan waits for the next question instead of running per packet.
+    void bump(unsigned worker, float by) {
+        score_[worker] += by;
+        if (worker == best_) best_stale_ = true;
+    }
+    unsigned best_worker() const {
+        if (best_stale_) rescan_best();
+        return best_;
+    }
+    void rescan_best() const;
 
     Policy policy_;
     BalancerTuning tuning_;
     std::vector<float> score_;   // sized once at set-up
     std::vector<float> rate_;    // as last refreshed
     std::vector<uint8_t> hot_;   // hysteresis state per worker
-    unsigned best_ = 0;          // lowest score
+    mutable unsigned best_ = 0;  // lowest score (when not stale)
+    mutable bool best_stale_ = false;
     unsigned coolest_ = 0;       // lowest rate (the move target)
     bool any_hot_ = false;
     float tokens_;
