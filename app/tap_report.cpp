@@ -88,6 +88,11 @@ int tel_stats(const char *, const char *, rte_tel_data *d) {
     rte_tel_data_add_dict_u64(d, "ring_drops", sum.ring_drops);
     rte_tel_data_add_dict_u64(d, "records_written", r.writer ? r.writer->written() : 0);
     rte_tel_data_add_dict_u64(d, "records_dropped", sum.records_dropped);
+    const dataplane::PollGaps::Figures g = r.plane->rx_gaps();
+    rte_tel_data_add_dict_u64(d, "rx_gap_longest_us", g.longest_ns / 1000);
+    rte_tel_data_add_dict_u64(d, "rx_gaps_over_100us", g.over_100us);
+    rte_tel_data_add_dict_u64(d, "rx_gaps_over_1ms", g.over_1ms);
+    rte_tel_data_add_dict_u64(d, "rx_gaps_over_10ms", g.over_10ms);
     return 0;
 }
 
@@ -200,6 +205,11 @@ void write_summary(TapRun &r, FILE *f, double seconds) {
                         "\"missed\":%lu,\"unavailable\":%lu,\"passes\":%lu},",
                      (unsigned long)rp.pps, rp.seconds, (unsigned long)rp.offered(), (unsigned long)rp.received,
                      (unsigned long)rp.missed, (unsigned long)rp.unavailable, (unsigned long)rp.passes);
+    // How long the receive queues went unpolled (docs/tap.md, "RX gaps").
+    const dataplane::PollGaps::Figures g = r.plane->rx_gaps();
+    std::fprintf(f, "\"rx_gaps\":{\"longest_us\":%.1f,\"over_100us\":%lu,\"over_1ms\":%lu,\"over_10ms\":%lu},",
+                 static_cast<double>(g.longest_ns) / 1e3, (unsigned long)g.over_100us, (unsigned long)g.over_1ms,
+                 (unsigned long)g.over_10ms);
     // --rx-shards: what each classifier shard (RX queue) saw.
     std::fprintf(f, "\"shards\":%u,\"per_shard\":[", r.plane->shards());
     for (unsigned sh = 0; sh < r.plane->shards(); ++sh) {

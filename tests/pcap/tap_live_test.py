@@ -6,10 +6,12 @@ infinite_rx=1, so the input never ends by itself) with two logical workers
 and --check-order. The test connects to DPDK's telemetry socket
 (/var/run/dpdk/<file-prefix>/dpdk_telemetry.v2, SOCK_SEQPACKET) and asks
 /millipede/tap/stats and /millipede/tap/workers until the workers have
-received packets and nDPI has inspected some, checks their JSON, then sends
-SIGUSR1 and waits for the figures line on stderr, then SIGTERM, and waits
-for the exit. Every wait is for a condition, with a deadline; nothing is
-timed. The run must end with status 0, exactly two figures lines (SIGUSR1
+received packets and nDPI has inspected some, and checks their JSON. It
+then stops the process for 60 ms (SIGSTOP, SIGCONT) and waits for the
+receive loop's gap counters (rx_gaps_*) to show it, sends SIGUSR1 and
+waits for the figures line on stderr, then SIGTERM, and waits for the
+exit. Every wait is for a condition, with a deadline; the one timed step
+is the 60 ms stop itself. The run must end with status 0, exactly two figures lines (SIGUSR1
 and exit), every flow recorded once, the order checker on and its
 counters zero.
 
@@ -96,6 +98,24 @@ def main():
             failures.append("workers have inspected nothing")
         if sum(workers["packets"]) > telemetry_at(sock, "/millipede/tap/stats")["rx_packets"]:
             failures.append("workers processed more packets than were received")
+        # The receive loop's unpolled spells: a process stopped for 60 ms
+        # leaves its queues unpolled at least that long, and the counters
+        # say so (the stop itself is the stimulus; the check waits).
+        before = telemetry_at(sock, "/millipede/tap/stats")
+        p.send_signal(signal.SIGSTOP)
+        time.sleep(0.06)
+        p.send_signal(signal.SIGCONT)
+
+        def gap_counted():
+            s = telemetry_at(sock, "/millipede/tap/stats")
+            return s if s["rx_gaps_over_10ms"] > before["rx_gaps_over_10ms"] else None
+
+        after = wait_for("a gap over 10 ms in /millipede/tap/stats after SIGSTOP", gap_counted, 30)
+        print("rx gaps:", {k: after[k] for k in after if k.startswith("rx_gap")})
+        if after["rx_gap_longest_us"] < 55000:
+            failures.append(f"longest rx gap {after['rx_gap_longest_us']} us after a 60 ms stop")
+        if not after["rx_gaps_over_100us"] >= after["rx_gaps_over_1ms"] >= after["rx_gaps_over_10ms"]:
+            failures.append(f"rx gap buckets do not nest: {after}")
         p.send_signal(signal.SIGUSR1)
         print("on SIGUSR1:", figures_line(60).strip())
         p.send_signal(signal.SIGTERM)
@@ -121,6 +141,8 @@ def main():
               f"dpi {summary['dpi']}, correctness {summary['correctness']}")
         if len(records) != flows:
             failures.append(f"{len(records)} records for {flows} flows")
+        if summary.get("rx_gaps", {}).get("over_10ms", 0) < 1:
+            failures.append(f"the summary's rx_gaps misses the stop: {summary.get('rx_gaps')}")
         if summary["records"]["dropped"]:
             failures.append(f"{summary['records']['dropped']} records dropped")
         if summary["correctness"].get("checked") is not True:

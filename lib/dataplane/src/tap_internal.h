@@ -3,6 +3,8 @@
 //   cls[s], captures, pacer                       the rx lcore of shard s (captures and
 //                                                 paced replay: shard 0, the only one)
 //   worker_ports[s][w], handlers[w]               the lcore that polls logical worker w
+//   rx_gaps[slot]                                 written by the rx lcore in that slot,
+//                                                 read by any (PollGaps' contract)
 //   input_done, shards_done, classifier_done,
 //   last_rx_tsc                                   any (atomics)
 //   everything else                               the main lcore, during set-up and teardown
@@ -19,6 +21,7 @@
 
 #include "millipede/dataplane/capture_source.h"
 #include "millipede/dataplane/lcores.h"
+#include "millipede/dataplane/poll_gaps.h"
 #include "millipede/dataplane/tap.h"
 #include "millipede/dataplane/tap_layout.h"
 #include "millipede/flow/classifier.h"
@@ -47,6 +50,7 @@ struct TapPlane::Impl {
     std::vector<uint64_t> rx_iter; // per shard (its rx lcore)
     unsigned room_needed = 0;      // free entries every worker ring needs before a capture is read
     std::atomic<uint64_t> last_rx_tsc{0};
+    std::unique_ptr<PollGaps[]> rx_gaps; // per lcore slot; only rx lcores note gaps
     // Paced replay (cfg.replay_pps; rx lcore, read by the main lcore after run()).
     struct Pacer {
         double per_tsc = 0;         // packets due per TSC cycle

@@ -198,7 +198,10 @@ int TapPlane::Impl::lcore_main(unsigned slot, const std::function<void()> *stats
         last_rx_tsc.store(rte_rdtsc(), std::memory_order_relaxed);
         const bool paced = cfg.replay_pps != 0; // one shard (open() refuses more): one rx lcore
         if (paced) pacer.start_tsc = rte_rdtsc();
+        PollGaps &gaps = rx_gaps[slot];
+        gaps.restart(rte_rdtsc());
         while (!input_done.load(std::memory_order_relaxed) && !stop_requested()) {
+            gaps.note(rte_rdtsc());
             bool waiting = false;
             unsigned got = 0;
             if (paced) got = paced_rx_step(waiting);

@@ -249,6 +249,8 @@ bool TapPlane::Impl::make_pipeline(rte_mempool *flow_state_pool, std::vector<Tap
         if (!cls[s]->share_load_with(std::move(peers), err)) return false;
     }
     rx_iter.assign(shards, 0);
+    rx_gaps = std::make_unique<PollGaps[]>(layout.plan.lcores.size());
+    for (size_t i = 0; i < layout.plan.lcores.size(); i++) rx_gaps[i].set_tsc_hz(rte_get_tsc_hz());
     worker_ports.resize(shards);
     for (unsigned s = 0; s < shards; ++s)
         for (unsigned w = 0; w < cfg.cls.workers; ++w)
@@ -313,6 +315,13 @@ flow::FlowTableStats TapPlane::table_stats() const {
     flow::FlowTableStats t;
     for (const auto &c : impl_->cls) t += c->table().stats();
     return t;
+}
+
+PollGaps::Figures TapPlane::rx_gaps() const {
+    PollGaps::Figures f;
+    if (impl_->rx_gaps)
+        for (size_t i = 0; i < impl_->layout.plan.lcores.size(); i++) f += impl_->rx_gaps[i].figures();
+    return f;
 }
 
 uint32_t TapPlane::flows_active() const {

@@ -74,6 +74,7 @@
 #include <string>
 #include <vector>
 
+#include "millipede/dataplane/poll_gaps.h"
 #include "millipede/flow/classifier.h"
 
 struct rte_mbuf;
@@ -148,6 +149,7 @@ class TapPlane {
     flow::ClassifierStats classifier_stats() const;  // summed
     flow::FlowTableStats table_stats() const;        // summed
     uint32_t flows_active() const;                   // summed
+    PollGaps::Figures rx_gaps() const;               // the rx lcores' unpolled spells (poll_gaps.h)
     uint64_t dispatched(unsigned w) const;           // to worker w, summed
     uint64_t ring_drops(unsigned w) const;           // summed
     uint64_t busy_cycles(unsigned w) const;          // worker w's, on every shard's rings
