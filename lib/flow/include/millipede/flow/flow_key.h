@@ -39,9 +39,6 @@ inline FlowClass flow_class_of(uint8_t proto) {
     return proto == net::kProtoTCP ? FlowClass::Tcp : proto == net::kProtoUDP ? FlowClass::Udp : FlowClass::Other;
 }
 
-// Builds the canonical key. ICMP/ICMPv6 and protocols without ports (and
-// non-first fragments, whose ports are unknown) key on the address pair and
-// protocol only; the flow layer joins non-first fragments separately.
 // Orders two addresses as memcmp would (bytes in network order, first byte
 // most significant), in two 64-bit compares: an ordering memcmp is a libc
 // call that cost 20-30 cycles per classified packet (docs/classifier.md).
@@ -62,6 +59,9 @@ inline bool addr_before_or_equal(const uint8_t a[16], const uint8_t b[16], bool 
     return tie;
 }
 
+// Builds the canonical key. ICMP/ICMPv6 and protocols without ports (and
+// non-first fragments, whose ports are unknown) key on the address pair and
+// protocol only; the flow layer joins non-first fragments separately.
 inline Direction make_flow_key(const net::PacketInfo &p, FlowKey &k) {
     uint16_t sport = p.src_port, dport = p.dst_port;
     bool src_is_lo = addr_before_or_equal(p.src.bytes, p.dst.bytes, sport <= dport);
