@@ -105,8 +105,11 @@ def search(trial, max_rate, *, resolution=0.02, max_trials=12, min_rate=None,
         r["target_rate"] = rate
         trials.append(r)
         if log:
+            gaps = r.get("tap_rx_gaps")
             log(f"  trial {len(trials)}: {rate / 1e6:.4f} Mpps -> offered {r['rate'] / 1e6:.4f} Mpps, "
-                f"loss {100 * r['loss_ratio']:.4f} %")
+                f"loss {100 * r['loss_ratio']:.4f} %"
+                + (f", tap rx gaps >100us/>1ms/>10ms {gaps['over_100us']}/{gaps['over_1ms']}/{gaps['over_10ms']}"
+                   if gaps else ""))
         return r
 
     def open_targets():
@@ -279,7 +282,9 @@ class Tap:
                 raise RuntimeError(f"tap: no /millipede/tap/stats within {timeout_s} s: {self.tail()}")
             time.sleep(0.05)
         return {k: s[k] for k in ("rx_packets", "worker_packets", "ring_drops", "flows_active",
-                                  "flows_started", "l7_detected", "l7_guessed", "l7_unknown")}
+                                  "flows_started", "l7_detected", "l7_guessed", "l7_unknown",
+                                  "rx_gaps_over_100us", "rx_gaps_over_1ms", "rx_gaps_over_10ms",
+                                  "rx_gap_longest_us")}
 
     def settled_counters(self, quiet_s=0.1, limit_s=3.0):
         """The counters once rx and worker packets stop moving (what was in
@@ -401,6 +406,11 @@ def tap_trial(tap, pacer, cmd, seconds):
         "unaccounted": d["rx_packets"] - inspected - d["ring_drops"],
         "settled": settled, "generator_tokens_lost": g["tokens_lost"], "gen_no_mbuf": g["no_mbuf"],
         "flows_active": after["flows_active"],
+        # How often the tap's receive loop left the memif ring unpolled
+        # during the trial (docs/tap.md, "RX gaps"); the longest is since
+        # the tap started, not per trial.
+        "tap_rx_gaps": {k: after[f"rx_gaps_{k}"] - before[f"rx_gaps_{k}"] for k in ("over_100us", "over_1ms", "over_10ms")},
+        "tap_rx_gap_longest_us_so_far": after["rx_gap_longest_us"],
     }
 
 
@@ -600,8 +610,11 @@ def merged_capture(a):
 
 
 def build_matrix(a):
-    sizes = a.sizes.split()
-    flows = [int(f) for f in a.flows.split()]
+    sizes = a.sizes.replace(",", " ").split()
+    try:
+        flows = [int(f) for f in a.flows.replace(",", " ").split()]
+    except ValueError:
+        raise SystemExit(f"rfc2544.py: --flows takes whole numbers, separated by spaces or commas: {a.flows!r}")
     curves = []
     for size in sizes:
         for n in flows:
@@ -893,7 +906,10 @@ def main():
     m.add_argument("--testpmd-lcores", default="0@0,1@0", help="testpmd: main (idle) + forwarding lcore on CPU 0")
     m.add_argument("--tap-workers", type=int, default=1)
     m.add_argument("--memif-rsize", type=int, default=None, help="log2 memif ring slots (DPDK default 10)")
-    m.add_argument("--tap-args", default="--policy busy")
+    m.add_argument("--tap-args", default="--policy busy --busy-poll",
+                   help="tap's own words; --busy-poll by default: an appliance's rx lcore has its core "
+                        "to itself, and the idle back-off's sleeps leave the memif ring unpolled "
+                        "(docs/benchmarks.md, RFC 2544 searches)")
     m.add_argument("--nice", type=int, default=-20)
     m.add_argument("--lock", default=os.environ.get("MILLIPEDE_DPDK_LOCK", "/tmp/millipede-dpdk.lock"),
                    help="held per search (empty: none); MILLIPEDE_DPDK_LOCK as tools/test.sh")
