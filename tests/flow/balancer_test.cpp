@@ -150,13 +150,29 @@ TEST(Balancer, ABurstOfNewFlowsSpreads) {
     for (unsigned g : got) EXPECT_EQ(g, 8u);
 }
 
+namespace {
+// A pending-policy balancer with this migration margin, refreshed once
+// with these backlogs; `loads` stays for the next refresh.
+struct Backlogged {
+    std::vector<WorkerLoad> loads;
+    Balancer b;
+    Backlogged(float margin, std::initializer_list<uint32_t> backlogs)
+        : loads(backlogs.size()), b(Policy::Pending, static_cast<unsigned>(backlogs.size()), with_margin(margin)) {
+        unsigned w = 0;
+        for (uint32_t x : backlogs) loads[w++].backlog = x;
+        b.refresh(loads);
+    }
+    static BalancerTuning with_margin(float m) {
+        BalancerTuning t;
+        t.migrate_margin = m;
+        return t;
+    }
+};
+} // namespace
+
 TEST(Balancer, MigrationNeedsAMargin) {
-    BalancerTuning t;
-    t.migrate_margin = 8;
-    Balancer b(Policy::Pending, 2, t);
-    std::vector<WorkerLoad> loads(2);
-    loads[0].backlog = 5;
-    b.refresh(loads);
+    Backlogged x(8, {5, 0});
+    auto &[loads, b] = x;
     EXPECT_EQ(b.migration_target(0), 0u) << "within the margin: stay";
     loads[0].backlog = 20;
     b.refresh(loads);
@@ -168,14 +184,8 @@ TEST(Balancer, MigrationNeedsAMargin) {
 // dispatches since the refresh count, though the balancer only looks for
 // the least loaded when asked (Balancer::bump).
 TEST(Balancer, AMoveSeesTheDispatchesSinceTheRefresh) {
-    BalancerTuning t;
-    t.migrate_margin = 8;
-    Balancer b(Policy::Pending, 3, t);
-    std::vector<WorkerLoad> loads(3);
-    loads[0].backlog = 50;
-    loads[1].backlog = 0;
-    loads[2].backlog = 1;
-    b.refresh(loads);
+    Backlogged x(8, {50, 0, 1});
+    Balancer &b = x.b;
     EXPECT_EQ(b.migration_target(0), 1u);
     b.note_dispatch(1);
     b.note_dispatch(1);
@@ -212,13 +222,8 @@ TEST(Balancer, HysteresisKeepsAWorkerHotUntilItHasCooled) {
 }
 
 TEST(Balancer, ABacklogMakesAWorkerHotAtOnce) {
-    BalancerTuning t;
-    t.migrate_margin = 16;
-    Balancer b(Policy::Pending, 3, t);
-    std::vector<WorkerLoad> loads(3);
-    loads[0].backlog = 40;
-    loads[2].backlog = 10;
-    b.refresh(loads);
+    Backlogged x(16, {40, 0, 10});
+    auto &[loads, b] = x;
     EXPECT_TRUE(b.hot(0));
     EXPECT_EQ(b.migration_target(0), 1u) << "relieved onto the least backlogged worker";
     loads[0].backlog = 12; // back within the margin, not yet within half of it
