@@ -124,6 +124,8 @@ void run(benchmark::State &state, bool sw_checksum) {
             // The run stops and prints no figures (an incomplete transfer
             // would make its cycles per byte meaningless), and the process
             // exits non-zero (main below): a failure, not a skip.
+            // SkipWithError is Google Benchmark's only call that ends a run
+            // with an error; nothing here is skipped.
             g_incomplete = true;
             state.SkipWithError("transfer incomplete: the receiver did not get every byte, or the sender's end was "
                                 "not confirmed");
